@@ -1,0 +1,55 @@
+"""Camera conventions.
+
+nerfstudio stores camera-to-world matrices in the OpenGL convention (x right, y up, camera
+looking down -z). gsplat and our torch rasterizer take world-to-camera ``viewmats`` in the
+OpenCV convention (x right, y down, looking down +z) and pinhole intrinsics ``Ks``.
+"""
+
+from __future__ import annotations
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+_GL_TO_CV = torch.tensor([1.0, -1.0, -1.0, 1.0])
+
+
+def _as_4x4(c2w: Float[Tensor, "*batch 3 4"] | Float[Tensor, "*batch 4 4"]) -> Float[Tensor, "*batch 4 4"]:
+    if c2w.shape[-2:] == (4, 4):
+        return c2w
+    bottom = torch.zeros(*c2w.shape[:-2], 1, 4, dtype=c2w.dtype, device=c2w.device)
+    bottom[..., 0, 3] = 1.0
+    return torch.cat([c2w, bottom], dim=-2)
+
+
+def opengl_c2w_to_viewmat(c2w: Float[Tensor, "*batch 3 4"] | Float[Tensor, "*batch 4 4"]) -> Float[Tensor, "*batch 4 4"]:
+    """nerfstudio (OpenGL) camera-to-world → OpenCV world-to-camera (gsplat ``viewmats``)."""
+    c2w = _as_4x4(c2w)
+    flip = _GL_TO_CV.to(device=c2w.device, dtype=c2w.dtype)
+    return torch.linalg.inv(c2w * flip)  # right-multiplying by diag(flip) flips camera axes
+
+
+def viewmat_to_opengl_c2w(viewmat: Float[Tensor, "*batch 4 4"]) -> Float[Tensor, "*batch 4 4"]:
+    """Inverse of :func:`opengl_c2w_to_viewmat`."""
+    flip = _GL_TO_CV.to(device=viewmat.device, dtype=viewmat.dtype)
+    return torch.linalg.inv(viewmat) * flip
+
+
+def intrinsics_matrix(
+    *, fx: Float[Tensor, "*batch"], fy: Float[Tensor, "*batch"], cx: Float[Tensor, "*batch"], cy: Float[Tensor, "*batch"]
+) -> Float[Tensor, "*batch 3 3"]:
+    """Pinhole intrinsics ``K`` from focal lengths and principal point (pixels)."""
+    K = torch.zeros(*fx.shape, 3, 3, dtype=fx.dtype, device=fx.device)
+    K[..., 0, 0], K[..., 1, 1], K[..., 0, 2], K[..., 1, 2], K[..., 2, 2] = fx, fy, cx, cy, 1.0
+    return K
+
+
+def scale_intrinsics(Ks: Float[Tensor, "*batch 3 3"], factor: float) -> Float[Tensor, "*batch 3 3"]:
+    """Intrinsics of the same camera imaged at ``factor`` × the resolution.
+
+    Pixel centres sit at half-integers in both images, so for a downscale by ``d``
+    (``factor = 1/d``) ``cx' = cx / d`` exactly when the image size is a multiple of ``d``.
+    """
+    out = Ks.clone()
+    out[..., :2, :] *= factor
+    return out

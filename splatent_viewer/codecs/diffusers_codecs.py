@@ -1,0 +1,199 @@
+"""Codecs backed by diffusers autoencoders: the SD-Turbo VAE (``AutoencoderKL``) and TAESD (``AutoencoderTiny``).
+
+Weights are never downloaded unless asked (``allow_download=True``): they come from a local
+folder or the Hugging Face cache (``local_files_only=True``), and anything missing or of the
+wrong kind becomes one :class:`SplatentError` naming the folder and how to get the weights.
+
+Conventions (diffusers 0.42.1, checked in its source):
+
+- ``AutoencoderKL``: images in ``[-1, 1]`` → ``latent_dist``; we take its mean (deterministic)
+  and apply the pipelines' ``(z - shift_factor) * scaling_factor`` (0.18215, no shift for
+  SD-Turbo); ``decode`` undoes that and maps ``[-1, 1]`` back to ``[0, 1]``.
+- ``AutoencoderTiny``: ``encode`` also takes ``[-1, 1]`` (``EncoderTiny`` maps it to ``[0, 1]``
+  itself) and returns *raw* latents, which already live in the scaled SD latent space
+  (``scaling_factor`` is 1.0); ``decode`` returns ``[-1, 1]``. Its ``scale_latents`` /
+  ``unscale_latents`` only pack latents into ``[0, 1]`` for 8-bit storage and are not used here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from splatent_viewer.codecs.base import LatentCodec
+from splatent_viewer.errors import SplatentError
+
+SD_TURBO_REPO = "stabilityai/sd-turbo"
+TAESD_REPO = "madebyollin/taesd"
+
+_SD_TURBO_HOWTO = (
+    f"download it with `huggingface-cli download {SD_TURBO_REPO} --include 'vae/*' --local-dir DIR` on a machine "
+    "with internet and pass --codec.path DIR (or allow downloading with --codec.allow-download)"
+)
+_TAESD_HOWTO = (
+    f"download it with `huggingface-cli download {TAESD_REPO} --local-dir DIR` on a machine with internet "
+    "and pass --codec.path DIR (or allow downloading with --codec.allow-download)"
+)
+
+
+def _locate(path: Path, *, expected_class: str, howto: str) -> tuple[Path, str | None]:
+    """``(folder, subfolder)`` for ``from_pretrained``: ``path/vae`` when it has a config, else ``path``."""
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        raise SplatentError(f"{expected_class} folder {path} does not exist; {howto}.")
+    if (path / "vae" / "config.json").is_file():
+        folder, subfolder, config = path, "vae", path / "vae" / "config.json"
+    elif (path / "config.json").is_file():
+        folder, subfolder, config = path, None, path / "config.json"
+    else:
+        raise SplatentError(
+            f"{path} has no config.json (nor vae/config.json), so it is not a diffusers {expected_class}; {howto}."
+        )
+    try:
+        class_name = json.loads(config.read_text()).get("_class_name")
+    except (OSError, ValueError) as err:
+        raise SplatentError(f"{config} is not a readable JSON config ({err}); {howto}.") from err
+    if class_name != expected_class:
+        raise SplatentError(f"{config} is for model class {class_name or '(none)'}, not {expected_class}; {howto}.")
+    return folder, subfolder
+
+
+@contextlib.contextmanager
+def _quiet_diffusers() -> Iterator[None]:
+    """Hides diffusers' load-time chatter (``accelerate`` advice, hub deprecation warnings) during one load."""
+    from diffusers.utils import logging as diffusers_logging
+
+    level = diffusers_logging.get_verbosity()
+    diffusers_logging.set_verbosity_error()
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*local_dir_use_symlinks.*")
+            yield
+    finally:
+        diffusers_logging.set_verbosity(level)
+
+
+def _from_pretrained(
+    model_cls, path: Path | None, *, repo: str, use_repo_vae_subfolder: bool, allow_download: bool, howto: str
+):
+    """Loads ``model_cls`` from ``path`` or, when ``path`` is None, the Hugging Face cache (download only if allowed)."""
+    if path is not None:
+        folder, subfolder = _locate(path, expected_class=model_cls.__name__, howto=howto)
+        source, local_only = str(folder), True
+    else:
+        source, subfolder, local_only = repo, ("vae" if use_repo_vae_subfolder else None), not allow_download
+    where = f"{source}/{subfolder}" if subfolder else source
+    try:
+        with _quiet_diffusers():
+            model = model_cls.from_pretrained(source, subfolder=subfolder, local_files_only=local_only)
+    except Exception as err:  # noqa: BLE001 - diffusers/hub raise OSError, ValueError, EnvironmentError, ...
+        first_line = str(err).strip().splitlines()[0].rstrip(".") if str(err).strip() else type(err).__name__
+        cached = " in the Hugging Face cache (downloads off)" if path is None and local_only else ""
+        raise SplatentError(f"could not load {model_cls.__name__} from {where}{cached}: {first_line}; {howto}.") from err
+    if not isinstance(model, model_cls):
+        raise SplatentError(f"{where} holds a {type(model).__name__}, not an {model_cls.__name__}; {howto}.")
+    return model
+
+
+class SDTurboCodec(LatentCodec):
+    """The SD-Turbo (SD 2.1) VAE: 4 latent channels, /8, latents scaled by 0.18215."""
+
+    name = "sd-turbo"
+
+    def __init__(self, vae) -> None:
+        super().__init__()
+        self.vae = vae
+        config = vae.config
+        self.latent_channels = int(config.latent_channels)
+        self.downscale = 2 ** (len(config.block_out_channels) - 1)
+        self.scaling_factor = float(getattr(config, "scaling_factor", None) or 0.18215)
+        self.shift_factor = float(getattr(config, "shift_factor", None) or 0.0)
+        self.freeze()
+
+    @classmethod
+    def load(
+        cls,
+        path: Path | None = None,
+        *,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
+        allow_download: bool = False,
+    ) -> SDTurboCodec:
+        """From an SD-Turbo folder (``vae/`` inside) or a VAE folder; ``None``: the Hugging Face cache."""
+        from diffusers import AutoencoderKL
+
+        vae = _from_pretrained(
+            AutoencoderKL,
+            path,
+            repo=SD_TURBO_REPO,
+            use_repo_vae_subfolder=True,
+            allow_download=allow_download,
+            howto=_SD_TURBO_HOWTO,
+        )
+        return cls(vae).to(device=device, dtype=dtype)
+
+    def _encode(self, images: Float[Tensor, "B 3 H W"]) -> Float[Tensor, "B 4 h w"]:
+        moments = self.vae.encode(images * 2 - 1).latent_dist.mean
+        return (moments - self.shift_factor) * self.scaling_factor
+
+    def _decode(self, latents: Float[Tensor, "B 4 h w"]) -> Float[Tensor, "B 3 H W"]:
+        sample = self.vae.decode(latents / self.scaling_factor + self.shift_factor).sample
+        return (sample + 1) / 2
+
+
+class TAESDCodec(LatentCodec):
+    """TAESD, the tiny autoencoder for the SD latent space (4 channels, /8, same scale as SD-Turbo latents)."""
+
+    name = "taesd"
+
+    def __init__(self, vae) -> None:
+        super().__init__()
+        self.vae = vae
+        config = vae.config
+        self.latent_channels = int(config.latent_channels)
+        self.downscale = 2 ** (len(config.encoder_block_out_channels) - 1)
+        upscale = int(config.upsampling_scaling_factor) ** (len(config.decoder_block_out_channels) - 1)
+        if upscale != self.downscale:
+            raise SplatentError(
+                f"this AutoencoderTiny downsamples by {self.downscale} but upsamples by {upscale}; use a matching TAESD config."
+            )
+        self.scaling_factor = float(getattr(config, "scaling_factor", None) or 1.0)
+        self.shift_factor = float(getattr(config, "shift_factor", None) or 0.0)
+        self.freeze()
+
+    @classmethod
+    def load(
+        cls,
+        path: Path | None = None,
+        *,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
+        allow_download: bool = False,
+    ) -> TAESDCodec:
+        """From a TAESD folder (or its ``vae/`` subfolder); ``None``: the Hugging Face cache (``madebyollin/taesd``)."""
+        from diffusers import AutoencoderTiny
+
+        vae = _from_pretrained(
+            AutoencoderTiny,
+            path,
+            repo=TAESD_REPO,
+            use_repo_vae_subfolder=False,
+            allow_download=allow_download,
+            howto=_TAESD_HOWTO,
+        )
+        return cls(vae).to(device=device, dtype=dtype)
+
+    def _encode(self, images: Float[Tensor, "B 3 H W"]) -> Float[Tensor, "B C h w"]:
+        raw = self.vae.encode(images * 2 - 1).latents
+        return (raw - self.shift_factor) * self.scaling_factor
+
+    def _decode(self, latents: Float[Tensor, "B C h w"]) -> Float[Tensor, "B 3 H W"]:
+        sample = self.vae.decode(latents / self.scaling_factor + self.shift_factor).sample
+        return (sample + 1) / 2

@@ -1,0 +1,1 @@
+"""Camera paths and video writing for flythrough exports."""

@@ -1,0 +1,1 @@
+"""Training latent Gaussians against codec-encoded images (nerfstudio-free core trainer)."""
