@@ -21,18 +21,19 @@ def write_mp4(*, frames: Iterable[np.ndarray], path: Path, fps: float, quality: 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
     count = 0
+    writer = imageio.get_writer(
+        tmp, fps=fps, codec="libx264", pixelformat="yuv420p", quality=quality, macro_block_size=1, format="FFMPEG"
+    )
     try:
-        with imageio.get_writer(
-            tmp, fps=fps, codec="libx264", pixelformat="yuv420p", quality=quality, macro_block_size=1, format="FFMPEG"
-        ) as writer:
-            for frame in frames:
-                h, w = frame.shape[:2]
-                if h % 2 or w % 2:  # yuv420p needs even sizes
-                    frame = np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
-                writer.append_data(frame)
-                count += 1
+        for frame in frames:
+            h, w = frame.shape[:2]
+            if h % 2 or w % 2:  # yuv420p needs even sizes
+                frame = np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+            writer.append_data(frame)
+            count += 1
+        writer.close()
         os.replace(tmp, path)
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        writer.close()  # waits for ffmpeg to exit, so it cannot recreate the file after the unlink
+        tmp.unlink(missing_ok=True)
     return count
