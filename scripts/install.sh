@@ -33,7 +33,7 @@ if ! "$PY" -c "import torch" 2>/dev/null; then
   echo "[install] installing torch==2.13.0"
   "$PY" -m pip install -q "torch==2.13.0" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
 fi
-TORCH_VERSION="$("$PY" -c 'import torch; print(torch.__version__)')"
+TORCH_VERSION="$("$PY" -W ignore -c 'import torch; print(torch.__version__)')"
 CONSTRAINTS="$VENV/splatent-constraints.txt"
 echo "torch==$TORCH_VERSION" > "$CONSTRAINTS"
 echo "[install] torch $TORCH_VERSION pinned through $CONSTRAINTS"
@@ -50,7 +50,7 @@ if ! ldconfig -p 2>/dev/null | grep -q "libusb-1.0.so.0"; then
 fi
 
 # The torchvision fix must be active before pip imports anything that imports torchvision.
-if [[ "$("$PY" -c 'import torch; print(torch.version.cuda is None)')" == "True" ]]; then
+if [[ "$("$PY" -W ignore -c 'import torch; print(torch.version.cuda is None)')" == "True" ]]; then
   SITE="$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
   cp "$ROOT/splatent_viewer/_torchvision_cpu_fix.py" "$SITE/_splatent_torchvision_cpu_fix.py"
   echo "import _splatent_torchvision_cpu_fix; _splatent_torchvision_cpu_fix.install()" > "$SITE/splatent_torchvision_cpu_fix.pth"

@@ -102,18 +102,22 @@ def _from_pretrained(
     return model
 
 
-class SDTurboCodec(LatentCodec):
-    """The SD-Turbo (SD 2.1) VAE: 4 latent channels, /8, latents scaled by 0.18215."""
+class _DiffusersVAECodec(LatentCodec):
+    """A diffusers autoencoder in [-1, 1] image space, latents mapped as ``(z - shift) * scale``."""
 
-    name = "sd-turbo"
+    _model_class: str  # diffusers class name
+    _repo: str  # Hugging Face repo id used when no path is given
+    _repo_vae_subfolder: bool  # the repo keeps the VAE in ``vae/``
+    _howto: str  # how to get the weights (error messages)
+    _default_scaling: float
 
-    def __init__(self, vae) -> None:
+    def __init__(self, vae, *, downscale: int) -> None:
         super().__init__()
         self.vae = vae
         config = vae.config
         self.latent_channels = int(config.latent_channels)
-        self.downscale = 2 ** (len(config.block_out_channels) - 1)
-        self.scaling_factor = float(getattr(config, "scaling_factor", None) or 0.18215)
+        self.downscale = downscale
+        self.scaling_factor = float(getattr(config, "scaling_factor", None) or self._default_scaling)
         self.shift_factor = float(getattr(config, "shift_factor", None) or 0.0)
         self.freeze()
 
@@ -125,75 +129,61 @@ class SDTurboCodec(LatentCodec):
         device: str | torch.device = "cpu",
         dtype: torch.dtype = torch.float32,
         allow_download: bool = False,
-    ) -> SDTurboCodec:
-        """From an SD-Turbo folder (``vae/`` inside) or a VAE folder; ``None``: the Hugging Face cache."""
-        from diffusers import AutoencoderKL
+    ) -> _DiffusersVAECodec:
+        """From a local folder (or its ``vae/`` subfolder); ``None``: the Hugging Face cache of ``cls._repo``."""
+        import diffusers
 
         vae = _from_pretrained(
-            AutoencoderKL,
+            getattr(diffusers, cls._model_class),
             path,
-            repo=SD_TURBO_REPO,
-            use_repo_vae_subfolder=True,
+            repo=cls._repo,
+            use_repo_vae_subfolder=cls._repo_vae_subfolder,
             allow_download=allow_download,
-            howto=_SD_TURBO_HOWTO,
+            howto=cls._howto,
         )
         return cls(vae).to(device=device, dtype=dtype)
 
-    def _encode(self, images: Float[Tensor, "B 3 H W"]) -> Float[Tensor, "B 4 h w"]:
-        moments = self.vae.encode(images * 2 - 1).latent_dist.mean
-        return (moments - self.shift_factor) * self.scaling_factor
-
-    def _decode(self, latents: Float[Tensor, "B 4 h w"]) -> Float[Tensor, "B 3 H W"]:
-        sample = self.vae.decode(latents / self.scaling_factor + self.shift_factor).sample
-        return (sample + 1) / 2
-
-
-class TAESDCodec(LatentCodec):
-    """TAESD, the tiny autoencoder for the SD latent space (4 channels, /8, same scale as SD-Turbo latents)."""
-
-    name = "taesd"
-
-    def __init__(self, vae) -> None:
-        super().__init__()
-        self.vae = vae
-        config = vae.config
-        self.latent_channels = int(config.latent_channels)
-        self.downscale = 2 ** (len(config.encoder_block_out_channels) - 1)
-        upscale = int(config.upsampling_scaling_factor) ** (len(config.decoder_block_out_channels) - 1)
-        if upscale != self.downscale:
-            raise SplatentError(
-                f"this AutoencoderTiny downsamples by {self.downscale} but upsamples by {upscale}; use a matching TAESD config."
-            )
-        self.scaling_factor = float(getattr(config, "scaling_factor", None) or 1.0)
-        self.shift_factor = float(getattr(config, "shift_factor", None) or 0.0)
-        self.freeze()
-
-    @classmethod
-    def load(
-        cls,
-        path: Path | None = None,
-        *,
-        device: str | torch.device = "cpu",
-        dtype: torch.dtype = torch.float32,
-        allow_download: bool = False,
-    ) -> TAESDCodec:
-        """From a TAESD folder (or its ``vae/`` subfolder); ``None``: the Hugging Face cache (``madebyollin/taesd``)."""
-        from diffusers import AutoencoderTiny
-
-        vae = _from_pretrained(
-            AutoencoderTiny,
-            path,
-            repo=TAESD_REPO,
-            use_repo_vae_subfolder=False,
-            allow_download=allow_download,
-            howto=_TAESD_HOWTO,
-        )
-        return cls(vae).to(device=device, dtype=dtype)
+    def _raw_latents(self, images: Float[Tensor, "B 3 H W"]) -> Float[Tensor, "B C h w"]:
+        raise NotImplementedError
 
     def _encode(self, images: Float[Tensor, "B 3 H W"]) -> Float[Tensor, "B C h w"]:
-        raw = self.vae.encode(images * 2 - 1).latents
-        return (raw - self.shift_factor) * self.scaling_factor
+        return (self._raw_latents(images * 2 - 1) - self.shift_factor) * self.scaling_factor
 
     def _decode(self, latents: Float[Tensor, "B C h w"]) -> Float[Tensor, "B 3 H W"]:
         sample = self.vae.decode(latents / self.scaling_factor + self.shift_factor).sample
         return (sample + 1) / 2
+
+
+class SDTurboCodec(_DiffusersVAECodec):
+    """The SD-Turbo (SD 2.1) VAE: 4 latent channels, /8, latents scaled by 0.18215."""
+
+    name = "sd-turbo"
+    _model_class, _repo, _repo_vae_subfolder, _howto = "AutoencoderKL", SD_TURBO_REPO, True, _SD_TURBO_HOWTO
+    _default_scaling = 0.18215
+
+    def __init__(self, vae) -> None:
+        super().__init__(vae, downscale=2 ** (len(vae.config.block_out_channels) - 1))
+
+    def _raw_latents(self, images: Float[Tensor, "B 3 H W"]) -> Float[Tensor, "B C h w"]:
+        return self.vae.encode(images).latent_dist.mean  # deterministic: the posterior mean
+
+
+class TAESDCodec(_DiffusersVAECodec):
+    """TAESD, the tiny autoencoder for the SD latent space (4 channels, /8, same scale as SD-Turbo latents)."""
+
+    name = "taesd"
+    _model_class, _repo, _repo_vae_subfolder, _howto = "AutoencoderTiny", TAESD_REPO, False, _TAESD_HOWTO
+    _default_scaling = 1.0
+
+    def __init__(self, vae) -> None:
+        config = vae.config
+        downscale = 2 ** (len(config.encoder_block_out_channels) - 1)
+        upscale = int(config.upsampling_scaling_factor) ** (len(config.decoder_block_out_channels) - 1)
+        if upscale != downscale:
+            raise SplatentError(
+                f"this AutoencoderTiny downsamples by {downscale} but upsamples by {upscale}; use a matching TAESD config."
+            )
+        super().__init__(vae, downscale=downscale)
+
+    def _raw_latents(self, images: Float[Tensor, "B 3 H W"]) -> Float[Tensor, "B C h w"]:
+        return self.vae.encode(images).latents

@@ -128,9 +128,9 @@ def test_wrong_model_type(sd_turbo_dir, taesd_dir):
         load_codec("taesd", path=sd_turbo_dir[0])
 
 
-@pytest.mark.parametrize("name, attr", [("sd-turbo", "SD_TURBO_REPO"), ("taesd", "TAESD_REPO")])
-def test_uncached_repo_fails_without_download(monkeypatch, name, attr):
+@pytest.mark.parametrize("name, cls", [("sd-turbo", "SDTurboCodec"), ("taesd", "TAESDCodec")])
+def test_uncached_repo_fails_without_download(monkeypatch, name, cls):
     # A repo id that is surely not cached; with allow_download=False nothing may be fetched.
-    monkeypatch.setattr(diffusers_codecs, attr, "splatent-tests/not-a-real-repo")
+    monkeypatch.setattr(getattr(diffusers_codecs, cls), "_repo", "splatent-tests/not-a-real-repo")
     with pytest.raises(SplatentError, match=r"not-a-real-repo.*Hugging Face cache \(downloads off\).*huggingface-cli"):
         load_codec(name)
