@@ -54,8 +54,7 @@ def render_frame(
         out = render_splats(params=params, viewmats=vm, Ks=scale_intrinsics(Kb, 1.0 / ds), width=width // ds,
                             height=height // ds, content="latent")
         latent = out.features[0].permute(2, 0, 1)
-        dtype = next(codec.parameters()).dtype
-        image = codec.decode(latent[None].to(dtype))[0].float().clamp(0, 1).permute(1, 2, 0)
+        image = codec.decode(latent[None])[0].float().clamp(0, 1).permute(1, 2, 0)
     rgb_image = None
     if rgb:
         out = render_splats(params=params, viewmats=vm, Ks=Kb, width=width, height=height, content="rgb", sh_degree=sh_degree)

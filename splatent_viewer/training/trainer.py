@@ -143,10 +143,8 @@ def train_latent_splats(
     rgb_w, rgb_h = width // config.rgb_downscale, height // config.rgb_downscale
     Ks_latent = scale_intrinsics(Ks, 1.0 / ds)
     Ks_rgb = scale_intrinsics(Ks, 1.0 / config.rgb_downscale)
-    images = torch.stack([scene.load_image(i) for i in train]).permute(0, 3, 1, 2)
-    if config.rgb_downscale > 1:
-        images = F.avg_pool2d(images, config.rgb_downscale)
-    images = images.to(device)
+    full_images = torch.stack([scene.load_image(i) for i in train]).permute(0, 3, 1, 2).to(device)
+    images = F.avg_pool2d(full_images, config.rgb_downscale) if config.rgb_downscale > 1 else full_images
 
     points, colors = initial_points(scene=scene, config=config, generator=generator)
     raw = init_splats(
@@ -202,9 +200,8 @@ def train_latent_splats(
                 loss = loss + config.rgb_weight * l1_ssim_loss(render_rgb, images[i : i + 1], ssim_lambda=config.ssim_lambda)
                 info = rgb.info  # densify on image-resolution screen-space gradients, like splatfacto
             if config.decoded_weight > 0 and step % config.decoded_every == 0:
-                decoded = codec.decode(render_latent.to(next(codec.parameters()).dtype)).float()
-                gt = images[i : i + 1] if config.rgb_downscale == 1 else torch.stack([scene.load_image(train[i])]).permute(0, 3, 1, 2).to(device)
-                loss = loss + config.decoded_weight * (decoded - gt).abs().mean()
+                decoded = codec.decode(render_latent).float()
+                loss = loss + config.decoded_weight * (decoded - full_images[i : i + 1]).abs().mean()
 
             if strategy is not None:
                 strategy.step_pre_backward(params, optimizers, state, step, info)
