@@ -19,6 +19,7 @@ from nerfstudio.data.dataparsers.blender_dataparser import BlenderDataParserConf
 from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
 from nerfstudio.data.datasets.base_dataset import InputDataset
 
+from splatent_viewer.data.scene import image_size
 from splatent_viewer.errors import SplatentError
 
 
@@ -35,19 +36,6 @@ def _load_json(path: Path) -> dict:
     return meta
 
 
-def _image_size(path: Path) -> tuple[int, int]:
-    """(width, height) read from the file header; SplatentError when missing or unreadable."""
-    from PIL import Image, UnidentifiedImageError
-
-    if not path.is_file():
-        raise SplatentError(f"Image {path} is missing; restore it or remove its frame from the transforms file.")
-    try:
-        with Image.open(path) as im:
-            return im.size
-    except (OSError, UnidentifiedImageError) as e:
-        raise SplatentError(f"Image {path} cannot be read ({e}); replace it or remove its frame from the transforms file.") from e
-
-
 def _check_frames(meta: dict, *, json_path: Path, root: Path, suffix: str = "") -> None:
     frames = meta.get("frames")
     if not isinstance(frames, list) or not frames:
@@ -56,7 +44,7 @@ def _check_frames(meta: dict, *, json_path: Path, root: Path, suffix: str = "") 
         if not isinstance(frame, dict) or "file_path" not in frame or "transform_matrix" not in frame:
             raise SplatentError(f"{json_path}: frame {i} lacks 'file_path' or 'transform_matrix'.")
         path = root / (str(frame["file_path"]) + suffix)
-        width, height = _image_size(path)
+        width, height = image_size(path, json_path)
         want_w, want_h = frame.get("w", meta.get("w")), frame.get("h", meta.get("h"))
         if want_w is not None and want_h is not None and (int(want_w), int(want_h)) != (width, height):
             raise SplatentError(

@@ -189,8 +189,9 @@ def _frame_entry(frames_json: Path, frame: Any, k: int) -> tuple[str, Float[Tens
     return str(frame["file_path"]), m
 
 
-def _image_size(path: Path, frames_json: Path) -> tuple[int, int]:
-    """(width, height) from the image header, without decoding the pixels."""
+def image_size(path: Path, frames_json: Path) -> tuple[int, int]:
+    """(width, height) from the image header, without decoding the pixels; one clear
+    :class:`SplatentError` naming the image and ``frames_json`` when it is missing or unreadable."""
     if not path.is_file():
         raise SplatentError(f"Image {path} listed in {frames_json} does not exist. Restore it or fix its 'file_path'.")
     try:
@@ -265,7 +266,7 @@ def _load_nerfstudio(json_path: Path, *, downscale: int, train_fraction: float) 
         file_path, c2w, frame = entries[k]
         _check_camera_model(meta, frame, json_path)
         full = data_dir / file_path
-        w_img, h_img = _image_size(full, json_path)
+        w_img, h_img = image_size(full, json_path)
         w, h = frame.get("w", meta.get("w")), frame.get("h", meta.get("h"))
         if (w is not None and int(w) != w_img) or (h is not None and int(h) != h_img):
             raise SplatentError(
@@ -327,7 +328,7 @@ def _load_blender(root: Path, *, downscale: int) -> tuple[_Views, dict[str, np.n
                 rel = Path(file_path + ".png")  # nerfstudio's blender parser appends .png
             full = root / rel  # pathlib drops a leading "./"
             if full not in index:
-                w, h = _image_size(full, json_path)
+                w, h = image_size(full, json_path)
                 fl = 0.5 * w / math.tan(0.5 * angle)
                 index[full] = len(views.paths)
                 views.paths.append(_resolve_image(root, str(rel), downscale))
