@@ -20,8 +20,7 @@ import tyro
 
 from splatent_viewer.codecs import load_codec
 from splatent_viewer.data.scene import load_scene
-from splatent_viewer.frame import render_frame
-from splatent_viewer.training.losses import psnr, ssim
+from splatent_viewer.training.evaluate import evaluate_views, mean_metrics
 from splatent_viewer.training.trainer import LatentSplatTrainerConfig, train_latent_splats
 
 
@@ -58,18 +57,13 @@ def main(args: Args) -> str:
         if device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - t0
-        rows = []
-        chw = lambda x: x.permute(2, 0, 1)[None].float()  # noqa: E731
-        for i in scene.split_indices["val"].tolist():
-            gt = scene.load_image(i).to(device)
-            f = render_frame(params=result.params, codec=codec, viewmat=scene.viewmats()[i].to(device), K=scene.Ks[i].to(device),
-                             width=int(scene.widths[i]), height=int(scene.heights[i]), sh_degree=result.sh_degree, rgb=True)
-            with torch.no_grad():
-                rt = codec.decode(codec.encode(chw(gt)))[0].clamp(0, 1).permute(1, 2, 0)
-            rows.append((psnr(f.decoded, gt), float(ssim(chw(f.decoded), chw(gt))), psnr(f.rgb, gt), float(ssim(chw(f.rgb), chw(gt))), psnr(rt, gt)))
-        m = [sum(r[j] for r in rows) / len(rows) for j in range(5)]
+        rows = [ev.metrics for ev in evaluate_views(scene=scene, indices=scene.split_indices["val"].tolist(),
+                                                    params=result.params, codec=codec, sh_degree=result.sh_degree,
+                                                    device=device)]
+        m = mean_metrics(rows)
         lines.append(f"| {Path(path).name} | {len(scene.split_indices['train'])}/{len(rows)} | {result.params['means'].shape[0]} | "
-                     f"{m[0]:.2f} | {m[1]:.3f} | {m[2]:.2f} | {m[3]:.3f} | {m[4]:.2f} | {seconds:.0f} |")
+                     f"{m['decoded_psnr']:.2f} | {m['decoded_ssim']:.3f} | {m['rgb_psnr']:.2f} | {m['rgb_ssim']:.3f} | "
+                     f"{m['codec_psnr']:.2f} | {seconds:.0f} |")
         print(lines[-1], flush=True)
     table = "\n".join(lines)
     if args.output is not None:

@@ -34,7 +34,7 @@ from splatent_viewer.frame import render_frame
 from splatent_viewer.cameras import opengl_c2w_to_viewmat
 from splatent_viewer.paths import assets_dir
 from splatent_viewer.splats.io import save_splats
-from splatent_viewer.training.losses import psnr, ssim
+from splatent_viewer.training.evaluate import evaluate_views, mean_metrics
 from splatent_viewer.training.trainer import LatentSplatTrainerConfig, train_latent_splats
 
 CONSOLE = Console()
@@ -101,24 +101,14 @@ def main(config: DemoConfig) -> dict:
                 sh_degree=result.sh_degree, extra={"scene": str(config.scene), "steps": trainer_cfg.steps})
 
     # Held-out evaluation: decoded latent render vs RGB splats vs the codec's own round trip.
-    viewmats, Ks = scene.viewmats(), scene.Ks
     rows, panels = [], None
-    for i in track(scene.split_indices["val"].tolist(), description="evaluating held-out views", console=CONSOLE):
-        w, h = int(scene.widths[i]), int(scene.heights[i])
-        gt = scene.load_image(i).to(device)
-        frame = render_frame(params=params, codec=codec, viewmat=viewmats[i].to(device), K=Ks[i].to(device),
-                             width=w, height=h, sh_degree=result.sh_degree, rgb=True)
-        with torch.no_grad():
-            roundtrip = codec.decode(codec.encode(gt.permute(2, 0, 1)[None]))[0].clamp(0, 1).permute(1, 2, 0)
-        chw = lambda x: x.permute(2, 0, 1)[None].float()  # noqa: E731
-        rows.append({
-            "view": i,
-            "decoded_psnr": psnr(frame.decoded, gt), "decoded_ssim": float(ssim(chw(frame.decoded), chw(gt))),
-            "rgb_psnr": psnr(frame.rgb, gt), "rgb_ssim": float(ssim(chw(frame.rgb), chw(gt))),
-            "codec_psnr": psnr(roundtrip, gt),
-        })
+    evaluations = evaluate_views(scene=scene, indices=scene.split_indices["val"].tolist(), params=params, codec=codec,
+                                 sh_degree=result.sh_degree, device=device)
+    for ev in track(evaluations, total=len(scene.split_indices["val"]), description="evaluating held-out views",
+                    console=CONSOLE):
+        rows.append(ev.metrics)
         if panels is None:
-            panels = torch.cat([gt, roundtrip, frame.decoded, frame.rgb], dim=1)
+            panels = torch.cat([ev.ground_truth, ev.roundtrip, ev.decoded, ev.rgb], dim=1)
     if panels is None:
         CONSOLE.print("[yellow]the scene has no held-out views (nerfstudio's 90/10 split left none): skipping evaluation")
     else:
@@ -127,7 +117,7 @@ def main(config: DemoConfig) -> dict:
     # Orbit video: decoded latent render | RGB splats.
     path = orbit_path(train_c2ws=scene.camera_to_worlds[scene.split_indices["train"]], num_frames=video_frames)
     w, h = int(scene.widths[0]), int(scene.heights[0])
-    K = Ks[0].to(device)
+    K = scene.Ks[0].to(device)
 
     def frames():
         for c2w in track(path, description="rendering orbit video", console=CONSOLE):
@@ -137,7 +127,7 @@ def main(config: DemoConfig) -> dict:
 
     n_frames = write_mp4(frames=frames(), path=config.output_dir / "orbit.mp4", fps=config.fps)
 
-    mean = {k: float(np.mean([r[k] for r in rows])) for k in (rows[0] if rows else {}) if k != "view"}
+    mean = mean_metrics(rows)
     metrics = {"scene": str(config.scene), "codec": codec.name, "device": str(device), "steps": trainer_cfg.steps,
                "num_gaussians": int(params["means"].shape[0]), "mean": mean, "views": rows,
                "video_frames": n_frames, "seconds": time.perf_counter() - t_start}
