@@ -20,6 +20,7 @@ import tyro
 
 from splatent_viewer.codecs import load_codec
 from splatent_viewer.data.scene import load_scene
+from splatent_viewer.trained import trained_scene_from_splats
 from splatent_viewer.training.evaluate import evaluate_views, mean_metrics
 from splatent_viewer.training.trainer import LatentSplatTrainerConfig, train_latent_splats
 
@@ -57,9 +58,10 @@ def main(args: Args) -> str:
         if device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - t0
-        rows = [ev.metrics for ev in evaluate_views(scene=scene, indices=scene.split_indices["val"].tolist(),
-                                                    params=result.params, codec=codec, sh_degree=result.sh_degree,
-                                                    device=device)]
+        rows = [ev.metrics for ev in evaluate_views(
+            scene=scene, indices=scene.split_indices["val"].tolist(),
+            trained=trained_scene_from_splats(scene=scene, params=result.params, codec=codec, sh_degree=result.sh_degree,
+                                              train_indices=scene.split_indices["train"].tolist(), device=device))]
         m = mean_metrics(rows)
         lines.append(f"| {Path(path).name} | {len(scene.split_indices['train'])}/{len(rows)} | {result.params['means'].shape[0]} | "
                      f"{m['decoded_psnr']:.2f} | {m['decoded_ssim']:.3f} | {m['rgb_psnr']:.2f} | {m['rgb_ssim']:.3f} | "

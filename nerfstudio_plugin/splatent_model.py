@@ -11,15 +11,21 @@ rasterizer on CPU), so ``ns-train splatent --machine.device-type cpu`` works.
 
 Images whose height/width are not multiples of the codec's downscale are cropped to the largest
 multiple **from the top-left corner** for the latent targets (intrinsics stay valid unchanged).
+
+With a refiner (``--pipeline.model.refiner``: ``embedded``, a refiner folder, or ``none``), eval /
+viewer renders (never training steps) also output ``rgb_enhanced``: the rendered latent refined
+with its nearest training views' latents from the reference bank, decoded. The refiner is loaded
+on the first such render and kept out of the checkpoint.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple, Type, Union
+from typing import Dict, List, Literal, Optional, Tuple, Type, Union
 
 import torch
+import torch.nn.functional as F
 from jaxtyping import Float, Int
 from pytorch_msssim import SSIM
 from torch import Tensor
@@ -38,6 +44,8 @@ from splatent_viewer.cameras import opengl_c2w_to_viewmat, scale_intrinsics
 from splatent_viewer.codecs import CodecConfig, LatentCodec
 from splatent_viewer.errors import SplatentError
 from splatent_viewer.references import select_references
+from splatent_viewer.refine import Refiner, load_refiner, read_refiner_config
+from splatent_viewer.refine.checkpoint import check_codec
 from splatent_viewer.splats import init_splats, sh_colors
 from splatent_viewer.render import rasterize
 
@@ -74,6 +82,11 @@ class SplatentModelConfig(SplatfactoModelConfig):
     """Densify on absgrad (gsplat CUDA only); False uses the plain screen-space gradient, on any device."""
     use_lpips: bool = True
     """Report LPIPS in eval metrics when torchvision's AlexNet weights are in the torch hub cache (never downloads)."""
+    refiner: Union[Literal["embedded", "none"], Path] = "embedded"
+    """Refiner for the rgb_enhanced output (eval/viewer renders only): embedded (the shipped
+    assets/refiner; skipped with one log line while none is shipped), a refiner folder, or none."""
+    refiner_num_references: Optional[int] = None
+    """Training views the refiner attends to for rgb_enhanced; default the refiner's own k."""
 
 
 class SplatentModel(SplatfactoModel):
@@ -90,6 +103,11 @@ class SplatentModel(SplatfactoModel):
             raise SplatentError("splatent densifies on plain screen-space gradients; set --pipeline.model.use-absgrad False.")
         codec = self.config.codec.setup(device="cpu")
         object.__setattr__(self, "_codec", codec)  # not a submodule: kept out of checkpoints and param groups
+        object.__setattr__(self, "_refiner", None)  # loaded on the first eval render; never a submodule either
+        self._refiner_missing = self.config.refiner == "none"
+        if self.config.refiner not in ("embedded", "none"):  # an explicit folder: fail now, not mid-render
+            refiner_config, _ = read_refiner_config(Path(self.config.refiner))
+            check_codec(refiner_config, codec, source=self.config.refiner)
         C = codec.latent_channels
         self.latent_channels = C
         self.downscale = codec.downscale
@@ -165,6 +183,26 @@ class SplatentModel(SplatfactoModel):
         return codec
 
     @property
+    def refiner(self) -> Optional[Refiner]:
+        """The refiner (loaded on first use, on the model's device), or None when there is none."""
+        refiner: Optional[Refiner] = self._refiner
+        if refiner is None and not self._refiner_missing:
+            source = self.config.refiner
+            try:
+                refiner = load_refiner(source if source == "embedded" else Path(source), device=self.device, codec=self.codec)
+            except SplatentError as err:
+                if source != "embedded":
+                    raise
+                self._refiner_missing = True
+                CONSOLE.log(f"splatent: no rgb_enhanced output ({err})")
+                return None
+            object.__setattr__(self, "_refiner", refiner)
+        if refiner is not None and refiner.device != self.device:
+            refiner = refiner.to(self.device)
+            object.__setattr__(self, "_refiner", refiner)
+        return refiner
+
+    @property
     def latents(self) -> Tensor:
         return self.gauss_params["latents"]
 
@@ -173,6 +211,7 @@ class SplatentModel(SplatfactoModel):
 
     def load_state_dict(self, dict, **kwargs):  # type: ignore  # noqa: A002
         # Buffers sized by the training set: resize before loading (gauss_params are resized by splatfacto).
+        self.__dict__.pop("_reference_sizes_list", None)
         for name in ["reference_c2w", "reference_latents", "reference_sizes", "background_latent",
                      "pca_mean", "pca_components", "pca_lo", "pca_hi"]:
             if name in dict:
@@ -246,6 +285,7 @@ class SplatentModel(SplatfactoModel):
             sizes[i] = torch.tensor(t.shape[1:])
         self.reference_latents = bank.to(self.device)
         self.reference_sizes = sizes.to(self.device)
+        self.__dict__.pop("_reference_sizes_list", None)
         self.reference_c2w = dataset.cameras.camera_to_worlds.float().to(self.device)
 
         samples = torch.cat([t.flatten(1).T for t in latents])
@@ -258,7 +298,12 @@ class SplatentModel(SplatfactoModel):
 
     def reference_latent(self, index: int) -> Float[Tensor, "C h w"]:
         """Encoded latent of training image ``index`` (unpadded)."""
-        h, w = (int(v) for v in self.reference_sizes[index])
+        # Sizes as a Python list: indexing the GPU tensor would sync the device at every training step.
+        sizes = self.__dict__.get("_reference_sizes_list")
+        if sizes is None or len(sizes) != self.reference_sizes.shape[0]:
+            sizes = self.reference_sizes.tolist()
+            self.__dict__["_reference_sizes_list"] = sizes
+        h, w = sizes[index]
         return self.reference_latents[index, :, :h, :w]
 
     def nearest_references(
@@ -359,9 +404,39 @@ class SplatentModel(SplatfactoModel):
         up = pca.repeat_interleave(ds, 0).repeat_interleave(ds, 1)
         pca_full[: up.shape[0], : up.shape[1]] = up
         outputs["rgb"] = full
+        enhanced = self._enhanced(latent_render=latent_render, camera_to_world=c2w)
+        if enhanced is not None:
+            full_enhanced = bg_eval.expand(H_full, W_full, 3).clone()
+            full_enhanced[: enhanced.shape[0], : enhanced.shape[1]] = enhanced
+            outputs["rgb_enhanced"] = full_enhanced
         outputs["latent"] = pca_full
         outputs["background"] = bg_eval.expand(H_full, W_full, 3)
         return outputs
+
+    @torch.no_grad()
+    def _enhanced(
+        self, *, latent_render: Float[Tensor, "h w C"], camera_to_world: Float[Tensor, "1 3 4"]
+    ) -> Optional[Float[Tensor, "H W 3"]]:
+        """The latent render refined with its nearest reference latents (resized to its size), decoded;
+        None without a refiner or a reference bank."""
+        if self.training or self.reference_latents.shape[0] == 0:
+            return None
+        refiner = self.refiner
+        if refiner is None:
+            return None
+        k = self.config.refiner_num_references
+        k = refiner.config.num_references if k is None else k
+        k = max(0, min(k, refiner.config.num_references, self.reference_latents.shape[0] - 1))
+        h, w, C = latent_render.shape
+        refs = latent_render.new_zeros(1, 0, C, h, w)
+        if k > 0:
+            indices = self.nearest_references(camera_to_world.reshape(-1, 3, 4)[0], k=k)
+            refs = torch.stack([self.reference_latent(int(i)) for i in indices.tolist()])
+            if refs.shape[-2:] != (h, w):
+                refs = F.interpolate(refs, size=(h, w), mode="bilinear", align_corners=False)
+            refs = refs[None]
+        latent = refiner(target=latent_render.permute(2, 0, 1)[None], references=refs)
+        return self.codec.decode(latent).float()[0].permute(1, 2, 0).clamp(0, 1)
 
     # ---------------------------------------------------------------- losses / metrics
     def _gt_full(self, batch: Dict[str, Tensor]) -> Tensor:
@@ -392,8 +467,9 @@ class SplatentModel(SplatfactoModel):
         self, outputs: Dict[str, torch.Tensor], batch: Dict[str, torch.Tensor]
     ) -> Tuple[Dict[str, float], Dict[str, torch.Tensor]]:
         """PSNR/SSIM (and LPIPS when its weights are local) of the decoded latent render (``psnr``,
-        ``ssim``, ``lpips``; over the top-left crop that the codec covers) and of the RGB splats
-        (``psnr_rgb_gaussians``, ``ssim_rgb_gaussians``, ``lpips_rgb_gaussians``)."""
+        ``ssim``, ``lpips``; over the top-left crop that the codec covers), of the refined render when
+        there is one (``psnr_enhanced``, ``ssim_enhanced``, ``lpips_enhanced``; same crop) and of the
+        RGB splats (``psnr_rgb_gaussians``, ``ssim_rgb_gaussians``, ``lpips_rgb_gaussians``)."""
         gt = self._gt_full(batch)
         ds = self.downscale
         hc, wc = gt.shape[0] // ds * ds, gt.shape[1] // ds * ds
@@ -402,7 +478,10 @@ class SplatentModel(SplatfactoModel):
             return torch.moveaxis(x, -1, 0)[None]
 
         metrics: Dict[str, float] = {}
-        for suffix, pred, g in [("", outputs["rgb"][:hc, :wc], gt[:hc, :wc]), ("_rgb_gaussians", outputs["rgb_gaussians"], gt)]:
+        compared = [("", outputs["rgb"][:hc, :wc], gt[:hc, :wc]), ("_rgb_gaussians", outputs["rgb_gaussians"], gt)]
+        if "rgb_enhanced" in outputs:
+            compared.append(("_enhanced", outputs["rgb_enhanced"][:hc, :wc], gt[:hc, :wc]))
+        for suffix, pred, g in compared:
             metrics[f"psnr{suffix}"] = float(self.psnr(chw(g), chw(pred)).item())
             metrics[f"ssim{suffix}"] = float(self.ssim(chw(g), chw(pred)))
             if self.lpips is not None:
@@ -411,6 +490,8 @@ class SplatentModel(SplatfactoModel):
             "img": torch.cat([gt, outputs["rgb"], outputs["rgb_gaussians"]], dim=1),
             "latent": outputs["latent"],
         }
+        if "rgb_enhanced" in outputs:
+            images["img_enhanced"] = torch.cat([gt, outputs["rgb_enhanced"]], dim=1)
         return metrics, images
 
 

@@ -5,6 +5,12 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${SPLATENT_VENV:-$ROOT/.venv}"
 "$ROOT/scripts/install.sh"
+# The viewer's end-to-end test drives a real headless Chromium (Debian's package); it skips without one.
+if ! command -v chromium >/dev/null && [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
+  echo "[test] installing Debian chromium for the viewer's browser test"
+  (apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+    || echo "[test] warning: could not install chromium; the browser test will skip" >&2
+fi
 export HF_HUB_OFFLINE=1
 cd "$ROOT"
 exec "$VENV/bin/python" -m pytest "$@"

@@ -1,62 +1,156 @@
-"""Rendering one camera's frame: rasterize latents → decode (→ refine, once a refiner exists).
+"""Rendering one camera's frame: rasterize latents → decode → refine with the nearest training views.
 
 This is the single render function that the demo, the viewer and the exporter call.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+import time
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor
 
-from splatent_viewer.cameras import scale_intrinsics
-from splatent_viewer.codecs import LatentCodec
+from splatent_viewer.cameras import opengl_c2w_to_viewmat, scale_intrinsics
 from splatent_viewer.errors import SplatentError
 from splatent_viewer.splats import render_splats
+from splatent_viewer.trained import TrainedScene
+
+OUTPUTS = ("decoded", "enhanced", "rgb", "depth", "latent")
 
 
 @dataclass
 class Frame:
-    """Outputs for one camera (images HxWx3 in [0, 1], latent CxhxW)."""
+    """Outputs for one camera (images HxWx3 in [0, 1], latents Cxhxw with h = H / downscale)."""
 
-    decoded: Float[Tensor, "H W 3"] | None
+    decoded: Float[Tensor, "H W 3"] | None = None
     """The latent render decoded by the codec."""
-    latent: Float[Tensor, "C h w"] | None
-    """The rendered latent (latent resolution)."""
-    rgb: Float[Tensor, "H W 3"] | None
+    enhanced: Float[Tensor, "H W 3"] | None = None
+    """The refined latent render, decoded."""
+    rgb: Float[Tensor, "H W 3"] | None = None
     """The RGB splats render."""
+    depth: Float[Tensor, "H W"] | None = None
+    """Expected depth (image resolution)."""
+    latent: Float[Tensor, "C h w"] | None = None
+    """The rendered latent."""
+    latent_enhanced: Float[Tensor, "C h w"] | None = None
+    """The refined latent."""
+    references: list[int] = field(default_factory=list)
+    """Reference indices (into the scene's reference bank) used for enhancement, nearest first."""
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    """Milliseconds per stage (raster, decode, refine, rgb) when ``time_stages`` was set."""
+
+
+class _StageTimer:
+    """Wall time per stage; synchronises the device only when enabled (no host syncs otherwise)."""
+
+    def __init__(self, *, enabled: bool, device: torch.device) -> None:
+        self.enabled, self.device, self.times = enabled, device, {}
+        self._t = 0.0
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def start(self) -> None:
+        if self.enabled:
+            self._sync()
+            self._t = time.perf_counter()
+
+    def stop(self, name: str) -> None:
+        if self.enabled:
+            self._sync()
+            self.times[name] = self.times.get(name, 0.0) + (time.perf_counter() - self._t) * 1e3
+
+
+def reference_latents(
+    *, scene: TrainedScene, indices: Sequence[int], height: int, width: int
+) -> Float[Tensor, "K C h w"]:
+    """The bank's latents of ``indices`` resized (bilinear, antialiased when shrinking) to ``height``x``width``."""
+    bank = scene.references
+    out = []
+    for i in indices:
+        lat = bank.latent(int(i))
+        if lat.shape[-2:] != (height, width):
+            lat = F.interpolate(lat[None].float(), size=(height, width), mode="bilinear", align_corners=False,
+                                antialias=lat.shape[-2] > height or lat.shape[-1] > width)[0]
+        out.append(lat)
+    if not out:
+        return bank.latents.new_zeros(0, bank.latent_channels, height, width)
+    return torch.stack(out)
 
 
 @torch.no_grad()
 def render_frame(
     *,
-    params: Mapping[str, Tensor],
-    codec: LatentCodec,
-    viewmat: Float[Tensor, "4 4"],
+    scene: TrainedScene,
+    c2w: Float[Tensor, "4 4"],
     K: Float[Tensor, "3 3"],
     width: int,
     height: int,
-    sh_degree: int = 3,
-    decoded: bool = True,
-    rgb: bool = False,
+    outputs: Collection[str] = ("decoded",),
+    num_references: int | None = None,
+    references: Sequence[int] | None = None,
+    time_stages: bool = False,
 ) -> Frame:
-    """Renders what is asked for one camera. ``width``/``height`` must be multiples of the codec's downscale."""
-    ds = codec.downscale
+    """Renders what ``outputs`` asks for one camera (``c2w`` OpenGL camera-to-world, ``K`` at ``width``x``height``).
+
+    ``width``/``height`` must be multiples of the codec's downscale. ``enhanced`` refines the rendered
+    latent with the ``num_references`` nearest training views (default: the refiner's k), or with
+    the explicit ``references`` (e.g. from hysteresis), nearest first.
+    """
+    unknown = set(outputs) - set(OUTPUTS)
+    if unknown:
+        raise SplatentError(f"Unknown frame outputs {sorted(unknown)}; choose from {OUTPUTS}.")
+    codec, ds, dev = scene.codec, scene.codec.downscale, scene.device
     if width % ds or height % ds:
         raise SplatentError(f"Frame size {width}x{height} is not a multiple of the codec's downscale {ds}; round it.")
-    vm, Kb = viewmat[None], K[None]
-    latent = None
-    image = None
-    if decoded:
-        out = render_splats(params=params, viewmats=vm, Ks=scale_intrinsics(Kb, 1.0 / ds), width=width // ds,
-                            height=height // ds, content="latent")
-        latent = out.features[0].permute(2, 0, 1)
-        image = codec.decode(latent[None])[0].float().clamp(0, 1).permute(1, 2, 0)
-    rgb_image = None
-    if rgb:
-        out = render_splats(params=params, viewmats=vm, Ks=Kb, width=width, height=height, content="rgb", sh_degree=sh_degree)
-        rgb_image = out.features[0].clamp(0, 1)
-    return Frame(decoded=image, latent=latent, rgb=rgb_image)
+    if "enhanced" in outputs and scene.refiner is None:
+        raise SplatentError("No refiner is loaded, so there is no enhanced render; pass --refiner PATH "
+                            "(a folder written by `splatent-refiner train`) or choose the decoded mode.")
+    timer = _StageTimer(enabled=time_stages, device=dev)
+    c2w = c2w.to(dev, torch.float32)
+    vm, Kb = opengl_c2w_to_viewmat(c2w)[None], K.to(dev, torch.float32)[None]
+    frame = Frame()
+
+    if {"decoded", "enhanced", "latent"} & set(outputs):
+        timer.start()
+        bg = None if scene.latent_background is None else scene.latent_background.to(dev, torch.float32)[None]
+        out = render_splats(params=scene.params, viewmats=vm, Ks=scale_intrinsics(Kb, 1.0 / ds), width=width // ds,
+                            height=height // ds, content="latent", backgrounds=bg)
+        frame.latent = out.features[0].permute(2, 0, 1)
+        timer.stop("raster")
+        if "decoded" in outputs:
+            timer.start()
+            frame.decoded = codec.decode(frame.latent[None])[0].float().clamp(0, 1).permute(1, 2, 0)
+            timer.stop("decode")
+        if "enhanced" in outputs:
+            refiner = scene.refiner
+            assert refiner is not None
+            k = refiner.config.num_references if num_references is None else num_references
+            frame.references = list(references) if references is not None else scene.references.nearest(c2w=c2w, k=k)
+            timer.start()
+            refs = reference_latents(scene=scene, indices=frame.references, height=height // ds, width=width // ds)
+            dtype = next(refiner.parameters()).dtype
+            refined = refiner(target=frame.latent[None].to(dtype), references=refs[None].to(dtype))
+            frame.latent_enhanced = refined[0].float()
+            timer.stop("refine")
+            timer.start()
+            frame.enhanced = codec.decode(frame.latent_enhanced[None])[0].float().clamp(0, 1).permute(1, 2, 0)
+            timer.stop("decode_enhanced")
+
+    if {"rgb", "depth"} & set(outputs):
+        timer.start()
+        bg = None if scene.rgb_background is None else scene.rgb_background.to(dev, torch.float32)[None]
+        out = render_splats(params=scene.params, viewmats=vm, Ks=Kb, width=width, height=height, content="rgb",
+                            sh_degree=scene.sh_degree, backgrounds=bg)
+        if "rgb" in outputs:
+            frame.rgb = out.features[0].clamp(0, 1)
+        if "depth" in outputs:
+            frame.depth = out.depth[0, ..., 0]
+        timer.stop("rgb")
+    frame.timings_ms = timer.times
+    return frame

@@ -102,3 +102,79 @@ def select_references(
     order = torch.sort(costs, dim=1, stable=True).indices[:, :k]
     order = order.to(train_c2ws.device)
     return order[0] if single else order
+
+
+@dataclass
+class StickyReferences:
+    """Reference selection with hysteresis, for temporally stable flythroughs.
+
+    Plain nearest selection swaps a reference as soon as another training view becomes marginally
+    nearer, which changes the refiner's input (and so the output) abruptly between two frames.
+    This keeps the current set until the nearest set is clearly better::
+
+        switch  iff  cost(nearest set) < cost(current set) * (1 - relative_margin) - absolute_margin
+
+    with the cost of a set the sum of its members' :func:`reference_costs`. A current member that
+    became unusable (the query is that training camera itself) makes the cost infinite, so it
+    always switches then. The order is kept stable too: while a set is kept its order is frozen,
+    and on a switch the references that stay keep their slots and the new ones fill the freed slots
+    nearest first (the first selection is nearest first).
+
+    Call :meth:`select` once per frame, in path order.
+    """
+
+    train_c2ws: Float[Tensor, "N 4 4"]
+    """Training cameras (OpenGL camera-to-world)."""
+    k: int
+    """How many references per frame."""
+    scene_scale: float | None = None
+    """Normalises the position term; default :func:`camera_scene_scale` of ``train_c2ws``."""
+    angle_weight: float = 0.5
+    """As in :class:`ReferenceSelectionConfig`."""
+    relative_margin: float = 0.15
+    """The nearest set must be this fraction cheaper than the current one to replace it."""
+    absolute_margin: float = 0.0
+    """... and cheaper by at least this much (cost units: scene scales / radians)."""
+    exclude_tolerance: float = 1e-5
+    """A training camera within this pose distance of the query is the query itself and is skipped."""
+    current: list[int] | None = None
+    """The references of the last frame (None before the first)."""
+    switches: int = 0
+    """Frames whose set differed from the previous frame's (the first selection is not counted)."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.relative_margin < 1.0 or self.absolute_margin < 0.0:
+            raise SplatentError(
+                f"Hysteresis margins must satisfy 0 <= relative < 1 and absolute >= 0, got "
+                f"{self.relative_margin} and {self.absolute_margin}."
+            )
+        if self.scene_scale is None:
+            self.scene_scale = camera_scene_scale(self.train_c2ws)
+
+    def reset(self) -> None:
+        """Forget the current set (e.g. at a cut in the path)."""
+        self.current, self.switches = None, 0
+
+    def select(self, c2w: Float[Tensor, "4 4"] | Float[Tensor, "3 4"]) -> list[int]:
+        """The references for the next frame, in stable slot order."""
+        nearest = select_references(
+            query_c2ws=c2w, train_c2ws=self.train_c2ws, k=self.k, scene_scale=self.scene_scale,
+            angle_weight=self.angle_weight, exclude_tolerance=self.exclude_tolerance,
+        ).tolist()
+        if self.current is None:
+            self.current = nearest
+            return list(self.current)
+        if set(nearest) == set(self.current):  # (summing in another order could differ in the last bit)
+            return list(self.current)
+        costs = reference_costs(
+            query_c2ws=c2w[None], train_c2ws=self.train_c2ws, scene_scale=self.scene_scale, angle_weight=self.angle_weight
+        )[0]
+        same = (c2w[None, :3, :4].to(torch.float64) - self.train_c2ws[:, :3, :4].to(costs)).abs().amax(dim=(-1, -2))
+        costs = costs.masked_fill(same <= self.exclude_tolerance, float("inf"))
+        old_cost = float(costs[self.current].sum())
+        new_cost = float(costs[nearest].sum())
+        if new_cost < old_cost * (1.0 - self.relative_margin) - self.absolute_margin:  # inf old cost: always
+            incoming = [i for i in nearest if i not in self.current]  # nearest first
+            self.current = [i if i in nearest else incoming.pop(0) for i in self.current]
+            self.switches += 1
+        return list(self.current)

@@ -1,4 +1,4 @@
-"""The shared render function: latent render → decode, and RGB."""
+"""The shared render function: latent render → decode → refine, and RGB/depth."""
 
 from __future__ import annotations
 
@@ -8,36 +8,65 @@ import torch
 from splatent_viewer.codecs import load_codec
 from splatent_viewer.data.scene import load_scene
 from splatent_viewer.errors import SplatentError
-from splatent_viewer.frame import render_frame
+from splatent_viewer.frame import reference_latents, render_frame
 from splatent_viewer.splats import init_splats
+from splatent_viewer.trained import trained_scene_from_splats
 from splatent_viewer.training.losses import psnr
 
 
-def _splats_from_target_latent(scene, codec):
-    """Gaussians on a dense grid of the first view's pixels, carrying that view's encoded latent."""
-    points, colors = scene.load_points()
-    return init_splats(points=points, colors=colors, latent_channels=codec.latent_channels, init_opacity=0.5)
-
-
-def test_decoded_frame_is_the_codec_decode_of_the_rendered_latent(tiny_scene_dir):
+@pytest.fixture(scope="module")
+def trained(tiny_scene_dir):
+    """Gaussians at the tiny scene's points with their colours and random latents (no training needed here)."""
     scene = load_scene(tiny_scene_dir)
     codec = load_codec("taef2")
-    params = _splats_from_target_latent(scene, codec)
+    points, colors = scene.load_points()
+    params = init_splats(points=points, colors=colors, latent_channels=codec.latent_channels, init_opacity=0.5)
     params["latents"] = torch.randn_like(params["latents"])
-    vm, K = scene.viewmats()[0], scene.Ks[0]
-    frame = render_frame(params=params, codec=codec, viewmat=vm, K=K, width=64, height=64, rgb=True)
-    assert frame.decoded.shape == (64, 64, 3) and frame.rgb.shape == (64, 64, 3)
+    train = scene.split_indices["train"].tolist()
+    return scene, trained_scene_from_splats(scene=scene, params=params, codec=codec, sh_degree=0, train_indices=train,
+                                            device="cpu")
+
+
+def test_decoded_frame_is_the_codec_decode_of_the_rendered_latent(trained):
+    scene, ts = trained
+    frame = render_frame(scene=ts, c2w=scene.camera_to_worlds[0], K=scene.Ks[0], width=64, height=64,
+                         outputs=("decoded", "rgb", "depth"))
+    assert frame.decoded.shape == (64, 64, 3) and frame.rgb.shape == (64, 64, 3) and frame.depth.shape == (64, 64)
     assert frame.latent.shape == (32, 8, 8)
     with torch.no_grad():
-        expected = codec.decode(frame.latent[None])[0].clamp(0, 1).permute(1, 2, 0)
+        expected = ts.codec.decode(frame.latent[None])[0].clamp(0, 1).permute(1, 2, 0)
     torch.testing.assert_close(frame.decoded, expected)
     # RGB splats initialised from the point colours resemble the view (far from a blank image).
     assert psnr(frame.rgb, scene.load_image(0)) > 10.0
+    # Depth is positive where something was drawn, and the camera sits outside the scene.
+    assert frame.depth.max() > 0
+    assert frame.enhanced is None and frame.timings_ms == {}
 
 
-def test_frame_size_must_align_with_codec(tiny_scene_dir):
-    scene = load_scene(tiny_scene_dir)
-    codec = load_codec("taef2")
-    params = _splats_from_target_latent(scene, codec)
+def test_only_requested_outputs_and_stage_timings(trained):
+    scene, ts = trained
+    frame = render_frame(scene=ts, c2w=scene.camera_to_worlds[1], K=scene.Ks[1], width=64, height=64,
+                         outputs=("rgb",), time_stages=True)
+    assert frame.decoded is None and frame.latent is None and frame.rgb is not None
+    assert set(frame.timings_ms) == {"rgb"} and frame.timings_ms["rgb"] > 0
+
+
+def test_frame_errors(trained):
+    scene, ts = trained
     with pytest.raises(SplatentError, match="multiple of the codec's downscale 8"):
-        render_frame(params=params, codec=codec, viewmat=scene.viewmats()[0], K=scene.Ks[0], width=60, height=64)
+        render_frame(scene=ts, c2w=scene.camera_to_worlds[0], K=scene.Ks[0], width=60, height=64)
+    with pytest.raises(SplatentError, match="No refiner is loaded"):
+        render_frame(scene=ts, c2w=scene.camera_to_worlds[0], K=scene.Ks[0], width=64, height=64, outputs=("enhanced",))
+    with pytest.raises(SplatentError, match="Unknown frame outputs"):
+        render_frame(scene=ts, c2w=scene.camera_to_worlds[0], K=scene.Ks[0], width=64, height=64, outputs=("normals",))
+
+
+def test_reference_latents_are_bank_latents_resized(trained):
+    _, ts = trained
+    same = reference_latents(scene=ts, indices=[2, 0], height=8, width=8)
+    torch.testing.assert_close(same, torch.stack([ts.references.latent(2), ts.references.latent(0)]))
+    small = reference_latents(scene=ts, indices=[1, 2], height=4, width=6)
+    assert small.shape == (2, 32, 4, 6)
+    big = ts.references.latent(1)
+    torch.testing.assert_close(small[0].mean(dim=(-1, -2)), big.mean(dim=(-1, -2)), atol=0.15 * big.abs().mean().item(), rtol=0)
+    assert reference_latents(scene=ts, indices=[], height=8, width=8).shape == (0, 32, 8, 8)

@@ -2,10 +2,12 @@
 
 image → TAEF2 latent → latent+RGB Gaussians (trained here) → latent render → decode → video.
 
-Writes to ``--output-dir``: ``splats.safetensors`` (the trained Gaussians), ``metrics.json``
+Writes to ``--output-dir``: ``splats.safetensors`` (the trained Gaussians) and ``references.safetensors``
+(training cameras + latents; together a run folder for ``splatent-viewer``/``splatent-render``), ``metrics.json``
 (held-out PSNR/SSIM of the decoded latent render, the RGB splats and the codec's own round
-trip), ``compare.png`` (ground truth | codec round trip | decoded latent render | RGB splats)
-and ``orbit.mp4`` (decoded latent render | RGB splats along an orbit).
+trip), ``compare.png`` (ground truth | codec round trip | decoded latent render | [enhanced |] RGB splats)
+and ``orbit.mp4`` (decoded latent render | [enhanced |] RGB splats along an orbit); "enhanced" when a
+refiner is given or shipped.
 """
 
 from __future__ import annotations
@@ -27,13 +29,12 @@ from rich.table import Table
 
 from splatent_viewer.codecs import CodecConfig
 from splatent_viewer.data.scene import load_scene
-from splatent_viewer.errors import SplatentError
+from splatent_viewer.errors import exit_on_error
 from splatent_viewer.export.camera_paths import orbit_path
 from splatent_viewer.export.video import write_mp4
 from splatent_viewer.frame import render_frame
-from splatent_viewer.cameras import opengl_c2w_to_viewmat
 from splatent_viewer.paths import assets_dir
-from splatent_viewer.splats.io import save_splats
+from splatent_viewer.trained import ReferenceBank, TrainedScene, load_refiner_for, save_trained_run
 from splatent_viewer.training.evaluate import evaluate_views, mean_metrics
 from splatent_viewer.training.trainer import LatentSplatTrainerConfig, train_latent_splats
 
@@ -64,6 +65,9 @@ class DemoConfig:
     """Frame rate of the video."""
     seed: int = 0
     """Random seed."""
+    refiner: str = "embedded"
+    """Refiner for the enhanced render: embedded (the shipped one, when there is one), none, or a folder from
+    `splatent-refiner train`. With one, metrics, compare.png and the video include the enhanced render."""
 
 
 def _to_uint8(img: torch.Tensor) -> np.ndarray:
@@ -97,18 +101,25 @@ def main(config: DemoConfig) -> dict:
     result = train_latent_splats(scene=scene, codec=codec, config=trainer_cfg, device=device)
     params = result.params
     config.output_dir.mkdir(parents=True, exist_ok=True)
-    save_splats(path=config.output_dir / "splats.safetensors", params=params, codec=codec.name,
-                sh_degree=result.sh_degree, extra={"scene": str(config.scene), "steps": trainer_cfg.steps})
+    train_indices = scene.split_indices["train"].tolist()
+    bank = ReferenceBank.from_scene(scene=scene, indices=train_indices, codec=codec, device=device)
+    save_trained_run(output_dir=config.output_dir, params=params, codec=codec, sh_degree=result.sh_degree,
+                     references=bank, scene_path=config.scene, train_indices=train_indices,
+                     extra={"steps": trainer_cfg.steps})
+    trained = TrainedScene(params=params, codec=codec, sh_degree=result.sh_degree, references=bank, refiner=None,
+                           latent_background=None, name=config.output_dir.name, source=config.output_dir, device=device)
+    trained.refiner = load_refiner_for(config.refiner, codec=codec, device=device,
+                                       dtype=torch.float16 if device.type == "cuda" else torch.float32)
 
     # Held-out evaluation: decoded latent render vs RGB splats vs the codec's own round trip.
     rows, panels = [], None
-    evaluations = evaluate_views(scene=scene, indices=scene.split_indices["val"].tolist(), params=params, codec=codec,
-                                 sh_degree=result.sh_degree, device=device)
+    evaluations = evaluate_views(scene=scene, indices=scene.split_indices["val"].tolist(), trained=trained)
     for ev in track(evaluations, total=len(scene.split_indices["val"]), description="evaluating held-out views",
                     console=CONSOLE):
         rows.append(ev.metrics)
         if panels is None:
-            panels = torch.cat([ev.ground_truth, ev.roundtrip, ev.decoded, ev.rgb], dim=1)
+            panels = torch.cat([ev.ground_truth, ev.roundtrip, ev.decoded]
+                               + ([ev.enhanced] if ev.enhanced is not None else []) + [ev.rgb], dim=1)
     if panels is None:
         CONSOLE.print("[yellow]the scene has no held-out views (nerfstudio's 90/10 split left none): skipping evaluation")
     else:
@@ -119,11 +130,12 @@ def main(config: DemoConfig) -> dict:
     w, h = int(scene.widths[0]), int(scene.heights[0])
     K = scene.Ks[0].to(device)
 
+    outputs = ("decoded", "enhanced", "rgb") if trained.refiner is not None else ("decoded", "rgb")
+
     def frames():
         for c2w in track(path, description="rendering orbit video", console=CONSOLE):
-            f = render_frame(params=params, codec=codec, viewmat=opengl_c2w_to_viewmat(c2w).to(device), K=K,
-                             width=w, height=h, sh_degree=result.sh_degree, rgb=True)
-            yield _to_uint8(torch.cat([f.decoded, f.rgb], dim=1))
+            f = render_frame(scene=trained, c2w=c2w, K=K, width=w, height=h, outputs=outputs)
+            yield _to_uint8(torch.cat([f.decoded] + ([f.enhanced] if f.enhanced is not None else []) + [f.rgb], dim=1))
 
     n_frames = write_mp4(frames=frames(), path=config.output_dir / "orbit.mp4", fps=config.fps)
 
@@ -142,6 +154,8 @@ def main(config: DemoConfig) -> dict:
     for col in ("", "PSNR", "SSIM"):
         table.add_column(col)
     table.add_row("decoded latent render", f"{mean['decoded_psnr']:.2f}", f"{mean['decoded_ssim']:.3f}")
+    if "enhanced_psnr" in mean:
+        table.add_row("enhanced (refiner)", f"{mean['enhanced_psnr']:.2f}", f"{mean['enhanced_ssim']:.3f}")
     table.add_row("RGB splats", f"{mean['rgb_psnr']:.2f}", f"{mean['rgb_ssim']:.3f}")
     table.add_row(f"{codec.name} round trip of the ground truth (ceiling)", f"{mean['codec_psnr']:.2f}", "")
     CONSOLE.print(table)
@@ -153,11 +167,7 @@ def main(config: DemoConfig) -> dict:
 def entrypoint() -> None:
     """CLI entry point."""
     config = tyro.cli(DemoConfig)
-    try:
-        main(config)
-    except SplatentError as e:
-        CONSOLE.print(f"[bold red]error:[/] {e}")
-        raise SystemExit(1) from None
+    exit_on_error(main, config)
 
 
 if __name__ == "__main__":

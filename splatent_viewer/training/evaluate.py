@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from splatent_viewer.codecs import LatentCodec
 from splatent_viewer.data.scene import Scene
 from splatent_viewer.frame import render_frame
+from splatent_viewer.trained import TrainedScene
 from splatent_viewer.training.losses import psnr, ssim
 
 
@@ -29,6 +29,8 @@ class ViewEvaluation:
     """The decoded latent render."""
     rgb: Float[Tensor, "H W 3"]
     """The RGB splats render."""
+    enhanced: Float[Tensor, "H W 3"] | None = None
+    """The refined render (when the trained scene has a refiner)."""
 
 
 def _chw(x: Tensor) -> Tensor:
@@ -40,17 +42,18 @@ def evaluate_views(
     *,
     scene: Scene,
     indices: list[int],
-    params: Mapping[str, Tensor],
-    codec: LatentCodec,
-    sh_degree: int,
-    device: torch.device | str,
+    trained: TrainedScene,
 ) -> Iterator[ViewEvaluation]:
-    """Renders and scores each view of ``indices`` in turn (a generator, so images are not all kept)."""
-    viewmats = scene.viewmats()
+    """Renders and scores each view of ``indices`` in turn (a generator, so images are not all kept).
+
+    With a refiner, the enhanced render is scored too (``enhanced_psnr/ssim``), using the refiner's k
+    nearest training views of the bank."""
+    codec, device = trained.codec, trained.device
+    outputs = ("decoded", "rgb", "enhanced") if trained.refiner is not None else ("decoded", "rgb")
     for i in indices:
         gt = scene.load_image(i).to(device)
-        frame = render_frame(params=params, codec=codec, viewmat=viewmats[i].to(device), K=scene.Ks[i].to(device),
-                             width=int(scene.widths[i]), height=int(scene.heights[i]), sh_degree=sh_degree, rgb=True)
+        frame = render_frame(scene=trained, c2w=scene.camera_to_worlds[i], K=scene.Ks[i], width=int(scene.widths[i]),
+                             height=int(scene.heights[i]), outputs=outputs)
         roundtrip = codec.decode(codec.encode(_chw(gt)))[0].float().clamp(0, 1).permute(1, 2, 0)
         metrics = {
             "view": i,
@@ -58,7 +61,11 @@ def evaluate_views(
             "rgb_psnr": psnr(frame.rgb, gt), "rgb_ssim": float(ssim(_chw(frame.rgb), _chw(gt))),
             "codec_psnr": psnr(roundtrip, gt),
         }  # fmt: skip
-        yield ViewEvaluation(metrics=metrics, ground_truth=gt, roundtrip=roundtrip, decoded=frame.decoded, rgb=frame.rgb)
+        if frame.enhanced is not None:
+            metrics["enhanced_psnr"] = psnr(frame.enhanced, gt)
+            metrics["enhanced_ssim"] = float(ssim(_chw(frame.enhanced), _chw(gt)))
+        yield ViewEvaluation(metrics=metrics, ground_truth=gt, roundtrip=roundtrip, decoded=frame.decoded, rgb=frame.rgb,
+                             enhanced=frame.enhanced)
 
 
 def mean_metrics(rows: list[dict[str, float]]) -> dict[str, float]:

@@ -140,3 +140,21 @@ def test_checkpoint_renders_identically_in_fresh_processes(trained: dict) -> Non
     with torch.no_grad():
         decoded = codec.decode(lat.features.permute(0, 3, 1, 2))[0].permute(1, 2, 0).clamp(0, 1)
     torch.testing.assert_close(a["rgb"], decoded, atol=1e-4, rtol=0)
+
+
+def test_run_loads_as_trained_scene_and_renders_like_the_model(trained: dict) -> None:
+    """The viewer/exporter's loader gives the same decoded and RGB renders as the nerfstudio model."""
+    from splatent_viewer.frame import render_frame
+    from splatent_viewer.trained import load_trained_scene
+
+    out = trained["root"] / "render_for_loader.safetensors"
+    proc = subprocess.run([sys.executable, "-c", RENDER_SCRIPT, str(trained["config"]), str(out)],
+                          env=_env(trained["cache"]), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    ref = load_file(str(out))
+    scene = load_trained_scene(trained["config"], refiner="none")
+    assert len(scene.references) == 11 and scene.codec.name == "taef2" and scene.latent_background is not None
+    frame = render_frame(scene=scene, c2w=ref["c2w"][0], K=ref["K"][0], width=64, height=64, outputs=("decoded", "rgb"))
+    torch.testing.assert_close(frame.decoded, ref["rgb"], atol=1e-4, rtol=0)
+    torch.testing.assert_close(frame.rgb, ref["rgb_gaussians"], atol=1e-5, rtol=0)
+    assert scene.references.nearest(c2w=ref["c2w"][0], k=3) == ref["refs"].tolist()

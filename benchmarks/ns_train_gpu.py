@@ -1,0 +1,163 @@
+"""``ns-train splatent`` vs plain splatfacto on CUDA: held-out PSNR/SSIM and wall time.
+
+Both methods run through nerfstudio's own ``Trainer`` with identical trainer settings (the
+splatent method config; splatfacto gets :class:`SplatfactoModelConfig` and no latent optimizer
+group), the same dataparser and the same step count. Evaluation is nerfstudio's
+``pipeline.get_average_eval_image_metrics()`` on the dataparser's eval split: splatent reports the
+decoded latent render (``psnr``/``ssim``) and its RGB splats (``psnr_rgb_gaussians``); splatfacto
+its RGB render.
+
+Differences to typing ``ns-train`` (the GPU machine has no nerfstudio install, only carried
+wheels): configs are built here instead of through the CLI (so nerfstudio's method registry, which
+imports every method's dependencies, is not needed); splatfacto's LPIPS metric is not built
+(its AlexNet weights would be downloaded; LPIPS plays no part in training).
+
+    python benchmarks/ns_train_gpu.py --scenes temple:nerfstudio fern:nerfstudio --root DIR --steps 7000 \
+        --output results.md
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import tyro
+
+
+@dataclass
+class Args:
+    scenes: list[str] = field(default_factory=lambda: ["temple:nerfstudio", "fern:nerfstudio", "lego:blender"])
+    """NAME:DATAPARSER pairs; the scene folder is ROOT/NAME; dataparser nerfstudio or blender."""
+    root: Path = Path("../shared/data/scenes")
+    """Folder holding the scenes."""
+    methods: list[str] = field(default_factory=lambda: ["splatent", "splatfacto"])
+    """Methods to train."""
+    steps: int = 7000
+    """Training iterations of each run."""
+    output_dir: Path = Path("/tmp/ns_train_gpu")
+    """nerfstudio output folder."""
+    output: Path | None = None
+    """Markdown table (appended row by row) and a .json beside it."""
+    device: str = "cuda"
+    """cuda (splatfacto needs it); cpu only smoke-tests splatent."""
+
+
+class _NaNMetric(torch.nn.Module):
+    def forward(self, a, b):
+        return torch.tensor(float("nan"), device=a.device)
+
+
+def _config(method: str, scene: Path, dataparser: str, steps: int, output_dir: Path, device: str):
+    from nerfstudio.data.dataparsers.blender_dataparser import BlenderDataParserConfig
+    from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
+    from nerfstudio.models.splatfacto import SplatfactoModel, SplatfactoModelConfig
+
+    from nerfstudio_plugin.splatent_config import splatent_config
+
+    cfg = copy.deepcopy(splatent_config)
+    if method == "splatfacto":
+
+        class SplatfactoNoLPIPS(SplatfactoModel):
+            """Stock splatfacto; LPIPS (AlexNet download) is not built, so the metric is left out."""
+
+            def populate_modules(self):
+                import torchmetrics.image.lpip as lp  # splatfacto imports LPIPS from here inside populate_modules
+
+                original = lp.LearnedPerceptualImagePatchSimilarity
+                lp.LearnedPerceptualImagePatchSimilarity = lambda **kw: _NaNMetric()
+                try:
+                    super().populate_modules()
+                finally:
+                    lp.LearnedPerceptualImagePatchSimilarity = original
+
+        @dataclass
+        class Cfg(SplatfactoModelConfig):
+            _target: type = field(default_factory=lambda: SplatfactoNoLPIPS)
+
+        cfg.method_name = "splatfacto"
+        cfg.pipeline.model = Cfg()
+        cfg.optimizers.pop("latents")
+        from nerfstudio.data.datamanagers.full_images_datamanager import FullImageDatamanagerConfig
+
+        cfg.pipeline.datamanager = FullImageDatamanagerConfig(cache_images_type="uint8")
+    if dataparser == "blender":
+        cfg.pipeline.datamanager.dataparser = BlenderDataParserConfig()
+    else:
+        cfg.pipeline.datamanager.dataparser = NerfstudioDataParserConfig(load_3D_points=True)
+    cfg.data = scene
+    cfg.pipeline.datamanager.data = scene
+    cfg.max_num_iterations = steps
+    cfg.steps_per_eval_image = cfg.steps_per_eval_all_images = cfg.steps_per_eval_batch = steps + 1
+    cfg.steps_per_save = steps
+    cfg.vis = "tensorboard"
+    cfg.output_dir = output_dir
+    cfg.experiment_name = scene.name
+    cfg.machine.device_type = device
+    cfg.viewer.quit_on_train_completion = True
+    for group in cfg.optimizers.values():
+        if group.get("scheduler") is not None and hasattr(group["scheduler"], "max_steps"):
+            group["scheduler"].max_steps = steps
+    return cfg
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def run_one(method: str, scene: Path, dataparser: str, steps: int, output_dir: Path, device: str) -> dict:
+    cfg = _config(method, scene, dataparser, steps, output_dir, device)
+    cfg.set_timestamp()
+    cfg.save_config()
+    trainer = cfg.setup(local_rank=0, world_size=1)
+    trainer.setup()
+    _sync(device)
+    t0 = time.perf_counter()
+    trainer.train()
+    _sync(device)
+    seconds = time.perf_counter() - t0
+    pipeline = trainer.pipeline
+    pipeline.eval()
+    metrics = pipeline.get_average_eval_image_metrics(output_path=None, get_std=False)
+    n_eval = len(pipeline.datamanager.eval_dataset)
+    n_train = len(pipeline.datamanager.train_dataset)
+    out = {"method": method, "scene": scene.name, "steps": steps, "train_seconds": seconds,
+           "gaussians": int(pipeline.model.num_points), "train_views": n_train, "eval_views": n_eval,
+           "metrics": {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))},
+           "config": str(cfg.get_base_dir() / "config.yml")}
+    del trainer, pipeline
+    torch.cuda.empty_cache()
+    return out
+
+
+def main(args: Args) -> list[dict]:
+    results = []
+    header = [f"device {torch.cuda.get_device_name() if args.device == 'cuda' else 'cpu'}, torch {torch.__version__}, {args.steps} steps, "
+              f"date {time.strftime('%Y-%m-%d')}\n",
+              "| scene | train/eval views | method | Gaussians | PSNR | SSIM | RGB-splats PSNR | RGB-splats SSIM | train s |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    if args.output:
+        args.output.write_text("\n".join(header) + "\n")
+    for spec in args.scenes:
+        name, dataparser = spec.split(":")
+        for method in args.methods:
+            r = run_one(method, args.root / name, dataparser, args.steps, args.output_dir, args.device)
+            results.append(r)
+            m = r["metrics"]
+            row = (f"| {name} | {r['train_views']}/{r['eval_views']} | {method} | {r['gaussians']} | {m['psnr']:.2f} | "
+                   f"{m['ssim']:.3f} | {m.get('psnr_rgb_gaussians', m['psnr']):.2f} | "
+                   f"{m.get('ssim_rgb_gaussians', m['ssim']):.3f} | {r['train_seconds']:.1f} |")
+            print(row, flush=True)
+            if args.output:
+                with args.output.open("a") as f:
+                    f.write(row + "\n")
+                args.output.with_suffix(".json").write_text(json.dumps(results, indent=2))
+    return results
+
+
+if __name__ == "__main__":
+    main(tyro.cli(Args))

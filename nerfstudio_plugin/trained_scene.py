@@ -1,0 +1,64 @@
+"""A nerfstudio ``ns-train splatent`` run as a :class:`splatent_viewer.trained.TrainedScene`.
+
+The scene lives in nerfstudio's dataparser-transformed world (the one ``ns-render`` camera paths
+and the nerfstudio viewer use). Splats, reference bank and background latent come from the
+checkpoint; the codec from the run's config.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import yaml
+
+from splatent_viewer.errors import SplatentError
+from splatent_viewer.trained import ReferenceBank, TrainedScene
+
+
+def load_nerfstudio_run(config_path: Path, *, device: torch.device | str = "cpu") -> TrainedScene:
+    """Loads ``outputs/<exp>/splatent/<timestamp>/config.yml`` and its latest checkpoint (no refiner attached)."""
+    from nerfstudio.utils.eval_utils import eval_setup
+
+    from nerfstudio_plugin.splatent_model import SplatentModel
+
+    config_path = Path(config_path)
+    device = torch.device(device)
+    if not config_path.is_file():
+        raise SplatentError(f"{config_path} does not exist; pass the config.yml of an `ns-train splatent` run "
+                            "(outputs/<name>/splatent/<timestamp>/config.yml).")
+    try:
+        method = yaml.load(config_path.read_text(), Loader=yaml.Loader).method_name
+    except Exception as e:  # noqa: BLE001 - any parse failure is the same user error
+        raise SplatentError(f"{config_path} is not a nerfstudio config.yml ({e}).") from e
+    if method != "splatent":
+        raise SplatentError(f"{config_path} is a `{method}` run; only `ns-train splatent` runs carry latents. "
+                            f"Train one with `ns-train splatent --data SCENE`.")
+    _, pipeline, ckpt, step = eval_setup(config_path, test_mode="inference")
+    model = pipeline.model
+    assert isinstance(model, SplatentModel)
+    model.eval()
+    n = model.reference_c2w.shape[0]
+    if n == 0:
+        raise SplatentError(f"{ckpt} has no reference bank (it is built when training starts); re-train the run.")
+    cams = pipeline.datamanager.train_dataset.cameras
+    latents = [model.reference_latent(i).float().to(device) for i in range(n)]
+    bank = ReferenceBank.from_latents(c2w=model.reference_c2w.float().to(device),
+                                      Ks=cams.get_intrinsics_matrices().float().to(device), latents=latents,
+                                      downscale=model.downscale)
+    params = {k: v.detach().to(device) for k, v in model.gauss_params.items()}
+    codec = model.codec.to(device)
+    return TrainedScene(
+        params=params,
+        codec=codec,
+        sh_degree=model.config.sh_degree,
+        references=bank,
+        refiner=None,
+        latent_background=model.background_latent.detach().float().to(device),
+        name=config_path.parent.parent.parent.name,
+        source=config_path,
+        device=device,
+        scene_path=Path(pipeline.datamanager.config.data or pipeline.datamanager.config.dataparser.data),
+        train_indices=None,
+        rgb_background=model.background_color.detach().float().to(device),
+    )

@@ -1,0 +1,282 @@
+"""Rendering a camera path of a trained scene to an MP4 or a folder of PNG frames.
+
+The core of ``splatent-render`` and of the viewer's "Export flythrough" panel: every frame goes
+through :func:`splatent_viewer.frame.render_frame`; references for the enhanced stream come from
+:class:`splatent_viewer.references.StickyReferences` (hysteresis) unless switched off. At the end
+the temporal flicker of each stream (mean absolute difference of consecutive frames, images in
+[0, 1]) is measured and written with the other numbers to ``<output stem>.stats.json``.
+
+Outputs appear atomically: the video is renamed from a temporary file, the PNG folder from a
+temporary folder, so an interrupted export (an exception from ``progress_callback``, Ctrl-C)
+leaves neither a final file nor temporary litter.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from jaxtyping import Float
+from PIL import Image
+from torch import Tensor
+
+from splatent_viewer.errors import SplatentError
+from splatent_viewer.export.camera_paths import CameraPath, round_to_multiple
+from splatent_viewer.export.video import write_mp4
+from splatent_viewer.frame import render_frame
+from splatent_viewer.references import StickyReferences
+from splatent_viewer.trained import TrainedScene
+
+Mode = Literal["decoded", "enhanced", "side-by-side", "rgb"]
+ProgressCallback = Callable[[int, int], None]
+"""Called after each frame with (frames done, total frames); raising from it aborts the export cleanly."""
+
+_FRAME_GLOB = "frame_*.png"
+DEFAULT_FPS = 24.0
+
+
+@dataclass
+class ExportConfig:
+    """How a camera path is rendered and written."""
+
+    output: Path = Path("renders/flythrough.mp4")
+    """``.mp4``: an H.264 (yuv420p) video; any other name: a folder of PNG frames (``frame_00000.png`` ...)."""
+    mode: Mode = "decoded"
+    """decoded latent render, enhanced (refined; needs a refiner), side-by-side (decoded | enhanced), or rgb (RGB splats)."""
+    fps: float | None = None
+    """Frame rate of the video; None = the camera path's own (nerfstudio JSON: frames / seconds), else 24."""
+    num_references: int | None = None
+    """References per enhanced frame; None = the refiner's k."""
+    sticky_references: bool = True
+    """Keep the reference set until a clearly nearer one exists (hysteresis), for a steadier enhanced video."""
+    relative_margin: float = 0.15
+    """Hysteresis: the nearest set must be this fraction cheaper than the current one to replace it."""
+    absolute_margin: float = 0.0
+    """Hysteresis: ... and cheaper by at least this much (scene scales / radians)."""
+    measure_flicker: bool = True
+    """Also render the decoded stream in the enhanced mode, to compare its flicker with the enhanced one."""
+    quality: int = 8
+    """H.264 quality (imageio-ffmpeg scale 0-10)."""
+    write_stats: bool = True
+    """Write ``<output stem>.stats.json`` next to the output."""
+    time_stages: bool = False
+    """Record per-stage milliseconds (synchronises the GPU after every stage: slightly slower)."""
+
+
+@dataclass
+class ExportResult:
+    """What an export wrote and measured."""
+
+    output: Path
+    """The video file or PNG folder."""
+    stats_path: Path | None
+    """The JSON with these numbers (None when not written)."""
+    mode: str
+    """The export mode (decoded, enhanced, side-by-side, rgb)."""
+    frames: int
+    """Frames written."""
+    width: int
+    """Width of the written frames (2x the render width side by side)."""
+    height: int
+    """Height of the written frames."""
+    fps: float
+    """Frame rate of the video."""
+    seconds: float
+    """Duration of the video (frames / fps)."""
+    wall_seconds: float
+    """Time the export took."""
+    fps_achieved: float
+    """Frames rendered (and written) per second of wall time."""
+    flicker: dict[str, float] = field(default_factory=dict)
+    """Per stream (decoded, enhanced, rgb): mean |frame_t - frame_{t-1}| over pixels and channels, images in [0, 1]."""
+    reference_switches: int | None = None
+    """Frame transitions where the refiner's reference list (set or order) changed, with the selection used (enhanced modes)."""
+    nearest_reference_switches: int | None = None
+    """The same count for plain nearest-first selection along the path (what hysteresis is compared with)."""
+    num_references: int | None = None
+    """References per enhanced frame (None without enhancement)."""
+    stage_ms: dict[str, float] = field(default_factory=dict)
+    """Mean milliseconds per frame and stage (with ``time_stages``)."""
+    notes: list[str] = field(default_factory=list)
+    """Adjustments made (e.g. the frame size rounded to the codec's downscale)."""
+
+    def to_json(self) -> dict:
+        """A JSON-serialisable dict (what ``<output stem>.stats.json`` holds)."""
+        d = asdict(self)
+        d["output"] = str(self.output)
+        d["stats_path"] = str(self.stats_path) if self.stats_path else None
+        return d
+
+
+def stats_path_for(output: Path) -> Path:
+    """``renders/orbit.mp4`` → ``renders/orbit.stats.json``; a frame folder ``renders/orbit`` → ``renders/orbit.stats.json``."""
+    output = Path(output)
+    return output.with_name(f"{output.stem if output.suffix.lower() == '.mp4' else output.name}.stats.json")
+
+
+class _Flicker:
+    """Running mean of |frame_t - frame_{t-1}| for one stream."""
+
+    def __init__(self) -> None:
+        self.prev: Tensor | None = None
+        self.total, self.count = 0.0, 0
+
+    def add(self, image: Float[Tensor, "H W 3"]) -> None:
+        if self.prev is not None:
+            self.total += float((image - self.prev).abs().mean())
+            self.count += 1
+        self.prev = image
+
+    def value(self) -> float:
+        return self.total / self.count if self.count else 0.0
+
+
+def _outputs_for(mode: Mode, *, measure_flicker: bool) -> tuple[str, ...]:
+    if mode == "decoded":
+        return ("decoded",)
+    if mode == "rgb":
+        return ("rgb",)
+    if mode == "side-by-side" or measure_flicker:
+        return ("decoded", "enhanced")
+    return ("enhanced",)
+
+
+def _to_uint8(image: Float[Tensor, "H W 3"]) -> np.ndarray:
+    return (image.clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).cpu().numpy()
+
+
+def _check_frame_folder(path: Path) -> None:
+    """A PNG output folder may be replaced only when it is absent, empty or holds just an earlier export's frames."""
+    if path.exists() and (not path.is_dir() or any(not p.match(_FRAME_GLOB) for p in path.iterdir())):
+        raise SplatentError(f"{path} exists and holds other files; pass a new folder (or a .mp4 name) as the output.")
+
+
+def _write_png_folder(*, frames: Iterator[np.ndarray], path: Path) -> int:
+    """Writes frames into a temporary sibling folder that replaces ``path`` at the end."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.partial")
+    shutil.rmtree(tmp, ignore_errors=True)  # a crashed earlier export's
+    tmp.mkdir()
+    count = 0
+    try:
+        for frame in frames:
+            Image.fromarray(frame).save(tmp / f"frame_{count:05d}.png")
+            count += 1
+        _check_frame_folder(path)
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return count
+
+
+def _write_json_atomic(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
+
+
+def export_flythrough(
+    *,
+    scene: TrainedScene,
+    cameras: CameraPath,
+    config: ExportConfig,
+    progress_callback: ProgressCallback | None = None,
+) -> ExportResult:
+    """Renders ``cameras`` of ``scene`` as ``config`` says and writes the video / frames and the stats.
+
+    Thread-safe to run in a background thread (the viewer does) as long as nothing else renders
+    with the same scene concurrently. Bad options raise :class:`SplatentError` before anything renders.
+    """
+    output = Path(config.output)
+    is_video = output.suffix.lower() == ".mp4"
+    if not is_video:
+        if output.suffix:
+            raise SplatentError(f"Output {output}: use a .mp4 name for a video or a folder name without a suffix for PNG frames.")
+        _check_frame_folder(output)
+    if len(cameras) == 0:
+        raise SplatentError("The camera path has no frames; give it at least one.")
+    enhanced = config.mode in ("enhanced", "side-by-side")
+    if enhanced and scene.refiner is None:
+        raise SplatentError(f"Mode '{config.mode}' needs a refiner and {scene.source} has none loaded; pass --refiner PATH "
+                            "(a folder written by `splatent-refiner train`) or use --mode decoded.")
+    notes: list[str] = []
+    cameras, note = round_to_multiple(cameras, multiple=scene.codec.downscale)
+    if note:
+        notes.append(note)
+    fps = float(config.fps or cameras.fps or DEFAULT_FPS)
+    outputs = _outputs_for(config.mode, measure_flicker=config.measure_flicker)
+
+    k = sticky = None
+    train_c2ws = scene.references.c2w.detach().cpu()
+    if enhanced:
+        k = scene.refiner.config.num_references if config.num_references is None else config.num_references
+        if config.sticky_references:
+            sticky = StickyReferences(train_c2ws=train_c2ws, k=k, scene_scale=scene.references.scene_scale,
+                                      relative_margin=config.relative_margin, absolute_margin=config.absolute_margin)
+    flicker = {name: _Flicker() for name in outputs}
+    switches = {"used": 0, "nearest": 0}
+    stage_totals: dict[str, float] = {}
+    total = len(cameras)
+
+    def frames() -> Iterator[np.ndarray]:
+        prev_used: list[int] | None = None
+        prev_nearest: list[int] | None = None
+        for i in range(total):
+            c2w, K = cameras.c2ws[i], cameras.Ks[i]
+            refs = sticky.select(c2w) if sticky is not None else None
+            frame = render_frame(scene=scene, c2w=c2w, K=K, width=cameras.width, height=cameras.height, outputs=outputs,
+                                 num_references=k, references=refs, time_stages=config.time_stages)
+            if enhanced:
+                nearest = frame.references if sticky is None else scene.references.nearest(c2w=c2w, k=k)
+                for key, now, prev in (("used", frame.references, prev_used), ("nearest", nearest, prev_nearest)):
+                    switches[key] += int(prev is not None and list(prev) != list(now))  # set or tile order
+                prev_used, prev_nearest = list(frame.references), list(nearest)
+            for name in outputs:
+                flicker[name].add(getattr(frame, name))
+            for stage, ms in frame.timings_ms.items():
+                stage_totals[stage] = stage_totals.get(stage, 0.0) + ms
+            if config.mode == "side-by-side":
+                image = torch.cat([frame.decoded, frame.enhanced], dim=1)
+            else:
+                image = getattr(frame, "decoded" if config.mode == "decoded" else config.mode)
+            yield _to_uint8(image)
+            if progress_callback is not None:
+                progress_callback(i + 1, total)
+
+    t0 = time.perf_counter()
+    if is_video:
+        count = write_mp4(frames=frames(), path=output, fps=fps, quality=config.quality)
+    else:
+        count = _write_png_folder(frames=frames(), path=output)
+    wall = time.perf_counter() - t0
+    result = ExportResult(
+        output=output,
+        stats_path=stats_path_for(output) if config.write_stats else None,
+        mode=config.mode,
+        frames=count,
+        width=cameras.width * (2 if config.mode == "side-by-side" else 1),
+        height=cameras.height,
+        fps=fps,
+        seconds=count / fps,
+        wall_seconds=wall,
+        fps_achieved=count / wall if wall > 0 else float("inf"),
+        flicker={name: f.value() for name, f in flicker.items()},
+        reference_switches=switches["used"] if enhanced else None,
+        nearest_reference_switches=switches["nearest"] if enhanced else None,
+        num_references=k,
+        stage_ms={stage: ms / count for stage, ms in stage_totals.items()},
+        notes=notes,
+    )
+    if result.stats_path is not None:
+        _write_json_atomic(result.stats_path, result.to_json())
+    return result

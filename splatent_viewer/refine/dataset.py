@@ -1,0 +1,242 @@
+"""The refiner's on-disk dataset: sharded safetensors + ``index.json``, and a torch ``Dataset`` over it.
+
+One sample is one held-out view of a scene, with Splatent's fields:
+
+- ``target``: the codec latent of the view's ground-truth image (``codec.encode(image)``);
+- ``render``: the latent rendered by latent Gaussians that were NOT trained on that view;
+- ``refs``: latents of the ``K_MAX`` nearest views among those the Gaussians WERE trained on,
+  nearest first, resized to the target's latent size (zero-padded when fewer exist, see
+  ``num_refs``);
+- ``image``: the ground-truth image (uint8), so evaluation is in pixel space.
+
+Layout of a dataset folder::
+
+    index.json                  codec, channels, downscale, units, shards, per-sample metadata
+    shards/<unit>-<n>.safetensors   target/render [n C h w] fp16, refs [n K_MAX C h w] fp16,
+                                    image [n H W 3] uint8, num_refs [n] int64
+
+A *unit* is one trained set of Gaussians (one scene × one training fraction, or one already
+trained run); a shard holds samples of one unit and one latent size. Units are appended one at
+a time and the index is rewritten atomically after each, so building can resume.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from jaxtyping import Float, UInt8
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from splatent_viewer.errors import SplatentError
+
+FORMAT = "splatent-refiner-dataset"
+VERSION = 1
+INDEX_FILE = "index.json"
+SHARD_DIR = "shards"
+K_MAX = 5
+"""References stored per sample (Splatent uses up to 5)."""
+
+
+@dataclass
+class RefinerSample:
+    """One held-out view, as the dataset builder produces it (tensors on any device)."""
+
+    target: Float[Tensor, "C h w"]
+    """Codec latent of the ground-truth image."""
+    render: Float[Tensor, "C h w"]
+    """Latent rendered by Gaussians not trained on this view."""
+    refs: Float[Tensor, "K C h w"]
+    """Latents of the K ≤ K_MAX nearest training views (nearest first), at the target's latent size."""
+    image: UInt8[Tensor, "H W 3"]
+    """Ground-truth image."""
+    view: int
+    """Index of the view in its scene."""
+    ref_views: list[int]
+    """Scene indices of the reference views, nearest first."""
+
+
+def _write_json_atomic(path: Path, data: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
+
+
+def read_index(root: Path) -> dict[str, Any]:
+    """The dataset's ``index.json``; one clear error when it is missing or not a refiner dataset."""
+    path = Path(root) / INDEX_FILE
+    if not path.is_file():
+        raise SplatentError(f"{path} does not exist; build the dataset with `splatent-refiner make-dataset --output {root}`.")
+    try:
+        index = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise SplatentError(f"{path} is not readable JSON ({e}); rebuild the dataset with `splatent-refiner make-dataset`.") from e
+    if not isinstance(index, dict) or index.get("format") != FORMAT:
+        raise SplatentError(f"{path} is not a refiner dataset index (format {index.get('format') if isinstance(index, dict) else None!r}).")
+    return index
+
+
+class DatasetWriter:
+    """Appends units of samples to a dataset folder (new or existing with the same codec)."""
+
+    def __init__(self, root: Path, *, codec: str, latent_channels: int, downscale: int, shard_size: int = 64) -> None:
+        self.root = Path(root)
+        self.shard_size = shard_size
+        if (self.root / INDEX_FILE).exists():
+            self.index = read_index(self.root)
+            have = (self.index["codec"], self.index["latent_channels"], self.index["downscale"])
+            if have != (codec, latent_channels, downscale):
+                raise SplatentError(
+                    f"{self.root / INDEX_FILE} holds {have[0]} latents ({have[1]} ch, /{have[2]}), not {codec} "
+                    f"({latent_channels} ch, /{downscale}); use another --output folder or the same codec."
+                )
+        else:
+            self.index = {"format": FORMAT, "version": VERSION, "codec": codec, "latent_channels": latent_channels,
+                          "downscale": downscale, "k_max": K_MAX, "units": [], "shards": [], "samples": []}
+        (self.root / SHARD_DIR).mkdir(parents=True, exist_ok=True)
+
+    def has_unit(self, key: str) -> bool:
+        """Whether the unit ``key`` was already written (a resumed build skips it)."""
+        return any(u["key"] == key for u in self.index["units"])
+
+    def add_unit(self, *, key: str, scene: str, info: dict[str, Any], samples: Sequence[RefinerSample]) -> None:
+        """Writes the unit's shards (one per latent size, ``shard_size`` samples each), then the index."""
+        if self.has_unit(key):
+            raise SplatentError(f"Unit {key} is already in {self.root / INDEX_FILE}.")
+        groups: dict[tuple[int, int], list[RefinerSample]] = {}
+        for s in samples:
+            groups.setdefault(tuple(s.target.shape[-2:]), []).append(s)
+        n_shards = 0
+        for (h, w), group in sorted(groups.items()):
+            for start in range(0, len(group), self.shard_size):
+                chunk = group[start : start + self.shard_size]
+                rel = f"{SHARD_DIR}/{_slug(key)}-{h}x{w}-{start // self.shard_size:04d}.safetensors"
+                self._write_shard(self.root / rel, chunk)
+                shard_id = len(self.index["shards"])
+                self.index["shards"].append({"file": rel, "unit": key, "latent_size": [h, w],
+                                             "image_size": list(chunk[0].image.shape[:2]), "num_samples": len(chunk)})
+                for row, s in enumerate(chunk):
+                    self.index["samples"].append({"shard": shard_id, "row": row, "unit": key, "scene": scene, "view": s.view,
+                                                  "train_views": int(info.get("num_train_views", 0)),
+                                                  "ref_views": list(s.ref_views), "num_refs": len(s.ref_views)})
+                n_shards += 1
+        self.index["units"].append({"key": key, "scene": scene, "num_samples": len(samples), "num_shards": n_shards, **info})
+        _write_json_atomic(self.root / INDEX_FILE, self.index)
+
+    def _write_shard(self, path: Path, chunk: Sequence[RefinerSample]) -> None:
+        c, h, w = chunk[0].target.shape
+        refs = torch.zeros(len(chunk), K_MAX, c, h, w, dtype=torch.float16)
+        for i, s in enumerate(chunk):
+            refs[i, : s.refs.shape[0]] = s.refs.detach().cpu().to(torch.float16)
+        tensors = {
+            "target": torch.stack([s.target.detach().cpu() for s in chunk]).to(torch.float16),
+            "render": torch.stack([s.render.detach().cpu() for s in chunk]).to(torch.float16),
+            "refs": refs,
+            "image": torch.stack([s.image.cpu() for s in chunk]).to(torch.uint8),
+            "num_refs": torch.tensor([len(s.ref_views) for s in chunk], dtype=torch.int64),
+        }
+        tmp = path.with_name(path.name + ".tmp")
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata={"format": FORMAT})
+        os.replace(tmp, path)
+
+
+class RefinerDataset(Dataset):
+    """Samples of a dataset folder, whole frames (evaluation) or random crops + flips (training).
+
+    ``crop`` (latent px) takes the same random window of target, render, references and image
+    (``downscale`` × larger); it is clamped to the smallest frame so every crop has one size and
+    batches stack. ``flip`` flips all of them horizontally with probability ½. Shards are loaded
+    (memory-mapped) on first use and kept.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        crop: int | None = None,
+        flip: bool = False,
+        scenes: Sequence[str] | None = None,
+        exclude_scenes: Sequence[str] = (),
+    ) -> None:
+        self.root = Path(root)
+        self.index = read_index(self.root)
+        known = {s["scene"] for s in self.index["samples"]}
+        for name in [*(scenes or []), *exclude_scenes]:
+            if name not in known:
+                raise SplatentError(f"Scene {name!r} is not in {self.root / INDEX_FILE}; it has {sorted(known)}.")
+        self.samples = [s for s in self.index["samples"]
+                        if (scenes is None or s["scene"] in scenes) and s["scene"] not in exclude_scenes]
+        if not self.samples:
+            raise SplatentError(f"No samples left in {self.root} after choosing scenes {scenes} / excluding {list(exclude_scenes)}.")
+        self.downscale = int(self.index["downscale"])
+        self.latent_channels = int(self.index["latent_channels"])
+        self.codec = str(self.index["codec"])
+        self.flip = flip
+        self.crop = crop
+        if crop is not None:
+            smallest = min(min(self.index["shards"][s["shard"]]["latent_size"]) for s in self.samples)
+            self.crop = min(crop, smallest)
+        self._shards: dict[int, dict[str, Tensor]] = {}
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def scene_names(self) -> list[str]:
+        """Scenes of the selected samples, in first-appearance order."""
+        return list(dict.fromkeys(s["scene"] for s in self.samples))
+
+    def _shard(self, shard_id: int) -> dict[str, Tensor]:
+        if shard_id not in self._shards:
+            path = self.root / self.index["shards"][shard_id]["file"]
+            try:
+                self._shards[shard_id] = load_file(str(path))
+            except (SafetensorError, OSError, ValueError) as e:
+                raise SplatentError(f"Cannot read shard {path} ({e}); rebuild the dataset with `splatent-refiner make-dataset`.") from e
+        return self._shards[shard_id]
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        """``target``/``render`` [C h w], ``refs`` [K_MAX C h w] (zeros past ``num_refs``), ``num_refs``,
+        ``image`` [3 H W] in [0, 1] (H = downscale × h), ``scene``, ``view``; float32."""
+        meta = self.samples[i]
+        shard, row = self._shard(meta["shard"]), meta["row"]
+        target, render, refs = shard["target"][row].float(), shard["render"][row].float(), shard["refs"][row].float()
+        image = shard["image"][row].permute(2, 0, 1).float() / 255.0
+        if self.crop is not None:
+            h, w = target.shape[-2:]
+            c, d = self.crop, self.downscale
+            y, x = int(torch.randint(0, h - c + 1, ())), int(torch.randint(0, w - c + 1, ()))
+            target, render, refs = (t[..., y : y + c, x : x + c] for t in (target, render, refs))
+            image = image[:, y * d : (y + c) * d, x * d : (x + c) * d]
+        if self.flip and bool(torch.rand(()) < 0.5):
+            target, render, refs, image = (t.flip(-1) for t in (target, render, refs, image))
+        return {"target": target.contiguous(), "render": render.contiguous(), "refs": refs.contiguous(),
+                "num_refs": shard["num_refs"][row], "image": image.contiguous(), "scene": meta["scene"], "view": meta["view"]}
+
+
+def latent_statistics(dataset: RefinerDataset, *, max_samples: int = 256) -> tuple[Float[Tensor, " C"], Float[Tensor, " C"]]:
+    """Per-channel mean and standard deviation of the target latents (up to ``max_samples`` evenly spread samples)."""
+    step = max(1, len(dataset.samples) // max_samples)
+    total = torch.zeros(dataset.latent_channels, dtype=torch.float64)
+    sq = torch.zeros_like(total)
+    count = 0
+    for meta in dataset.samples[::step]:
+        t = dataset._shard(meta["shard"])["target"][meta["row"]].double()
+        total += t.sum((-1, -2))
+        sq += (t * t).sum((-1, -2))
+        count += t.shape[-1] * t.shape[-2]
+    mean = total / count
+    std = (sq / count - mean * mean).clamp_min(1e-12).sqrt()
+    return mean.float(), std.float()

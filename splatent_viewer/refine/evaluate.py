@@ -1,0 +1,121 @@
+"""Evaluating a refiner on a refiner dataset (``splatent-refiner eval``): per scene and per k, PSNR/SSIM
+of the decoded render and of the enhanced render against the ground-truth IMAGE (pixel space).
+
+decoded = codec.decode(render); enhanced = codec.decode(refiner(render, refs[:k])); the codec's
+round trip decode(target) is the ceiling both approach. Whole frames, one at a time.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Optional
+
+import torch
+from rich.console import Console
+from rich.progress import track
+
+from splatent_viewer.codecs import LatentCodec, load_codec
+from splatent_viewer.errors import SplatentError
+from splatent_viewer.refine.checkpoint import load_refiner
+from splatent_viewer.refine.dataset import RefinerDataset
+from splatent_viewer.refine.refiner import Refiner
+from splatent_viewer.training.losses import psnr, ssim
+
+CONSOLE = Console()
+ALL = "all"
+"""Scene name of the row averaging every evaluated view."""
+
+
+@dataclass
+class RefinerEvalConfig:
+    """Score a refiner on a refiner dataset's samples (decoded vs enhanced, per scene and k)."""
+
+    dataset: Path = Path("outputs/refiner_dataset")
+    """Dataset folder written by `splatent-refiner make-dataset`."""
+    refiner: Path = Path("outputs/refiner_train/refiner")
+    """Refiner folder (refiner.json + refiner.safetensors), e.g. TRAIN_OUTPUT/refiner."""
+    output: Path = Path("refiner_eval.md")
+    """Markdown table to write; the same numbers (and per-view ones) go to the .json beside it."""
+    scenes: Optional[tuple[str, ...]] = None
+    """Evaluate these scenes only (default: all)."""
+    ks: tuple[int, ...] = (0, 3)
+    """Numbers of references to evaluate with (each at most the refiner's num_references)."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """Compute device; auto = cuda when available."""
+    codec_path: Optional[Path] = None
+    """Weights folder of the dataset's codec (default: its usual location)."""
+
+
+@torch.no_grad()
+def evaluate_refiner(
+    *, dataset: RefinerDataset, refiner: Refiner, codec: LatentCodec, ks: Sequence[int], progress: bool = True
+) -> tuple[list[dict], list[dict]]:
+    """``(rows, views)``: mean metrics per (scene, k) plus an ``all`` row per k, and the per-view metrics."""
+    too_many = [k for k in ks if not 0 <= k <= refiner.config.num_references]
+    if too_many:
+        raise SplatentError(f"k {too_many} outside 0..{refiner.config.num_references}, the references this refiner was trained with.")
+    dev, dtype = refiner.device, refiner.dtype
+    views = []
+    for i in track(range(len(dataset)), description="evaluating refiner", console=CONSOLE, disable=not progress):
+        item = dataset[i]
+        gt = item["image"][None].to(dev)
+        render, target, refs = item["render"][None].to(dev), item["target"][None].to(dev), item["refs"][None].to(dev)
+        decode = lambda z: codec.decode(z.to(codec.dtype)).float().clamp(0, 1)  # noqa: E731
+        decoded, roundtrip = decode(render), decode(target)
+        base = {"scene": item["scene"], "view": item["view"], "decoded_psnr": psnr(decoded, gt),
+                "decoded_ssim": float(ssim(decoded, gt)), "roundtrip_psnr": psnr(roundtrip, gt)}
+        for k in ks:
+            used = min(k, int(item["num_refs"]))
+            enhanced = decode(refiner(target=render.to(dtype), references=refs[:, :used].to(dtype)))
+            views.append({**base, "k": k, "num_refs": used, "enhanced_psnr": psnr(enhanced, gt),
+                          "enhanced_ssim": float(ssim(enhanced, gt))})
+    rows = []
+    for scene in [*dataset.scene_names(), ALL]:
+        for k in ks:
+            sel = [v for v in views if v["k"] == k and (scene == ALL or v["scene"] == scene)]
+            mean = {m: sum(v[m] for v in sel) / len(sel) for m in
+                    ("decoded_psnr", "enhanced_psnr", "decoded_ssim", "enhanced_ssim", "roundtrip_psnr")}
+            rows.append({"scene": scene, "k": k, "views": len(sel), **mean})
+    return rows, views
+
+
+def markdown_table(rows: Sequence[dict]) -> str:
+    """The rows of :func:`evaluate_refiner` as a markdown table."""
+    lines = ["| scene | views | k | decoded PSNR | enhanced PSNR | Δ PSNR | decoded SSIM | enhanced SSIM | codec round trip PSNR |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['scene']} | {r['views']} | {r['k']} | {r['decoded_psnr']:.2f} | {r['enhanced_psnr']:.2f} | "
+                     f"{r['enhanced_psnr'] - r['decoded_psnr']:+.2f} | {r['decoded_ssim']:.4f} | {r['enhanced_ssim']:.4f} | "
+                     f"{r['roundtrip_psnr']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def run_eval(config: RefinerEvalConfig, *, progress: bool = True) -> list[dict]:
+    """Loads dataset, codec and refiner, evaluates, writes ``config.output`` (+ .json); returns the rows."""
+    device = torch.device("cuda" if config.device == "auto" and torch.cuda.is_available()
+                          else ("cpu" if config.device == "auto" else config.device))
+    dataset = RefinerDataset(config.dataset, scenes=config.scenes)
+    codec = load_codec(dataset.codec, path=config.codec_path, device=device, dtype=torch.float32)
+    refiner = load_refiner(config.refiner, device=device, dtype=torch.float32, codec=codec)
+    rows, views = evaluate_refiner(dataset=dataset, refiner=refiner, codec=codec, ks=config.ks, progress=progress)
+    header = (f"Refiner `{config.refiner}` on `{config.dataset}` ({dataset.codec}), {device}, "
+              f"{datetime.date.today().isoformat()}. PSNR/SSIM against the ground-truth images.\n\n")
+    _write_atomic(config.output, header + markdown_table(rows))
+    _write_atomic(config.output.with_suffix(".json"), json.dumps(
+        {"dataset": str(config.dataset), "refiner": str(config.refiner), "device": str(device), "rows": rows, "views": views},
+        indent=1))
+    CONSOLE.print(markdown_table([r for r in rows if r["scene"] == ALL]))
+    CONSOLE.print(f"wrote {config.output} and {config.output.with_suffix('.json')}")
+    return rows

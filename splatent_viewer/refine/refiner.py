@@ -1,0 +1,209 @@
+"""The one-step latent refiner: a blurry rendered latent + its nearest training views' latents → a sharper latent.
+
+The target latent and ``K`` reference latents (``K <= config.num_references``) are normalised
+(``(z - latent_shift) * latent_scale``), tiled into one grid (:mod:`splatent_viewer.refine.grid`,
+target top-left) and passed through a UNet **once** at the fixed ``config.timestep`` with **no
+noise added**; the UNet's output is turned into the x0 prediction, the target cell is cropped
+out and de-normalised. The codec decodes it elsewhere (:func:`splatent_viewer.frame.render_frame`).
+
+Fewer references than the refiner was trained with: the grid keeps the training layout
+(``grid_layout(config.num_references)``) and the missing cells stay zero (in normalised space),
+so the UNet always sees the shapes it was trained on. More references than that are refused.
+References must already be at the target's latent size (resize them bilinearly on latents).
+
+The grid is zero-padded at the bottom/right to a multiple of the backbone's downsampling
+factor; the padding never touches the target cell, which is cropped from the top-left.
+
+Backbones: ``"embedded"`` (:mod:`.embedded_unet`, a compact UNet trained from scratch, identity
+at init) and ``"sd-turbo"`` (:mod:`.sd_turbo`, SD-Turbo's UNet with a cached prompt embedding,
+for the 4-channel SD latent space of the ``sd-turbo`` / ``taesd`` codecs).
+
+Dtypes follow the codec convention: inputs are cast to the refiner's dtype and the output comes
+back in it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal, Optional
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Float
+from torch import Tensor, nn
+
+from splatent_viewer.errors import SplatentError
+from splatent_viewer.refine.embedded_unet import EmbeddedUNet, EmbeddedUNetConfig
+from splatent_viewer.refine.grid import grid_layout, tile_grid, untile_target
+
+PredictionType = Literal["residual", "epsilon", "v_prediction", "sample"]
+
+
+@dataclass
+class RefinerConfig:
+    """What a refiner is: its backbone, the latent space it works in, and how it forms the grid."""
+
+    backbone: Literal["embedded", "sd-turbo"] = "embedded"
+    """UNet: embedded (compact UNet trained from scratch, any latent channels) or sd-turbo
+    (SD-Turbo's UNet fine-tuned, 4-channel SD latents: codecs sd-turbo and taesd)."""
+    codec: str = "taef2"
+    """Name of the codec whose latents the refiner was trained on (taef2, sd-turbo, taesd)."""
+    latent_channels: int = 32
+    """Latent channels (32 for taef2, 4 for sd-turbo/taesd); checked against the codec on load."""
+    num_references: int = 3
+    """k used in training: the grid is always grid_layout(k) (k=3: 2x2); fewer references leave zero cells."""
+    timestep: int = 300
+    """Fixed diffusion timestep the UNet is run at (no noise is added to the latent)."""
+    prediction_type: Optional[PredictionType] = None
+    """How the UNet output becomes x0: residual (x0 = x_t + out; the embedded backbone), epsilon or
+    v_prediction (diffusion formulas with alpha_cumprod), sample (out is x0). None: residual for
+    embedded, the scheduler's for sd-turbo (filled in when the backbone is built)."""
+    alpha_cumprod: Optional[float] = None
+    """ā at ``timestep`` for epsilon/v_prediction (sd-turbo: read from its scheduler when built)."""
+    latent_shift: tuple[float, ...] = (0.0,)
+    """Subtracted from latents before the UNet (added back after): one value, or one per channel."""
+    latent_scale: tuple[float, ...] = (1.0,)
+    """Multiplies latents after the shift (divides after the UNet): one value, or one per channel.
+    Codec latents are used as the codec's encode() returns them (sd-turbo/taesd: already x0.18215),
+    so sd-turbo refiners keep 0 / 1."""
+    embedded: EmbeddedUNetConfig = field(default_factory=EmbeddedUNetConfig)
+    """Sizes of the embedded UNet (backbone embedded only)."""
+    sd_turbo_path: Optional[Path] = None
+    """SD-Turbo folder (unet/, scheduler/, text_encoder/, tokenizer/) an sd-turbo refiner is
+    initialised from; not needed once the refiner is saved."""
+    prompt: str = ""
+    """Fixed text prompt of the sd-turbo backbone, embedded once with its CLIP text encoder and cached."""
+
+    def resolved_prediction_type(self) -> PredictionType:
+        """The prediction type in use (None resolved for the embedded backbone)."""
+        if self.prediction_type is not None:
+            return self.prediction_type
+        if self.backbone == "embedded":
+            return "residual"
+        raise SplatentError("An sd-turbo refiner config needs prediction_type (it is read from the scheduler when built).")
+
+    def validate(self) -> None:
+        """Raises a :class:`SplatentError` for inconsistent settings."""
+        if self.backbone not in ("embedded", "sd-turbo"):
+            raise SplatentError(f"Unknown refiner backbone {self.backbone!r}; use embedded or sd-turbo.")
+        if self.latent_channels < 1 or self.num_references < 0 or self.timestep < 0:
+            raise SplatentError("Refiner latent_channels must be >= 1, num_references >= 0 and timestep >= 0.")
+        for name in ("latent_shift", "latent_scale"):
+            values = getattr(self, name)
+            if len(values) not in (1, self.latent_channels):
+                raise SplatentError(
+                    f"Refiner {name} has {len(values)} values; give one, or one per channel ({self.latent_channels})."
+                )
+        if any(s == 0 for s in self.latent_scale):
+            raise SplatentError("Refiner latent_scale values must be non-zero.")
+        prediction = self.resolved_prediction_type() if self.backbone == "embedded" else self.prediction_type
+        if self.backbone == "embedded" and prediction != "residual":
+            raise SplatentError("The embedded refiner predicts a residual; leave prediction_type unset (or 'residual').")
+        if prediction in ("epsilon", "v_prediction") and not (self.alpha_cumprod and 0 < self.alpha_cumprod <= 1):
+            raise SplatentError(f"prediction_type {prediction} needs alpha_cumprod in (0, 1], got {self.alpha_cumprod}.")
+
+    def setup(self, *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> Refiner:
+        """A new refiner: embedded → identity UNet; sd-turbo → UNet, scheduler and prompt from ``sd_turbo_path``."""
+        if self.backbone == "embedded":
+            config = replace(self, prediction_type=self.prediction_type or "residual")
+            config.validate()
+            backbone: nn.Module = EmbeddedUNet(latent_channels=config.latent_channels, config=config.embedded)
+        else:
+            from splatent_viewer.refine.sd_turbo import SDTurboBackbone
+
+            if self.sd_turbo_path is None:
+                raise SplatentError("An sd-turbo refiner needs sd_turbo_path (a local SD-Turbo folder).")
+            backbone, prediction, alpha = SDTurboBackbone.from_pretrained(
+                self.sd_turbo_path, prompt=self.prompt, timestep=self.timestep, latent_channels=self.latent_channels
+            )
+            config = replace(self, prediction_type=prediction, alpha_cumprod=alpha)
+        return Refiner(config=config, backbone=backbone).to(device=device, dtype=dtype)
+
+
+def fit_latent_normalisation(
+    latents: Float[Tensor, "N C h w"], *, per_channel: bool = True, eps: float = 1e-6
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """``(latent_shift, latent_scale)`` that map ``latents`` to zero mean and unit variance (per channel or overall)."""
+    x = latents.detach().float()
+    dims = (0, 2, 3) if per_channel else (0, 1, 2, 3)
+    mean = x.mean(dim=dims).reshape(-1)
+    std = x.std(dim=dims).reshape(-1).clamp_min(eps)
+    return tuple(float(v) for v in mean), tuple(float(v) for v in 1.0 / std)
+
+
+class Refiner(nn.Module):
+    """Grid tiling + one UNet pass at a fixed timestep + x0 + target crop (see the module docstring)."""
+
+    config: RefinerConfig
+
+    def __init__(self, *, config: RefinerConfig, backbone: nn.Module) -> None:
+        super().__init__()
+        config.validate()
+        self.config = config
+        self.backbone = backbone
+        self.layout = grid_layout(config.num_references)
+        C = config.latent_channels
+        # Derived from the config (not saved): [1, C, 1, 1] broadcast over the batch and over cells.
+        self.register_buffer("shift", torch.tensor(config.latent_shift).expand(C).reshape(1, C, 1, 1).clone(), persistent=False)
+        self.register_buffer("scale", torch.tensor(config.latent_scale).expand(C).reshape(1, C, 1, 1).clone(), persistent=False)
+        self.register_buffer("timesteps", torch.tensor([config.timestep], dtype=torch.long), persistent=False)
+        self.memory_format = torch.contiguous_format
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.parameters()).dtype
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def use_channels_last(self, enabled: bool = True) -> Refiner:
+        """Keeps the weights and the UNet input in channels_last (faster convolutions on tensor cores)."""
+        self.memory_format = torch.channels_last if enabled else torch.contiguous_format
+        return self.to(memory_format=self.memory_format)
+
+    def forward(
+        self, *, target: Float[Tensor, "B C h w"], references: Float[Tensor, "B K C h w"]
+    ) -> Float[Tensor, "B C h w"]:
+        """Refined target latent (in the refiner's dtype). ``K`` may be 0..num_references."""
+        C = self.config.latent_channels
+        if target.ndim != 4 or target.shape[1] != C:
+            raise SplatentError(
+                f"The refiner expects {C}-channel target latents [B, {C}, h, w], got {list(target.shape)}; "
+                f"it was trained for the {self.config.codec} codec."
+            )
+        if references.shape[1] > self.config.num_references:
+            raise SplatentError(
+                f"The refiner was trained with {self.config.num_references} references, got {references.shape[1]}; "
+                f"pass at most {self.config.num_references}."
+            )
+        B, _, h, w = target.shape
+        dtype = self.dtype
+        x = (target.to(dtype) - self.shift) * self.scale
+        refs = (references.to(dtype) - self.shift[:, None]) * self.scale[:, None]
+        grid = tile_grid(target=x, references=refs, layout=self.layout)
+        factor = self.backbone.downsample_factor
+        pad_h, pad_w = -grid.shape[-2] % factor, -grid.shape[-1] % factor
+        if pad_h or pad_w:
+            grid = F.pad(grid, (0, pad_w, 0, pad_h))
+        out = self.backbone(grid.contiguous(memory_format=self.memory_format), self.timesteps)
+        x0 = self._x0(x_t=grid, out=out)
+        return untile_target(x0, height=h, width=w) / self.scale + self.shift
+
+    def _x0(self, *, x_t: Tensor, out: Tensor) -> Tensor:
+        """x0 from the backbone output (python-float coefficients: no host syncs)."""
+        kind = self.config.resolved_prediction_type()
+        if kind in ("residual", "sample"):  # the embedded backbone adds its residual itself
+            return out
+        a = float(self.config.alpha_cumprod)  # validated in (0, 1]
+        if kind == "epsilon":
+            return (x_t - (1 - a) ** 0.5 * out) / a**0.5
+        return a**0.5 * x_t - (1 - a) ** 0.5 * out  # v_prediction
+
+    def extra_repr(self) -> str:
+        c = self.config
+        return f"backbone={c.backbone!r}, codec={c.codec!r}, latent_channels={c.latent_channels}, grid={self.layout}"
+
+
+__all__ = ["PredictionType", "Refiner", "RefinerConfig", "fit_latent_normalisation"]

@@ -1,0 +1,342 @@
+"""Training the refiner on a dataset from ``splatent-refiner make-dataset`` (``splatent-refiner train``).
+
+One step: a batch of random crops (same window on render, target, references and image), ``k``
+references (random in 0..num_references per step, or fixed), the refiner's one UNet pass, and
+
+    latent_weight · MSE(normalised latents) + image_weight · L1|MSE(decode(pred), image)
+    + ssim_weight · (1 - SSIM) + lpips_weight · LPIPS(VGG)   (LPIPS only when its weights are on disk)
+
+with the codec's decoder frozen (gradients flow through it to the prediction). The embedded
+backbone's latent normalisation (``latent_shift`` / ``latent_scale``) is fitted to the dataset's
+target latents at the start; sd-turbo keeps the codec's own scaling.
+
+Data parallel through Hugging Face ``accelerate`` (single process works as is; ``accelerate launch
+-m splatent_viewer.scripts.refiner_cli train ...`` for DDP), bf16 autocast on CUDA, fp32 on CPU.
+Checkpoints (refiner folder + optimizer state in safetensors + step in JSON) are written
+atomically every ``checkpoint_every`` steps; ``--resume`` continues from the latest.
+
+Output folder: ``refiner/`` (the final refiner, for ``--refiner``), ``checkpoints/step-NNNNNN/``,
+``train_log.json`` (losses per step).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import torch
+from jaxtyping import Float
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+from torch.utils.data import DataLoader, RandomSampler
+
+from splatent_viewer.codecs import LatentCodec, load_codec
+from splatent_viewer.errors import SplatentError
+from splatent_viewer.refine.checkpoint import load_refiner, save_refiner
+from splatent_viewer.refine.dataset import RefinerDataset, latent_statistics
+from splatent_viewer.refine.embedded_unet import EmbeddedUNetConfig
+from splatent_viewer.refine.refiner import Refiner, RefinerConfig
+from splatent_viewer.training.losses import ssim
+
+CONSOLE = Console()
+REFINER_DIR = "refiner"
+CHECKPOINT_DIR = "checkpoints"
+LOG_FILE = "train_log.json"
+VGG16_FILE = "vgg16-397923af.pth"
+
+
+@dataclass
+class RefinerTrainConfig:
+    """Train a refiner on a refiner dataset."""
+
+    dataset: Path = Path("outputs/refiner_dataset")
+    """Dataset folder written by `splatent-refiner make-dataset`."""
+    output: Path = Path("outputs/refiner_train")
+    """Where refiner/ (final), checkpoints/ and train_log.json go."""
+    backbone: Literal["embedded", "sd-turbo"] = "embedded"
+    """embedded (compact UNet from scratch, any codec) or sd-turbo (SD-Turbo's UNet; 4-channel SD latents)."""
+    base: Optional[Path] = None
+    """SD-Turbo folder (unet/, scheduler/, text_encoder/, tokenizer/) for --backbone sd-turbo."""
+    embedded: EmbeddedUNetConfig = field(default_factory=EmbeddedUNetConfig)
+    """Sizes of the embedded UNet."""
+    num_references: int = 3
+    """k the refiner is built for (grid layout); at most 5, the references the dataset stores."""
+    k: Optional[int] = None
+    """References per step; None = random in 0..num_references each step (so k=0 works too)."""
+    timestep: int = 300
+    """Fixed diffusion timestep of the UNet pass."""
+    steps: int = 2000
+    """Optimisation steps."""
+    batch_size: int = 8
+    """Samples per step (per process under DDP)."""
+    lr: Optional[float] = None
+    """AdamW learning rate (default: 2e-4 embedded, 2e-5 sd-turbo)."""
+    weight_decay: float = 1e-2
+    """AdamW weight decay."""
+    warmup_steps: int = 100
+    """Linear learning-rate warm-up steps."""
+    max_grad_norm: float = 1.0
+    """Gradients are clipped to this global norm (0 disables clipping)."""
+    crop: int = 32
+    """Random crop size in latent pixels (clamped to the smallest frame)."""
+    flip: bool = True
+    """Random horizontal flips."""
+    latent_weight: float = 1.0
+    """Weight of the MSE between predicted and target latents (normalised)."""
+    image_weight: float = 1.0
+    """Weight of the decoded-image loss against the ground-truth image."""
+    image_loss: Literal["l1", "mse"] = "l1"
+    """Decoded-image loss."""
+    ssim_weight: float = 0.2
+    """Weight of (1 - SSIM) on the decoded image."""
+    lpips_weight: float = 0.1
+    """Weight of LPIPS(VGG) on the decoded image; used only when torchvision's VGG16 weights are on disk."""
+    scenes: Optional[tuple[str, ...]] = None
+    """Train on these scenes only (default: all)."""
+    exclude_scenes: tuple[str, ...] = ()
+    """Scenes left out (leave-one-scene-out evaluation)."""
+    checkpoint_every: int = 500
+    """Write a resumable checkpoint every this many steps."""
+    keep_checkpoints: int = 2
+    """Checkpoints kept (older ones are deleted)."""
+    resume: bool = False
+    """Continue from the latest checkpoint in --output."""
+    seed: int = 0
+    """Random seed (initialisation, batches, k)."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """Compute device; auto = cuda when available (accelerate picks the process's GPU)."""
+    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
+    """Autocast; auto = bf16 on CUDA, none on CPU."""
+    codec_path: Optional[Path] = None
+    """Weights folder of the dataset's codec (default: its usual location)."""
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train_refiner` produced."""
+
+    refiner_dir: Path
+    """The final refiner folder."""
+    log: list[dict[str, float]]
+    """Losses per step (this run and, after --resume, the earlier ones)."""
+
+
+def latest_checkpoint(output: Path) -> Path | None:
+    """The highest-step complete checkpoint folder in ``output``, or None."""
+    done = [p for p in (Path(output) / CHECKPOINT_DIR).glob("step-*") if (p / "state.json").is_file()]
+    return max(done, key=lambda p: int(p.name.split("-")[1]), default=None)
+
+
+def _optimizer_to_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, Tensor], dict[str, str]]:
+    sd = optimizer.state_dict()
+    tensors = {f"state.{pid}.{name}": (v if torch.is_tensor(v) else torch.tensor(v)).detach().cpu().contiguous()
+               for pid, st in sd["state"].items() for name, v in st.items()}
+    return tensors, {"param_groups": json.dumps(sd["param_groups"])}
+
+
+def _optimizer_from_tensors(optimizer: torch.optim.Optimizer, path: Path) -> None:
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+    state: dict[int, dict[str, Tensor]] = {}
+    for key, value in load_file(str(path)).items():
+        _, pid, name = key.split(".", 2)
+        state.setdefault(int(pid), {})[name] = value
+    optimizer.load_state_dict({"state": state, "param_groups": json.loads(meta["param_groups"])})
+
+
+def save_checkpoint(*, output: Path, step: int, refiner: Refiner, optimizer: torch.optim.Optimizer, keep: int) -> Path:
+    """Writes ``checkpoints/step-NNNNNN`` atomically (built in a temp folder, renamed into place)."""
+    root = Path(output) / CHECKPOINT_DIR
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step-{step:06d}"
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=root))
+    try:
+        save_refiner(refiner, tmp / REFINER_DIR)
+        tensors, meta = _optimizer_to_tensors(optimizer)
+        save_file(tensors, str(tmp / "optimizer.safetensors"), metadata=meta)
+        (tmp / "state.json").write_text(json.dumps({"step": step}))
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    done = sorted((p for p in root.glob("step-*") if (p / "state.json").is_file()), key=lambda p: int(p.name.split("-")[1]))
+    for old in done[: max(0, len(done) - keep)]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def _write_log(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)
+
+
+def _lpips_loss(device: torch.device):
+    """LPIPS(VGG) from torchmetrics when torchvision's VGG16 weights are already cached (never downloads)."""
+    if not (Path(torch.hub.get_dir()) / "checkpoints" / VGG16_FILE).is_file():
+        return None
+    from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
+
+    metric = LearnedPerceptualImagePatchSimilarity(net_type="vgg", normalize=True).to(device)
+    metric.requires_grad_(False)
+    return metric
+
+
+def refiner_losses(
+    *,
+    pred: Float[Tensor, "B C h w"],
+    target: Float[Tensor, "B C h w"],
+    image: Float[Tensor, "B 3 H W"],
+    refiner: Refiner,
+    codec: LatentCodec,
+    config: RefinerTrainConfig,
+    lpips=None,
+) -> dict[str, Tensor]:
+    """The weighted terms and their ``total`` (decoded image unclamped, so every term has gradients).
+
+    Computed in fp32 with autocast off: decoding (and backpropagating through) the codec in bf16
+    made training diverge on CUDA (gradient norms in the hundreds, loss rising)."""
+    with torch.autocast(device_type=pred.device.type, enabled=False):
+        return _refiner_losses_fp32(pred=pred.float(), target=target.float(), image=image.float(), refiner=refiner,
+                                    codec=codec, config=config, lpips=lpips)
+
+
+def _refiner_losses_fp32(*, pred, target, image, refiner, codec, config, lpips) -> dict[str, Tensor]:
+    scale = refiner.scale.float()
+    terms = {"latent": (((pred - target) * scale) ** 2).mean()}
+    decoded = codec.decode(pred).float()
+    diff = decoded - image
+    terms["image"] = diff.abs().mean() if config.image_loss == "l1" else (diff**2).mean()
+    terms["ssim"] = 1.0 - ssim(decoded, image)
+    total = config.latent_weight * terms["latent"] + config.image_weight * terms["image"] + config.ssim_weight * terms["ssim"]
+    if lpips is not None and config.lpips_weight > 0:
+        terms["lpips"] = lpips(decoded.clamp(0, 1), image)
+        total = total + config.lpips_weight * terms["lpips"]
+    terms["total"] = total
+    return terms
+
+
+def _new_refiner(config: RefinerTrainConfig, dataset: RefinerDataset) -> Refiner:
+    if not 0 <= config.num_references <= 5:
+        raise SplatentError(f"--num-references must be in 0..5 (the dataset stores 5), got {config.num_references}.")
+    common = dict(codec=dataset.codec, latent_channels=dataset.latent_channels, num_references=config.num_references,
+                  timestep=config.timestep)
+    if config.backbone == "sd-turbo":
+        if config.base is None:
+            raise SplatentError("--backbone sd-turbo needs --base DIR, a local SD-Turbo folder (unet/, scheduler/, text_encoder/, tokenizer/).")
+        refiner_config = RefinerConfig(backbone="sd-turbo", sd_turbo_path=config.base, **common)
+    else:
+        mean, std = latent_statistics(dataset)
+        refiner_config = RefinerConfig(backbone="embedded", embedded=config.embedded, latent_shift=tuple(mean.tolist()),
+                                       latent_scale=tuple((1.0 / std).tolist()), **common)
+    return refiner_config.setup(device="cpu", dtype=torch.float32)
+
+
+def train_refiner(config: RefinerTrainConfig, *, progress: bool = True) -> TrainResult:
+    """Trains (or resumes) a refiner; writes the final one to ``config.output / "refiner"``."""
+    from accelerate import Accelerator
+
+    on_cpu = config.device == "cpu" or (config.device == "auto" and not torch.cuda.is_available())
+    precision = config.mixed_precision if config.mixed_precision != "auto" else ("no" if on_cpu else "bf16")
+    accelerator = Accelerator(cpu=on_cpu, mixed_precision=precision)
+    device = accelerator.device
+    torch.manual_seed(config.seed)
+
+    dataset = RefinerDataset(config.dataset, crop=config.crop, flip=config.flip, scenes=config.scenes,
+                             exclude_scenes=config.exclude_scenes)
+    if config.k is not None and not 0 <= config.k <= config.num_references:
+        raise SplatentError(f"--k {config.k} must be in 0..--num-references ({config.num_references}).")
+    output = Path(config.output)
+    start, log = 0, []
+    checkpoint = latest_checkpoint(output) if config.resume else None
+    if config.resume and checkpoint is None:
+        CONSOLE.print(f"[yellow]--resume: no checkpoint in {output / CHECKPOINT_DIR}, starting from scratch")
+    if checkpoint is not None:
+        refiner = load_refiner(checkpoint / REFINER_DIR, device="cpu", dtype=torch.float32)
+        refiner.requires_grad_(True)
+        start = int(json.loads((checkpoint / "state.json").read_text())["step"])
+        if (output / LOG_FILE).is_file():
+            log = [r for r in json.loads((output / LOG_FILE).read_text())["steps"] if r["step"] <= start]
+    else:
+        refiner = _new_refiner(config, dataset)
+    refiner.train()
+    lr = config.lr if config.lr is not None else (2e-5 if config.backbone == "sd-turbo" else 2e-4)
+    optimizer = torch.optim.AdamW([p for p in refiner.parameters() if p.requires_grad], lr=lr,
+                                  weight_decay=config.weight_decay)
+    if checkpoint is not None:
+        _optimizer_from_tensors(optimizer, checkpoint / "optimizer.safetensors")
+    for group in optimizer.param_groups:
+        group["initial_lr"] = lr
+    warmup = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / max(1, config.warmup_steps)),
+                                               last_epoch=start - 1)
+
+    remaining = max(0, config.steps - start)
+    # Each process draws ``remaining`` batches (accelerate shards the sampler across processes).
+    sampler = RandomSampler(dataset, replacement=True,
+                            num_samples=max(1, remaining) * config.batch_size * accelerator.num_processes,
+                            generator=torch.Generator().manual_seed(config.seed * 1_000_003 + start))
+    loader = DataLoader(dataset, batch_size=config.batch_size, sampler=sampler, drop_last=True)
+    codec = load_codec(dataset.codec, path=config.codec_path, device=device, dtype=torch.float32)
+    if codec.latent_channels != refiner.config.latent_channels:
+        raise SplatentError(f"{config.dataset} holds {codec.latent_channels}-channel latents but the checkpoint's refiner "
+                            f"takes {refiner.config.latent_channels}; use another --output or drop --resume.")
+    lpips = _lpips_loss(device) if config.lpips_weight > 0 else None
+    model, optimizer, loader = accelerator.prepare(refiner, optimizer, loader)
+    k_rng = torch.Generator().manual_seed(config.seed * 7919 + start)
+    if accelerator.is_main_process:
+        output.mkdir(parents=True, exist_ok=True)
+        CONSOLE.print(f"[bold]refiner[/] {config.backbone} · {len(dataset)} samples from {len(dataset.scene_names())} scenes "
+                      f"· steps {start}→{config.steps} · batch {config.batch_size}×{accelerator.num_processes} · lr {lr:g} "
+                      f"· {precision} · {device} · LPIPS {'on' if lpips is not None else 'off (no VGG16 weights on disk)'}")
+    header = {"config": json.loads(json.dumps(asdict(config), default=str)), "lr": lr, "device": str(device),
+              "num_processes": accelerator.num_processes, "lpips": lpips is not None}
+
+    columns = (TextColumn("[bold]training refiner"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+               TextColumn("loss {task.fields[loss]:.4f}"), TimeElapsedColumn(), TimeRemainingColumn())
+    step = start
+    with Progress(*columns, disable=not (progress and accelerator.is_main_process), console=CONSOLE) as bar:
+        task = bar.add_task("train", total=config.steps, completed=start, loss=math.nan)
+        for batch in loader:
+            if step >= config.steps:
+                break
+            k = config.k if config.k is not None else int(torch.randint(0, config.num_references + 1, (), generator=k_rng))
+            k = min(k, int(batch["num_refs"].min()))  # a scene with few training views stores fewer
+            with accelerator.autocast():
+                pred = model(target=batch["render"], references=batch["refs"][:, :k])
+                terms = refiner_losses(pred=pred, target=batch["target"], image=batch["image"],
+                                       refiner=accelerator.unwrap_model(model), codec=codec, config=config, lpips=lpips)
+            accelerator.backward(terms["total"])
+            grad_norm = accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm or float("inf"))
+            optimizer.step()
+            warmup.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            row = {"step": step, "k": k, **{name: float(v.detach()) for name, v in terms.items()},
+                   "grad_norm": float(grad_norm)}
+            log.append(row)
+            bar.update(task, completed=step, loss=row["total"])
+            if step % config.checkpoint_every == 0 and step < config.steps:
+                accelerator.wait_for_everyone()
+                if accelerator.is_main_process:
+                    save_checkpoint(output=output, step=step, refiner=accelerator.unwrap_model(model),
+                                    optimizer=optimizer.optimizer, keep=config.keep_checkpoints)
+                    _write_log(output / LOG_FILE, {**header, "steps": log})
+
+    accelerator.wait_for_everyone()
+    final = accelerator.unwrap_model(model)
+    if accelerator.is_main_process:
+        save_checkpoint(output=output, step=step, refiner=final, optimizer=optimizer.optimizer, keep=config.keep_checkpoints)
+        save_refiner(final, output / REFINER_DIR)
+        _write_log(output / LOG_FILE, {**header, "steps": log})
+        CONSOLE.print(f"wrote {output / REFINER_DIR} (step {step}) and {output / LOG_FILE}")
+    return TrainResult(refiner_dir=output / REFINER_DIR, log=log)

@@ -1,0 +1,303 @@
+"""A trained scene, ready to render: splats + codec + reference bank (+ refiner).
+
+This is what the viewer, the exporter and the refiner's dataset builder load. Two sources:
+
+- a run folder written by ``splatent-demo`` / :func:`save_trained_run` (``splats.safetensors`` +
+  ``references.safetensors``), in the scene's own world coordinates;
+- a nerfstudio run's ``config.yml`` (``ns-train splatent``), converted by
+  :mod:`nerfstudio_plugin.trained_scene` in nerfstudio's dataparser-transformed world (the world
+  that ``ns-render`` camera paths use).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import torch
+from jaxtyping import Float, Int
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+from splatent_viewer.codecs import LatentCodec, load_codec
+from splatent_viewer.errors import SplatentError
+from splatent_viewer.references import camera_scene_scale, select_references
+from splatent_viewer.splats.io import load_splats, save_splats
+
+if TYPE_CHECKING:
+    from splatent_viewer.data.scene import Scene
+    from splatent_viewer.refine.refiner import Refiner
+
+LOG = logging.getLogger(__name__)
+
+REFERENCES_FORMAT = "splatent-references"
+SPLATS_FILE = "splats.safetensors"
+REFERENCES_FILE = "references.safetensors"
+
+
+@dataclass
+class ReferenceBank:
+    """Training cameras and their codec latents: what the refiner looks at."""
+
+    c2w: Float[Tensor, "N 4 4"]
+    """Training cameras, OpenGL/nerfstudio camera-to-world."""
+    Ks: Float[Tensor, "N 3 3"]
+    """Pixel intrinsics at each training image's size."""
+    sizes: Int[Tensor, "N 2"]
+    """(height, width) of each training image."""
+    latents: Float[Tensor, "N C h w"]
+    """Codec latents of the training images, zero-padded to the largest (see :meth:`latent`)."""
+    downscale: int
+    """The codec's downscale (image size / latent size)."""
+    scene_scale: float = field(default=0.0)
+    """Largest distance of a training camera from their mean (0 → computed from ``c2w``)."""
+
+    def __post_init__(self) -> None:
+        if self.scene_scale <= 0 and self.c2w.shape[0] > 0:
+            self.scene_scale = camera_scene_scale(self.c2w)
+
+    def __len__(self) -> int:
+        return int(self.c2w.shape[0])
+
+    @property
+    def latent_channels(self) -> int:
+        return int(self.latents.shape[1])
+
+    def latent(self, index: int) -> Float[Tensor, "C h w"]:
+        """The un-padded latent of training view ``index``."""
+        h, w = (int(v) // self.downscale for v in self.sizes[index])
+        return self.latents[index, :, :h, :w]
+
+    def nearest(self, *, c2w: Float[Tensor, "4 4"], k: int) -> list[int]:
+        """Indices of the ``k`` nearest training views, nearest first (a view at the query's exact pose is skipped)."""
+        if k <= 0 or len(self) == 0:
+            return []
+        c2w = c2w.to(self.c2w)
+        is_member = bool(((self.c2w[:, :3, :4] - c2w[:3, :4]).abs().amax(dim=(-1, -2)) <= 1e-5).any())
+        k = min(k, len(self) - int(is_member))
+        if k <= 0:
+            return []
+        idx = select_references(query_c2ws=c2w, train_c2ws=self.c2w, k=k, scene_scale=self.scene_scale)
+        return [int(i) for i in idx.tolist()]
+
+    def to(self, device: torch.device | str) -> ReferenceBank:
+        return ReferenceBank(c2w=self.c2w.to(device), Ks=self.Ks.to(device), sizes=self.sizes.to(device),
+                             latents=self.latents.to(device), downscale=self.downscale, scene_scale=self.scene_scale)
+
+    @classmethod
+    def from_latents(
+        cls,
+        *,
+        c2w: Float[Tensor, "N 4 4"],
+        Ks: Float[Tensor, "N 3 3"],
+        latents: list[Float[Tensor, "C h w"]],
+        downscale: int,
+    ) -> ReferenceBank:
+        """A bank from per-view latents of possibly different sizes (padded here)."""
+        if len(latents) != c2w.shape[0]:
+            raise SplatentError(f"Reference bank: {c2w.shape[0]} cameras but {len(latents)} latents.")
+        C = latents[0].shape[0]
+        H = max(int(l.shape[1]) for l in latents)
+        W = max(int(l.shape[2]) for l in latents)
+        padded = latents[0].new_zeros(len(latents), C, H, W)
+        for i, l in enumerate(latents):
+            padded[i, :, : l.shape[1], : l.shape[2]] = l
+        sizes = torch.tensor([[int(l.shape[1]) * downscale, int(l.shape[2]) * downscale] for l in latents])
+        c2w4 = c2w if c2w.shape[-2] == 4 else torch.cat([c2w, c2w.new_tensor([0, 0, 0, 1]).expand(c2w.shape[0], 1, 4)], 1)
+        return cls(c2w=c2w4.float(), Ks=Ks.float(), sizes=sizes, latents=padded, downscale=downscale)
+
+    @classmethod
+    def from_scene(
+        cls, *, scene: Scene, indices: list[int], codec: LatentCodec, device: torch.device | str, batch_size: int = 4
+    ) -> ReferenceBank:
+        """Encodes the scene's views ``indices`` with ``codec`` (each image top-left-cropped to a multiple of the downscale)."""
+        ds = codec.downscale
+        latents = []
+        with torch.no_grad():
+            for i in indices:
+                img = scene.load_image(i)
+                h, w = (img.shape[0] // ds) * ds, (img.shape[1] // ds) * ds
+                latents.append(codec.encode(img[:h, :w].permute(2, 0, 1)[None].to(device)).float()[0])
+        return cls.from_latents(c2w=scene.camera_to_worlds[indices].to(device), Ks=scene.Ks[indices].to(device),
+                                latents=latents, downscale=ds)
+
+    def save(self, path: Path) -> None:
+        """Writes ``path`` (safetensors) atomically."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        tensors = {"c2w": self.c2w, "Ks": self.Ks, "sizes": self.sizes.long(), "latents": self.latents.float()}
+        meta = {"format": REFERENCES_FORMAT, "downscale": str(self.downscale), "scene_scale": repr(self.scene_scale)}
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=meta)
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: Path, *, device: torch.device | str = "cpu") -> ReferenceBank:
+        """Reads a file written by :meth:`save`."""
+        path = Path(path)
+        if not path.is_file():
+            raise SplatentError(f"Reference bank {path} does not exist; it is written next to splats.safetensors "
+                                "by splatent-demo (re-run it) or by save_trained_run.")
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                meta = f.metadata() or {}
+            t = load_file(str(path), device=str(device))
+        except (SafetensorError, OSError, ValueError) as e:
+            raise SplatentError(f"{path} is not a readable safetensors file ({e}).") from e
+        if meta.get("format") != REFERENCES_FORMAT or not {"c2w", "Ks", "sizes", "latents"} <= set(t):
+            raise SplatentError(f"{path} is not a splatent reference bank (format {meta.get('format')!r}).")
+        return cls(c2w=t["c2w"], Ks=t["Ks"], sizes=t["sizes"], latents=t["latents"], downscale=int(meta["downscale"]),
+                   scene_scale=float(meta["scene_scale"]))
+
+
+@dataclass
+class TrainedScene:
+    """Everything needed to render (and enhance) novel views of one trained scene."""
+
+    params: dict[str, Tensor]
+    """Raw splat parameters (:mod:`splatent_viewer.splats.params` layout, with ``latents``)."""
+    codec: LatentCodec
+    """The codec whose latents the Gaussians carry."""
+    sh_degree: int
+    """SH degree of the RGB colours."""
+    references: ReferenceBank
+    """Training cameras + latents, for the refiner."""
+    refiner: Refiner | None
+    """The refiner, or None (then only decoded/RGB renders exist)."""
+    latent_background: Float[Tensor, "C"] | None
+    """Latent of the background colour (None = zeros)."""
+    name: str
+    """Display name (folder or experiment name)."""
+    source: Path
+    """Where it was loaded from."""
+    device: torch.device
+    """Device of the tensors."""
+    scene_path: Path | None = None
+    """The scene folder it was trained on, when known."""
+    train_indices: list[int] | None = None
+    """Indices (into the scene's frames) of the training views, when known; the bank's order."""
+    rgb_background: Float[Tensor, "3"] | None = None
+    """Background colour of the RGB splats (None = black)."""
+
+
+def trained_scene_from_splats(
+    *,
+    scene: Scene,
+    params: dict[str, Tensor],
+    codec: LatentCodec,
+    sh_degree: int,
+    train_indices: list[int],
+    device: torch.device | str,
+    refiner: Refiner | None = None,
+    name: str = "trained",
+) -> TrainedScene:
+    """A :class:`TrainedScene` for freshly trained splats (encodes the training views into the bank)."""
+    bank = ReferenceBank.from_scene(scene=scene, indices=train_indices, codec=codec, device=device)
+    return TrainedScene(params=params, codec=codec, sh_degree=sh_degree, references=bank, refiner=refiner,
+                        latent_background=None, name=name, source=scene.root, scene_path=scene.root,
+                        device=torch.device(device), train_indices=list(train_indices))
+
+
+def save_trained_run(
+    *,
+    output_dir: Path,
+    params: dict[str, Tensor],
+    codec: LatentCodec,
+    sh_degree: int,
+    references: ReferenceBank,
+    scene_path: Path | None = None,
+    train_indices: list[int] | None = None,
+    extra: dict | None = None,
+) -> None:
+    """Writes a run folder that :func:`load_trained_scene` reads (each file atomically)."""
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    meta = dict(extra or {})
+    meta.update({"scene": str(scene_path) if scene_path is not None else None, "train_indices": train_indices})
+    save_splats(path=output_dir / SPLATS_FILE, params=params, codec=codec.name, sh_degree=sh_degree, extra=meta)
+    references.save(output_dir / REFERENCES_FILE)
+
+
+def load_refiner_for(
+    refiner: Path | str | None, *, codec: LatentCodec, device: torch.device, dtype: torch.dtype
+) -> Refiner | None:
+    """``"none"``/None → None; ``"embedded"`` → the shipped refiner, or None with a warning when there is none
+    (or it does not fit ``codec``); a path → that refiner (errors if it does not load or fit)."""
+    if refiner is None or refiner == "none":
+        return None
+    from splatent_viewer.refine.checkpoint import load_refiner  # the refiner package pulls in diffusers
+
+    if refiner == "embedded":
+        try:
+            return load_refiner("embedded", device=device, dtype=dtype, codec=codec)
+        except SplatentError as e:
+            LOG.warning("no enhancement: %s", e)
+            return None
+    return load_refiner(Path(refiner), device=device, dtype=dtype, codec=codec)
+
+
+def load_trained_scene(
+    path: Path,
+    *,
+    device: torch.device | str = "cpu",
+    refiner: Path | Literal["embedded", "none"] | None = "embedded",
+    codec_path: Path | None = None,
+    refiner_dtype: torch.dtype | None = None,
+) -> TrainedScene:
+    """Loads a run folder (``splatent-demo``), its ``splats.safetensors``, or a nerfstudio ``config.yml``.
+
+    ``refiner="embedded"`` uses the shipped refiner when it exists and the codec matches (else no
+    enhancement, with a warning); a path must load or it is an error; ``"none"`` disables it.
+    ``refiner_dtype`` defaults to float16 on CUDA, float32 on CPU.
+    """
+    path = Path(path)
+    device = torch.device(device)
+    dtype = refiner_dtype or (torch.float16 if device.type == "cuda" else torch.float32)
+    if path.suffix in (".yml", ".yaml"):
+        try:
+            from nerfstudio_plugin.trained_scene import load_nerfstudio_run
+        except ImportError as e:  # pragma: no cover - nerfstudio is a dependency
+            raise SplatentError(f"{path} is a nerfstudio config but nerfstudio is not importable ({e}).") from e
+        scene = load_nerfstudio_run(path, device=device)
+        scene.refiner = load_refiner_for(refiner, codec=scene.codec, device=device, dtype=dtype)
+        return scene
+    run_dir = path.parent if path.is_file() else path
+    if not path.exists():
+        raise SplatentError(f"{path} does not exist; pass a splatent-demo output folder or a nerfstudio config.yml "
+                            "(outputs/<name>/splatent/<timestamp>/config.yml).")
+    if not (run_dir / SPLATS_FILE).is_file():
+        raise SplatentError(f"{run_dir} has no {SPLATS_FILE}; pass a splatent-demo output folder or a nerfstudio "
+                            "config.yml (outputs/<name>/splatent/<timestamp>/config.yml).")
+    splats = load_splats(run_dir / SPLATS_FILE, device=device)
+    codec = load_codec(splats.codec, path=codec_path, device=device, dtype=torch.float16 if device.type == "cuda" else torch.float32)
+    if codec.latent_channels != splats.params["latents"].shape[1]:
+        raise SplatentError(f"{run_dir / SPLATS_FILE} carries {splats.params['latents'].shape[1]}-channel latents but "
+                            f"codec {codec.name} has {codec.latent_channels}; pass the codec it was trained with.")
+    bank = ReferenceBank.load(run_dir / REFERENCES_FILE, device=device)
+    if bank.latent_channels != codec.latent_channels:
+        raise SplatentError(f"{run_dir / REFERENCES_FILE} has {bank.latent_channels}-channel latents; the splats use "
+                            f"{codec.latent_channels} ({codec.name}). Re-create the run folder.")
+    scene_path = splats.extra.get("scene")
+    return TrainedScene(
+        params=splats.params,
+        codec=codec,
+        sh_degree=splats.sh_degree,
+        references=bank,
+        refiner=load_refiner_for(refiner, codec=codec, device=device, dtype=dtype),
+        latent_background=None,
+        name=run_dir.name,
+        source=path,
+        device=device,
+        scene_path=Path(scene_path) if scene_path else None,
+        train_indices=splats.extra.get("train_indices"),
+    )
+
+
+def run_metadata(path: Path) -> dict:
+    """The free-form metadata of a run folder's splats (scene, steps, ...)."""
+    with safe_open(str(Path(path) / SPLATS_FILE), framework="pt") as f:
+        return json.loads((f.metadata() or {}).get("extra", "{}"))

@@ -1,0 +1,125 @@
+"""The viser server: one :class:`ClientSession` (render thread) per connected browser tab."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import numpy as np
+import viser
+
+from splatent_viewer.trained import TrainedScene
+from splatent_viewer.viewer.camera import fov_y_of, viser_to_opengl_c2w
+from splatent_viewer.viewer.client_session import ClientSession
+from splatent_viewer.viewer.config import ViewerConfig
+from splatent_viewer.viewer.export_panel import ExportPanel
+from splatent_viewer.viewer.frustums import CameraFrustums
+from splatent_viewer.viewer.gui import ViewerGui, ViewSettings
+from splatent_viewer.viewer.renderer import CameraState, SceneRenderer, max_references
+from splatent_viewer.viewer.viser_view import ViserClientView
+
+LOG = logging.getLogger(__name__)
+
+
+def camera_state(camera: viser.CameraHandle) -> CameraState:
+    """A viser client's camera in our convention (a new pose: preview first)."""
+    return CameraState(c2w=viser_to_opengl_c2w(wxyz=camera.wxyz, position=camera.position), fov_y=float(camera.fov),
+                       aspect=float(camera.aspect), moving=True)
+
+
+class ViewerApp:
+    """Serves ``scene`` on ``config.host``/``config.port`` until :meth:`close`."""
+
+    def __init__(self, *, scene: TrainedScene, config: ViewerConfig) -> None:
+        self.scene, self.config = scene, config
+        self.renderer = SceneRenderer(scene=scene)
+        k_max = max_references(scene)
+        default_k = config.num_references
+        if default_k is None:
+            default_k = scene.refiner.config.num_references if scene.refiner is not None else 3
+        self.defaults = ViewSettings(
+            mode=config.mode or ("enhanced" if scene.refiner is not None else "decoded"),
+            num_references=max(0, min(default_k, k_max)),
+            max_resolution=config.max_resolution,
+            preview_resolution=min(config.preview_resolution, config.max_resolution),
+            jpeg_quality=config.jpeg_quality,
+            preview_jpeg_quality=config.preview_jpeg_quality,
+            show_cameras=config.show_cameras,
+        )
+        self._sessions: dict[int, tuple[ClientSession, ViserClientView]] = {}
+        self._lock = threading.Lock()
+        self.server = viser.ViserServer(host=config.host, port=config.port, label=f"Splatent · {scene.name}",
+                                        verbose=False)
+        self.server.on_client_connect(self._connect)
+        self.server.on_client_disconnect(self._disconnect)
+
+    @property
+    def port(self) -> int:
+        """The port actually bound (viser moves on when the asked one is taken)."""
+        return self.server.get_port()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.config.host}:{self.port}"
+
+    def session(self, client_id: int) -> tuple[ClientSession, ViserClientView] | None:
+        """The session and view of a connected client."""
+        with self._lock:
+            return self._sessions.get(client_id)
+
+    def sessions(self) -> dict[int, tuple[ClientSession, ViserClientView]]:
+        with self._lock:
+            return dict(self._sessions)
+
+    def _connect(self, client: viser.ClientHandle) -> None:
+        holder: list[ClientSession] = []
+        gui = ViewerGui(gui=client.gui, defaults=self.defaults, has_refiner=self.scene.refiner is not None,
+                        max_references=max_references(self.scene), on_change=lambda: holder and holder[0].refresh())
+        frustums = CameraFrustums(scene=client.scene, bank=self.scene.references, thumbnail=self.renderer.thumbnail)
+        view = ViserClientView(client=client, gui=gui, frustums=frustums)
+        # One exporter per browser tab, in its own thread like the tab's render thread.
+        view.export_panel = ExportPanel(gui=client.gui, scene=self.scene, output_dir=self.config.export_dir)
+        session = ClientSession(name=f"client-{client.client_id}", render=self.renderer.render, view=view,
+                                rest_delay=self.config.rest_delay)
+        holder.append(session)
+        with self._lock:
+            self._sessions[client.client_id] = (session, view)
+        client.camera.on_update(lambda camera: session.update_camera(camera_state(camera)))
+        self._place_camera(client)
+        session.update_camera(camera_state(client.camera))
+        LOG.info("viewer client %d connected", client.client_id)
+
+    def _place_camera(self, client: viser.ClientHandle) -> None:
+        """Starts the browser at the first training view, with the training cameras' mean up direction."""
+        bank = self.scene.references
+        if len(bank) == 0:
+            return
+        c2w = bank.c2w.detach().double().cpu().numpy()
+        up = c2w[:, :3, 1].mean(axis=0)
+        up = up / max(np.linalg.norm(up), 1e-9)
+        position = c2w[0, :3, 3]
+        centre = c2w[:, :3, 3].mean(axis=0)
+        distance = max(float(np.linalg.norm(centre - position)), 1e-3)
+        look_at = position - c2w[0, :3, 2] * distance  # OpenGL cameras look down -z
+        height = int(bank.sizes[0, 0])
+        with client.atomic():
+            client.camera.up_direction = up
+            client.camera.position = position
+            client.camera.look_at = look_at
+            client.camera.fov = fov_y_of(K=bank.Ks[0].cpu(), height=height)
+
+    def _disconnect(self, client: viser.ClientHandle) -> None:
+        with self._lock:
+            entry = self._sessions.pop(client.client_id, None)
+        if entry is not None:
+            # viser runs this on its event loop: join the render thread elsewhere so the server never stalls.
+            threading.Thread(target=entry[0].stop, name=f"splatent-stop-{client.client_id}", daemon=True).start()
+            LOG.info("viewer client %d disconnected", client.client_id)
+
+    def close(self) -> None:
+        """Stops every client's render thread and the server."""
+        with self._lock:
+            entries, self._sessions = list(self._sessions.values()), {}
+        for session, _ in entries:
+            session.stop()
+        self.server.stop()

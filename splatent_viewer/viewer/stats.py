@@ -1,0 +1,62 @@
+"""Per-client render statistics: frames per second and milliseconds per stage, as markdown."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+# Display order of render_frame's stage names (others follow alphabetically).
+_STAGE_ORDER = ("raster", "decode", "refine", "decode_enhanced", "rgb", "compose", "encode/send")
+
+
+@dataclass
+class FrameStats:
+    """Sliding-window FPS and the stage timings of the last frame."""
+
+    window_s: float = 2.0
+    """Frames sent within this many seconds count towards the FPS."""
+    sent: int = 0
+    """Frames sent to the client so far."""
+    last_ms: dict[str, float] = field(default_factory=dict)
+    """Milliseconds per stage of the last frame."""
+    last_size: tuple[int, int] = (0, 0)
+    """(width, height) of the last frame."""
+    last_kind: str = ""
+    """``"preview"`` or ``"full"``."""
+    last_mode: str = ""
+    """Display mode of the last frame."""
+    last_references: list[int] = field(default_factory=list)
+    """Reference indices used by the last enhanced frame."""
+    _times: deque = field(default_factory=deque)
+
+    def record(self, *, timings_ms: dict[str, float], size: tuple[int, int], kind: str, mode: str,
+               references: list[int], now: float | None = None) -> None:
+        """Counts one frame sent."""
+        now = time.perf_counter() if now is None else now
+        self.sent += 1
+        self._times.append(now)
+        while self._times and now - self._times[0] > self.window_s:
+            self._times.popleft()
+        self.last_ms, self.last_size, self.last_kind = dict(timings_ms), size, kind
+        self.last_mode, self.last_references = mode, list(references)
+
+    def fps(self, *, now: float | None = None) -> float:
+        """Frames per second over the window (0 with fewer than two frames in it)."""
+        now = time.perf_counter() if now is None else now
+        times = [t for t in self._times if now - t <= self.window_s]
+        if len(times) < 2:
+            return 0.0
+        return (len(times) - 1) / max(times[-1] - times[0], 1e-6)
+
+    def markdown(self) -> str:
+        """The stats panel's text."""
+        if self.sent == 0:
+            return "Waiting for the first frame…"
+        w, h = self.last_size
+        stages = sorted(self.last_ms, key=lambda s: (_STAGE_ORDER.index(s) if s in _STAGE_ORDER else 99, s))
+        rows = "\n".join(f"| {s} | {self.last_ms[s]:.1f} |" for s in stages)
+        total = sum(self.last_ms.values())
+        refs = ", ".join(str(i) for i in self.last_references) or "none"
+        return (f"**{self.fps():.1f} FPS** · {self.last_kind} {w}×{h} · {self.last_mode}  \n"
+                f"references: {refs}\n\n| stage | ms |\n|---|---|\n{rows}\n| **total** | **{total:.1f}** |")

@@ -1,0 +1,155 @@
+"""Refiner dataset: make-dataset from a tiny scene (fields, counts, references, resume), runs, and the reader's crops."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from splatent_viewer.codecs import load_codec
+from splatent_viewer.data.scene import load_scene
+from splatent_viewer.errors import SplatentError
+from splatent_viewer.refine.build_dataset import MakeDatasetConfig, evenly_spaced, make_dataset, similarity_to
+from splatent_viewer.refine.dataset import K_MAX, DatasetWriter, RefinerDataset, latent_statistics, read_index
+from splatent_viewer.references import select_references
+from splatent_viewer.training.trainer import LatentSplatTrainerConfig
+
+
+def test_make_dataset_writes_held_out_samples_with_nearest_training_references(tiny_scene_dir, tmp_path):
+    out = tmp_path / "ds"
+    config = MakeDatasetConfig(output=out, scenes=(tiny_scene_dir,), train_fractions=(0.5,), steps=2, device="cpu",
+                               trainer=LatentSplatTrainerConfig(rgb_weight=0.0, densify=False))
+    make_dataset(config)
+    index = read_index(out)
+    scene = load_scene(tiny_scene_dir)
+    train = scene.split_indices["train"].tolist()  # 11 of 12 views
+    subset = evenly_spaced(train, 0.5)
+    assert len(subset) == 6 and subset[0] == train[0] and subset[-1] == train[-1]
+    [unit] = index["units"]
+    assert (unit["key"], unit["scene"], unit["fraction"], unit["train_views"]) == ("tiny@0.5", "tiny", 0.5, subset)
+    held_out = [v for v in range(len(scene)) if v not in subset]  # unused train views and the val view
+    assert [s["view"] for s in index["samples"]] == held_out and unit["num_samples"] == 6
+    codec = load_codec("taef2")
+    data = RefinerDataset(out)
+    for i, meta in enumerate(index["samples"]):
+        expected = select_references(query_c2ws=scene.camera_to_worlds[meta["view"]],
+                                     train_c2ws=scene.camera_to_worlds[subset], k=K_MAX)
+        assert meta["ref_views"] == [subset[j] for j in expected.tolist()]
+        assert meta["train_views"] == 6 and meta["num_refs"] == K_MAX
+        item = data[i]
+        gt = scene.load_image(meta["view"])
+        assert item["target"].shape == (32, 8, 8) and item["refs"].shape == (K_MAX, 32, 8, 8)
+        assert torch.equal((item["image"] * 255).round().to(torch.uint8), (gt * 255 + 0.5).to(torch.uint8).permute(2, 0, 1))
+        assert item["render"].abs().mean() > 0.01 and not torch.allclose(item["render"], item["target"], atol=0.1)
+        if i not in (0, len(index["samples"]) - 1):
+            continue  # encoding is slow on the CPU: check the stored latents of two samples
+        with torch.no_grad():
+            target = codec.encode(gt.permute(2, 0, 1)[None])[0]
+            ref0 = codec.encode(scene.load_image(meta["ref_views"][0]).permute(2, 0, 1)[None])[0]
+        torch.testing.assert_close(item["target"], target, atol=5e-3, rtol=5e-3)  # stored as fp16
+        torch.testing.assert_close(item["refs"][0], ref0, atol=5e-3, rtol=5e-3)
+
+    # Resume: a second build skips the unit (no retraining, shards untouched).
+    shard = out / index["shards"][0]["file"]
+    mtime = shard.stat().st_mtime_ns
+    make_dataset(config)
+    assert read_index(out) == index and shard.stat().st_mtime_ns == mtime
+
+
+def test_make_dataset_from_a_trained_run_renders_its_held_out_views(tmp_path):
+    from splatent_viewer.data.demo_scene import DemoSceneConfig, render_demo_scene
+    from splatent_viewer.frame import render_frame
+    from splatent_viewer.splats import init_splats
+    from splatent_viewer.trained import ReferenceBank, load_trained_scene, save_trained_run
+
+    # The run's "training" is skipped (random latents): what matters is which views are rendered, and how.
+    scene_dir = render_demo_scene(DemoSceneConfig(output=tmp_path / "mini", num_views=5, resolution=32, seed=3,
+                                                  supersample=1, num_points=300))
+    scene = load_scene(scene_dir)
+    codec = load_codec("taef2")
+    points, colors = scene.load_points()
+    params = init_splats(points=points, colors=colors, latent_channels=32, sh_degree=0, init_opacity=0.5,
+                         generator=torch.Generator().manual_seed(0))
+    params["latents"] = torch.randn(params["latents"].shape, generator=torch.Generator().manual_seed(1))
+    train = [0, 2, 4]
+    run = tmp_path / "run"
+    save_trained_run(output_dir=run, params=params, codec=codec, sh_degree=0, scene_path=scene_dir, train_indices=train,
+                     references=ReferenceBank.from_scene(scene=scene, indices=train, codec=codec, device="cpu"))
+    make_dataset(MakeDatasetConfig(output=tmp_path / "ds", runs=(run,), device="cpu"))
+    index = read_index(tmp_path / "ds")
+    assert [u["key"] for u in index["units"]] == ["mini@run:run"]
+    assert [s["view"] for s in index["samples"]] == [1, 3]
+    assert all(s["num_refs"] == 3 and sorted(s["ref_views"]) == train for s in index["samples"])
+    trained = load_trained_scene(run, device="cpu", refiner="none")
+    item = RefinerDataset(tmp_path / "ds")[1]
+    expected = render_frame(scene=trained, c2w=scene.camera_to_worlds[3], K=scene.Ks[3], width=32, height=32,
+                            outputs=("latent",)).latent
+    torch.testing.assert_close(item["render"], expected, atol=5e-3, rtol=5e-3)
+    assert item["refs"][3:].abs().max() == 0  # 3 training views: the other K_MAX slots stay zero
+
+
+def test_similarity_recovers_a_nerfstudio_style_world_transform(tiny_scene_dir):
+    c2w = load_scene(tiny_scene_dir).camera_to_worlds
+    angle = 0.7
+    R = torch.tensor([[math.cos(angle), -math.sin(angle), 0.0], [math.sin(angle), math.cos(angle), 0.0], [0.0, 0.0, 1.0]])
+    moved = c2w.clone()
+    moved[:, :3, :3] = R @ c2w[:, :3, :3]
+    moved[:, :3, 3] = 0.3 * (c2w[:, :3, 3] @ R.T) + torch.tensor([0.1, -0.2, 0.5])
+    R_fit, s, t = similarity_to(source=c2w, target=moved)
+    torch.testing.assert_close(R_fit, R, atol=1e-5, rtol=0)
+    assert s == pytest.approx(0.3, rel=1e-5)
+    torch.testing.assert_close(t, torch.tensor([0.1, -0.2, 0.5]), atol=1e-5, rtol=0)
+    R_id, s_id, t_id = similarity_to(source=c2w, target=c2w)
+    torch.testing.assert_close(R_id, torch.eye(3), atol=1e-5, rtol=0)
+    assert s_id == pytest.approx(1.0) and t_id.abs().max() < 1e-5
+
+
+def _find_window(full: torch.Tensor, crop: torch.Tensor) -> tuple[int, int, bool]:
+    c = crop.shape[-1]
+    hits = [(y, x, f) for f in (False, True) for y in range(full.shape[-2] - c + 1) for x in range(full.shape[-1] - c + 1)
+            if torch.equal((full.flip(-1) if f else full)[..., y : y + c, x : x + c], crop)]
+    assert len(hits) == 1, hits
+    return hits[0]
+
+
+def test_reader_crops_and_flips_every_field_with_one_window(refiner_dataset_dir):
+    full = RefinerDataset(refiner_dataset_dir)
+    cropped = RefinerDataset(refiner_dataset_dir, crop=3, flip=True)
+    torch.manual_seed(0)
+    flips = set()
+    for _ in range(4):
+        for i in range(len(full)):
+            whole, item = full[i], cropped[i]
+            y, x, flipped = _find_window(whole["target"], item["target"])
+            flips.add(flipped)
+            window = lambda t, s=1: (t.flip(-1) if flipped else t)[..., y * s : (y + 3) * s, x * s : (x + 3) * s]  # noqa: E731
+            assert torch.equal(item["render"], window(whole["render"]))
+            assert torch.equal(item["refs"], window(whole["refs"]))
+            assert torch.equal(item["image"], window(whole["image"], 8))
+            assert item["image"].shape == (3, 24, 24) and (item["scene"], item["view"]) == (whole["scene"], whole["view"])
+    assert flips == {False, True}
+    # Crops larger than the smallest frame (scene b: 4x8 latents) are clamped so batches stack.
+    big = RefinerDataset(refiner_dataset_dir, crop=100)
+    assert big.crop == 4 and {big[i]["target"].shape for i in range(len(big))} == {(32, 4, 4)}
+
+
+def test_dataset_scene_selection_statistics_and_errors(refiner_dataset_dir, tmp_path):
+    assert RefinerDataset(refiner_dataset_dir).scene_names() == ["a", "b", "c"]
+    only_b = RefinerDataset(refiner_dataset_dir, scenes=["b"])
+    assert len(only_b) == 2 and {only_b[i]["target"].shape for i in range(2)} == {(32, 4, 8)}
+    assert RefinerDataset(refiner_dataset_dir, exclude_scenes=["a"]).scene_names() == ["b", "c"]
+    with pytest.raises(SplatentError, match="'nope' is not in"):
+        RefinerDataset(refiner_dataset_dir, scenes=["nope"])
+    with pytest.raises(SplatentError, match="index.json does not exist"):
+        RefinerDataset(tmp_path / "missing")
+    with pytest.raises(SplatentError, match="not sd-turbo"):
+        DatasetWriter(refiner_dataset_dir, codec="sd-turbo", latent_channels=4, downscale=8)
+    data = RefinerDataset(refiner_dataset_dir)
+    targets = torch.cat([data[i]["target"].flatten(1) for i in range(len(data))], dim=1)
+    mean, std = latent_statistics(data)
+    torch.testing.assert_close(mean, targets.mean(1), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(std, targets.std(1, unbiased=False), atol=1e-4, rtol=1e-4)
+    index = json.loads((refiner_dataset_dir / "index.json").read_text())
+    assert [s["latent_size"] for s in index["shards"]] == [[8, 8], [4, 8], [8, 8]]

@@ -1,0 +1,86 @@
+"""splatent-render: subcommand parsing, the generated paths on a trained scene, and a camera-path round trip."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import torch
+import tyro
+
+from splatent_viewer.references import select_references
+from splatent_viewer.scripts.render_cli import Command, CameraPathCommand, InterpolateCommand, SpiralCommand, entrypoint, main
+from splatent_viewer.trained import load_trained_scene
+
+
+def _parse(*args: str):
+    return tyro.cli(Command, args=list(args))
+
+
+def _frames(folder) -> np.ndarray:
+    return np.stack([iio.imread(p) for p in sorted(folder.glob("frame_*.png"))])
+
+
+def test_orbit_then_its_saved_camera_path_render_the_same_frames(tiny_trained_scene_dir, tmp_path, capsys):
+    run = str(tiny_trained_scene_dir)
+    orbit = _parse("orbit", "--load-config", run, "--output", str(tmp_path / "orbit"), "--num-frames", "3",
+                   "--width", "60", "--device", "cpu", "--save-camera-path", str(tmp_path / "path.json"))
+    result = main(orbit)
+    assert "rounded to 64x64" in capsys.readouterr().out
+    assert result.frames == 3 and (result.width, result.height) == (64, 64)
+    saved = json.loads((tmp_path / "path.json").read_text())
+    assert (saved["render_width"], saved["render_height"], len(saved["camera_path"])) == (64, 64, 3)
+    replay = _parse("camera-path", "--load-config", run, "--camera-path-filename", str(tmp_path / "path.json"),
+                    "--output", str(tmp_path / "replay"), "--device", "cpu")
+    assert isinstance(replay, CameraPathCommand)
+    main(replay)
+    a, b = _frames(tmp_path / "orbit"), _frames(tmp_path / "replay")
+    assert a.shape == (3, 64, 64, 3)
+    np.testing.assert_array_equal(a, b)
+    stats = json.loads((tmp_path / "replay.stats.json").read_text())
+    assert stats["fps"] == pytest.approx(24.0)  # the saved path's frames / seconds
+
+
+def test_interpolate_and_spiral_follow_the_training_cameras(tiny_trained_scene_dir):
+    scene = load_trained_scene(tiny_trained_scene_dir, device="cpu", refiner="none")
+    train = scene.references.c2w.double()
+    n = train.shape[0]
+    cmd = _parse("interpolate", "--load-config", str(tiny_trained_scene_dir), "--num-frames", str(20 * n))
+    assert isinstance(cmd, InterpolateCommand)
+    path = cmd.cameras(scene)
+    assert len(path) == 20 * n and (path.width, path.height) == tuple(int(v) for v in scene.references.sizes[0].flip(0))
+    torch.testing.assert_close(path.c2ws[0].double(), train[0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(path.c2ws[-1].double(), train[-1], atol=1e-5, rtol=0)
+    torch.testing.assert_close(path.Ks[0], scene.references.Ks[0].float(), atol=1e-3, rtol=1e-5)
+    # Every training camera is passed (one of the frames is its nearest pose, within a few frame steps).
+    step = (path.c2ws[1:, :3, 3] - path.c2ws[:-1, :3, 3]).norm(dim=1).max()
+    for i in range(n):
+        assert (path.c2ws[:, :3, 3].double() - train[i, :3, 3]).norm(dim=1).min() <= step
+    spiral = _parse("spiral", "--load-config", str(tiny_trained_scene_dir), "--num-frames", "30", "--camera-index", "3",
+                    "--radius", "0.1")
+    assert isinstance(spiral, SpiralCommand)
+    sp = spiral.cameras(scene).c2ws.double()
+    assert (sp[:, :3, 3] - train[3, :3, 3]).norm(dim=1).max() <= 0.1 * 1.5 * scene.references.scene_scale
+    # It keeps looking where camera 3 looks: camera 3 stays each frame's nearest training view.
+    nearest = select_references(query_c2ws=sp, train_c2ws=train, k=1)[:, 0]
+    assert (nearest == 3).float().mean() >= 0.8
+
+
+def test_errors_print_one_line_and_exit_1(tiny_trained_scene_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["splatent-render", "spiral", "--load-config", str(tiny_trained_scene_dir),
+                                      "--camera-index", "99", "--num-frames", "2", "--output", str(tmp_path / "x.mp4")])
+    with pytest.raises(SystemExit) as e:
+        entrypoint()
+    assert e.value.code == 1
+    out = capsys.readouterr().out
+    assert out.startswith("error:") and out.count("\n") == 1 and "--camera-index 99" in out and "Traceback" not in out
+    monkeypatch.setattr(sys, "argv", ["splatent-render", "orbit", "--load-config", str(tmp_path / "nope"),
+                                      "--output", str(tmp_path / "x.mp4")])
+    with pytest.raises(SystemExit):
+        entrypoint()
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "nope does not exist" in out
+    assert list(tmp_path.iterdir()) == []
