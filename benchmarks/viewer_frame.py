@@ -95,9 +95,9 @@ def synthetic_scene(*, n: int, codec, refiner, size: int, device: torch.device, 
     points = torch.randn(n, 3, generator=g)
     points = points / points.norm(dim=1, keepdim=True).clamp_min(1e-6) * torch.rand(n, 1, generator=g) ** (1 / 3)
     C = codec.latent_channels
-    params = init_splats(points=points, colors=None, latent_channels=C, sh_degree=3, init_opacity=0.5,
-                         latents=torch.randn(n, C, generator=g), generator=g)
-    params = {k: v.to(device) for k, v in params.items()}
+    # On the device: init_splats' 3-NN scale estimate is an O(n²) cdist (minutes for 200k points on the CPU).
+    params = init_splats(points=points.to(device), colors=None, latent_channels=C, sh_degree=3, init_opacity=0.5,
+                         latents=torch.randn(n, C, generator=g).to(device), generator=g)
     c2w, Ks = _cameras(8, radius=3.0, size=size, device=device)
     h = size // codec.downscale
     bank = ReferenceBank.from_latents(c2w=c2w, Ks=Ks, latents=[torch.randn(C, h, h, generator=g).to(device)] * 8,

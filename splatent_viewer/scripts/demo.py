@@ -159,7 +159,7 @@ def main(config: DemoConfig) -> dict:
     table.add_row("RGB splats", f"{mean['rgb_psnr']:.2f}", f"{mean['rgb_ssim']:.3f}")
     table.add_row(f"{codec.name} round trip of the ground truth (ceiling)", f"{mean['codec_psnr']:.2f}", "")
     CONSOLE.print(table)
-    CONSOLE.print(f"wrote {config.output_dir}/{{splats.safetensors, metrics.json, compare.png, orbit.mp4}} "
+    CONSOLE.print(f"wrote {config.output_dir}/{{splats.safetensors, references.safetensors, metrics.json, compare.png, orbit.mp4}} "
                   f"in {metrics['seconds']:.0f} s")
     return metrics
 
