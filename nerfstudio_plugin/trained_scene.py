@@ -16,6 +16,21 @@ from splatent_viewer.errors import SplatentError
 from splatent_viewer.trained import ReferenceBank, TrainedScene
 
 
+def _train_indices(scene_path: Path, train_files: list[Path]) -> list[int] | None:
+    """Indices of nerfstudio's training images among the scene folder's frames (as
+    :func:`splatent_viewer.data.scene.load_scene` orders them), matched by file; None when the folder
+    is gone or a file is not among its frames (then held-out views cannot be told apart)."""
+    from splatent_viewer.data.scene import load_scene
+
+    try:
+        scene = load_scene(scene_path)
+    except (SplatentError, OSError):
+        return None
+    index = {p.resolve(): i for i, p in enumerate(scene.image_paths)}
+    found = [index.get(Path(f).resolve()) for f in train_files]
+    return None if any(i is None for i in found) else [int(i) for i in found]  # type: ignore[arg-type]
+
+
 def load_nerfstudio_run(config_path: Path, *, device: torch.device | str = "cpu") -> TrainedScene:
     """Loads ``outputs/<exp>/splatent/<timestamp>/config.yml`` and its latest checkpoint (no refiner attached)."""
     from nerfstudio.utils.eval_utils import eval_setup
@@ -46,6 +61,7 @@ def load_nerfstudio_run(config_path: Path, *, device: torch.device | str = "cpu"
     bank = ReferenceBank.from_latents(c2w=model.reference_c2w.float().to(device),
                                       Ks=cams.get_intrinsics_matrices().float().to(device), latents=latents,
                                       downscale=model.downscale)
+    scene_path = Path(pipeline.datamanager.config.data or pipeline.datamanager.config.dataparser.data)
     params = {k: v.detach().to(device) for k, v in model.gauss_params.items()}
     codec = model.codec.to(device)
     return TrainedScene(
@@ -58,7 +74,7 @@ def load_nerfstudio_run(config_path: Path, *, device: torch.device | str = "cpu"
         name=config_path.parent.parent.parent.name,
         source=config_path,
         device=device,
-        scene_path=Path(pipeline.datamanager.config.data or pipeline.datamanager.config.dataparser.data),
-        train_indices=None,
+        scene_path=scene_path,
+        train_indices=_train_indices(scene_path, pipeline.datamanager.train_dataset.image_filenames),
         rgb_background=model.background_color.detach().float().to(device),
     )

@@ -158,3 +158,34 @@ def test_run_loads_as_trained_scene_and_renders_like_the_model(trained: dict) ->
     torch.testing.assert_close(frame.decoded, ref["rgb"], atol=1e-4, rtol=0)
     torch.testing.assert_close(frame.rgb, ref["rgb_gaussians"], atol=1e-5, rtol=0)
     assert scene.references.nearest(c2w=ref["c2w"][0], k=3) == ref["refs"].tolist()
+    # Its training views are known by scene index (what `splatent-refiner make-dataset --runs` needs).
+    from splatent_viewer.data.scene import load_scene
+
+    frames = load_scene(scene.scene_path)
+    assert scene.train_indices is not None and len(scene.train_indices) == 11
+    held_out = sorted(set(range(len(frames.image_paths))) - set(scene.train_indices))
+    assert held_out == frames.split_indices["val"].tolist()  # nerfstudio's 90/10 split = the loader's
+
+
+def test_refiner_dataset_from_a_nerfstudio_run(trained: dict, tmp_path: Path) -> None:
+    """`splatent-refiner make-dataset --runs config.yml` renders the run's held-out views in its (transformed) world."""
+    from splatent_viewer.data.scene import load_scene
+    from splatent_viewer.frame import render_frame
+    from splatent_viewer.refine.build_dataset import MakeDatasetConfig, make_dataset
+    from splatent_viewer.refine.dataset import read_index
+    from splatent_viewer.trained import load_trained_scene
+
+    make_dataset(MakeDatasetConfig(output=tmp_path / "ds", runs=(trained["config"],), device="cpu"))
+    index = read_index(tmp_path / "ds")
+    scene = load_trained_scene(trained["config"], refiner="none")
+    frames = load_scene(scene.scene_path)
+    held_out = frames.split_indices["val"].tolist()
+    assert [s["view"] for s in index["samples"]] == held_out
+    assert all(set(s["ref_views"]) <= set(scene.train_indices) for s in index["samples"])
+    # The sample's render is the run's render at that view (nerfstudio's eval camera = the mapped scene camera).
+    from safetensors.torch import load_file as load_tensors
+
+    shard = load_tensors(str(tmp_path / "ds" / index["shards"][0]["file"]))
+    ref = load_file(str(trained["root"] / "render_for_loader.safetensors"))  # eval view 0 of the model
+    frame = render_frame(scene=scene, c2w=ref["c2w"][0], K=ref["K"][0], width=64, height=64, outputs=("latent",))
+    torch.testing.assert_close(shard["render"][0].float(), frame.latent, atol=2e-2, rtol=2e-2)
