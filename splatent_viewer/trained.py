@@ -11,22 +11,19 @@ This is what the viewer, the exporter and the refiner's dataset builder load. Tw
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import torch
 from jaxtyping import Float, Int
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from splatent_viewer.codecs import LatentCodec, load_codec
 from splatent_viewer.errors import SplatentError
 from splatent_viewer.references import camera_scene_scale, select_references
+from splatent_viewer.safetensors_io import read_safetensors, write_safetensors
 from splatent_viewer.splats.io import load_splats, save_splats
 
 if TYPE_CHECKING:
@@ -128,12 +125,9 @@ class ReferenceBank:
 
     def save(self, path: Path) -> None:
         """Writes ``path`` (safetensors) atomically."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
         tensors = {"c2w": self.c2w, "Ks": self.Ks, "sizes": self.sizes.long(), "latents": self.latents.float()}
         meta = {"format": REFERENCES_FORMAT, "downscale": str(self.downscale), "scene_scale": repr(self.scene_scale)}
-        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=meta)
-        os.replace(tmp, path)
+        write_safetensors(path, tensors, metadata=meta)
 
     @classmethod
     def load(cls, path: Path, *, device: torch.device | str = "cpu") -> ReferenceBank:
@@ -142,12 +136,7 @@ class ReferenceBank:
         if not path.is_file():
             raise SplatentError(f"Reference bank {path} does not exist; it is written next to splats.safetensors "
                                 "by splatent-demo (re-run it) or by save_trained_run.")
-        try:
-            with safe_open(str(path), framework="pt") as f:
-                meta = f.metadata() or {}
-            t = load_file(str(path), device=str(device))
-        except (SafetensorError, OSError, ValueError) as e:
-            raise SplatentError(f"{path} is not a readable safetensors file ({e}).") from e
+        t, meta = read_safetensors(path, device=device)
         if meta.get("format") != REFERENCES_FORMAT or not {"c2w", "Ks", "sizes", "latents"} <= set(t):
             raise SplatentError(f"{path} is not a splatent reference bank (format {meta.get('format')!r}).")
         return cls(c2w=t["c2w"], Ks=t["Ks"], sizes=t["sizes"], latents=t["latents"], downscale=int(meta["downscale"]),
@@ -295,9 +284,3 @@ def load_trained_scene(
         scene_path=Path(scene_path) if scene_path else None,
         train_indices=splats.extra.get("train_indices"),
     )
-
-
-def run_metadata(path: Path) -> dict:
-    """The free-form metadata of a run folder's splats (scene, steps, ...)."""
-    with safe_open(str(Path(path) / SPLATS_FILE), framework="pt") as f:
-        return json.loads((f.metadata() or {}).get("extra", "{}"))

@@ -33,11 +33,12 @@ from typing import Any
 import torch
 from jaxtyping import Float, UInt8
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import Tensor
 from torch.utils.data import Dataset
 
 from splatent_viewer.errors import SplatentError
+from splatent_viewer.safetensors_io import write_safetensors
 
 FORMAT = "splatent-refiner-dataset"
 VERSION = 1
@@ -148,9 +149,7 @@ class DatasetWriter:
             "image": torch.stack([s.image.cpu() for s in chunk]).to(torch.uint8),
             "num_refs": torch.tensor([len(s.ref_views) for s in chunk], dtype=torch.int64),
         }
-        tmp = path.with_name(path.name + ".tmp")
-        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata={"format": FORMAT})
-        os.replace(tmp, path)
+        write_safetensors(path, tensors, metadata={"format": FORMAT})
 
 
 class RefinerDataset(Dataset):

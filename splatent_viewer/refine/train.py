@@ -34,13 +34,13 @@ import torch
 from jaxtyping import Float
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import Tensor
 from torch.utils.data import DataLoader, RandomSampler
 
 from splatent_viewer.codecs import LatentCodec, load_codec
 from splatent_viewer.errors import SplatentError
+from splatent_viewer.safetensors_io import read_safetensors
 from splatent_viewer.refine.checkpoint import load_refiner, save_refiner
 from splatent_viewer.refine.dataset import RefinerDataset, latent_statistics
 from splatent_viewer.refine.embedded_unet import EmbeddedUNetConfig
@@ -144,10 +144,9 @@ def _optimizer_to_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, T
 
 
 def _optimizer_from_tensors(optimizer: torch.optim.Optimizer, path: Path) -> None:
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
+    tensors, meta = read_safetensors(path)
     state: dict[int, dict[str, Tensor]] = {}
-    for key, value in load_file(str(path)).items():
+    for key, value in tensors.items():
         _, pid, name = key.split(".", 2)
         state.setdefault(int(pid), {})[name] = value
     optimizer.load_state_dict({"state": state, "param_groups": json.loads(meta["param_groups"])})

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from splatent_viewer.errors import SplatentError
+from splatent_viewer.safetensors_io import read_safetensors, write_safetensors
 from splatent_viewer.splats.params import SPLAT_KEYS, check_splats
 
 FORMAT = "splatent-splats"
@@ -44,9 +42,7 @@ def save_splats(*, path: Path, params: dict[str, Tensor], codec: str, sh_degree:
         "sh_degree": str(sh_degree),
         "extra": json.dumps(extra or {}),
     }
-    tmp = path.with_name(path.name + ".tmp")
-    save_file({k: params[k].detach().contiguous().cpu() for k in SPLAT_KEYS}, str(tmp), metadata=meta)
-    os.replace(tmp, path)
+    write_safetensors(path, {k: params[k] for k in SPLAT_KEYS}, metadata=meta)
 
 
 def load_splats(path: Path, *, device: torch.device | str = "cpu") -> SplatFile:
@@ -54,12 +50,7 @@ def load_splats(path: Path, *, device: torch.device | str = "cpu") -> SplatFile:
     path = Path(path)
     if not path.is_file():
         raise SplatentError(f"Splat file {path} does not exist; train one with `splatent-demo` or `ns-train splatent`.")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-        params = load_file(str(path), device=str(device))
-    except (SafetensorError, OSError, ValueError) as e:
-        raise SplatentError(f"{path} is not a readable safetensors file ({e}).") from e
+    params, meta = read_safetensors(path, device=device)
     if meta.get("format") != FORMAT:
         raise SplatentError(f"{path} is not a splatent splat file (format {meta.get('format')!r}).")
     check_splats(params, latent_channels=int(meta["latent_channels"]), where=str(path))
