@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Dict, List, Literal, Optional, Tuple, Type, Union
 
 import torch
-import torch.nn.functional as F
 from jaxtyping import Float, Int
 from pytorch_msssim import SSIM
 from torch import Tensor
@@ -43,6 +42,7 @@ from nerfstudio_plugin.pca import fit_pca, project_pca
 from splatent_viewer.cameras import opengl_c2w_to_viewmat, scale_intrinsics
 from splatent_viewer.codecs import CodecConfig, LatentCodec
 from splatent_viewer.errors import SplatentError
+from splatent_viewer.frame import resize_latent
 from splatent_viewer.references import select_references
 from splatent_viewer.refine import Refiner, load_refiner, read_refiner_config
 from splatent_viewer.refine.checkpoint import check_codec
@@ -431,10 +431,9 @@ class SplatentModel(SplatfactoModel):
         refs = latent_render.new_zeros(1, 0, C, h, w)
         if k > 0:
             indices = self.nearest_references(camera_to_world.reshape(-1, 3, 4)[0], k=k)
-            refs = torch.stack([self.reference_latent(int(i)) for i in indices.tolist()])
-            if refs.shape[-2:] != (h, w):
-                refs = F.interpolate(refs, size=(h, w), mode="bilinear", align_corners=False)
-            refs = refs[None]
+            # The viewer/exporter's resize, so every renderer feeds the refiner the same references.
+            refs = torch.stack([resize_latent(self.reference_latent(int(i)), height=h, width=w)
+                                for i in indices.tolist()])[None]
         latent = refiner(target=latent_render.permute(2, 0, 1)[None], references=refs)
         return self.codec.decode(latent).float()[0].permute(1, 2, 0).clamp(0, 1)
 

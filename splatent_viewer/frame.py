@@ -66,18 +66,20 @@ class _StageTimer:
             self.times[name] = self.times.get(name, 0.0) + (time.perf_counter() - self._t) * 1e3
 
 
+def resize_latent(latent: Float[Tensor, "C h0 w0"], *, height: int, width: int) -> Float[Tensor, "C h w"]:
+    """A reference latent at the target's latent size (bilinear, antialiased when shrinking); as is when it fits."""
+    if latent.shape[-2:] == (height, width):
+        return latent
+    return F.interpolate(latent[None].float(), size=(height, width), mode="bilinear", align_corners=False,
+                         antialias=latent.shape[-2] > height or latent.shape[-1] > width)[0]
+
+
 def reference_latents(
     *, scene: TrainedScene, indices: Sequence[int], height: int, width: int
 ) -> Float[Tensor, "K C h w"]:
-    """The bank's latents of ``indices`` resized (bilinear, antialiased when shrinking) to ``height``x``width``."""
+    """The bank's latents of ``indices`` resized (:func:`resize_latent`) to ``height``x``width``."""
     bank = scene.references
-    out = []
-    for i in indices:
-        lat = bank.latent(int(i))
-        if lat.shape[-2:] != (height, width):
-            lat = F.interpolate(lat[None].float(), size=(height, width), mode="bilinear", align_corners=False,
-                                antialias=lat.shape[-2] > height or lat.shape[-1] > width)[0]
-        out.append(lat)
+    out = [resize_latent(bank.latent(int(i)), height=height, width=width) for i in indices]
     if not out:
         return bank.latents.new_zeros(0, bank.latent_channels, height, width)
     return torch.stack(out)
