@@ -5,7 +5,9 @@
     python benchmarks/viewer_frame.py --size 64 --frames 3 --gaussians 2000   # CPU smoke run
 
 Every frame goes through the viewer's own path (``SceneRenderer.render`` → ``render_frame(time_stages=True)``
-→ compose) plus the JPEG encode that ``set_background_image`` does. Two setups:
+→ compose) plus the JPEG encode the viewer sends, in two variants (``--variants``): ``eager`` (plain modules, viser's
+host-side imageio encoder: the viewer before the speed work) and ``fast`` (``enable_fast_inference``: channels_last +
+CUDA graphs of decoder and refiner; nvJPEG on the GPU when torchvision has it). Two setups:
 
 1. **taef2 + embedded refiner**: the trained scene (``--load-config``) or ``--gaussians`` random Gaussians with
    the real TAEF2 codec; the shipped embedded refiner, or a freshly initialised one (said in the output).
@@ -13,7 +15,8 @@ Every frame goes through the viewer's own path (``SceneRenderer.render`` → ``r
    (AutoencoderKL) as codec and a random-init SD-Turbo-size ``UNet2DConditionModel`` (866M, fp16 on CUDA) as the
    refiner backbone, k=3 (2x2 grid). Weights are random: only the timings mean anything.
 
-Stage timings synchronise CUDA around each stage; the mean over ``--frames`` frames after ``--warmup``.
+Stage timings come from CUDA events between the stages (device time; one wait per frame); "total" is the wall time
+of the whole frame incl. JPEG, FPS = 1000 / total. Means over ``--frames`` frames after ``--warmup``.
 Writes a markdown table to ``--output`` (atomically) and prints it.
 """
 
@@ -26,7 +29,7 @@ import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import torch
 import tyro
@@ -40,6 +43,7 @@ from splatent_viewer.trained import ReferenceBank, TrainedScene, load_trained_sc
 from splatent_viewer.viewer.camera import intrinsics_from_fov
 from splatent_viewer.viewer.gui import ViewSettings
 from splatent_viewer.viewer.modes import available_modes
+from splatent_viewer.viewer.jpeg import encode_jpeg, gpu_jpeg_available
 from splatent_viewer.viewer.renderer import CameraState, SceneRenderer
 
 CONSOLE = Console()
@@ -64,6 +68,10 @@ class Args:
     """JPEG quality of the encode stage."""
     sd_turbo: bool = True
     """Also time the SD-Turbo-size setup (866M UNet; ~3.5 GB fp32 on CPU)."""
+    variants: tuple[Literal["eager", "fast-nchw", "fast"], ...] = ("eager", "fast")
+    """In this order. eager: plain modules, host JPEG (imageio, viser's own encoder); fast:
+    ``TrainedScene.enable_fast_inference`` (cuDNN autotuner, channels_last, CUDA graphs of decoder and refiner) and
+    the viewer's JPEG encoder (nvJPEG on CUDA); fast-nchw: the same without channels_last."""
     output: Path = Path("benchmarks/viewer_frame.md")
     """Markdown table written here."""
 
@@ -141,16 +149,20 @@ def sd_turbo_setup(*, device: torch.device, dtype: torch.dtype):
     return codec, refiner, f"sd-turbo size (random init: UNet {params:.0f}M, SD VAE), {str(dtype).split('.')[-1]}"
 
 
-def _jpeg_ms(image, quality: int) -> float:
-    # viser 0.2.7's own encoder, i.e. exactly what set_background_image runs (private, but the version is pinned)
-    from viser._scene_api import _encode_image_binary
-
+def _jpeg_ms(image, quality: int, *, variant: str) -> float:
+    """JPEG time of one frame. eager: viser 0.2.7's own host encoder (imageio), i.e. what set_background_image ran
+    before; fast: the viewer's encode_jpeg (nvJPEG on the GPU when torchvision has it, else Pillow)."""
     t = time.perf_counter()
-    _encode_image_binary(image, "jpeg", jpeg_quality=quality)
+    if variant == "eager":
+        from viser._scene_api import _encode_image_binary  # private, but the version is pinned
+
+        _encode_image_binary(image.cpu().numpy(), "jpeg", jpeg_quality=quality)
+    else:
+        encode_jpeg(image, quality=quality)
     return (time.perf_counter() - t) * 1e3
 
 
-def time_modes(*, renderer: SceneRenderer, args: Args, label: str) -> list[str]:
+def time_modes(*, renderer: SceneRenderer, args: Args, label: str, variant: str) -> list[str]:
     scene = renderer.scene
     c2w, _ = _cameras(args.warmup + args.frames, radius=3.0 if scene.source == Path("synthetic") else 1.0,
                       size=args.size, device=scene.device)
@@ -163,20 +175,29 @@ def time_modes(*, renderer: SceneRenderer, args: Args, label: str) -> list[str]:
         settings = ViewSettings(mode=mode, max_resolution=args.size, num_references=3, jpeg_quality=args.jpeg_quality)
         sums: dict[str, float] = {}
         total = 0.0
-        for i in track(range(args.warmup + args.frames), description=f"{label[:28]} · {mode}", console=CONSOLE,
-                       transient=True):
+        for i in track(range(args.warmup + args.frames), description=f"{label[:28]} · {variant} · {mode}",
+                       console=CONSOLE, transient=True):
             camera = CameraState(c2w=c2w[i].cpu(), fov_y=math.radians(50), aspect=1.0, moving=False)
             t = time.perf_counter()
             out = renderer.render(camera=camera, settings=settings, preview=False)
-            jpeg = _jpeg_ms(out.image, args.jpeg_quality)
+            jpeg = _jpeg_ms(out.image, args.jpeg_quality, variant=variant)
             wall = (time.perf_counter() - t) * 1e3
             if i >= args.warmup:
                 for k, v in {**out.timings_ms, "jpeg": jpeg}.items():
                     sums[k] = sums.get(k, 0.0) + v
                 total += wall
         n = args.frames
-        cells = " | ".join(f"{sums[s] / n:.1f}" if s in sums else "–" for s in STAGES)
-        rows.append(f"| {label} | {mode} | {cells} | {total / n:.1f} | {1000 * n / total:.1f} |")
+        cells = " | ".join(f"{sums[s] / n:.2f}" if s in sums else "–" for s in STAGES)
+        rows.append(f"| {label} | {variant} | {mode} | {cells} | {total / n:.2f} | {1000 * n / total:.0f} |")
+    return rows
+
+
+def _run_setup(*, scene: TrainedScene, args: Args, label: str) -> list[str]:
+    rows = []
+    for variant in args.variants:
+        if variant != "eager":
+            scene.enable_fast_inference(channels_last=variant == "fast")
+        rows += time_modes(renderer=SceneRenderer(scene=scene), args=args, label=label, variant=variant)
     return rows
 
 
@@ -204,7 +225,7 @@ def main(args: Args) -> str:
                                 name="synthetic")
         label = f"taef2, {args.gaussians:,} random G"
     CONSOLE.print(f"setup 1: {label}; refiner: {note}")
-    rows += time_modes(renderer=SceneRenderer(scene=scene), args=args, label=f"{label}; {note}")
+    rows += _run_setup(scene=scene, args=args, label=f"{label}; {note}")
     del scene
     if device.type == "cuda":
         torch.cuda.empty_cache()
@@ -214,14 +235,15 @@ def main(args: Args) -> str:
         CONSOLE.print(f"setup 2: {note}")
         scene = synthetic_scene(n=args.gaussians, codec=codec, refiner=refiner, size=args.size, device=device,
                                 name="sd-turbo-size")
-        rows += time_modes(renderer=SceneRenderer(scene=scene), args=args,
-                           label=f"{note}, {args.gaussians:,} random G")
+        rows += _run_setup(scene=scene, args=args, label=f"{note}, {args.gaussians:,} random G")
 
     header = (f"Viewer frame cost at {args.size}×{args.size}, mean of {args.frames} frames after {args.warmup} warm-up; "
               f"{name}; torch {torch.__version__}; {datetime.date.today().isoformat()}.\n"
               f"Command: `python benchmarks/viewer_frame.py --size {args.size} --frames {args.frames} "
               f"--gaussians {args.gaussians}{' --load-config ' + str(args.load_config) if args.load_config else ''}`\n\n"
-              f"| setup | mode | {' | '.join(STAGES)} | total ms | FPS |\n|---|---|{'---|' * len(STAGES)}---|---|")
+              f"GPU JPEG (nvJPEG via torchvision): {gpu_jpeg_available(device) if device.type == 'cuda' else False}. "
+              f"Stage times: CUDA events between stages (device time); total: wall time per frame incl. JPEG.\n\n"
+              f"| setup | variant | mode | {' | '.join(STAGES)} | total ms | FPS |\n|---|---|---|{'---|' * len(STAGES)}---|---|")
     table = header + "\n" + "\n".join(rows) + "\n"
     args.output.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.output.with_name(args.output.name + ".tmp")

@@ -41,29 +41,42 @@ class Frame:
     references: list[int] = field(default_factory=list)
     """Reference indices (into the scene's reference bank) used for enhancement, nearest first."""
     timings_ms: dict[str, float] = field(default_factory=dict)
-    """Milliseconds per stage (raster, decode, refine, rgb) when ``time_stages`` was set."""
+    """Milliseconds per stage (raster, decode, refine, decode_enhanced, rgb) when ``time_stages`` was set
+    (device time between CUDA events on the GPU)."""
 
 
 class _StageTimer:
-    """Wall time per stage; synchronises the device only when enabled (no host syncs otherwise)."""
+    """Milliseconds per stage. On CUDA from events recorded between the stages (read once, after the last
+    stage: one wait per frame instead of a synchronisation around every stage); on the CPU wall time."""
 
     def __init__(self, *, enabled: bool, device: torch.device) -> None:
-        self.enabled, self.device, self.times = enabled, device, {}
-        self._t = 0.0
+        self.enabled, self.cuda = enabled, device.type == "cuda"
+        self._spans: list[tuple[str, object, object]] = []
+        self._t: object = None
 
-    def _sync(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
+    def _now(self) -> object:
+        if self.cuda:
+            event = torch.cuda.Event(enable_timing=True)
+            event.record()
+            return event
+        return time.perf_counter()
 
     def start(self) -> None:
         if self.enabled:
-            self._sync()
-            self._t = time.perf_counter()
+            self._t = self._now()
 
     def stop(self, name: str) -> None:
         if self.enabled:
-            self._sync()
-            self.times[name] = self.times.get(name, 0.0) + (time.perf_counter() - self._t) * 1e3
+            self._spans.append((name, self._t, self._now()))
+
+    def result(self) -> dict[str, float]:
+        times: dict[str, float] = {}
+        if self.cuda and self._spans:
+            self._spans[-1][2].synchronize()  # type: ignore[attr-defined]
+        for name, a, b in self._spans:
+            ms = a.elapsed_time(b) if self.cuda else (b - a) * 1e3  # type: ignore[attr-defined,operator]
+            times[name] = times.get(name, 0.0) + ms
+        return times
 
 
 def resize_latent(latent: Float[Tensor, "C h0 w0"], *, height: int, width: int) -> Float[Tensor, "C h w"]:
@@ -114,6 +127,7 @@ def render_frame(
         raise SplatentError("No refiner is loaded, so there is no enhanced render; pass --refiner PATH "
                             "(a folder written by `splatent-refiner train`) or choose the decoded mode.")
     timer = _StageTimer(enabled=time_stages, device=dev)
+    query = c2w  # reference choice runs on the host: keep the caller's (usually CPU) pose for it
     c2w = c2w.to(dev, torch.float32)
     vm, Kb = opengl_c2w_to_viewmat(c2w)[None], K.to(dev, torch.float32)[None]
     frame = Frame()
@@ -122,26 +136,25 @@ def render_frame(
         timer.start()
         bg = None if scene.latent_background is None else scene.latent_background.to(dev, torch.float32)[None]
         out = render_splats(params=scene.params, viewmats=vm, Ks=scale_intrinsics(Kb, 1.0 / ds), width=width // ds,
-                            height=height // ds, content="latent", backgrounds=bg)
+                            height=height // ds, content="latent", backgrounds=bg, depth=False)
         frame.latent = out.features[0].permute(2, 0, 1)
         timer.stop("raster")
         if "decoded" in outputs:
             timer.start()
-            frame.decoded = codec.decode(frame.latent[None])[0].float().clamp(0, 1).permute(1, 2, 0)
+            frame.decoded = scene.decode(frame.latent[None])[0].float().clamp(0, 1).permute(1, 2, 0)
             timer.stop("decode")
         if "enhanced" in outputs:
             refiner = scene.refiner
             assert refiner is not None
             k = refiner.config.num_references if num_references is None else num_references
-            frame.references = list(references) if references is not None else scene.references.nearest(c2w=c2w, k=k)
+            frame.references = list(references) if references is not None else scene.references.nearest(c2w=query, k=k)
             timer.start()
             refs = reference_latents(scene=scene, indices=frame.references, height=height // ds, width=width // ds)
-            dtype = next(refiner.parameters()).dtype
-            refined = refiner(target=frame.latent[None].to(dtype), references=refs[None].to(dtype))
+            refined = scene.refine(target=frame.latent[None], references=refs[None])
             frame.latent_enhanced = refined[0].float()
             timer.stop("refine")
             timer.start()
-            frame.enhanced = codec.decode(frame.latent_enhanced[None])[0].float().clamp(0, 1).permute(1, 2, 0)
+            frame.enhanced = scene.decode(refined)[0].float().clamp(0, 1).permute(1, 2, 0)
             timer.stop("decode_enhanced")
 
     if {"rgb", "depth"} & set(outputs):
@@ -154,5 +167,5 @@ def render_frame(
         if "depth" in outputs:
             frame.depth = out.depth[0, ..., 0]
         timer.stop("rgb")
-    frame.timings_ms = timer.times
+    frame.timings_ms = timer.result()
     return frame

@@ -21,6 +21,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from splatent_viewer.codecs import LatentCodec, load_codec
+from splatent_viewer.cuda_graphs import CudaGraphRunner
 from splatent_viewer.errors import SplatentError
 from splatent_viewer.references import camera_scene_scale, select_references
 from splatent_viewer.safetensors_io import read_safetensors, write_safetensors
@@ -57,6 +58,9 @@ class ReferenceBank:
     def __post_init__(self) -> None:
         if self.scene_scale <= 0 and self.c2w.shape[0] > 0:
             self.scene_scale = camera_scene_scale(self.c2w)
+        # Host copies for per-frame lookups: choosing references and un-padding latents then need no device syncs.
+        self._c2w_host = self.c2w.detach().float().cpu()
+        self._sizes_host = [(int(h), int(w)) for h, w in self.sizes.tolist()]
 
     def __len__(self) -> int:
         return int(self.c2w.shape[0])
@@ -67,19 +71,20 @@ class ReferenceBank:
 
     def latent(self, index: int) -> Float[Tensor, "C h w"]:
         """The un-padded latent of training view ``index``."""
-        h, w = (int(v) // self.downscale for v in self.sizes[index])
+        h, w = (v // self.downscale for v in self._sizes_host[index])
         return self.latents[index, :, :h, :w]
 
     def nearest(self, *, c2w: Float[Tensor, "4 4"], k: int) -> list[int]:
         """Indices of the ``k`` nearest training views, nearest first (a view at the query's exact pose is skipped)."""
         if k <= 0 or len(self) == 0:
             return []
-        c2w = c2w.to(self.c2w)
-        is_member = bool(((self.c2w[:, :3, :4] - c2w[:3, :4]).abs().amax(dim=(-1, -2)) <= 1e-5).any())
+        c2w = c2w.detach().float().cpu()  # on the host: a handful of cameras, and no device sync per frame
+        bank = self._c2w_host
+        is_member = bool(((bank[:, :3, :4] - c2w[:3, :4]).abs().amax(dim=(-1, -2)) <= 1e-5).any())
         k = min(k, len(self) - int(is_member))
         if k <= 0:
             return []
-        idx = select_references(query_c2ws=c2w, train_c2ws=self.c2w, k=k, scene_scale=self.scene_scale)
+        idx = select_references(query_c2ws=c2w, train_c2ws=bank, k=k, scene_scale=self.scene_scale)
         return [int(i) for i in idx.tolist()]
 
     def to(self, device: torch.device | str) -> ReferenceBank:
@@ -171,6 +176,49 @@ class TrainedScene:
     """Indices (into the scene's frames) of the training views, when known; the bank's order."""
     rgb_background: Float[Tensor, "3"] | None = None
     """Background colour of the RGB splats (None = black)."""
+    _decode_graph: CudaGraphRunner | None = field(default=None, init=False, repr=False)
+    _refine_graph: CudaGraphRunner | None = field(default=None, init=False, repr=False)
+
+    def decode(self, latents: Float[Tensor, "B C h w"]) -> Float[Tensor, "B 3 H W"]:
+        """``codec.decode`` (replayed from a CUDA graph after :meth:`enable_fast_inference`)."""
+        if self._decode_graph is not None:
+            return self._decode_graph(latents.to(self.codec.dtype))
+        return self.codec.decode(latents)
+
+    def refine(
+        self, *, target: Float[Tensor, "B C h w"], references: Float[Tensor, "B K C h w"]
+    ) -> Float[Tensor, "B C h w"]:
+        """The refiner's output for ``target`` and ``references`` (in the refiner's dtype)."""
+        if self.refiner is None:
+            raise SplatentError("No refiner is loaded, so there is no enhanced render; pass --refiner PATH "
+                                "(a folder written by `splatent-refiner train`) or choose the decoded mode.")
+        dtype = self.refiner.dtype
+        target, references = target.to(dtype), references.to(dtype)
+        graphed = self._refine_graph
+        if graphed is not None and graphed.fn == self.refiner.forward_positional:  # same refiner (bound methods: ==)
+            return graphed(target, references)
+        return self.refiner(target=target, references=references)
+
+    def enable_fast_inference(
+        self, *, cuda_graphs: bool = True, channels_last: bool = True, cudnn_benchmark: bool = True
+    ) -> TrainedScene:
+        """Live-rendering speed-ups on CUDA (no-ops on the CPU): the codec's decoder and the refiner in
+        channels_last, both replayed from CUDA graphs (one per frame size), and cuDNN's autotuner on (a
+        process-wide setting, right for a viewer or exporter that renders the same sizes over and over).
+        Returns ``self``."""
+        if self.device.type != "cuda":
+            return self
+        if cudnn_benchmark:
+            torch.backends.cudnn.benchmark = True
+        if channels_last:
+            self.codec.to(memory_format=torch.channels_last)
+            if self.refiner is not None:
+                self.refiner.use_channels_last(True)
+        if cuda_graphs:
+            self._decode_graph = CudaGraphRunner(self.codec.decode, name=f"{self.codec.name} decoder")
+            if self.refiner is not None:
+                self._refine_graph = CudaGraphRunner(self.refiner.forward_positional, name="refiner")
+        return self
 
 
 def trained_scene_from_splats(

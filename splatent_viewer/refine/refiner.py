@@ -191,6 +191,10 @@ class Refiner(nn.Module):
         x0 = self._x0(x_t=grid, out=out)
         return untile_target(x0, height=h, width=w) / self.scale + self.shift
 
+    def forward_positional(self, target: Tensor, references: Tensor) -> Tensor:
+        """``forward(target=target, references=references)`` (positional form, for CUDA-graph capture)."""
+        return self(target=target, references=references)
+
     def _x0(self, *, x_t: Tensor, out: Tensor) -> Tensor:
         """x0 from the backbone output (python-float coefficients: no host syncs)."""
         kind = self.config.resolved_prediction_type()

@@ -54,8 +54,9 @@ def rasterize_gsplat(
     radius_clip: float = 0.0,
     tile_size: int = 16,
     backgrounds: Float[Tensor, "C D"] | None = None,
-) -> tuple[Float[Tensor, "C H W D"], Float[Tensor, "C H W 1"], Float[Tensor, "C H W 1"], dict[str, Any]]:
-    """Features, expected depth, alpha and gsplat's meta dict (inputs already validated)."""
+    depth: bool = True,
+) -> tuple[Float[Tensor, "C H W D"], Float[Tensor, "C H W 1"] | None, Float[Tensor, "C H W 1"], dict[str, Any]]:
+    """Features, expected depth (None unless ``depth``), alpha and gsplat's meta dict (inputs already validated)."""
     if not means.is_cuda:
         raise SplatentError(
             "The gsplat rasterizer backend needs CUDA tensors; pass backend='torch' (or 'auto') to render on the CPU."
@@ -92,8 +93,8 @@ def rasterize_gsplat(
         packed=False,
         tile_size=tile_size,
         backgrounds=backgrounds,
-        render_mode="RGB+ED",
+        render_mode="RGB+ED" if depth else "RGB",
         absgrad=False,
         rasterize_mode="classic",
     )
-    return render[..., :D], render[..., D : D + 1], alpha, meta
+    return render[..., :D], (render[..., D : D + 1] if depth else None), alpha, meta

@@ -27,8 +27,9 @@ class RasterOutput:
 
     features: Float[Tensor, "C H W D"]
     """Composited features, background blended in where one was given."""
-    depth: Float[Tensor, "C H W 1"]
-    """Expected depth ``sum(w z) / alpha`` (0 where ``alpha == 0``), gsplat's "RGB+ED" depth."""
+    depth: Float[Tensor, "C H W 1"] | None
+    """Expected depth ``sum(w z) / alpha`` (0 where ``alpha == 0``), gsplat's "RGB+ED" depth; None when
+    not asked for (``depth=False``)."""
     alpha: Float[Tensor, "C H W 1"]
     """Accumulated opacity ``1 - T``."""
     info: dict[str, Any] = field(default_factory=dict)
@@ -131,6 +132,7 @@ def rasterize(
     tile_size: int = 16,
     eps2d: float = 0.3,
     radius_clip: float = 0.0,
+    depth: bool = True,
 ) -> RasterOutput:
     """Render features, expected depth and alpha of 3D Gaussians for ``C`` cameras.
 
@@ -151,6 +153,8 @@ def rasterize(
         tile_size: Tile edge in pixels (affects which tiles a Gaussian reaches, as in gsplat).
         eps2d: Added to the 2D covariance diagonal (gsplat's low-pass filter).
         radius_clip: Gaussians with screen radius <= this are culled (gsplat default 0).
+        depth: Also composite the expected depth. ``False`` saves gsplat a second pass when the features
+            fill a whole 32-channel chunk (latents); ``RasterOutput.depth`` is then None.
     """
     _check_inputs(
         means, quats, scales, opacities, features, viewmats, Ks, width, height, near_plane, backgrounds, tile_size
@@ -174,8 +178,8 @@ def rasterize(
         backgrounds=backgrounds,
     )
     if which == "gsplat":
-        feats, depth, alpha, info = rasterize_gsplat(**kwargs)
+        feats, expected_depth, alpha, info = rasterize_gsplat(**kwargs, depth=depth)
     else:
-        feats, depth, alpha, info = rasterize_torch(**kwargs)
+        feats, expected_depth, alpha, info = rasterize_torch(**kwargs)
     info["backend"] = which
-    return RasterOutput(features=feats, depth=depth, alpha=alpha, info=info)
+    return RasterOutput(features=feats, depth=expected_depth if depth else None, alpha=alpha, info=info)

@@ -86,6 +86,8 @@ class _RenderOptions:
     """In the enhanced mode, also decode the plain render to report its flicker next to the enhanced one."""
     save_camera_path: Path | None = None
     """Also write the path as a nerfstudio camera-path JSON (for ns-render or the nerfstudio viewer)."""
+    cuda_graphs: bool = True
+    """On CUDA: decoder in channels_last and decoder + refiner replayed from CUDA graphs."""
 
     def cameras(self, scene: TrainedScene) -> CameraPath:
         raise NotImplementedError
@@ -240,6 +242,8 @@ def main(command: _RenderOptions) -> ExportResult:
     if command.mode in ("decoded", "rgb"):
         refiner = "none"  # nothing to refine: skip loading it
     scene = load_trained_scene(command.load_config, device=device, refiner=refiner, codec_path=command.codec_path)
+    if command.cuda_graphs:
+        scene.enable_fast_inference()
     cameras = command.cameras(scene)
     if command.width or command.height:
         if not isinstance(command, CameraPathCommand):

@@ -37,6 +37,8 @@ def start(config: ViewerConfig) -> ViewerApp:
     refiner = config.refiner if config.refiner in ("embedded", "none") else Path(config.refiner)
     with CONSOLE.status(f"loading {config.load_config} on {device}…"):
         scene = load_trained_scene(config.load_config, device=device, refiner=refiner, codec_path=config.codec_path)
+    if config.cuda_graphs:
+        scene.enable_fast_inference()
     app = ViewerApp(scene=scene, config=config)
     refiner_text = "no refiner (decoded only)" if scene.refiner is None else f"refiner k={scene.refiner.config.num_references}"
     CONSOLE.print(f"[bold]splatent-viewer[/] {scene.name}: {scene.params['means'].shape[0]:,} Gaussians, "

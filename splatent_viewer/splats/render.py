@@ -36,11 +36,12 @@ def render_splats(
     sh_degree: int = 3,
     backgrounds: Float[Tensor, "C D"] | None = None,
     backend: Literal["auto", "gsplat", "torch"] = "auto",
+    depth: bool = True,
 ) -> RasterOutput:
     """Renders the Gaussians' RGB or latents (plus expected depth and alpha) for a batch of cameras.
 
     For latents, ``Ks``/``width``/``height`` are the latent grid's (image intrinsics scaled by the
-    codec's 1/downscale).
+    codec's 1/downscale). ``depth=False`` skips the expected depth (``RasterOutput.depth`` is None).
     """
     if content == "rgb":
         features = sh_colors(params=params, viewmats=viewmats, sh_degree=sh_degree)
@@ -58,4 +59,5 @@ def render_splats(
         height=height,
         backgrounds=backgrounds,
         backend=backend,
+        depth=depth,
     )

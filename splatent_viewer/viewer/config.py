@@ -43,3 +43,5 @@ class ViewerConfig:
     """Show the training cameras (references highlighted) from the start."""
     export_dir: Path = Path("renders")
     """Default folder of the "Export flythrough" panel's output."""
+    cuda_graphs: bool = True
+    """On CUDA: decoder in channels_last and decoder + refiner replayed from CUDA graphs (one per frame size)."""

@@ -9,7 +9,7 @@ from typing import Literal, get_args
 import numpy as np
 import torch
 import torch.nn.functional as F
-from jaxtyping import Float
+from jaxtyping import Float, UInt8
 from torch import Tensor
 
 from splatent_viewer.errors import SplatentError
@@ -84,8 +84,9 @@ def compose_split(
 
 
 def frame_image(*, frame: Frame, mode: Mode, preview: bool, image_size: tuple[int, int], split_position: float = 0.5,
-                pca: LatentPCA | None = None) -> np.ndarray:
-    """The ``uint8`` HxWx3 image to show for ``frame`` rendered with :func:`outputs_for` ``(mode, preview)``.
+                pca: LatentPCA | None = None) -> UInt8[Tensor, "H W 3"]:
+    """The ``uint8`` HxWx3 image (on the render device) to show for ``frame`` rendered with
+    :func:`outputs_for` ``(mode, preview)``.
 
     ``image_size`` is the render's ``(height, width)`` (the latent mode is upscaled to it).
     """
@@ -110,4 +111,4 @@ def frame_image(*, frame: Frame, mode: Mode, preview: bool, image_size: tuple[in
         img = colorize_depth(frame.depth)
     if img is None:
         raise SplatentError(f"render_frame returned no image for mode {mode!r}.")
-    return (img.detach().clamp(0, 1).mul(255).add(0.5).to(torch.uint8).cpu().numpy())
+    return img.detach().clamp(0, 1).mul(255).add(0.5).to(torch.uint8)

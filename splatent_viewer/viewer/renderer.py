@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from jaxtyping import Float
+from jaxtyping import Float, UInt8
 from torch import Tensor
 
 from splatent_viewer.errors import SplatentError
@@ -38,8 +38,8 @@ class CameraState:
 class RenderedImage:
     """A frame ready to send."""
 
-    image: np.ndarray
-    """``uint8`` HxWx3."""
+    image: UInt8[Tensor, "H W 3"]
+    """The frame, on the render device (JPEG-encoded there by the client view)."""
     timings_ms: dict[str, float] = field(default_factory=dict)
     """Milliseconds per stage (render_frame's stages + ``compose``)."""
     references: list[int] = field(default_factory=list)

@@ -5,11 +5,14 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-import numpy as np
 import viser
+import viser._messages as viser_messages
+from jaxtyping import UInt8
+from torch import Tensor
 
 from splatent_viewer.viewer.frustums import CameraFrustums
 from splatent_viewer.viewer.gui import ViewerGui, ViewSettings
+from splatent_viewer.viewer.jpeg import encode_jpeg
 
 if TYPE_CHECKING:
     from splatent_viewer.viewer.export_panel import ExportPanel
@@ -28,8 +31,13 @@ class ViserClientView:
     def settings(self) -> ViewSettings:
         return self.gui.settings()
 
-    def show_frame(self, *, image: np.ndarray, jpeg_quality: int) -> None:
-        self.client.scene.set_background_image(image, format="jpeg", jpeg_quality=jpeg_quality)
+    def show_frame(self, *, image: UInt8[Tensor, "H W 3"], jpeg_quality: int) -> None:
+        # What viser 0.2.7's set_background_image sends, with the JPEG encoded where the frame is (nvJPEG on
+        # CUDA) instead of by imageio on the host: the same message through the same per-client queue.
+        data = encode_jpeg(image, quality=jpeg_quality)
+        self.client.scene._websock_interface.queue_message(  # noqa: SLF001 - viser is pinned to 0.2.7
+            viser_messages.BackgroundImageMessage(media_type="image/jpeg", rgb_bytes=data, depth_bytes=None)
+        )
         try:
             self.client.flush()
         except KeyError:  # the client disconnected meanwhile (viser already dropped its buffer)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 
-import numpy as np
 import pytest
 import torch
 
@@ -18,7 +17,7 @@ class RecordingView:
 
     def __init__(self, settings: ViewSettings | None = None) -> None:
         self.current = settings or ViewSettings(mode="decoded")
-        self.frames: list[tuple[np.ndarray, int]] = []
+        self.frames: list[tuple[torch.Tensor, int]] = []
         self.errors: list[str | None] = []
         self.stats: list[str] = []
         self.references: list[list[int]] = []
@@ -27,7 +26,7 @@ class RecordingView:
     def settings(self) -> ViewSettings:
         return self.current
 
-    def show_frame(self, *, image: np.ndarray, jpeg_quality: int) -> None:
+    def show_frame(self, *, image: torch.Tensor, jpeg_quality: int) -> None:
         with self.cond:
             self.frames.append((image, jpeg_quality))
             self.cond.notify_all()
@@ -71,7 +70,7 @@ class TaggingRenderer:
         self.gate.wait(timeout=10)
         if tag in self.fail_tags:
             raise RuntimeError(f"boom at pose {tag}")
-        return RenderedImage(image=np.full((2, 2, 3), tag, np.uint8), timings_ms={"raster": 1.0}, references=[tag])
+        return RenderedImage(image=torch.full((2, 2, 3), tag, dtype=torch.uint8), timings_ms={"raster": 1.0}, references=[tag])
 
 
 @pytest.fixture
