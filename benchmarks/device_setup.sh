@@ -4,7 +4,7 @@
 # cp312 wheel in our index: a module that raises if called stands in for it on that machine only.
 set -e
 mkdir -p /tmp/site
-for d in .whl .whl_ns; do
+for d in .whl .whl_ns .whl_viewer; do
   if [ -d "$d" ]; then python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site $d/*.whl; fi
 done
 if ! python3 -c "import fpsample" 2>/dev/null; then

@@ -6,8 +6,9 @@
 
 Every frame goes through the viewer's own path (``SceneRenderer.render`` → ``render_frame(time_stages=True)``
 → compose) plus the JPEG encode the viewer sends, in two variants (``--variants``): ``eager`` (plain modules, viser's
-host-side imageio encoder: the viewer before the speed work) and ``fast`` (``enable_fast_inference``: channels_last +
-CUDA graphs of decoder and refiner; nvJPEG on the GPU when torchvision has it). Two setups:
+host-side imageio encoder: the viewer before the speed work) and ``fast`` (``enable_fast_inference``:
+CUDA graphs of decoder and refiner, cuDNN autotuner; nvJPEG on the GPU when torchvision has it; ``fast-cl`` adds
+channels_last). Two setups:
 
 1. **taef2 + embedded refiner**: the trained scene (``--load-config``) or ``--gaussians`` random Gaussians with
    the real TAEF2 codec; the shipped embedded refiner, or a freshly initialised one (said in the output).
@@ -68,10 +69,10 @@ class Args:
     """JPEG quality of the encode stage."""
     sd_turbo: bool = True
     """Also time the SD-Turbo-size setup (866M UNet; ~3.5 GB fp32 on CPU)."""
-    variants: tuple[Literal["eager", "fast-nchw", "fast"], ...] = ("eager", "fast")
-    """In this order. eager: plain modules, host JPEG (imageio, viser's own encoder); fast:
-    ``TrainedScene.enable_fast_inference`` (cuDNN autotuner, channels_last, CUDA graphs of decoder and refiner) and
-    the viewer's JPEG encoder (nvJPEG on CUDA); fast-nchw: the same without channels_last."""
+    variants: tuple[Literal["eager", "fast", "fast-cl"], ...] = ("eager", "fast")
+    """In this order. eager: plain modules, host JPEG (imageio, viser's own encoder); fast: what the viewer runs,
+    ``TrainedScene.enable_fast_inference()`` (cuDNN autotuner, CUDA graphs of decoder and refiner) and its JPEG
+    encoder (nvJPEG on CUDA); fast-cl: the same plus channels_last."""
     output: Path = Path("benchmarks/viewer_frame.md")
     """Markdown table written here."""
 
@@ -196,7 +197,7 @@ def _run_setup(*, scene: TrainedScene, args: Args, label: str) -> list[str]:
     rows = []
     for variant in args.variants:
         if variant != "eager":
-            scene.enable_fast_inference(channels_last=variant == "fast")
+            scene.enable_fast_inference(channels_last=variant == "fast-cl")
         rows += time_modes(renderer=SceneRenderer(scene=scene), args=args, label=label, variant=variant)
     return rows
 

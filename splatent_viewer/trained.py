@@ -200,12 +200,12 @@ class TrainedScene:
         return self.refiner(target=target, references=references)
 
     def enable_fast_inference(
-        self, *, cuda_graphs: bool = True, channels_last: bool = True, cudnn_benchmark: bool = True
+        self, *, cuda_graphs: bool = True, channels_last: bool = False, cudnn_benchmark: bool = True
     ) -> TrainedScene:
-        """Live-rendering speed-ups on CUDA (no-ops on the CPU): the codec's decoder and the refiner in
-        channels_last, both replayed from CUDA graphs (one per frame size), and cuDNN's autotuner on (a
-        process-wide setting, right for a viewer or exporter that renders the same sizes over and over).
-        Returns ``self``."""
+        """Live-rendering speed-ups on CUDA (no-ops on the CPU): the codec's decoder and the refiner replayed
+        from CUDA graphs (one per frame size) and cuDNN's autotuner on (a process-wide setting, right for a
+        viewer or exporter that renders the same sizes over and over). ``channels_last`` also converts both
+        (off by default: with the autotuner it was slower on an H200, see benchmarks/RESULTS.md). Returns ``self``."""
         if self.device.type != "cuda":
             return self
         if cudnn_benchmark:

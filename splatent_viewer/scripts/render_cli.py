@@ -87,7 +87,7 @@ class _RenderOptions:
     save_camera_path: Path | None = None
     """Also write the path as a nerfstudio camera-path JSON (for ns-render or the nerfstudio viewer)."""
     cuda_graphs: bool = True
-    """On CUDA: decoder in channels_last and decoder + refiner replayed from CUDA graphs."""
+    """On CUDA: decoder + refiner replayed from CUDA graphs, cuDNN autotuner on (TrainedScene.enable_fast_inference)."""
 
     def cameras(self, scene: TrainedScene) -> CameraPath:
         raise NotImplementedError

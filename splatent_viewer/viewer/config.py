@@ -44,4 +44,4 @@ class ViewerConfig:
     export_dir: Path = Path("renders")
     """Default folder of the "Export flythrough" panel's output."""
     cuda_graphs: bool = True
-    """On CUDA: decoder in channels_last and decoder + refiner replayed from CUDA graphs (one per frame size)."""
+    """On CUDA: decoder + refiner replayed from CUDA graphs (one per frame size), cuDNN autotuner on."""
