@@ -9,31 +9,48 @@ Units (one trained set of Gaussians each):
   give sparser, blurrier renders (Splatent's data recipe).
 - an already trained run (``--runs``): its recorded scene and training views; every other view.
 
-Procedural scenes (``--procedural N``) are made first with the demo-scene generator, seeds
-``procedural_seed`` … ``+N-1`` (seed 0 is the shipped demo scene, kept out by default).
+Procedural scenes (``--procedural N``) are made with the demo-scene generator, seeds
+``procedural_seed`` … ``+N-1`` (seed 0 is the shipped demo scene, kept out by default); they
+train at ``--procedural-fractions`` (default: ``--train-fractions``).
 Images whose size is not a multiple of the codec's downscale are top-left-cropped (intrinsics
 stay valid), like the nerfstudio plugin does.
+
+Every sample also records the PSNR/SSIM of the same Gaussians' RGB (SH) splats at that view (the
+RGB-splat baseline of the evaluation tables).
+
+``--workers N`` builds units and procedural scenes in N spawned worker processes on the same
+device (each with its own codec and a 1/N share of the CPU threads): one unit uses the GPU only
+lightly and the ray tracer is CPU-bound, so workers add up. Workers write their units' shards;
+the main process alone writes ``index.json`` (atomically, one unit at a time, as units finish)
+and at the end puts the units in the order a one-worker build writes. A worker's exception
+stops the build with one error naming the unit (the units committed so far stay: rerun to resume).
 """
 
 from __future__ import annotations
 
+import os
+import time
+import traceback
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
 import numpy as np
 import torch
 from jaxtyping import Float, Int
 from rich.console import Console
-from rich.progress import track
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, track
 from torch import Tensor
 
 from splatent_viewer.codecs import CodecConfig, LatentCodec
 from splatent_viewer.data.scene import Scene, load_scene
 from splatent_viewer.errors import SplatentError
 from splatent_viewer.frame import reference_latents, render_frame
-from splatent_viewer.refine.dataset import K_MAX, DatasetWriter, RefinerSample
+from splatent_viewer.refine.dataset import K_MAX, DatasetWriter, RefinerSample, UnitRecord, write_unit_shards
 from splatent_viewer.trained import TrainedScene, load_trained_scene, trained_scene_from_splats
+from splatent_viewer.training.losses import psnr, ssim
 from splatent_viewer.training.trainer import LatentSplatTrainerConfig, train_latent_splats
 
 CONSOLE = Console()
@@ -49,6 +66,8 @@ class MakeDatasetConfig:
     """Scene folders (nerfstudio transforms.json or blender format)."""
     train_fractions: tuple[float, ...] = (1.0, 0.5, 0.25)
     """Fractions of each scene's train split to train on (one unit each); 1.0 = the scene's own split."""
+    procedural_fractions: Optional[tuple[float, ...]] = None
+    """Fractions for the procedural scenes (default: --train-fractions)."""
     runs: tuple[Path, ...] = ()
     """Already trained runs (splatent-demo folders or nerfstudio config.yml) whose held-out views become samples."""
     procedural: int = 0
@@ -75,6 +94,10 @@ class MakeDatasetConfig:
     """Compute device; auto = cuda when available."""
     shard_size: int = 64
     """Samples per shard file."""
+    workers: int = 1
+    """Worker processes building units and procedural scenes at once on the same device (1 = in this process)."""
+    worker_threads: Optional[int] = None
+    """CPU threads per worker (default: the CPUs this process may use / --workers, at least 1)."""
 
 
 @dataclass
@@ -142,29 +165,33 @@ def _to_world(c2w: Float[Tensor, "4 4"], R: Tensor, s: float, t: Tensor) -> Floa
 
 @torch.no_grad()
 def heldout_samples(
-    *, trained: TrainedScene, scene: Scene, views: list[int], train_indices: list[int], desc: str
+    *, trained: TrainedScene, scene: Scene, views: list[int], train_indices: list[int], desc: str, progress: bool = True
 ) -> list[RefinerSample]:
     """Renders ``views`` of ``scene`` with ``trained`` and pairs each with its target latent and references.
 
     ``train_indices`` are the scene indices of ``trained.references`` (the bank's order). Cameras
     are mapped into the trained scene's world when it differs from the scene file's (nerfstudio runs).
+    The RGB splats are rendered too and scored against the stored (uint8) ground truth.
     """
     codec: LatentCodec = trained.codec
     dev = trained.device
     R, s, t = similarity_to(source=scene.camera_to_worlds[train_indices], target=trained.references.c2w.cpu())
     samples = []
-    for v in track(views, description=desc, console=CONSOLE, transient=True):
+    for v in track(views, description=desc, console=CONSOLE, transient=True, disable=not progress):
         image = scene.load_image(v)
         H, W = image.shape[:2]
         c2w = _to_world(scene.camera_to_worlds[v], R, s, t)
-        frame = render_frame(scene=trained, c2w=c2w, K=scene.Ks[v], width=W, height=H, outputs=("latent",))
+        frame = render_frame(scene=trained, c2w=c2w, K=scene.Ks[v], width=W, height=H, outputs=("latent", "rgb"))
         h, w = frame.latent.shape[-2:]
         ref_idx = trained.references.nearest(c2w=c2w.to(dev), k=K_MAX)
         refs = reference_latents(scene=trained, indices=ref_idx, height=h, width=w)
         target = codec.encode(image.permute(2, 0, 1)[None].to(dev))[0].float()
-        samples.append(RefinerSample(target=target, render=frame.latent.float(), refs=refs.float(),
-                                     image=(image * 255.0 + 0.5).to(torch.uint8), view=v,
-                                     ref_views=[train_indices[i] for i in ref_idx]))
+        image_u8 = (image * 255.0 + 0.5).to(torch.uint8)
+        gt = image_u8.to(dev).float().div(255.0).permute(2, 0, 1)[None]
+        rgb = frame.rgb.float().permute(2, 0, 1)[None]
+        samples.append(RefinerSample(target=target, render=frame.latent.float(), refs=refs.float(), image=image_u8, view=v,
+                                     ref_views=[train_indices[i] for i in ref_idx], rgb_psnr=psnr(rgb, gt),
+                                     rgb_ssim=float(ssim(rgb, gt))))
     return samples
 
 
@@ -174,19 +201,21 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _procedural_scenes(config: MakeDatasetConfig) -> list[Path]:
+def procedural_scene_folder(config: MakeDatasetConfig, seed: int) -> Path:
+    """Where the procedural scene of ``seed`` lives: OUTPUT/scenes/procedural-SSS."""
+    return config.output / "scenes" / f"procedural-{seed:03d}"
+
+
+def make_procedural_scene(*, config: MakeDatasetConfig, seed: int, progress: bool = True) -> Path:
+    """Makes the procedural scene of ``seed`` (a folder an earlier, interrupted build made is reused)."""
     from splatent_viewer.data.demo_scene import DemoSceneConfig, render_demo_scene
 
-    out = []
-    for seed in range(config.procedural_seed, config.procedural_seed + config.procedural):
-        folder = config.output / "scenes" / f"procedural-{seed:03d}"
-        if not (folder / "transforms.json").is_file():  # made by an earlier (interrupted) build: reuse
-            CONSOLE.print(f"[bold]making procedural scene[/] seed {seed} → {folder}")
-            with torch.no_grad():
-                render_demo_scene(DemoSceneConfig(output=folder, seed=seed, num_views=config.procedural_views,
-                                                  resolution=config.procedural_resolution), progress=True)
-        out.append(folder)
-    return out
+    folder = procedural_scene_folder(config, seed)
+    if not (folder / "transforms.json").is_file():
+        with torch.no_grad():
+            render_demo_scene(DemoSceneConfig(output=folder, seed=seed, num_views=config.procedural_views,
+                                              resolution=config.procedural_resolution), progress=progress)
+    return folder
 
 
 def _scene_names(paths: list[Path]) -> list[str]:
@@ -201,6 +230,217 @@ def _scene_names(paths: list[Path]) -> list[str]:
     return names
 
 
+@dataclass(frozen=True)
+class UnitJob:
+    """One unit to build: a scene trained on ``fraction`` of its train split."""
+
+    number: int
+    """1-based position in the build's unit list; seeds the core trainer (trainer.seed + number)."""
+    path: Path
+    """Scene folder."""
+    name: str
+    """Scene name in the dataset."""
+    fraction: float
+    """Fraction of the scene's train split to train on."""
+
+    @property
+    def key(self) -> str:
+        """The unit's key in the index, e.g. ``temple@0.5``."""
+        return f"{self.name}@{self.fraction:g}"
+
+
+@dataclass
+class UnitResult:
+    """A built unit: its shards are written, :meth:`DatasetWriter.commit` adds it to the index."""
+
+    record: UnitRecord
+    """Shards and samples of the unit."""
+    seconds: float
+    """Wall time of training and rendering."""
+    message: str
+    """One line for the log."""
+
+
+def plan_units(config: MakeDatasetConfig) -> tuple[list[UnitJob], dict[str, int]]:
+    """Every unit of the build in order (each scene at each of its fractions; procedural scenes last), and
+    the procedural seed of each procedural unit's key."""
+    seeds = list(range(config.procedural_seed, config.procedural_seed + config.procedural))
+    paths = [*config.scenes, *(procedural_scene_folder(config, s) for s in seeds)]
+    fractions = [config.train_fractions] * len(config.scenes) + \
+        [config.procedural_fractions or config.train_fractions] * len(seeds)
+    units: list[UnitJob] = []
+    seed_of: dict[str, int] = {}
+    for i, (path, name, fracs) in enumerate(zip(paths, _scene_names(paths), fractions)):
+        for f in fracs:
+            units.append(UnitJob(number=len(units) + 1, path=Path(path), name=name, fraction=float(f)))
+            if i >= len(config.scenes):
+                seed_of[units[-1].key] = seeds[i - len(config.scenes)]
+    return units, seed_of
+
+
+def build_unit(
+    *,
+    job: UnitJob,
+    config: MakeDatasetConfig,
+    trainer: LatentSplatTrainerConfig,
+    codec: LatentCodec,
+    device: torch.device,
+    progress: bool = True,
+) -> UnitResult:
+    """Trains the unit's Gaussians (core trainer), renders its held-out views and writes its shards.
+
+    The index is not touched (the caller commits the record), so this runs in worker processes too."""
+    start = time.perf_counter()
+    scene = crop_to_multiple(load_scene(job.path, downscale=config.downscale), codec.downscale)
+    subset = evenly_spaced(scene.split_indices["train"].tolist(), job.fraction)
+    chosen = set(subset)
+    heldout = [v for v in range(len(scene)) if v not in chosen]
+    info = {"source": str(job.path), "fraction": job.fraction, "num_train_views": len(subset), "train_views": subset}
+    if len(subset) < config.min_train_views or not heldout:
+        record = write_unit_shards(config.output, key=job.key, scene=job.name, info={**info, "skipped": True}, samples=[])
+        return UnitResult(record=record, seconds=time.perf_counter() - start,
+                          message=f"[yellow]{len(subset)} training / {len(heldout)} held-out views, skipped")
+    # The core trainer trains on split_indices["train"]: point it at the subset.
+    sub = replace(scene, split_indices={**scene.split_indices, "train": torch.tensor(subset)})
+    result = train_latent_splats(scene=sub, codec=codec, config=replace(trainer, seed=config.trainer.seed + job.number),
+                                 device=device, progress=progress)
+    trained = trained_scene_from_splats(scene=scene, params=result.params, codec=codec, sh_degree=result.sh_degree,
+                                        train_indices=subset, device=device, name=job.key)
+    samples = heldout_samples(trained=trained, scene=scene, views=heldout, train_indices=subset,
+                              desc=f"rendering {job.key} held-out views", progress=progress)
+    record = write_unit_shards(config.output, key=job.key, scene=job.name, info=info, samples=samples,
+                               shard_size=config.shard_size)
+    rgb = sum(s.rgb_psnr for s in samples) / len(samples)
+    return UnitResult(record=record, seconds=time.perf_counter() - start,
+                      message=f"trained on {len(subset)} of {len(scene)} views, {len(samples)} samples, "
+                              f"RGB splats {rgb:.2f} dB")
+
+
+# ----------------------------------------------------------------------------- worker processes
+
+_WORKER: dict[str, Any] = {}
+"""Per worker process: its device and codec (loaded by the first unit)."""
+
+
+def _init_worker(threads: int, device: str) -> None:
+    torch.set_num_threads(threads)
+    try:
+        torch.set_num_interop_threads(threads)
+    except RuntimeError:  # already set
+        pass
+    _WORKER["device"] = torch.device(device)
+
+
+def _worker_scene(config: MakeDatasetConfig, seed: int) -> Path:
+    return make_procedural_scene(config=config, seed=seed, progress=False)
+
+
+def _worker_unit(config: MakeDatasetConfig, trainer: LatentSplatTrainerConfig, job: UnitJob) -> UnitResult:
+    if "codec" not in _WORKER:  # here, not in the initializer, so a failure reaches the main process as an exception
+        _WORKER["codec"] = config.codec.setup(device=_WORKER["device"], dtype=torch.float32)
+    return build_unit(job=job, config=config, trainer=trainer, codec=_WORKER["codec"], device=_WORKER["device"],
+                      progress=False)
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Cancels queued jobs and ends the running ones (their uncommitted shards are rewritten on resume)."""
+    if hasattr(pool, "terminate_workers"):  # Python >= 3.14
+        pool.terminate_workers()
+        return
+    procs = list((getattr(pool, "_processes", None) or {}).values())  # no public way before 3.14
+    pool.shutdown(wait=False, cancel_futures=True)
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+    for p in procs:
+        p.join(timeout=30)
+
+
+def _job_result(fut: Future, what: str, output: Path) -> Any:
+    """The job's result, or one :class:`SplatentError` naming the job (the worker's traceback is printed)."""
+    resume = f"the units finished so far are in {output}; fix the cause and rerun the same command to resume"
+    try:
+        return fut.result()
+    except BrokenProcessPool as e:
+        raise SplatentError(f"A make-dataset worker process died (killed, or out of memory?) while {what} was among the "
+                            f"running jobs; {resume}, perhaps with fewer --workers.") from e
+    except SplatentError as e:
+        raise SplatentError(f"make-dataset worker failed on {what}: {e} ({resume})") from e
+    except Exception as e:
+        remote = e.__cause__  # concurrent.futures attaches the worker's formatted traceback here
+        CONSOLE.print(str(remote) if remote is not None else "".join(traceback.format_exception(e)), markup=False,
+                      highlight=False)
+        raise SplatentError(f"make-dataset worker failed on {what}: {type(e).__name__}: {e} (worker traceback "
+                            f"above; {resume})") from e
+
+
+def _build_in_workers(
+    *,
+    config: MakeDatasetConfig,
+    trainer: LatentSplatTrainerConfig,
+    device: torch.device,
+    writer: DatasetWriter,
+    scene_seeds: list[int],
+    todo: list[UnitJob],
+    seed_of: dict[str, int],
+    num_units: int,
+) -> None:
+    """Makes ``scene_seeds`` and builds ``todo`` in ``config.workers`` spawned processes (a unit of a procedural
+    scene starts once its scene is made), committing each unit to the index as it finishes."""
+    threads = config.worker_threads or max(1, _cpu_count() // config.workers)
+    CONSOLE.print(f"[bold]{config.workers} workers[/] × {threads} CPU threads on {device}: "
+                  f"{len(scene_seeds)} procedural scenes, {len(todo)} units")
+    ctx = torch.multiprocessing.get_context("spawn")  # CUDA cannot be shared with forked children
+    pool = ProcessPoolExecutor(max_workers=config.workers, mp_context=ctx, initializer=_init_worker,
+                               initargs=(threads, str(device)))
+    pending: dict[Future, tuple[str, Any]] = {}
+    waiting: dict[int, list[UnitJob]] = {}
+
+    def submit_unit(job: UnitJob) -> None:
+        pending[pool.submit(_worker_unit, config, trainer, job)] = ("unit", job)
+
+    finished = False
+    try:
+        for seed in scene_seeds:
+            pending[pool.submit(_worker_scene, config, seed)] = ("scene", seed)
+        for job in todo:
+            if seed_of.get(job.key) in scene_seeds:
+                waiting.setdefault(seed_of[job.key], []).append(job)
+            else:
+                submit_unit(job)
+        columns = (TextColumn("[bold]building dataset"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=CONSOLE) as bar:
+            task = bar.add_task("build", total=len(scene_seeds) + len(todo))
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    kind, item = pending.pop(fut)
+                    if kind == "scene":
+                        folder = _job_result(fut, f"procedural scene seed {item}", config.output)
+                        bar.console.print(f"made procedural scene {folder}")
+                        for job in waiting.pop(item, []):
+                            submit_unit(job)
+                    else:
+                        result: UnitResult = _job_result(fut, f"unit {item.key}", config.output)
+                        writer.commit(result.record)
+                        bar.console.print(f"unit {item.number}/{num_units} {item.key}: {result.message} "
+                                          f"({result.seconds:.0f} s)")
+                    bar.advance(task)
+        finished = True
+    finally:
+        if finished:
+            pool.shutdown(wait=True)
+        else:
+            _stop_workers(pool)
+
+
 def make_dataset(config: MakeDatasetConfig) -> Path:
     """Builds (or resumes) the dataset at ``config.output``; returns it."""
     device = _device(config.device)
@@ -211,40 +451,46 @@ def make_dataset(config: MakeDatasetConfig) -> Path:
         trainer_cfg.rgb_downscale = max(trainer_cfg.rgb_downscale, 2)
     if not config.scenes and not config.runs and not config.procedural:
         raise SplatentError("Nothing to build: pass --scenes DIR..., --runs PATH... or --procedural N.")
+    if config.workers < 1:
+        raise SplatentError(f"--workers must be at least 1, got {config.workers}.")
+    for f in (*config.train_fractions, *(config.procedural_fractions or ())):
+        evenly_spaced([0], f)  # one clear error for a bad fraction before any work starts
     config.output.mkdir(parents=True, exist_ok=True)
-    scene_paths = [*config.scenes, *_procedural_scenes(config)]
-    codec = config.codec.setup(device=device, dtype=torch.float32)
+    parallel = config.workers > 1
+    # With workers, this process only needs the codec's name and sizes: keep it off the GPU.
+    codec = config.codec.setup(device=torch.device("cpu") if parallel else device, dtype=torch.float32)
     writer = DatasetWriter(config.output, codec=codec.name, latent_channels=codec.latent_channels,
                            downscale=codec.downscale, shard_size=config.shard_size)
 
-    units = [(path, name, f) for path, name in zip(scene_paths, _scene_names(scene_paths)) for f in config.train_fractions]
-    for n, (path, name, fraction) in enumerate(units, 1):
-        key = f"{name}@{fraction:g}"
-        if writer.has_unit(key):
-            CONSOLE.print(f"[dim]unit {n}/{len(units)} {key}: already built, skipped")
-            continue
-        scene = crop_to_multiple(load_scene(path, downscale=config.downscale), codec.downscale)
-        train_split = scene.split_indices["train"].tolist()
-        subset = evenly_spaced(train_split, fraction)
-        chosen = set(subset)
-        heldout = [v for v in range(len(scene)) if v not in chosen]
-        info = {"source": str(path), "fraction": fraction, "num_train_views": len(subset), "train_views": subset}
-        if len(subset) < config.min_train_views or not heldout:
-            CONSOLE.print(f"[yellow]unit {n}/{len(units)} {key}: {len(subset)} training / {len(heldout)} held-out views, skipped")
-            writer.add_unit(key=key, scene=name, info={**info, "skipped": True}, samples=[])
-            continue
-        CONSOLE.print(f"[bold]unit {n}/{len(units)} {key}[/]: training on {len(subset)} of {len(scene)} views, "
-                      f"rendering {len(heldout)}")
-        # The core trainer trains on split_indices["train"]: point it at the subset.
-        sub = replace(scene, split_indices={**scene.split_indices, "train": torch.tensor(subset)})
-        trainer_cfg.seed = config.trainer.seed + n
-        result = train_latent_splats(scene=sub, codec=codec, config=trainer_cfg, device=device)
-        trained = trained_scene_from_splats(scene=scene, params=result.params, codec=codec, sh_degree=result.sh_degree,
-                                            train_indices=subset, device=device, name=key)
-        samples = heldout_samples(trained=trained, scene=scene, views=heldout, train_indices=subset,
-                                  desc=f"rendering {key} held-out views")
-        writer.add_unit(key=key, scene=name, info=info, samples=samples)
+    units, seed_of = plan_units(config)
+    before = [u["key"] for u in writer.index["units"]]
+    todo = []
+    for job in units:
+        if writer.has_unit(job.key):
+            CONSOLE.print(f"[dim]unit {job.number}/{len(units)} {job.key}: already built, skipped")
+        else:
+            todo.append(job)
+    scene_seeds = [s for s in range(config.procedural_seed, config.procedural_seed + config.procedural)
+                   if not (procedural_scene_folder(config, s) / "transforms.json").is_file()]
+    if parallel and (todo or scene_seeds):
+        _build_in_workers(config=config, trainer=trainer_cfg, device=device, writer=writer, scene_seeds=scene_seeds,
+                          todo=todo, seed_of=seed_of, num_units=len(units))
+    else:
+        for seed in scene_seeds:
+            CONSOLE.print(f"[bold]making procedural scene[/] seed {seed} → {procedural_scene_folder(config, seed)}")
+            make_procedural_scene(config=config, seed=seed)
+        for job in todo:
+            CONSOLE.print(f"[bold]unit {job.number}/{len(units)} {job.key}[/]")
+            result = build_unit(job=job, config=config, trainer=trainer_cfg, codec=codec, device=device)
+            writer.commit(result.record)
+            CONSOLE.print(f"unit {job.number}/{len(units)} {job.key}: {result.message} ({result.seconds:.0f} s)")
+    # Workers commit units as they finish: put this build's units in plan order (what one worker writes).
+    plan = {job.key: i for i, job in enumerate(units)}
+    new = sorted((u["key"] for u in writer.index["units"] if u["key"] not in before), key=lambda k: plan.get(k, len(plan)))
+    writer.reorder_units([*before, *new])
 
+    if config.runs and parallel:
+        codec = config.codec.setup(device=device, dtype=torch.float32)
     for n, run in enumerate(config.runs, 1):
         trained = load_trained_scene(run, device=device, refiner="none", codec_path=config.codec.path)
         if trained.scene_path is None or trained.train_indices is None:
@@ -268,4 +514,3 @@ def make_dataset(config: MakeDatasetConfig) -> Path:
     total = len(writer.index["samples"])
     CONSOLE.print(f"wrote {config.output} ({total} samples in {len(writer.index['shards'])} shards)")
     return config.output
-

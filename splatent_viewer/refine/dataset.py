@@ -7,7 +7,10 @@ One sample is one held-out view of a scene, with Splatent's fields:
 - ``refs``: latents of the ``K_MAX`` nearest views among those the Gaussians WERE trained on,
   nearest first, resized to the target's latent size (zero-padded when fewer exist, see
   ``num_refs``);
-- ``image``: the ground-truth image (uint8), so evaluation is in pixel space.
+- ``image``: the ground-truth image (uint8), so evaluation is in pixel space;
+- ``rgb_psnr`` / ``rgb_ssim`` (index metadata only, datasets built since the RGB baseline): the
+  same Gaussians' RGB (SH) splats rendered at the view, scored against the ground-truth image — the
+  baseline that decoded and enhanced renders are compared with. Older datasets lack them.
 
 Layout of a dataset folder::
 
@@ -16,8 +19,10 @@ Layout of a dataset folder::
                                     image [n H W 3] uint8, num_refs [n] int64
 
 A *unit* is one trained set of Gaussians (one scene × one training fraction, or one already
-trained run); a shard holds samples of one unit and one latent size. Units are appended one at
-a time and the index is rewritten atomically after each, so building can resume.
+trained run); a shard holds samples of one unit and one latent size. A unit's shards are written
+first (:func:`write_unit_shards`, also from worker processes), then the unit is committed to the
+index (:meth:`DatasetWriter.commit`), which is rewritten atomically after each unit, so an
+interrupted build leaves a valid dataset and building can resume.
 """
 
 from __future__ import annotations
@@ -64,6 +69,26 @@ class RefinerSample:
     """Index of the view in its scene."""
     ref_views: list[int]
     """Scene indices of the reference views, nearest first."""
+    rgb_psnr: float | None = None
+    """PSNR of the same Gaussians' RGB splats at this view against ``image`` (None = not rendered)."""
+    rgb_ssim: float | None = None
+    """SSIM of the RGB splats against ``image`` (None = not rendered)."""
+
+
+@dataclass
+class UnitRecord:
+    """One unit whose shards are on disk but which is not in the index yet (:meth:`DatasetWriter.commit`)."""
+
+    key: str
+    """Unit key, e.g. ``temple@0.5``."""
+    scene: str
+    """Scene name of its samples."""
+    info: dict[str, Any]
+    """Unit metadata stored in the index (source, fraction, training views, ...)."""
+    shards: list[dict[str, Any]]
+    """Shard entries (file, unit, latent_size, image_size, num_samples) in writing order."""
+    samples: list[dict[str, Any]]
+    """Sample entries; their ``shard`` indexes :attr:`shards`."""
 
 
 def _write_json_atomic(path: Path, data: Any) -> None:
@@ -108,6 +133,8 @@ class DatasetWriter:
             self.index = {"format": FORMAT, "version": VERSION, "codec": codec, "latent_channels": latent_channels,
                           "downscale": downscale, "k_max": K_MAX, "units": [], "shards": [], "samples": []}
         (self.root / SHARD_DIR).mkdir(parents=True, exist_ok=True)
+        if not (self.root / INDEX_FILE).exists():  # a valid (empty) dataset from the start, whatever happens next
+            _write_json_atomic(self.root / INDEX_FILE, self.index)
 
     def has_unit(self, key: str) -> bool:
         """Whether the unit ``key`` was already written (a resumed build skips it)."""
@@ -117,39 +144,89 @@ class DatasetWriter:
         """Writes the unit's shards (one per latent size, ``shard_size`` samples each), then the index."""
         if self.has_unit(key):
             raise SplatentError(f"Unit {key} is already in {self.root / INDEX_FILE}.")
-        groups: dict[tuple[int, int], list[RefinerSample]] = {}
-        for s in samples:
-            groups.setdefault(tuple(s.target.shape[-2:]), []).append(s)
-        n_shards = 0
-        for (h, w), group in sorted(groups.items()):
-            for start in range(0, len(group), self.shard_size):
-                chunk = group[start : start + self.shard_size]
-                rel = f"{SHARD_DIR}/{_slug(key)}-{h}x{w}-{start // self.shard_size:04d}.safetensors"
-                self._write_shard(self.root / rel, chunk)
-                shard_id = len(self.index["shards"])
-                self.index["shards"].append({"file": rel, "unit": key, "latent_size": [h, w],
-                                             "image_size": list(chunk[0].image.shape[:2]), "num_samples": len(chunk)})
-                for row, s in enumerate(chunk):
-                    self.index["samples"].append({"shard": shard_id, "row": row, "unit": key, "scene": scene, "view": s.view,
-                                                  "train_views": int(info.get("num_train_views", 0)),
-                                                  "ref_views": list(s.ref_views), "num_refs": len(s.ref_views)})
-                n_shards += 1
-        self.index["units"].append({"key": key, "scene": scene, "num_samples": len(samples), "num_shards": n_shards, **info})
+        self.commit(write_unit_shards(self.root, key=key, scene=scene, info=info, samples=samples,
+                                      shard_size=self.shard_size))
+
+    def commit(self, record: UnitRecord) -> None:
+        """Adds a unit whose shards :func:`write_unit_shards` wrote to the index (rewritten atomically)."""
+        if self.has_unit(record.key):
+            raise SplatentError(f"Unit {record.key} is already in {self.root / INDEX_FILE}.")
+        offset = len(self.index["shards"])
+        self.index["shards"].extend(record.shards)
+        self.index["samples"].extend({**s, "shard": s["shard"] + offset} for s in record.samples)
+        self.index["units"].append({"key": record.key, "scene": record.scene, "num_samples": len(record.samples),
+                                    "num_shards": len(record.shards), **record.info})
         _write_json_atomic(self.root / INDEX_FILE, self.index)
 
-    def _write_shard(self, path: Path, chunk: Sequence[RefinerSample]) -> None:
-        c, h, w = chunk[0].target.shape
-        refs = torch.zeros(len(chunk), K_MAX, c, h, w, dtype=torch.float16)
-        for i, s in enumerate(chunk):
-            refs[i, : s.refs.shape[0]] = s.refs.detach().cpu().to(torch.float16)
-        tensors = {
-            "target": torch.stack([s.target.detach().cpu() for s in chunk]).to(torch.float16),
-            "render": torch.stack([s.render.detach().cpu() for s in chunk]).to(torch.float16),
-            "refs": refs,
-            "image": torch.stack([s.image.cpu() for s in chunk]).to(torch.uint8),
-            "num_refs": torch.tensor([len(s.ref_views) for s in chunk], dtype=torch.int64),
-        }
-        write_safetensors(path, tensors, metadata={"format": FORMAT})
+    def reorder_units(self, keys: Sequence[str]) -> None:
+        """Puts the units (with their shards and samples) in the order of ``keys``, every unit key once.
+
+        A parallel build commits units as they finish; this restores the order a sequential build
+        writes, so readers see the same sample order whatever the number of workers."""
+        have = [u["key"] for u in self.index["units"]]
+        if sorted(keys) != sorted(have):
+            raise ValueError(f"reorder_units needs every unit key once: got {list(keys)}, the index has {have}")
+        if list(keys) == have:
+            return
+        units = {u["key"]: u for u in self.index["units"]}
+        shards, samples, remap = [], [], {}
+        for key in keys:
+            for old, shard in enumerate(self.index["shards"]):
+                if shard["unit"] == key:
+                    remap[old] = len(shards)
+                    shards.append(shard)
+            samples += [{**s, "shard": remap[s["shard"]]} for s in self.index["samples"] if s["unit"] == key]
+        self.index = {**self.index, "units": [units[k] for k in keys], "shards": shards, "samples": samples}
+        _write_json_atomic(self.root / INDEX_FILE, self.index)
+
+
+def write_unit_shards(
+    root: Path, *, key: str, scene: str, info: dict[str, Any], samples: Sequence[RefinerSample], shard_size: int = 64
+) -> UnitRecord:
+    """Writes a unit's shards under ``root/shards`` (one per latent size, ``shard_size`` samples each, each
+    file atomically) without touching the index; :meth:`DatasetWriter.commit` adds the returned record.
+
+    Shard names come from the unit key, so a unit rebuilt after an interrupted build overwrites its
+    uncommitted shards instead of piling up new ones."""
+    root = Path(root)
+    (root / SHARD_DIR).mkdir(parents=True, exist_ok=True)
+    groups: dict[tuple[int, int], list[RefinerSample]] = {}
+    for s in samples:
+        groups.setdefault(tuple(s.target.shape[-2:]), []).append(s)
+    shards: list[dict[str, Any]] = []
+    entries: list[dict[str, Any]] = []
+    for (h, w), group in sorted(groups.items()):
+        for start in range(0, len(group), shard_size):
+            chunk = group[start : start + shard_size]
+            rel = f"{SHARD_DIR}/{_slug(key)}-{h}x{w}-{start // shard_size:04d}.safetensors"
+            _write_shard(root / rel, chunk)
+            for row, s in enumerate(chunk):
+                entry = {"shard": len(shards), "row": row, "unit": key, "scene": scene, "view": s.view,
+                         "train_views": int(info.get("num_train_views", 0)), "ref_views": list(s.ref_views),
+                         "num_refs": len(s.ref_views)}
+                if s.rgb_psnr is not None:
+                    entry["rgb_psnr"] = float(s.rgb_psnr)
+                if s.rgb_ssim is not None:
+                    entry["rgb_ssim"] = float(s.rgb_ssim)
+                entries.append(entry)
+            shards.append({"file": rel, "unit": key, "latent_size": [h, w], "image_size": list(chunk[0].image.shape[:2]),
+                           "num_samples": len(chunk)})
+    return UnitRecord(key=key, scene=scene, info=dict(info), shards=shards, samples=entries)
+
+
+def _write_shard(path: Path, chunk: Sequence[RefinerSample]) -> None:
+    c, h, w = chunk[0].target.shape
+    refs = torch.zeros(len(chunk), K_MAX, c, h, w, dtype=torch.float16)
+    for i, s in enumerate(chunk):
+        refs[i, : s.refs.shape[0]] = s.refs.detach().cpu().to(torch.float16)
+    tensors = {
+        "target": torch.stack([s.target.detach().cpu() for s in chunk]).to(torch.float16),
+        "render": torch.stack([s.render.detach().cpu() for s in chunk]).to(torch.float16),
+        "refs": refs,
+        "image": torch.stack([s.image.cpu() for s in chunk]).to(torch.uint8),
+        "num_refs": torch.tensor([len(s.ref_views) for s in chunk], dtype=torch.int64),
+    }
+    write_safetensors(path, tensors, metadata={"format": FORMAT})
 
 
 class RefinerDataset(Dataset):

@@ -1,8 +1,13 @@
-"""Evaluating a refiner on a refiner dataset (``splatent-refiner eval``): per scene and per k, PSNR/SSIM
-of the decoded render and of the enhanced render against the ground-truth IMAGE (pixel space).
+"""Evaluating a refiner on a refiner dataset (``splatent-refiner eval``): per scene, training fraction
+and k, PSNR/SSIM of the decoded render and of the enhanced render against the ground-truth IMAGE
+(pixel space), next to the RGB-splat baseline.
 
 decoded = codec.decode(render); enhanced = codec.decode(refiner(render, refs[:k])); the codec's
-round trip decode(target) is the ceiling both approach. Whole frames, one at a time.
+round trip decode(target) is the ceiling both approach. RGB splats = the same Gaussians' RGB (SH)
+render, scored when the dataset was built (``rgb_psnr``/``rgb_ssim`` in the index; older
+datasets lack them and their tables show "–"). Rows are split by the unit's training fraction:
+a scene's fraction-1.0 unit is its standard held-out split, the smaller ones are sparser renders.
+Whole frames, one at a time.
 """
 
 from __future__ import annotations
@@ -28,7 +33,11 @@ from splatent_viewer.training.losses import psnr, ssim
 
 CONSOLE = Console()
 ALL = "all"
-"""Scene name of the row averaging every evaluated view."""
+"""Scene name of the rows averaging every evaluated view (one per training fraction and k)."""
+METRICS = ("decoded_psnr", "enhanced_psnr", "decoded_ssim", "enhanced_ssim", "roundtrip_psnr")
+"""Metrics every row has."""
+BASELINE_METRICS = ("rgb_psnr", "rgb_ssim")
+"""RGB-splat metrics: None in a row when a view of it lacks them (datasets built before they were recorded)."""
 
 
 @dataclass
@@ -51,24 +60,39 @@ class RefinerEvalConfig:
     """Weights folder of the dataset's codec (default: its usual location)."""
 
 
+def _fraction_order(fraction: float | None) -> tuple[bool, float]:
+    return (fraction is None, -(fraction or 0.0))  # 1.0 (standard split) first, then sparser, then runs
+
+
+def _mean_row(sel: Sequence[dict]) -> dict:
+    row = {m: sum(v[m] for v in sel) / len(sel) for m in METRICS}
+    for m in BASELINE_METRICS:
+        values = [v.get(m) for v in sel]
+        row[m] = None if any(x is None for x in values) else sum(values) / len(values)
+    return row
+
+
 @torch.no_grad()
 def evaluate_refiner(
     *, dataset: RefinerDataset, refiner: Refiner, codec: LatentCodec, ks: Sequence[int], progress: bool = True
 ) -> tuple[list[dict], list[dict]]:
-    """``(rows, views)``: mean metrics per (scene, k) plus an ``all`` row per k, and the per-view metrics."""
+    """``(rows, views)``: mean metrics per (scene, training fraction, k) plus ``all`` rows per (fraction, k),
+    and the per-view metrics. ``fraction`` is the unit's training fraction (None for trained runs)."""
     too_many = [k for k in ks if not 0 <= k <= refiner.config.num_references]
     if too_many:
         raise SplatentError(f"k {too_many} outside 0..{refiner.config.num_references}, the references this refiner was trained with.")
     dev, dtype = refiner.device, refiner.dtype
+    fraction_of = {u["key"]: u.get("fraction") for u in dataset.index["units"]}
     views = []
     for i in track(range(len(dataset)), description="evaluating refiner", console=CONSOLE, disable=not progress):
-        item = dataset[i]
+        item, meta = dataset[i], dataset.samples[i]
         gt = item["image"][None].to(dev)
         render, target, refs = item["render"][None].to(dev), item["target"][None].to(dev), item["refs"][None].to(dev)
         decode = lambda z: codec.decode(z.to(codec.dtype)).float().clamp(0, 1)  # noqa: E731
         decoded, roundtrip = decode(render), decode(target)
-        base = {"scene": item["scene"], "view": item["view"], "decoded_psnr": psnr(decoded, gt),
-                "decoded_ssim": float(ssim(decoded, gt)), "roundtrip_psnr": psnr(roundtrip, gt)}
+        base = {"scene": item["scene"], "unit": meta["unit"], "fraction": fraction_of.get(meta["unit"]),
+                "view": item["view"], "decoded_psnr": psnr(decoded, gt), "decoded_ssim": float(ssim(decoded, gt)),
+                "roundtrip_psnr": psnr(roundtrip, gt), "rgb_psnr": meta.get("rgb_psnr"), "rgb_ssim": meta.get("rgb_ssim")}
         for k in ks:
             used = min(k, int(item["num_refs"]))
             enhanced = decode(refiner(target=render.to(dtype), references=refs[:, :used].to(dtype)))
@@ -76,22 +100,32 @@ def evaluate_refiner(
                           "enhanced_ssim": float(ssim(enhanced, gt))})
     rows = []
     for scene in [*dataset.scene_names(), ALL]:
-        for k in ks:
-            sel = [v for v in views if v["k"] == k and (scene == ALL or v["scene"] == scene)]
-            mean = {m: sum(v[m] for v in sel) / len(sel) for m in
-                    ("decoded_psnr", "enhanced_psnr", "decoded_ssim", "enhanced_ssim", "roundtrip_psnr")}
-            rows.append({"scene": scene, "k": k, "views": len(sel), **mean})
+        in_scene = [v for v in views if scene == ALL or v["scene"] == scene]
+        for fraction in sorted({v["fraction"] for v in in_scene}, key=_fraction_order):
+            for k in ks:
+                sel = [v for v in in_scene if v["k"] == k and v["fraction"] == fraction]
+                rows.append({"scene": scene, "fraction": fraction, "k": k, "views": len(sel), **_mean_row(sel)})
     return rows, views
 
 
+def _num(value: float | None, digits: int, *, signed: bool = False) -> str:
+    if value is None:
+        return "–"
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+
+
 def markdown_table(rows: Sequence[dict]) -> str:
-    """The rows of :func:`evaluate_refiner` as a markdown table."""
-    lines = ["| scene | views | k | decoded PSNR | enhanced PSNR | Δ PSNR | decoded SSIM | enhanced SSIM | codec round trip PSNR |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    """The rows of :func:`evaluate_refiner` as a markdown table ("–" where a dataset lacks the RGB-splat metrics)."""
+    lines = ["| scene | train fraction | views | k | decoded PSNR | enhanced PSNR | Δ PSNR | RGB splats PSNR "
+             "| decoded SSIM | enhanced SSIM | RGB splats SSIM | codec round trip PSNR |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        lines.append(f"| {r['scene']} | {r['views']} | {r['k']} | {r['decoded_psnr']:.2f} | {r['enhanced_psnr']:.2f} | "
-                     f"{r['enhanced_psnr'] - r['decoded_psnr']:+.2f} | {r['decoded_ssim']:.4f} | {r['enhanced_ssim']:.4f} | "
-                     f"{r['roundtrip_psnr']:.2f} |")
+        fraction = r.get("fraction")
+        lines.append(f"| {r['scene']} | {'–' if fraction is None else f'{fraction:g}'} | {r['views']} | {r['k']} | "
+                     f"{_num(r['decoded_psnr'], 2)} | {_num(r['enhanced_psnr'], 2)} | "
+                     f"{_num(r['enhanced_psnr'] - r['decoded_psnr'], 2, signed=True)} | {_num(r.get('rgb_psnr'), 2)} | "
+                     f"{_num(r['decoded_ssim'], 4)} | {_num(r['enhanced_ssim'], 4)} | {_num(r.get('rgb_ssim'), 4)} | "
+                     f"{_num(r['roundtrip_psnr'], 2)} |")
     return "\n".join(lines) + "\n"
 
 

@@ -17,6 +17,10 @@ atomically every ``checkpoint_every`` steps; ``--resume`` continues from the lat
 
 Output folder: ``refiner/`` (the final refiner, for ``--refiner``), ``checkpoints/step-NNNNNN/``,
 ``train_log.json`` (losses per step).
+
+``--max-seconds`` stops training early (at the step where the time is up) and saves the refiner as
+at the last step, so a run inside a fixed time budget always leaves a refiner; ``train_log.json``
+records the steps done (the learning rate only warms up, so a shorter run is the same schedule cut).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import math
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional
@@ -118,6 +123,8 @@ class RefinerTrainConfig:
     """Autocast; auto = bf16 on CUDA, none on CPU."""
     codec_path: Optional[Path] = None
     """Weights folder of the dataset's codec (default: its usual location)."""
+    max_seconds: Optional[float] = None
+    """Stop after this many seconds of training steps even before --steps, saving the refiner as usual (a time budget)."""
 
 
 @dataclass
@@ -128,6 +135,8 @@ class TrainResult:
     """The final refiner folder."""
     log: list[dict[str, float]]
     """Losses per step (this run and, after --resume, the earlier ones)."""
+    steps_done: int = 0
+    """The step training ended at (below the configured steps when --max-seconds stopped it)."""
 
 
 def latest_checkpoint(output: Path) -> Path | None:
@@ -303,6 +312,7 @@ def train_refiner(config: RefinerTrainConfig, *, progress: bool = True) -> Train
     columns = (TextColumn("[bold]training refiner"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                TextColumn("loss {task.fields[loss]:.4f}"), TimeElapsedColumn(), TimeRemainingColumn())
     step = start
+    started = time.perf_counter()
     with Progress(*columns, disable=not (progress and accelerator.is_main_process), console=CONSOLE) as bar:
         task = bar.add_task("train", total=config.steps, completed=start, loss=math.nan)
         for batch in loader:
@@ -324,6 +334,10 @@ def train_refiner(config: RefinerTrainConfig, *, progress: bool = True) -> Train
                    "grad_norm": float(grad_norm)}
             log.append(row)
             bar.update(task, completed=step, loss=row["total"])
+            if config.max_seconds is not None and step < config.steps and _time_is_up(accelerator, started, config.max_seconds):
+                if accelerator.is_main_process:
+                    CONSOLE.print(f"[yellow]--max-seconds {config.max_seconds:g}: stopping at step {step} of {config.steps}")
+                break
             if step % config.checkpoint_every == 0 and step < config.steps:
                 accelerator.wait_for_everyone()
                 if accelerator.is_main_process:
@@ -336,6 +350,15 @@ def train_refiner(config: RefinerTrainConfig, *, progress: bool = True) -> Train
     if accelerator.is_main_process:
         save_checkpoint(output=output, step=step, refiner=final, optimizer=optimizer.optimizer, keep=config.keep_checkpoints)
         save_refiner(final, output / REFINER_DIR)
-        _write_log(output / LOG_FILE, {**header, "steps": log})
+        _write_log(output / LOG_FILE, {**header, "steps_done": step, "steps": log})
         CONSOLE.print(f"wrote {output / REFINER_DIR} (step {step}) and {output / LOG_FILE}")
-    return TrainResult(refiner_dir=output / REFINER_DIR, log=log)
+    return TrainResult(refiner_dir=output / REFINER_DIR, log=log, steps_done=step)
+
+
+def _time_is_up(accelerator, started: float, max_seconds: float) -> bool:
+    """Whether ``max_seconds`` have passed since ``started``; under DDP every process takes the same decision."""
+    up = time.perf_counter() - started > max_seconds
+    if accelerator.num_processes == 1:
+        return up
+    flag = torch.tensor([float(up)], device=accelerator.device)
+    return bool(accelerator.reduce(flag, reduction="max").item() > 0)

@@ -28,8 +28,9 @@ def test_cli_train_then_eval(refiner_dataset_dir, tmp_path, capsys):
     table = tmp_path / "table.md"
     entrypoint(["eval", "--dataset", str(refiner_dataset_dir), "--refiner", str(tmp_path / "run" / "refiner"),
                 "--scenes", "b", "--ks", "0", "2", "--output", str(table), "--device", "cpu"])
-    rows = [line.split("|")[1:4] for line in table.read_text().splitlines()[4:]]
-    assert [[c.strip() for c in r] for r in rows] == [["b", "2", "0"], ["b", "2", "2"], ["all", "2", "0"], ["all", "2", "2"]]
+    rows = [line.split("|")[1:5] for line in table.read_text().splitlines()[4:]]
+    assert [[c.strip() for c in r] for r in rows] == [["b", "–", "2", "0"], ["b", "–", "2", "2"], ["all", "–", "2", "0"],
+                                                      ["all", "–", "2", "2"]]
 
 
 def test_cli_errors_exit_with_one_line(tmp_path, capsys):

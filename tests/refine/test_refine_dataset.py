@@ -14,6 +14,7 @@ from splatent_viewer.errors import SplatentError
 from splatent_viewer.refine.build_dataset import MakeDatasetConfig, evenly_spaced, make_dataset, similarity_to
 from splatent_viewer.refine.dataset import K_MAX, DatasetWriter, RefinerDataset, latent_statistics, read_index
 from splatent_viewer.references import select_references
+from splatent_viewer.training.losses import psnr, ssim
 from splatent_viewer.training.trainer import LatentSplatTrainerConfig
 
 
@@ -88,6 +89,13 @@ def test_make_dataset_from_a_trained_run_renders_its_held_out_views(tmp_path):
                             outputs=("latent",)).latent
     torch.testing.assert_close(item["render"], expected, atol=5e-3, rtol=5e-3)
     assert item["refs"][3:].abs().max() == 0  # 3 training views: the other K_MAX slots stay zero
+    # The RGB-splat baseline: the same Gaussians' RGB render of the view against the stored ground truth.
+    rgb = render_frame(scene=trained, c2w=scene.camera_to_worlds[3], K=scene.Ks[3], width=32, height=32,
+                       outputs=("rgb",)).rgb.permute(2, 0, 1)[None]
+    gt = item["image"][None]
+    meta = index["samples"][1]
+    assert meta["rgb_psnr"] == pytest.approx(psnr(rgb, gt), abs=1e-4)
+    assert meta["rgb_ssim"] == pytest.approx(float(ssim(rgb, gt)), abs=1e-4)
 
 
 def test_similarity_recovers_a_nerfstudio_style_world_transform(tiny_scene_dir):
@@ -153,3 +161,65 @@ def test_dataset_scene_selection_statistics_and_errors(refiner_dataset_dir, tmp_
     torch.testing.assert_close(std, targets.std(1, unbiased=False), atol=1e-4, rtol=1e-4)
     index = json.loads((refiner_dataset_dir / "index.json").read_text())
     assert [s["latent_size"] for s in index["shards"]] == [[8, 8], [4, 8], [8, 8]]
+
+
+def _toy_build(output, scene_dir, **overrides) -> MakeDatasetConfig:
+    # A shared scene at two fractions and one procedural scene (made in a worker too) at another.
+    base = dict(output=output, scenes=(scene_dir,), train_fractions=(1.0, 0.5), procedural=1, procedural_seed=4,
+                procedural_views=5, procedural_resolution=32, procedural_fractions=(0.5,), steps=2, device="cpu",
+                trainer=LatentSplatTrainerConfig(densify=False, rgb_downscale=2))
+    return MakeDatasetConfig(**{**base, **overrides})
+
+
+def test_two_workers_build_the_same_dataset_as_one(tiny_scene_dir, tmp_path):
+    make_dataset(_toy_build(tmp_path / "one", tiny_scene_dir))
+    make_dataset(_toy_build(tmp_path / "two", tiny_scene_dir, workers=2))
+    one, two = read_index(tmp_path / "one"), read_index(tmp_path / "two")
+    keys = ["tiny@1", "tiny@0.5", "procedural-004@0.5"]
+    assert [u["key"] for u in one["units"]] == keys and [u["key"] for u in two["units"]] == keys  # plan order
+    assert len(one["samples"]) == len(two["samples"]) == 1 + 6 + 3
+    strip = lambda s: {k: v for k, v in s.items() if k not in ("rgb_psnr", "rgb_ssim")}  # noqa: E731
+    assert [strip(s) for s in one["samples"]] == [strip(s) for s in two["samples"]]
+    assert all(0 < s["rgb_psnr"] < 60 and 0 < s["rgb_ssim"] <= 1 for s in two["samples"])
+    assert [s["file"] for s in one["shards"]] == [s["file"] for s in two["shards"]]
+    a, b = RefinerDataset(tmp_path / "one"), RefinerDataset(tmp_path / "two")
+    for i in range(len(a)):
+        # Same seeds per unit: the same data, up to thread-count rounding (the workers run 1 thread each here).
+        torch.testing.assert_close(a[i]["target"], b[i]["target"], atol=2e-2, rtol=0)
+        torch.testing.assert_close(a[i]["render"], b[i]["render"], atol=5e-2, rtol=0)
+        assert torch.equal(a[i]["image"], b[i]["image"])
+    assert one["samples"][0]["rgb_psnr"] == pytest.approx(two["samples"][0]["rgb_psnr"], abs=0.05)
+
+    # Resume with workers: nothing left to build, the index is untouched (no worker is started).
+    make_dataset(_toy_build(tmp_path / "two", tiny_scene_dir, workers=2))
+    assert read_index(tmp_path / "two") == two
+
+
+def test_a_failing_worker_stops_the_build_with_one_error_and_a_valid_index(tiny_scene_dir, tmp_path):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "transforms.json").write_text('{"frames": "not a list"}')
+    config = _toy_build(tmp_path / "ds", tiny_scene_dir, scenes=(tiny_scene_dir, broken), train_fractions=(0.5,),
+                        procedural=0, workers=2)
+    with pytest.raises(SplatentError, match=r"worker failed on unit broken@0\.5: .*rerun the same command to resume"):
+        make_dataset(config)
+    index = read_index(tmp_path / "ds")  # still a valid dataset: whatever finished is committed, nothing half-written
+    assert {u["key"] for u in index["units"]} <= {"tiny@0.5"}
+    assert len(index["samples"]) == sum(u["num_samples"] for u in index["units"])
+
+
+def test_reorder_units_moves_shards_and_samples_together(refiner_dataset_dir, tmp_path):
+    import shutil
+
+    root = tmp_path / "copy"
+    shutil.copytree(refiner_dataset_dir, root)
+    before = RefinerDataset(root)
+    items = {(before[i]["scene"], before[i]["view"]): before[i]["target"] for i in range(len(before))}
+    writer = DatasetWriter(root, codec="taef2", latent_channels=32, downscale=8)
+    writer.reorder_units(["c@1", "a@1", "b@1"])
+    after = RefinerDataset(root)
+    assert after.scene_names() == ["c", "a", "b"] and [s["view"] for s in after.samples] == [5, 0, 1, 2, 3, 4]
+    for i in range(len(after)):
+        assert torch.equal(after[i]["target"], items[after[i]["scene"], after[i]["view"]])
+    with pytest.raises(ValueError, match="every unit key once"):
+        writer.reorder_units(["c@1", "a@1"])

@@ -57,3 +57,13 @@ def test_training_refuses_bad_reference_counts(refiner_dataset_dir, tmp_path):
         train_refiner(_config(refiner_dataset_dir, tmp_path / "o", steps=1, k=4, num_references=3), progress=False)
     with pytest.raises(SplatentError, match="--backbone sd-turbo needs --base"):
         train_refiner(_config(refiner_dataset_dir, tmp_path / "o", steps=1, backbone="sd-turbo"), progress=False)
+
+
+def test_max_seconds_stops_early_and_still_saves_the_refiner(refiner_dataset_dir, tmp_path):
+    result = train_refiner(_config(refiner_dataset_dir, tmp_path / "o", steps=50, max_seconds=0.0), progress=False)
+    assert result.steps_done == 1 and [row["step"] for row in result.log] == [1]
+    logged = json.loads((tmp_path / "o" / "train_log.json").read_text())
+    assert logged["steps_done"] == 1 and len(logged["steps"]) == 1
+    assert latest_checkpoint(tmp_path / "o").name == "step-000001"
+    refiner = load_refiner(result.refiner_dir)  # written, and trained for that one step (no longer the identity)
+    assert any(p.abs().sum() > 0 for n, p in refiner.named_parameters() if "conv_out" in n)
