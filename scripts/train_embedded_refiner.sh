@@ -49,6 +49,9 @@
 #             budget (unless the dataset build alone overruns it);
 #             loso.md records steps done/asked per fold and for the final refiner.
 #   total ≈ 300 s + 120-200 s + ~40 s fold evaluation and merge ≈ 8-9 min (BUDGET_S holds it near 9 min).
+# MEASURED (H200, 2026-11-21, PROCEDURAL=12 WORKERS=12): the premise failed. After ~510 s the dataset stage had built
+# the 8 shared units and the 12 procedural scenes but none of the 24 procedural units (benchmarks/RESULTS.md).
+# Measure the worker scaling on a few units (and try CUDA MPS) before relying on these defaults.
 # If steps get cut, lower PROCEDURAL (dataset time is ~linear in it) rather than STEPS.
 set -euo pipefail
 
