@@ -17,7 +17,7 @@ from torch import Tensor
 from splatent_viewer.cameras import opengl_c2w_to_viewmat, scale_intrinsics
 from splatent_viewer.errors import SplatentError
 from splatent_viewer.splats import render_splats
-from splatent_viewer.trained import TrainedScene
+from splatent_viewer.trained import NO_REFINER_MESSAGE, TrainedScene
 
 OUTPUTS = ("decoded", "enhanced", "rgb", "depth", "latent")
 
@@ -124,8 +124,7 @@ def render_frame(
     if width % ds or height % ds:
         raise SplatentError(f"Frame size {width}x{height} is not a multiple of the codec's downscale {ds}; round it.")
     if "enhanced" in outputs and scene.refiner is None:
-        raise SplatentError("No refiner is loaded, so there is no enhanced render; pass --refiner PATH "
-                            "(a folder written by `splatent-refiner train`) or choose the decoded mode.")
+        raise SplatentError(NO_REFINER_MESSAGE)  # before any rendering
     timer = _StageTimer(enabled=time_stages, device=dev)
     query = c2w  # reference choice runs on the host: keep the caller's (usually CPU) pose for it
     c2w = c2w.to(dev, torch.float32)

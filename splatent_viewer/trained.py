@@ -36,6 +36,8 @@ LOG = logging.getLogger(__name__)
 REFERENCES_FORMAT = "splatent-references"
 SPLATS_FILE = "splats.safetensors"
 REFERENCES_FILE = "references.safetensors"
+NO_REFINER_MESSAGE = ("No refiner is loaded, so there is no enhanced render; pass --refiner PATH "
+                      "(a folder written by `splatent-refiner train`) or choose the decoded mode.")
 
 
 @dataclass
@@ -190,8 +192,7 @@ class TrainedScene:
     ) -> Float[Tensor, "B C h w"]:
         """The refiner's output for ``target`` and ``references`` (in the refiner's dtype)."""
         if self.refiner is None:
-            raise SplatentError("No refiner is loaded, so there is no enhanced render; pass --refiner PATH "
-                                "(a folder written by `splatent-refiner train`) or choose the decoded mode.")
+            raise SplatentError(NO_REFINER_MESSAGE)
         dtype = self.refiner.dtype
         target, references = target.to(dtype), references.to(dtype)
         graphed = self._refine_graph

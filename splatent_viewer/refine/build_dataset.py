@@ -183,7 +183,7 @@ def heldout_samples(
         c2w = _to_world(scene.camera_to_worlds[v], R, s, t)
         frame = render_frame(scene=trained, c2w=c2w, K=scene.Ks[v], width=W, height=H, outputs=("latent", "rgb"))
         h, w = frame.latent.shape[-2:]
-        ref_idx = trained.references.nearest(c2w=c2w.to(dev), k=K_MAX)
+        ref_idx = trained.references.nearest(c2w=c2w, k=K_MAX)
         refs = reference_latents(scene=trained, indices=ref_idx, height=h, width=w)
         target = codec.encode(image.permute(2, 0, 1)[None].to(dev))[0].float()
         image_u8 = (image * 255.0 + 0.5).to(torch.uint8)

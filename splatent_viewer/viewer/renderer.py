@@ -92,7 +92,7 @@ class SceneRenderer:
         timings["compose"] = (time.perf_counter() - t0) * 1e3
         references = list(frame.references)
         if not references and not preview and k > 0:
-            references = scene.references.nearest(c2w=camera.c2w.to(scene.references.c2w.device), k=k)
+            references = scene.references.nearest(c2w=camera.c2w, k=k)
         return RenderedImage(image=image, timings_ms=timings, references=references)
 
     @torch.no_grad()
