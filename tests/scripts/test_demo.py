@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import imageio.v3 as iio
+import torch
 from PIL import Image
 
 from splatent_viewer.scripts.demo import DemoConfig, main
@@ -34,25 +35,72 @@ def test_demo_writes_splats_metrics_image_and_video(tiny_scene_dir, tmp_path):
     from splatent_viewer.trained import load_trained_scene
 
     run = load_trained_scene(out, refiner="none")
-    assert len(run.references) == len(load_scene(tiny_scene_dir).split_indices["train"])
+    scene = load_scene(tiny_scene_dir)
+    assert len(run.references) == len(scene.split_indices["train"])
+    # The bank reuses the trainer's latents of the training views: they are those views' own latents, in order.
+    from splatent_viewer.trained import ReferenceBank
+
+    fresh = ReferenceBank.from_scene(scene=scene, indices=scene.split_indices["train"].tolist(), codec=run.codec,
+                                     device="cpu")
+    torch.testing.assert_close(run.references.latents, fresh.latents, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(run.references.c2w, fresh.c2w)
+    torch.testing.assert_close(run.references.Ks, fresh.Ks)
+    assert "enhanced_psnr" not in metrics["mean"] and video.shape[2] == 2 * 64
 
 
 def test_demo_with_a_refiner_adds_the_enhanced_render(tiny_scene_dir, tmp_path):
-    import torch
+    import numpy as np
 
+    from splatent_viewer.data.scene import load_scene
+    from splatent_viewer.export.camera_paths import orbit_path
+    from splatent_viewer.frame import render_frame
     from splatent_viewer.refine import RefinerConfig, save_refiner
+    from splatent_viewer.trained import load_trained_scene
 
-    # An untrained embedded refiner is the identity (zero-initialised output), so enhanced == decoded here.
+    # An untrained embedded refiner is the identity (zero-initialised output conv); random output weights
+    # (as training would give) make the enhanced render differ from the decoded one, so each panel is checkable.
+    torch.manual_seed(0)
+    refiner = RefinerConfig(backbone="embedded", codec="taef2", latent_channels=32, num_references=3).setup(
+        device="cpu", dtype=torch.float32)
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in refiner.backbone.unet.conv_out.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.05)
     refiner_dir = tmp_path / "refiner"
-    save_refiner(RefinerConfig(backbone="embedded", codec="taef2", latent_channels=32, num_references=3)
-                 .setup(device="cpu", dtype=torch.float32), refiner_dir)
+    save_refiner(refiner, refiner_dir)
     out = tmp_path / "demo"
     metrics = main(DemoConfig(scene=tiny_scene_dir, output_dir=out, device="cpu", steps=10, video_frames=2, fps=2,
                               refiner=str(refiner_dir)))
+    assert json.loads((out / "metrics.json").read_text()) == json.loads(json.dumps(metrics))
     mean = metrics["mean"]
-    assert abs(mean["enhanced_psnr"] - mean["decoded_psnr"]) < 0.05
-    assert Image.open(out / "compare.png").size == (5 * 64, 64)
-    assert iio.imread(out / "orbit.mp4", plugin="pyav").shape == (2, 64, 192, 3)
+    assert {"enhanced_psnr", "enhanced_ssim"} <= mean.keys()
+    assert all({"enhanced_psnr", "enhanced_ssim"} <= row.keys() for row in metrics["views"]) and metrics["views"]
+    assert abs(mean["enhanced_psnr"] - mean["decoded_psnr"]) > 0.01  # the refiner ran on the decoded render
+    assert set(metrics["phase_seconds"]) == {"load_and_encode", "train", "evaluate", "video"}
+
+    # Re-render with the saved run + refiner: compare.png's 4th panel and the video's middle panel are the
+    # enhanced render (not the decoded one, not missing).
+    scene = load_scene(tiny_scene_dir)
+    run = load_trained_scene(out, refiner=refiner_dir)
+    view = scene.split_indices["val"].tolist()[0]
+    f = render_frame(scene=run, c2w=scene.camera_to_worlds[view], K=scene.Ks[view], width=64, height=64,
+                     outputs=("decoded", "enhanced", "rgb"))
+    to8 = lambda x: (x.clamp(0, 1).numpy() * 255.0 + 0.5).astype(np.int16)  # noqa: E731
+    compare = np.asarray(Image.open(out / "compare.png")).astype(np.int16)
+    assert compare.shape == (64, 5 * 64, 3)
+    assert np.abs(compare[:, 3 * 64 : 4 * 64] - to8(f.enhanced)).max() <= 1
+    assert np.abs(to8(f.enhanced) - to8(f.decoded)).mean() > 1.0
+
+    video = iio.imread(out / "orbit.mp4", plugin="pyav").astype(np.int16)
+    assert video.shape == (2, 64, 192, 3)
+    path = orbit_path(train_c2ws=scene.camera_to_worlds[scene.split_indices["train"]], num_frames=2)
+    for t, c2w in enumerate(path):
+        f = render_frame(scene=run, c2w=c2w, K=scene.Ks[0], width=64, height=64, outputs=("decoded", "enhanced", "rgb"))
+        for panel, want, other in ((0, f.decoded, f.enhanced), (1, f.enhanced, f.decoded), (2, f.rgb, f.decoded)):
+            got = video[t, :, panel * 64 : (panel + 1) * 64]
+            # H.264 is lossy: the panel is near its render and clearly nearer to it than to the other one.
+            err, err_other = np.abs(got - to8(want)).mean(), np.abs(got - to8(other)).mean()
+            assert err < 6 and err < 0.7 * err_other, (t, panel, err, err_other)
 
 
 def test_demo_without_held_out_views_still_trains_and_renders(tmp_path):

@@ -68,3 +68,24 @@ def test_decoded_image_loss_backpropagates_through_the_decoder(tiny_scene_dir):
     assert not torch.allclose(plain.params["latents"], with_decoded.params["latents"])
     assert with_decoded.losses[0] > plain.losses[0]
     assert all(not p.requires_grad for p in codec.parameters())
+
+
+def test_given_training_latents_are_the_targets_and_come_back(tiny_scene_dir):
+    import pytest
+
+    from splatent_viewer.errors import SplatentError
+
+    scene = load_scene(tiny_scene_dir)
+    codec = load_codec("taef2")
+    train = scene.split_indices["train"].tolist()
+    config = LatentSplatTrainerConfig(steps=4, densify=False)
+    encoded = train_latent_splats(scene=scene, codec=codec, config=config, progress=False)
+    latents = encode_images(scene=scene, indices=train, codec=codec, device="cpu")
+    torch.testing.assert_close(encoded.train_latents, latents)  # returned for the reference bank
+    given = train_latent_splats(scene=scene, codec=codec, config=config, progress=False, train_latents=latents)
+    torch.testing.assert_close(given.params["latents"], encoded.params["latents"])
+    # They really are the loss targets: other targets train other latents.
+    other = train_latent_splats(scene=scene, codec=codec, config=config, progress=False, train_latents=latents.flip(0))
+    assert not torch.allclose(other.params["latents"], encoded.params["latents"])
+    with pytest.raises(SplatentError, match="expected"):
+        train_latent_splats(scene=scene, codec=codec, config=config, progress=False, train_latents=latents[1:])
