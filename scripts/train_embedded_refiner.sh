@@ -28,6 +28,11 @@
 #   BUDGET_S=540: the refiner trainings get --max-seconds = BUDGET_S - (seconds spent so far) - RESERVE_S (at least
 #     MIN_TRAIN_S=30), so the run ends near BUDGET_S seconds even if the dataset took longer than planned; 0 = no cap.
 #   RESERVE_S=60 (fold evaluation + merge)   WORK_DIR=OUT_DIR/work   DATASET_DIR=WORK_DIR/dataset
+#   DATASET_MAX_S= (make-dataset --max-seconds: start no unit after that many seconds; the units not built are
+#     listed in make_dataset.log and a rerun with the same WORK_DIR builds them)   STAGE=all (dataset | train | all)
+# GPUs: make-dataset spreads its workers over every visible GPU, and the trainings go round-robin onto them
+# (final refiner on the first, fold i on GPU (i+1) mod count); CUDA_VISIBLE_DEVICES picks which. With several
+# worker processes per GPU, start NVIDIA's MPS daemon first (nvidia-cuda-mps-control -d) so their kernels overlap.
 #   PYTHON=.venv/bin/python when it exists, else python3
 #
 # CPU toy run (~1.5 min on 2 busy cores; tests/refine/test_train_embedded_refiner_script.py):
@@ -79,6 +84,9 @@ DEVICE=${DEVICE:-auto}
 BUDGET_S=${BUDGET_S:-540}
 RESERVE_S=${RESERVE_S:-60}
 MIN_TRAIN_S=${MIN_TRAIN_S:-30}
+DATASET_MAX_S=${DATASET_MAX_S:-}
+STAGE=${STAGE:-all}
+[[ $STAGE == all || $STAGE == dataset || $STAGE == train ]] || { echo "STAGE must be all, dataset or train" >&2; exit 2; }
 WORK_DIR=${WORK_DIR:-$OUT_DIR/work}
 DATASET_DIR=${DATASET_DIR:-$WORK_DIR/dataset}
 if [[ -z "${PYTHON:-}" ]]; then
@@ -92,7 +100,9 @@ fi
 CMD="SCENES_DIR=$SCENES_DIR SCENES='$SCENES' SHARED_FRACTIONS='$SHARED_FRACTIONS' PROCEDURAL=$PROCEDURAL"
 CMD+=" PROCEDURAL_VIEWS=$PROCEDURAL_VIEWS PROCEDURAL_RESOLUTION=$PROCEDURAL_RESOLUTION"
 CMD+=" PROCEDURAL_FRACTIONS='$PROCEDURAL_FRACTIONS' UNIT_STEPS=$UNIT_STEPS WORKERS=$WORKERS STEPS=$STEPS"
-CMD+=" LOSO_STEPS=$LOSO_STEPS BATCH=$BATCH DEVICE=$DEVICE BUDGET_S=$BUDGET_S scripts/train_embedded_refiner.sh $1"
+CMD+=" LOSO_STEPS=$LOSO_STEPS BATCH=$BATCH DEVICE=$DEVICE BUDGET_S=$BUDGET_S${DATASET_MAX_S:+ DATASET_MAX_S=$DATASET_MAX_S}"
+[[ $STAGE == all ]] || CMD+=" STAGE=$STAGE"
+CMD+=" scripts/train_embedded_refiner.sh $1"
 
 say() { echo "[recipe $(date +%H:%M:%S) +${SECONDS}s] $*"; }
 die() { echo "[recipe] error: $*" >&2; exit 1; }
@@ -111,6 +121,7 @@ say "building the dataset in $DATASET_DIR (${#shared[@]} shared scenes at $SHARE
     "at $PROCEDURAL_FRACTIONS, $UNIT_STEPS steps per unit, $WORKERS workers, device $DEVICE)"
 args=(-m splatent_viewer.scripts.refiner_cli make-dataset --output "$DATASET_DIR" --workers "$WORKERS"
       --steps "$UNIT_STEPS" --device "$DEVICE")
+[[ -z $DATASET_MAX_S ]] || args+=(--max-seconds "$DATASET_MAX_S")
 if ((${#shared[@]} > 0)); then
   # shellcheck disable=SC2206  # the fraction lists are meant to split
   args+=(--scenes "${shared[@]}" --train-fractions $SHARED_FRACTIONS)
@@ -120,9 +131,12 @@ if ((PROCEDURAL > 0)); then
   args+=(--procedural "$PROCEDURAL" --procedural-seed "$PROCEDURAL_SEED" --procedural-views "$PROCEDURAL_VIEWS"
          --procedural-resolution "$PROCEDURAL_RESOLUTION" --procedural-fractions $PROCEDURAL_FRACTIONS)
 fi
-"$PYTHON" "${args[@]}" 2>&1 | tee "$LOGS/make_dataset.log"
+if [[ $STAGE != train ]]; then
+  "$PYTHON" "${args[@]}" 2>&1 | tee -a "$LOGS/make_dataset.log"
+  say "dataset done in ${SECONDS} s: $(tail -n 1 "$LOGS/make_dataset.log")"
+fi
 T_DATA=$SECONDS
-say "dataset done in ${T_DATA} s: $(tail -n 1 "$LOGS/make_dataset.log")"
+[[ $STAGE != dataset ]] || exit 0
 
 # ------------------------------------------------------------------------------ 2. final refiner + LOSO folds, concurrently
 cap_final=() cap_fold=()
@@ -140,14 +154,21 @@ pids=() names=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-run_bg() {  # NAME CMD...: CMD in the background, output to $LOGS/NAME.log
-  local name=$1
+gpus=0
+[[ $DEVICE == cpu ]] || gpus=$("$PYTHON" -c 'import torch; print(torch.cuda.device_count())')
+run_bg() {  # NAME CMD...: CMD in the background, output to $LOGS/NAME.log (on GPU <job number> mod <GPUs>)
+  local name=$1 env=(OMP_NUM_THREADS="$threads")
   shift
-  OMP_NUM_THREADS=$threads "$@" >"$LOGS/$name.log" 2>&1 &
+  if ((gpus > 1)); then
+    local visible
+    IFS=, read -r -a visible <<<"${CUDA_VISIBLE_DEVICES:-$(seq -s, 0 $((gpus - 1)))}"
+    env+=(CUDA_VISIBLE_DEVICES="${visible[$((${#pids[@]} % gpus))]}")
+  fi
+  env "${env[@]}" "$@" >"$LOGS/$name.log" 2>&1 &
   pids+=($!) names+=("$name")
 }
 say "training the final refiner ($STEPS steps) and ${#folds[@]} LOSO folds (${folds[*]}; $LOSO_STEPS steps each)" \
-    "concurrently, batch $BATCH, $threads CPU threads each"
+    "concurrently, batch $BATCH, $threads CPU threads each$( ((gpus > 1)) && echo ", round-robin on $gpus GPUs")"
 run_bg train_final "$PYTHON" -m splatent_viewer.scripts.refiner_cli train --dataset "$DATASET_DIR" \
   --output "$WORK_DIR/final" --steps "$STEPS" --batch-size "$BATCH" --mixed-precision no --device "$DEVICE" \
   --checkpoint-every "$STEPS" "${cap_final[@]}"
@@ -179,7 +200,7 @@ cp -r "$WORK_DIR/final/refiner" "$OUT_DIR/refiner.tmp"
 rm -rf "$OUT_DIR/refiner"
 mv "$OUT_DIR/refiner.tmp" "$OUT_DIR/refiner"
 cp "$WORK_DIR/final/train_log.json" "$LOGS/train_final_log.json"
-note="Recipe timings: dataset ${T_DATA} s ($WORKERS workers); final refiner ($final_done of $STEPS steps) and the"
+note="Recipe timings: dataset ${T_DATA} s in this invocation (STAGE=$STAGE, $WORKERS workers); final refiner ($final_done of $STEPS steps) and the"
 note+=" ${#folds[@]} folds trained concurrently, with the folds' evaluation: ${T_TRAIN} s; total ${SECONDS} s before"
 note+=" this merge. Final refiner: OUT_DIR/refiner (every scene)."
 # shellcheck disable=SC2086

@@ -18,9 +18,11 @@ stay valid), like the nerfstudio plugin does.
 Every sample also records the PSNR/SSIM of the same Gaussians' RGB (SH) splats at that view (the
 RGB-splat baseline of the evaluation tables).
 
-``--workers N`` builds units and procedural scenes in N spawned worker processes on the same
-device (each with its own codec and a 1/N share of the CPU threads): one unit uses the GPU only
-lightly and the ray tracer is CPU-bound, so workers add up. Workers write their units' shards;
+``--workers N`` builds units and procedural scenes in N spawned worker processes (each with its
+own codec and a 1/N share of the CPU threads): one unit uses the GPU only lightly and the ray
+tracer is CPU-bound, so workers add up. On CUDA the workers are spread round-robin over the
+visible GPUs (``CUDA_VISIBLE_DEVICES`` picks them); on one GPU, NVIDIA's MPS daemon lets their
+kernels overlap instead of time-slicing. Workers write their units' shards;
 the main process alone writes ``index.json`` (atomically, one unit at a time, as units finish)
 and at the end puts the units in the order a one-worker build writes. A worker's exception
 stops the build with one error naming the unit (the units committed so far stay: rerun to resume).
@@ -98,6 +100,9 @@ class MakeDatasetConfig:
     """Worker processes building units and procedural scenes at once on the same device (1 = in this process)."""
     worker_threads: Optional[int] = None
     """CPU threads per worker (default: the CPUs this process may use / --workers, at least 1)."""
+    max_seconds: Optional[float] = None
+    """Start no new unit or procedural scene after this many seconds (the running ones finish): a time budget.
+    The units built so far are in the index; rerun the same command (without it) to build the rest."""
 
 
 @dataclass
@@ -322,13 +327,21 @@ _WORKER: dict[str, Any] = {}
 """Per worker process: its device and codec (loaded by the first unit)."""
 
 
-def _init_worker(threads: int, device: str) -> None:
+def _init_worker(threads: int, device: str, counter: Any) -> None:
     torch.set_num_threads(threads)
     try:
         torch.set_num_interop_threads(threads)
     except RuntimeError:  # already set
         pass
-    _WORKER["device"] = torch.device(device)
+    dev = torch.device(device)
+    if dev.type == "cuda" and dev.index is None and torch.cuda.device_count() > 1:
+        with counter.get_lock():  # the n-th worker started takes GPU n mod count
+            number = counter.value
+            counter.value += 1
+        dev = torch.device("cuda", number % torch.cuda.device_count())
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
+    _WORKER["device"] = dev
 
 
 def _worker_scene(config: MakeDatasetConfig, seed: int) -> Path:
@@ -393,31 +406,46 @@ def _build_in_workers(
     num_units: int,
 ) -> None:
     """Makes ``scene_seeds`` and builds ``todo`` in ``config.workers`` spawned processes (a unit of a procedural
-    scene starts once its scene is made), committing each unit to the index as it finishes."""
+    scene starts once its scene is made), committing each unit to the index as it finishes.
+
+    Jobs are handed out one per free worker (scenes first, then units in plan order), so that after
+    ``config.max_seconds`` no new one starts; returns the keys of the units left unbuilt."""
     threads = config.worker_threads or max(1, _cpu_count() // config.workers)
-    CONSOLE.print(f"[bold]{config.workers} workers[/] × {threads} CPU threads on {device}: "
+    gpus = torch.cuda.device_count() if device.type == "cuda" and device.index is None else 1
+    CONSOLE.print(f"[bold]{config.workers} workers[/] × {threads} CPU threads on {device}"
+                  f"{f' ({gpus} GPUs, round-robin)' if gpus > 1 else ''}: "
                   f"{len(scene_seeds)} procedural scenes, {len(todo)} units")
     ctx = torch.multiprocessing.get_context("spawn")  # CUDA cannot be shared with forked children
     pool = ProcessPoolExecutor(max_workers=config.workers, mp_context=ctx, initializer=_init_worker,
-                               initargs=(threads, str(device)))
+                               initargs=(threads, str(device), ctx.Value("i", 0)))
     pending: dict[Future, tuple[str, Any]] = {}
     waiting: dict[int, list[UnitJob]] = {}
+    # Handed out in this order: units whose scene exists (the shared scenes first: the evaluation needs
+    # them), then procedural scenes; a made scene's units go before the scenes not yet started.
+    ready: list[tuple[str, Any]] = []
+    for job in todo:
+        if seed_of.get(job.key) in scene_seeds:
+            waiting.setdefault(seed_of[job.key], []).append(job)
+        else:
+            ready.append(("unit", job))
+    ready += [("scene", seed) for seed in scene_seeds]
+    started = time.perf_counter()
 
-    def submit_unit(job: UnitJob) -> None:
-        pending[pool.submit(_worker_unit, config, trainer, job)] = ("unit", job)
+    def time_is_up() -> bool:
+        return config.max_seconds is not None and time.perf_counter() - started > config.max_seconds
+
+    def hand_out() -> None:
+        while ready and len(pending) < config.workers and not time_is_up():
+            kind, item = ready.pop(0)
+            fn, args = (_worker_scene, (config, item)) if kind == "scene" else (_worker_unit, (config, trainer, item))
+            pending[pool.submit(fn, *args)] = (kind, item)
 
     finished = False
     try:
-        for seed in scene_seeds:
-            pending[pool.submit(_worker_scene, config, seed)] = ("scene", seed)
-        for job in todo:
-            if seed_of.get(job.key) in scene_seeds:
-                waiting.setdefault(seed_of[job.key], []).append(job)
-            else:
-                submit_unit(job)
         columns = (TextColumn("[bold]building dataset"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=CONSOLE) as bar:
             task = bar.add_task("build", total=len(scene_seeds) + len(todo))
+            hand_out()
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in done:
@@ -425,20 +453,22 @@ def _build_in_workers(
                     if kind == "scene":
                         folder = _job_result(fut, f"procedural scene seed {item}", config.output)
                         bar.console.print(f"made procedural scene {folder}")
-                        for job in waiting.pop(item, []):
-                            submit_unit(job)
+                        first_scene = next((i for i, (k, _) in enumerate(ready) if k == "scene"), len(ready))
+                        ready[first_scene:first_scene] = [("unit", job) for job in waiting.pop(item, [])]
                     else:
                         result: UnitResult = _job_result(fut, f"unit {item.key}", config.output)
                         writer.commit(result.record)
                         bar.console.print(f"unit {item.number}/{num_units} {item.key}: {result.message} "
                                           f"({result.seconds:.0f} s)")
                     bar.advance(task)
+                hand_out()
         finished = True
     finally:
         if finished:
             pool.shutdown(wait=True)
         else:
             _stop_workers(pool)
+    return [job.key for kind, job in ready if kind == "unit"] + [j.key for jobs in waiting.values() for j in jobs]
 
 
 def make_dataset(config: MakeDatasetConfig) -> Path:
@@ -472,18 +502,27 @@ def make_dataset(config: MakeDatasetConfig) -> Path:
             todo.append(job)
     scene_seeds = [s for s in range(config.procedural_seed, config.procedural_seed + config.procedural)
                    if not (procedural_scene_folder(config, s) / "transforms.json").is_file()]
+    unbuilt: list[str] = []
     if parallel and (todo or scene_seeds):
-        _build_in_workers(config=config, trainer=trainer_cfg, device=device, writer=writer, scene_seeds=scene_seeds,
-                          todo=todo, seed_of=seed_of, num_units=len(units))
+        unbuilt = _build_in_workers(config=config, trainer=trainer_cfg, device=device, writer=writer,
+                                    scene_seeds=scene_seeds, todo=todo, seed_of=seed_of, num_units=len(units))
     else:
-        for seed in scene_seeds:
-            CONSOLE.print(f"[bold]making procedural scene[/] seed {seed} → {procedural_scene_folder(config, seed)}")
-            make_procedural_scene(config=config, seed=seed)
-        for job in todo:
+        started = time.perf_counter()
+        for n, job in enumerate(todo):
+            if config.max_seconds is not None and time.perf_counter() - started > config.max_seconds:
+                unbuilt = [j.key for j in todo[n:]]
+                break
+            seed = seed_of.get(job.key)
+            if seed in scene_seeds and not (procedural_scene_folder(config, seed) / "transforms.json").is_file():
+                CONSOLE.print(f"[bold]making procedural scene[/] seed {seed} → {procedural_scene_folder(config, seed)}")
+                make_procedural_scene(config=config, seed=seed)
             CONSOLE.print(f"[bold]unit {job.number}/{len(units)} {job.key}[/]")
             result = build_unit(job=job, config=config, trainer=trainer_cfg, codec=codec, device=device)
             writer.commit(result.record)
             CONSOLE.print(f"unit {job.number}/{len(units)} {job.key}: {result.message} ({result.seconds:.0f} s)")
+    if unbuilt:
+        CONSOLE.print(f"[yellow]--max-seconds {config.max_seconds:g}: {len(unbuilt)} units not built "
+                      f"({', '.join(unbuilt)}); rerun without it to build them")
     # Workers commit units as they finish: put this build's units in plan order (what one worker writes).
     plan = {job.key: i for i, job in enumerate(units)}
     new = sorted((u["key"] for u in writer.index["units"] if u["key"] not in before), key=lambda k: plan.get(k, len(plan)))

@@ -195,6 +195,20 @@ def test_two_workers_build_the_same_dataset_as_one(tiny_scene_dir, tmp_path):
     assert read_index(tmp_path / "two") == two
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_max_seconds_starts_no_unit_after_the_budget_and_a_rerun_builds_the_rest(tiny_scene_dir, tmp_path, workers):
+    out = tmp_path / "ds"
+    # 0.5 s: the first jobs are handed out at once, every later one after the budget (a unit takes seconds here).
+    make_dataset(_toy_build(out, tiny_scene_dir, workers=workers, max_seconds=0.5))
+    first = read_index(out)
+    built = [u["key"] for u in first["units"]]
+    assert built == (["tiny@1"] if workers == 1 else ["tiny@1", "tiny@0.5"])
+    assert not (out / "scenes" / "procedural-004" / "transforms.json").exists()  # not started either
+    assert len(first["samples"]) == sum(u["num_samples"] for u in first["units"])
+    make_dataset(_toy_build(out, tiny_scene_dir, workers=workers))
+    assert [u["key"] for u in read_index(out)["units"]] == ["tiny@1", "tiny@0.5", "procedural-004@0.5"]
+
+
 def test_a_failing_worker_stops_the_build_with_one_error_and_a_valid_index(tiny_scene_dir, tmp_path):
     broken = tmp_path / "broken"
     broken.mkdir()
