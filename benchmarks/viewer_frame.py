@@ -8,13 +8,16 @@ Every frame goes through the viewer's own path (``SceneRenderer.render`` → ``r
 → compose) plus the JPEG encode the viewer sends, in two variants (``--variants``): ``eager`` (plain modules, viser's
 host-side imageio encoder: the viewer before the speed work) and ``fast`` (``enable_fast_inference``:
 CUDA graphs of decoder and refiner, cuDNN autotuner; nvJPEG on the GPU when torchvision has it; ``fast-cl`` adds
-channels_last). Two setups:
+channels_last). Setups:
 
 1. **taef2 + embedded refiner**: the trained scene (``--load-config``) or ``--gaussians`` random Gaussians with
    the real TAEF2 codec; the shipped embedded refiner, or a freshly initialised one (said in the output).
 2. **sd-turbo size**: random Gaussians with 4-channel latents, a random-init SD 2.1 / SD-Turbo-size VAE
    (AutoencoderKL) as codec and a random-init SD-Turbo-size ``UNet2DConditionModel`` (866M, fp16 on CUDA) as the
    refiner backbone, k=3 (2x2 grid). Weights are random: only the timings mean anything.
+3. **sd-turbo size + TAESD live decode** (``--taesd-live-decoder``, with setup 2): the same scene and refiner, frames
+   decoded by a random-init TAESD (``AutoencoderTiny()``: diffusers' defaults are TAESD's architecture) through
+   ``TrainedScene.set_live_decoder``, as ``splatent-viewer --live-decoder.name taesd`` runs it.
 
 Stage timings come from CUDA events between the stages (device time; one wait per frame); "total" is the wall time
 of the whole frame incl. JPEG, FPS = 1000 / total. Means over ``--frames`` frames after ``--warmup``.
@@ -69,6 +72,8 @@ class Args:
     """JPEG quality of the encode stage."""
     sd_turbo: bool = True
     """Also time the SD-Turbo-size setup (866M UNet; ~3.5 GB fp32 on CPU)."""
+    taesd_live_decoder: bool = True
+    """With --sd-turbo: also time that setup with frames decoded by a TAESD-size live decoder (its own rows)."""
     variants: tuple[Literal["eager", "fast", "fast-cl"], ...] = ("eager", "fast")
     """In this order. eager: plain modules, host JPEG (imageio, viser's own encoder); fast: what the viewer runs,
     ``TrainedScene.enable_fast_inference()`` (cuDNN autotuner, CUDA graphs of decoder and refiner) and its JPEG
@@ -148,6 +153,17 @@ def sd_turbo_setup(*, device: torch.device, dtype: torch.dtype):
     refiner = Refiner(config=config, backbone=backbone).to(device=device, dtype=dtype).eval().requires_grad_(False)
     params = sum(p.numel() for p in unet.parameters()) / 1e6
     return codec, refiner, f"sd-turbo size (random init: UNet {params:.0f}M, SD VAE), {str(dtype).split('.')[-1]}"
+
+
+def taesd_live_decoder(*, device: torch.device, dtype: torch.dtype):
+    """Random-init TAESD codec: ``AutoencoderTiny()``'s defaults are TAESD's architecture (64-wide blocks, 1/3/3/3
+    encoder and 3/3/3/1 decoder blocks, 4 latent channels, scaling factor 1)."""
+    from diffusers import AutoencoderTiny
+
+    from splatent_viewer.codecs.diffusers_codecs import TAESDCodec
+
+    torch.manual_seed(0)
+    return TAESDCodec(AutoencoderTiny()).to(device=device, dtype=dtype)
 
 
 def _jpeg_ms(image, quality: int, *, variant: str) -> float:
@@ -237,6 +253,15 @@ def main(args: Args) -> str:
         scene = synthetic_scene(n=args.gaussians, codec=codec, refiner=refiner, size=args.size, device=device,
                                 name="sd-turbo-size")
         rows += _run_setup(scene=scene, args=args, label=f"{note}, {args.gaussians:,} random G")
+        if args.taesd_live_decoder:  # a fresh scene (no CUDA graphs yet), same codec and refiner in their eager layout
+            label = f"{note} + TAESD live decode (random init), {args.gaussians:,} random G"
+            CONSOLE.print(f"setup 3: {label}")
+            codec.to(memory_format=torch.contiguous_format)
+            refiner.use_channels_last(False)
+            scene = synthetic_scene(n=args.gaussians, codec=codec, refiner=refiner, size=args.size, device=device,
+                                    name="sd-turbo-size+taesd")
+            scene.set_live_decoder(decoder=taesd_live_decoder(device=device, dtype=dtype))
+            rows += _run_setup(scene=scene, args=args, label=label)
 
     header = (f"Viewer frame cost at {args.size}×{args.size}, mean of {args.frames} frames after {args.warmup} warm-up; "
               f"{name}; torch {torch.__version__}; {datetime.date.today().isoformat()}.\n"

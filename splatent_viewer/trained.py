@@ -20,7 +20,8 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from splatent_viewer.codecs import LatentCodec, load_codec
+from splatent_viewer.codecs import LatentCodec, LiveDecoderConfig, PairedCodec, load_codec
+from splatent_viewer.codecs.paired import check_decoder_compatible
 from splatent_viewer.cuda_graphs import CudaGraphRunner
 from splatent_viewer.errors import SplatentError
 from splatent_viewer.references import camera_scene_scale, select_references
@@ -157,7 +158,8 @@ class TrainedScene:
     params: dict[str, Tensor]
     """Raw splat parameters (:mod:`splatent_viewer.splats.params` layout, with ``latents``)."""
     codec: LatentCodec
-    """The codec whose latents the Gaussians carry."""
+    """The codec whose latents the Gaussians carry (a :class:`PairedCodec` after :meth:`set_live_decoder`: its
+    encoder, name and latent layout are the scene codec's, its decoder the live decoder)."""
     sh_degree: int
     """SH degree of the RGB colours."""
     references: ReferenceBank
@@ -183,9 +185,21 @@ class TrainedScene:
 
     def decode(self, latents: Float[Tensor, "B C h w"]) -> Float[Tensor, "B 3 H W"]:
         """``codec.decode`` (replayed from a CUDA graph after :meth:`enable_fast_inference`)."""
-        if self._decode_graph is not None:
-            return self._decode_graph(latents.to(self.codec.dtype))
+        graphed = self._decode_graph
+        if graphed is not None and graphed.fn == self.codec.decode:  # a graph of the current codec (bound methods: ==)
+            return graphed(latents.to(self.codec.dtype))
         return self.codec.decode(latents)
+
+    def set_live_decoder(self, *, decoder: LatentCodec) -> TrainedScene:
+        """Decodes frames with ``decoder`` (e.g. TAESD for SD-Turbo latents) instead of the scene codec's decoder:
+        :attr:`codec` becomes a :class:`PairedCodec` (a compatible decoder of the same latent space, else a
+        :class:`SplatentError`); references and the refiner keep the scene codec's latents. A decoder graph of
+        :meth:`enable_fast_inference` is re-made for the new decoder. Returns ``self``."""
+        base = self.codec.codec if isinstance(self.codec, PairedCodec) else self.codec
+        self.codec = PairedCodec(codec=base, decoder=decoder)
+        if self._decode_graph is not None:
+            self._decode_graph = CudaGraphRunner(self.codec.decode, name=f"{self.codec.decoder_name} decoder")
+        return self
 
     def refine(
         self, *, target: Float[Tensor, "B C h w"], references: Float[Tensor, "B K C h w"]
@@ -216,7 +230,7 @@ class TrainedScene:
             if self.refiner is not None:
                 self.refiner.use_channels_last(True)
         if cuda_graphs:
-            self._decode_graph = CudaGraphRunner(self.codec.decode, name=f"{self.codec.name} decoder")
+            self._decode_graph = CudaGraphRunner(self.codec.decode, name=f"{self.codec.decoder_name} decoder")
             if self.refiner is not None:
                 self._refine_graph = CudaGraphRunner(self.refiner.forward_positional, name="refiner")
         return self
@@ -285,12 +299,14 @@ def load_trained_scene(
     refiner: Path | Literal["embedded", "none"] | None = "embedded",
     codec_path: Path | None = None,
     refiner_dtype: torch.dtype | None = None,
+    live_decoder: LiveDecoderConfig | None = None,
 ) -> TrainedScene:
     """Loads a run folder (``splatent-demo``), its ``splats.safetensors``, or a nerfstudio ``config.yml``.
 
     ``refiner="embedded"`` uses the shipped refiner when it exists and the codec matches (else no
     enhancement, with a warning); a path must load or it is an error; ``"none"`` disables it.
-    ``refiner_dtype`` defaults to float16 on CUDA, float32 on CPU.
+    ``refiner_dtype`` defaults to float16 on CUDA, float32 on CPU. ``live_decoder`` (when it names one)
+    decodes frames with another codec of the same latent space (:meth:`TrainedScene.set_live_decoder`).
     """
     path = Path(path)
     device = torch.device(device)
@@ -301,8 +317,9 @@ def load_trained_scene(
         except ImportError as e:  # pragma: no cover - nerfstudio is a dependency
             raise SplatentError(f"{path} is a nerfstudio config but nerfstudio is not importable ({e}).") from e
         scene = load_nerfstudio_run(path, device=device)
+        decoder = _load_live_decoder(live_decoder, codec=scene.codec)
         scene.refiner = load_refiner_for(refiner, codec=scene.codec, device=device, dtype=dtype)
-        return scene
+        return scene if decoder is None else scene.set_live_decoder(decoder=decoder)
     run_dir = path.parent if path.is_file() else path
     if not path.exists():
         raise SplatentError(f"{path} does not exist; pass a splatent-demo output folder or a nerfstudio config.yml "
@@ -315,12 +332,13 @@ def load_trained_scene(
     if codec.latent_channels != splats.params["latents"].shape[1]:
         raise SplatentError(f"{run_dir / SPLATS_FILE} carries {splats.params['latents'].shape[1]}-channel latents but "
                             f"codec {codec.name} has {codec.latent_channels}; pass the codec it was trained with.")
+    decoder = _load_live_decoder(live_decoder, codec=codec)  # before the refiner: a bad decoder fails fast
     bank = ReferenceBank.load(run_dir / REFERENCES_FILE, device=device)
     if bank.latent_channels != codec.latent_channels:
         raise SplatentError(f"{run_dir / REFERENCES_FILE} has {bank.latent_channels}-channel latents; the splats use "
                             f"{codec.latent_channels} ({codec.name}). Re-create the run folder.")
     scene_path = splats.extra.get("scene")
-    return TrainedScene(
+    scene = TrainedScene(
         params=splats.params,
         codec=codec,
         sh_degree=splats.sh_degree,
@@ -333,3 +351,12 @@ def load_trained_scene(
         scene_path=Path(scene_path) if scene_path else None,
         train_indices=splats.extra.get("train_indices"),
     )
+    return scene if decoder is None else scene.set_live_decoder(decoder=decoder)
+
+
+def _load_live_decoder(config: LiveDecoderConfig | None, *, codec: LatentCodec) -> LatentCodec | None:
+    """The configured live decoder, checked against ``codec`` (None when none is configured)."""
+    decoder = config.load(device=codec.device, dtype=codec.dtype) if config is not None else None
+    if decoder is not None:
+        check_decoder_compatible(codec=codec, decoder=decoder)
+    return decoder

@@ -61,3 +61,27 @@ def test_fast_inference_frames_equal_eager_frames(tiny_trained_scene_dir) -> Non
     torch.testing.assert_close(fast.decoded, eager.decoded, atol=2e-3, rtol=0)
     torch.testing.assert_close(fast.enhanced, eager.enhanced, atol=2e-3, rtol=0)
     assert (eager.enhanced - eager.decoded).abs().mean() > 1e-3  # the refiner did something
+
+
+@pytest.mark.gpu
+@cuda
+def test_fast_inference_replays_the_live_decoder(tiny_sd_run_dir, tiny_sd_codec_dirs) -> None:
+    from splatent_viewer.codecs import LiveDecoderConfig, load_codec
+    from splatent_viewer.frame import render_frame
+    from splatent_viewer.trained import load_trained_scene
+
+    sd_dir, taesd_dir = tiny_sd_codec_dirs
+    scene = load_trained_scene(tiny_sd_run_dir, device="cuda", refiner="none", codec_path=sd_dir,
+                               live_decoder=LiveDecoderConfig(name="taesd", path=taesd_dir))
+    c2w, K = scene.references.c2w[1].cpu(), scene.references.Ks[1].cpu()
+    eager = render_frame(scene=scene, c2w=c2w, K=K, width=64, height=64, outputs=("decoded",))
+    scene.enable_fast_inference()
+    for _ in range(2):  # capture, then replay
+        fast = render_frame(scene=scene, c2w=c2w, K=K, width=64, height=64, outputs=("decoded",))
+    assert scene._decode_graph is not None and scene._decode_graph.num_graphs == 1
+    assert scene._decode_graph.name == "taesd decoder"
+    torch.testing.assert_close(fast.decoded, eager.decoded, atol=2e-3, rtol=0)
+    taesd = load_codec("taesd", path=taesd_dir, device="cuda", dtype=torch.float16)
+    with torch.no_grad():
+        expected = taesd.decode(fast.latent[None])[0].float().clamp(0, 1).permute(1, 2, 0)
+    torch.testing.assert_close(fast.decoded, expected, atol=2e-3, rtol=0)

@@ -8,6 +8,8 @@
   sd-turbo), from a local folder or the Hugging Face cache.
 
 Use :func:`load_codec` or :class:`CodecConfig` (for tyro CLIs / nerfstudio configs).
+:class:`PairedCodec` / :class:`LiveDecoderConfig` decode a scene codec's latents with a faster codec of the
+same latent space (e.g. sd-turbo latents with taesd: the viewer's and exporter's ``--live-decoder.*``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Literal, Optional, get_args
 import torch
 
 from splatent_viewer.codecs.base import LatentCodec
+from splatent_viewer.codecs.paired import PairedCodec, describe_codec
 from splatent_viewer.errors import SplatentError
 
 CodecName = Literal["taef2", "sd-turbo", "taesd"]
@@ -73,4 +76,39 @@ class CodecConfig:
         return load_codec(self.name, path=self.path, device=device, dtype=dtype, allow_download=self.allow_download)
 
 
-__all__ = ["CODEC_NAMES", "CodecConfig", "CodecName", "LatentCodec", "load_codec"]
+@dataclass
+class LiveDecoderConfig:
+    """A faster decoder of rendered frames than the scene's codec (same latent space), e.g. taesd for sd-turbo."""
+
+    name: Optional[CodecName] = None
+    """Decoder of rendered frames instead of the scene's codec; default: none (the scene's codec decodes).
+    taesd (tiny SD autoencoder) for sd-turbo scenes: much faster than the SD VAE, lower fidelity (live view, previews).
+    Frames, exports and their metrics are then TAESD's decode, not the VAE's; references and refiner keep VAE latents.
+    A decoder of another latent space is refused."""
+    path: Optional[Path] = None
+    """Weights folder of the live decoder; default: the Hugging Face cache.
+    taesd: a folder from `huggingface-cli download madebyollin/taesd --local-dir DIR`."""
+    allow_download: bool = False
+    """With no path: download the live decoder's weights from the Hugging Face Hub if not cached."""
+
+    def load(self, *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> LatentCodec | None:
+        """The configured decoder's codec, or None when no live decoder is set."""
+        if self.name is None:
+            if self.path is not None:
+                raise SplatentError(f"--live-decoder.path {self.path} was given without --live-decoder.name; "
+                                    "pass the decoder's codec too (e.g. --live-decoder.name taesd).")
+            return None
+        try:
+            return load_codec(self.name, path=self.path, device=device, dtype=dtype, allow_download=self.allow_download)
+        except SplatentError as err:  # the codec's own advice names --codec.*; these are the live decoder's options
+            raise SplatentError(f"live decoder: {str(err).replace('--codec.', '--live-decoder.')}") from err
+
+    def setup(self, *, codec: LatentCodec) -> LatentCodec:
+        """``codec`` itself when no live decoder is set, else ``codec`` paired with the loaded decoder (on its
+        device, in its dtype); an incompatible decoder is a :class:`SplatentError` naming both."""
+        decoder = self.load(device=codec.device, dtype=codec.dtype)
+        return codec if decoder is None else PairedCodec(codec=codec, decoder=decoder)
+
+
+__all__ = ["CODEC_NAMES", "CodecConfig", "CodecName", "LatentCodec", "LiveDecoderConfig", "PairedCodec",
+           "describe_codec", "load_codec"]

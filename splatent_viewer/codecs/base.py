@@ -34,6 +34,10 @@ class LatentCodec(nn.Module, abc.ABC):
     """Channels of the latent tensor."""
     downscale: int
     """Image size / latent size (8 for all shipped codecs)."""
+    latent_space: str
+    """The latent space the latents live in (``"flux2"``, ``"sd"``, ``"sdxl"``, ...): codecs with the same
+    ``latent_space``, ``latent_channels`` and ``downscale`` decode each other's latents
+    (see :class:`~splatent_viewer.codecs.paired.PairedCodec`)."""
 
     @property
     def dtype(self) -> torch.dtype:
@@ -44,6 +48,12 @@ class LatentCodec(nn.Module, abc.ABC):
     def device(self) -> torch.device:
         """Device of the codec's weights."""
         return next(self.parameters()).device
+
+    @property
+    def decoder_name(self) -> str:
+        """Name of the codec whose decoder :meth:`decode` runs (another codec's for a
+        :class:`~splatent_viewer.codecs.paired.PairedCodec`)."""
+        return self.name
 
     def freeze(self) -> LatentCodec:
         """Evaluation mode, no parameter gradients (gradients still flow to the inputs)."""
@@ -85,4 +95,5 @@ class LatentCodec(nn.Module, abc.ABC):
         """Codec-specific decoding; inputs are validated and already in the codec's dtype."""
 
     def extra_repr(self) -> str:
-        return f"name={self.name!r}, latent_channels={self.latent_channels}, downscale={self.downscale}"
+        return (f"name={self.name!r}, latent_channels={self.latent_channels}, downscale={self.downscale}, "
+                f"latent_space={self.latent_space!r}")

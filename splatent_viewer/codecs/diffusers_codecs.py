@@ -13,6 +13,11 @@ Conventions (diffusers 0.42.1, checked in its source):
   itself) and returns *raw* latents, which already live in the scaled SD latent space
   (``scaling_factor`` is 1.0); ``decode`` returns ``[-1, 1]``. Its ``scale_latents`` /
   ``unscale_latents`` only pack latents into ``[0, 1]`` for 8-bit storage and are not used here.
+
+Latent spaces (:attr:`LatentCodec.latent_space`): an ``AutoencoderKL``'s is told by its config's
+``scaling_factor`` / ``shift_factor`` (0.18215 / none: ``"sd"``, SD 1.x-2.x and SD-Turbo; 0.13025 / none:
+``"sdxl"``; anything else a name of its own). TAESD is declared ``"sd"``: TAESDXL's config is identical to
+TAESD's, so a TAESDXL folder passed as taesd cannot be told apart.
 """
 
 from __future__ import annotations
@@ -41,6 +46,9 @@ _TAESD_HOWTO = (
     f"download it with `huggingface-cli download {TAESD_REPO} --local-dir DIR` on a machine with internet "
     "and pass --codec.path DIR (or allow downloading with --codec.allow-download)"
 )
+
+# (scaling_factor, shift_factor) of the AutoencoderKL configs whose latent space we can name.
+_KL_LATENT_SPACES = {(0.18215, 0.0): "sd", (0.13025, 0.0): "sdxl"}
 
 
 def _locate(path: Path, *, expected_class: str, howto: str) -> tuple[Path, str | None]:
@@ -163,6 +171,10 @@ class SDTurboCodec(_DiffusersVAECodec):
 
     def __init__(self, vae) -> None:
         super().__init__(vae, downscale=2 ** (len(vae.config.block_out_channels) - 1))
+        known = [space for (scale, shift), space in _KL_LATENT_SPACES.items()
+                 if abs(self.scaling_factor - scale) < 1e-6 and abs(self.shift_factor - shift) < 1e-6]
+        self.latent_space = known[0] if known else (
+            f"AutoencoderKL(scaling_factor={self.scaling_factor:g}, shift_factor={self.shift_factor:g})")
 
     def _raw_latents(self, images: Float[Tensor, "B 3 H W"]) -> Float[Tensor, "B C h w"]:
         return self.vae.encode(images).latent_dist.mean  # deterministic: the posterior mean
@@ -172,6 +184,7 @@ class TAESDCodec(_DiffusersVAECodec):
     """TAESD, the tiny autoencoder for the SD latent space (4 channels, /8, same scale as SD-Turbo latents)."""
 
     name = "taesd"
+    latent_space = "sd"
     _model_class, _repo, _repo_vae_subfolder, _howto = "AutoencoderTiny", TAESD_REPO, False, _TAESD_HOWTO
     _default_scaling = 1.0
 

@@ -128,6 +128,7 @@ class TAEF2Codec(LatentCodec):
     name = "taef2"
     latent_channels = LATENT_CHANNELS
     downscale = 8
+    latent_space = "flux2"
 
     def __init__(self) -> None:
         super().__init__()

@@ -28,6 +28,7 @@ from jaxtyping import Float
 from PIL import Image
 from torch import Tensor
 
+from splatent_viewer.codecs import describe_codec
 from splatent_viewer.errors import SplatentError
 from splatent_viewer.export.camera_paths import CameraPath, round_to_multiple
 from splatent_viewer.export.video import write_mp4
@@ -107,6 +108,9 @@ class ExportResult:
     """Mean milliseconds per frame and stage (with ``time_stages``)."""
     notes: list[str] = field(default_factory=list)
     """Adjustments made (e.g. the frame size rounded to the codec's downscale)."""
+    decoder: str = ""
+    """What decoded the latent frames: the scene codec's name, or e.g. "sd-turbo latents decoded by taesd (live
+    decoder)" when a live decoder was set ("" in the rgb mode)."""
 
     def to_json(self) -> dict:
         """A JSON-serialisable dict (what ``<output stem>.stats.json`` holds)."""
@@ -276,6 +280,7 @@ def export_flythrough(
         num_references=k,
         stage_ms={stage: ms / count for stage, ms in stage_totals.items()},
         notes=notes,
+        decoder=describe_codec(scene.codec) if config.mode != "rgb" else "",
     )
     if result.stats_path is not None:
         _write_json_atomic(result.stats_path, result.to_json())

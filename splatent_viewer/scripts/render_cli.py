@@ -17,7 +17,7 @@ Examples::
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
@@ -27,6 +27,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from splatent_viewer.codecs import LiveDecoderConfig, describe_codec
 from splatent_viewer.errors import SplatentError, exit_on_error
 from splatent_viewer.export.camera_paths import (
     CameraPath,
@@ -80,6 +81,9 @@ class _RenderOptions:
     """Refiner for the enhanced modes: embedded (the shipped one, when it fits the codec), none, or a folder."""
     codec_path: Path | None = None
     """Local weights of the scene's codec when it is not embedded (e.g. an SD-Turbo folder)."""
+    live_decoder: LiveDecoderConfig = field(default_factory=LiveDecoderConfig)
+    """Decode the frames with a faster codec of the same latent space (e.g. --live-decoder.name taesd for an sd-turbo
+    scene): a quick, lower-fidelity preview; the video and its stats are then TAESD's decode, not the VAE's."""
     quality: int = 8
     """H.264 quality (0-10)."""
     measure_flicker: bool = True
@@ -226,6 +230,8 @@ Command = Union[
 def _summary(result: ExportResult) -> Table:
     table = Table(title=f"{result.output} ({result.mode})", show_header=False)
     table.add_row("frames", f"{result.frames} at {result.width}x{result.height}, {result.fps:g} fps ({result.seconds:.1f} s)")
+    if result.decoder:
+        table.add_row("decoder", result.decoder)
     table.add_row("render time", f"{result.wall_seconds:.1f} s ({result.fps_achieved:.2f} frames/s)")
     for stream, value in result.flicker.items():
         table.add_row(f"flicker {stream}", f"{value:.4f} (mean |Δ| of consecutive frames, [0, 1])")
@@ -241,7 +247,8 @@ def main(command: _RenderOptions) -> ExportResult:
     refiner: Path | str = command.refiner if command.refiner in ("embedded", "none") else Path(command.refiner)
     if command.mode in ("decoded", "rgb"):
         refiner = "none"  # nothing to refine: skip loading it
-    scene = load_trained_scene(command.load_config, device=device, refiner=refiner, codec_path=command.codec_path)
+    scene = load_trained_scene(command.load_config, device=device, refiner=refiner, codec_path=command.codec_path,
+                               live_decoder=command.live_decoder)
     if command.cuda_graphs:
         scene.enable_fast_inference()
     cameras = command.cameras(scene)
@@ -259,8 +266,9 @@ def main(command: _RenderOptions) -> ExportResult:
     config = ExportConfig(output=command.output, mode=command.mode, fps=command.fps, num_references=command.num_references,
                           sticky_references=command.sticky_references, relative_margin=command.relative_margin,
                           measure_flicker=command.measure_flicker, quality=command.quality)
+    decoder = "" if command.mode == "rgb" else f"[bold]decoder[/] {describe_codec(scene.codec)} · "
     CONSOLE.print(f"[bold]scene[/] {command.load_config} · [bold]{len(rounded)} frames[/] {rounded.width}x{rounded.height} · "
-                  f"[bold]mode[/] {command.mode} · [bold]device[/] {device}")
+                  f"[bold]mode[/] {command.mode} · {decoder}[bold]device[/] {device}")
     columns = (TextColumn("rendering"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[fps]:.2f} frames/s"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
     with Progress(*columns, console=CONSOLE) as progress:

@@ -15,6 +15,7 @@ import tyro
 from rich.console import Console
 from rich.logging import RichHandler
 
+from splatent_viewer.codecs import describe_codec
 from splatent_viewer.errors import SplatentError, exit_on_error
 from splatent_viewer.trained import load_trained_scene
 from splatent_viewer.viewer import ViewerApp, ViewerConfig
@@ -36,13 +37,14 @@ def start(config: ViewerConfig) -> ViewerApp:
     device = resolve_device(config.device)
     refiner = config.refiner if config.refiner in ("embedded", "none") else Path(config.refiner)
     with CONSOLE.status(f"loading {config.load_config} on {device}…"):
-        scene = load_trained_scene(config.load_config, device=device, refiner=refiner, codec_path=config.codec_path)
+        scene = load_trained_scene(config.load_config, device=device, refiner=refiner, codec_path=config.codec_path,
+                                   live_decoder=config.live_decoder)
     if config.cuda_graphs:
         scene.enable_fast_inference()
     app = ViewerApp(scene=scene, config=config)
     refiner_text = "no refiner (decoded only)" if scene.refiner is None else f"refiner k={scene.refiner.config.num_references}"
     CONSOLE.print(f"[bold]splatent-viewer[/] {scene.name}: {scene.params['means'].shape[0]:,} Gaussians, "
-                  f"{scene.codec.name}, {refiner_text}, {device}")
+                  f"{describe_codec(scene.codec)}, {refiner_text}, {device}")
     CONSOLE.print(f"open [link={app.url}]{app.url}[/link]  (Ctrl+C to stop)")
     return app
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
 
+from splatent_viewer.codecs import LiveDecoderConfig
 from splatent_viewer.viewer.modes import Mode
 
 
@@ -25,6 +26,9 @@ class ViewerConfig:
     """Refiner: a folder from `splatent-refiner train`, "embedded" (the shipped one, if it matches the codec) or "none"."""
     codec_path: Optional[Path] = None
     """Local weights of the codec (sd-turbo/taesd); default: the run's codec from its usual place."""
+    live_decoder: LiveDecoderConfig = field(default_factory=LiveDecoderConfig)
+    """Decode the viewer's frames (and its flythrough exports) with a faster codec of the same latent space, e.g.
+    --live-decoder.name taesd --live-decoder.path DIR for an sd-turbo scene: faster, lower-fidelity frames."""
     mode: Optional[Mode] = None
     """Initial display mode (default: enhanced with a refiner, decoded without)."""
     num_references: Optional[int] = None

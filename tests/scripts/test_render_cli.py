@@ -84,3 +84,38 @@ def test_errors_print_one_line_and_exit_1(tiny_trained_scene_dir, tmp_path, monk
     out = capsys.readouterr().out
     assert out.count("\n") == 1 and "nope does not exist" in out
     assert list(tmp_path.iterdir()) == []
+
+
+def test_live_decoder_option_parses_and_its_frames_are_taesd_decodes(tiny_sd_run_dir, tiny_sd_codec_dirs, tmp_path,
+                                                                     capsys):
+    from splatent_viewer.codecs import LiveDecoderConfig, load_codec
+    from splatent_viewer.frame import render_frame
+
+    sd_dir, taesd_dir = tiny_sd_codec_dirs
+    common = ("--load-config", str(tiny_sd_run_dir), "--codec-path", str(sd_dir), "--num-frames", "2", "--device", "cpu",
+              "--refiner", "none")
+    assert _parse("orbit", *common).live_decoder == LiveDecoderConfig()  # default: the scene's codec decodes
+    live = _parse("orbit", *common, "--output", str(tmp_path / "live"), "--live-decoder.name", "taesd",
+                  "--live-decoder.path", str(taesd_dir))
+    assert live.live_decoder == LiveDecoderConfig(name="taesd", path=taesd_dir)
+    with pytest.raises(SystemExit):
+        _parse("orbit", *common, "--live-decoder.name", "tiny-vae")
+    result = main(live)
+    out = " ".join(capsys.readouterr().out.split())
+    assert "decoder sd-turbo latents decoded by taesd (live decoder)" in out
+    stats = json.loads((tmp_path / "live.stats.json").read_text())
+    assert stats["decoder"] == result.decoder == "sd-turbo latents decoded by taesd (live decoder)"
+    # The written frames are TAESD's decode of the rendered latents, not the VAE's.
+    scene = load_trained_scene(tiny_sd_run_dir, refiner="none", codec_path=sd_dir)
+    cameras = live.cameras(scene)
+    taesd, frames = load_codec("taesd", path=taesd_dir), _frames(tmp_path / "live")
+    assert frames.shape == (2, 64, 64, 3)
+    for i in range(2):
+        latent = render_frame(scene=scene, c2w=cameras.c2ws[i], K=cameras.Ks[i], width=64, height=64,
+                              outputs=("latent",)).latent
+        with torch.no_grad():
+            for codec, equal in ((taesd, True), (scene.codec, False)):
+                image = (codec.decode(latent[None])[0].clamp(0, 1).permute(1, 2, 0) * 255 + 0.5).to(torch.uint8)
+                assert np.array_equal(frames[i], image.numpy()) == equal
+    plain = main(_parse("orbit", *common, "--output", str(tmp_path / "plain")))
+    assert plain.decoder == "sd-turbo"

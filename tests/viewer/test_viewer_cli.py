@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import tyro
 
+from splatent_viewer.codecs import LiveDecoderConfig
 from splatent_viewer.errors import SplatentError
 from splatent_viewer.scripts.viewer_cli import resolve_device, start
 from splatent_viewer.viewer import ViewerConfig
@@ -22,6 +23,22 @@ def test_options_parse() -> None:
     assert config.host == "127.0.0.1" and config.device == "auto"
     with pytest.raises(SystemExit):
         tyro.cli(ViewerConfig, args=["--load-config", "x", "--mode", "sharp"])
+
+
+def test_live_decoder_option_parses() -> None:
+    assert tyro.cli(ViewerConfig, args=["--load-config", "run"]).live_decoder == LiveDecoderConfig()
+    config = tyro.cli(ViewerConfig, args=["--load-config", "run", "--live-decoder.name", "taesd",
+                                          "--live-decoder.path", "models/taesd"])
+    assert config.live_decoder == LiveDecoderConfig(name="taesd", path=Path("models/taesd"))
+    with pytest.raises(SystemExit):
+        tyro.cli(ViewerConfig, args=["--load-config", "run", "--live-decoder.name", "fast"])
+
+
+def test_an_incompatible_live_decoder_is_refused_before_serving(tiny_sd_run_dir, tiny_sd_codec_dirs) -> None:
+    config = ViewerConfig(load_config=tiny_sd_run_dir, codec_path=tiny_sd_codec_dirs[0], refiner="none", device="cpu",
+                          live_decoder=LiveDecoderConfig(name="taef2"))
+    with pytest.raises(SplatentError, match=r"live decoder 'taef2' .* scene codec 'sd-turbo'"):
+        start(config)
 
 
 def test_missing_run_is_a_splatent_error_naming_it(tmp_path: Path) -> None:
