@@ -22,8 +22,8 @@
 #
 # Environment (defaults = the GPU recipe):
 #   SCENES_DIR=.gpu_small/scenes   SCENES="temple dino fern lego" (folder names in SCENES_DIR; "" = procedural only)
-#   SHARED_FRACTIONS="1.0 0.5"     PROCEDURAL=16  PROCEDURAL_SEED=1  PROCEDURAL_VIEWS=36  PROCEDURAL_RESOLUTION=256
-#   PROCEDURAL_FRACTIONS="0.5 0.25"  UNIT_STEPS=2000  WORKERS=12  STEPS=4000  LOSO_STEPS=2000  BATCH=16  KS="0 3"
+#   SHARED_FRACTIONS="1.0 0.5"     PROCEDURAL=24  PROCEDURAL_SEED=1  PROCEDURAL_VIEWS=36  PROCEDURAL_RESOLUTION=256
+#   PROCEDURAL_FRACTIONS="0.5 0.25"  UNIT_STEPS=2000  WORKERS=16  STEPS=8000  LOSO_STEPS=4000  BATCH=16  KS="0 3"
 #   LOSO_SCENES=$SCENES (or the procedural scenes when SCENES is empty)   DEVICE=auto (cpu | cuda)
 #   BUDGET_S=540: the refiner trainings get --max-seconds = BUDGET_S - (seconds spent so far) - RESERVE_S (at least
 #     MIN_TRAIN_S=30), so the run ends near BUDGET_S seconds even if the dataset took longer than planned; 0 = no cap.
@@ -39,24 +39,15 @@
 #   SCENES= PROCEDURAL=2 PROCEDURAL_VIEWS=6 PROCEDURAL_RESOLUTION=32 UNIT_STEPS=30 STEPS=20 LOSO_STEPS=10 \
 #     BATCH=2 WORKERS=2 DEVICE=cpu scripts/train_embedded_refiner.sh /tmp/toy
 #
-# Time estimate of the defaults on one H200 + 16 CPU cores. Inputs: the unit measured there (make a 36-view 256²
-# procedural scene + core trainer 2000 steps + render 20 views = 107 s wall, 456 s CPU); the core trainer alone,
-# 2000 steps: 56 s on the 36-view demo scene, 23 s on temple (H100, RESULTS.md), so making a scene is ~45 s of the
-# 107 s, with torch's 16 threads; the ray tracer on ONE thread: 2.0 s per 256² view (measured on the 2-core CPU
-# machine) = ~75 s per scene; LOSO folds of 800 steps × batch 16 fp32: 30-45 s each on the H200 (~30 ms/step).
-#   dataset:  16 scenes × ~75 s (1 thread each, CPU only) + 32 procedural units × ~55 s + 8 shared units × ~30 s
-#             = 1200 + 1760 + 240 ≈ 3200 worker-seconds; / 12 workers ≈ 270 s, ≈ 320 s if the GPU caps the 12
-#             core-trainer processes at ~8 at once (each keeps the GPU busy only ~10-15% of its time when alone:
-#             ~28 ms per step, mostly Python), + ~20 s start-up.
-#   training: final 4000 steps ≈ 120 s alone, each fold 2000 steps ≈ 60 s alone; concurrently 120-200 s if the
-#             steps are launch-bound, up to ~360 s if all 12 000 steps serialise on the GPU. BUDGET_S=540 then caps
-#             each training at 540 - (dataset time) - 60 s (~150-200 s): fewer steps rather than a run past the
-#             budget (unless the dataset build alone overruns it);
-#             loso.md records steps done/asked per fold and for the final refiner.
-#   total ≈ 300 s + 120-200 s + ~40 s fold evaluation and merge ≈ 8-9 min (BUDGET_S holds it near 9 min).
-# MEASURED (H200, 2026-11-21, PROCEDURAL=12 WORKERS=12): the premise failed. After ~510 s the dataset stage had built
-# the 8 shared units and the 12 procedural scenes but none of the 24 procedural units (benchmarks/RESULTS.md).
-# Measure the worker scaling on a few units (and try CUDA MPS) before relying on these defaults.
+# MEASURED: the shipped refiner (assets/refiner/README.md) came from this script on 4 H200s + 64 CPU cores, 2026-11-21,
+# in two runs on one machine, the first under the MPS daemon:
+#   WORK_DIR=W DEVICE=cuda PROCEDURAL=24 WORKERS=16 UNIT_STEPS=2000 DATASET_MAX_S=330 STAGE=dataset  → 56 units,
+#     1273 samples in 318 s (4 workers per GPU, 80-84 % mean GPU utilisation; a unit 34-45 s shared, 71-91 s procedural)
+#   WORK_DIR=W DEVICE=cuda PROCEDURAL=24 STEPS=8000 LOSO_STEPS=4000 BATCH=16 BUDGET_S=430 RESERVE_S=70 STAGE=train
+#     → 4 folds of 4000 steps (253-278 s each with their evaluation) and the final refiner at 5971 of 8000 steps
+#     (360 s cap), 384 s, round-robin on the 4 GPUs.
+# On ONE GPU expect roughly 4x the dataset time (not measured): start MPS (without it, 12 workers on one H200 built none of 24
+# procedural units in 510 s) and lower PROCEDURAL, or build in several STAGE=dataset runs (they resume).
 # If steps get cut, lower PROCEDURAL (dataset time is ~linear in it) rather than STEPS.
 set -euo pipefail
 
@@ -69,15 +60,15 @@ cd "$ROOT"
 SCENES_DIR=${SCENES_DIR:-.gpu_small/scenes}
 SCENES=${SCENES-temple dino fern lego}
 SHARED_FRACTIONS=${SHARED_FRACTIONS:-1.0 0.5}
-PROCEDURAL=${PROCEDURAL:-16}
+PROCEDURAL=${PROCEDURAL:-24}
 PROCEDURAL_SEED=${PROCEDURAL_SEED:-1}
 PROCEDURAL_VIEWS=${PROCEDURAL_VIEWS:-36}
 PROCEDURAL_RESOLUTION=${PROCEDURAL_RESOLUTION:-256}
 PROCEDURAL_FRACTIONS=${PROCEDURAL_FRACTIONS:-0.5 0.25}
 UNIT_STEPS=${UNIT_STEPS:-2000}
-WORKERS=${WORKERS:-12}
-STEPS=${STEPS:-4000}
-LOSO_STEPS=${LOSO_STEPS:-2000}
+WORKERS=${WORKERS:-16}
+STEPS=${STEPS:-8000}
+LOSO_STEPS=${LOSO_STEPS:-4000}
 BATCH=${BATCH:-16}
 KS=${KS:-0 3}
 DEVICE=${DEVICE:-auto}
