@@ -13,7 +13,6 @@ leaves neither a final file nor temporary litter.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -28,6 +27,7 @@ from jaxtyping import Float
 from PIL import Image
 from torch import Tensor
 
+from splatent_viewer.atomic import write_json_atomic
 from splatent_viewer.codecs import describe_codec
 from splatent_viewer.errors import SplatentError
 from splatent_viewer.export.camera_paths import CameraPath, round_to_multiple
@@ -183,12 +183,6 @@ def _write_png_folder(*, frames: Iterator[np.ndarray], path: Path) -> int:
     return count
 
 
-def _write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
-
-
 def export_flythrough(
     *,
     scene: TrainedScene,
@@ -283,5 +277,5 @@ def export_flythrough(
         decoder=describe_codec(scene.codec) if config.mode != "rgb" else "",
     )
     if result.stats_path is not None:
-        _write_json_atomic(result.stats_path, result.to_json())
+        write_json_atomic(result.stats_path, result.to_json())
     return result

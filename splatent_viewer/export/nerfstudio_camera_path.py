@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from splatent_viewer.atomic import write_json_atomic
 from splatent_viewer.errors import SplatentError
 from splatent_viewer.export.camera_paths import CameraPath, intrinsics_for_fov
 
@@ -114,11 +114,8 @@ def write_nerfstudio_camera_path(*, path: Path, c2ws: Float[Tensor, "F 4 4"], fo
     """Writes a camera path that ``ns-render camera-path`` and ``splatent-render camera-path`` read (atomic)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(json.dumps(camera_path_to_dict(c2ws=c2ws, fov_degrees=fov_degrees, width=width, height=height,
-                                                  seconds=seconds), indent=2))
-    os.replace(tmp, path)
-    return path
+    return write_json_atomic(path, camera_path_to_dict(c2ws=c2ws, fov_degrees=fov_degrees, width=width,
+                                                       height=height, seconds=seconds))
 
 
 def load_dataparser_transform(path: Path) -> tuple[Float[Tensor, "3 4"], float]:

@@ -28,7 +28,6 @@ interrupted build leaves a valid dataset and building can resume.
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -42,6 +41,7 @@ from safetensors.torch import load_file
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from splatent_viewer.atomic import write_json_atomic
 from splatent_viewer.errors import SplatentError
 from splatent_viewer.safetensors_io import write_safetensors
 
@@ -91,12 +91,6 @@ class UnitRecord:
     """Sample entries; their ``shard`` indexes :attr:`shards`."""
 
 
-def _write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
-
-
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
 
@@ -134,7 +128,7 @@ class DatasetWriter:
                           "downscale": downscale, "k_max": K_MAX, "units": [], "shards": [], "samples": []}
         (self.root / SHARD_DIR).mkdir(parents=True, exist_ok=True)
         if not (self.root / INDEX_FILE).exists():  # a valid (empty) dataset from the start, whatever happens next
-            _write_json_atomic(self.root / INDEX_FILE, self.index)
+            write_json_atomic(self.root / INDEX_FILE, self.index, indent=1)
 
     def has_unit(self, key: str) -> bool:
         """Whether the unit ``key`` was already written (a resumed build skips it)."""
@@ -156,7 +150,7 @@ class DatasetWriter:
         self.index["samples"].extend({**s, "shard": s["shard"] + offset} for s in record.samples)
         self.index["units"].append({"key": record.key, "scene": record.scene, "num_samples": len(record.samples),
                                     "num_shards": len(record.shards), **record.info})
-        _write_json_atomic(self.root / INDEX_FILE, self.index)
+        write_json_atomic(self.root / INDEX_FILE, self.index, indent=1)
 
     def reorder_units(self, keys: Sequence[str]) -> None:
         """Puts the units (with their shards and samples) in the order of ``keys``, every unit key once.
@@ -177,7 +171,7 @@ class DatasetWriter:
                     shards.append(shard)
             samples += [{**s, "shard": remap[s["shard"]]} for s in self.index["samples"] if s["unit"] == key]
         self.index = {**self.index, "units": [units[k] for k in keys], "shards": shards, "samples": samples}
-        _write_json_atomic(self.root / INDEX_FILE, self.index)
+        write_json_atomic(self.root / INDEX_FILE, self.index, indent=1)
 
 
 def write_unit_shards(

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ import torch
 from rich.console import Console
 from rich.progress import track
 
+from splatent_viewer.atomic import write_text_atomic
 from splatent_viewer.codecs import LatentCodec, load_codec
 from splatent_viewer.errors import SplatentError
 from splatent_viewer.refine.checkpoint import load_refiner
@@ -131,9 +131,7 @@ def markdown_table(rows: Sequence[dict]) -> str:
 
 def _write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_text_atomic(path, text)
 
 
 def run_eval(config: RefinerEvalConfig, *, progress: bool = True) -> list[dict]:

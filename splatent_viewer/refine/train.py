@@ -33,7 +33,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Literal, Optional
 
 import torch
 from jaxtyping import Float
@@ -43,6 +43,7 @@ from safetensors.torch import save_file
 from torch import Tensor
 from torch.utils.data import DataLoader, RandomSampler
 
+from splatent_viewer.atomic import write_json_atomic
 from splatent_viewer.codecs import LatentCodec, load_codec
 from splatent_viewer.errors import SplatentError
 from splatent_viewer.safetensors_io import read_safetensors
@@ -181,12 +182,6 @@ def save_checkpoint(*, output: Path, step: int, refiner: Refiner, optimizer: tor
     for old in done[: max(0, len(done) - keep)]:
         shutil.rmtree(old, ignore_errors=True)
     return final
-
-
-def _write_log(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
 
 
 def _lpips_loss(device: torch.device):
@@ -343,14 +338,14 @@ def train_refiner(config: RefinerTrainConfig, *, progress: bool = True) -> Train
                 if accelerator.is_main_process:
                     save_checkpoint(output=output, step=step, refiner=accelerator.unwrap_model(model),
                                     optimizer=optimizer.optimizer, keep=config.keep_checkpoints)
-                    _write_log(output / LOG_FILE, {**header, "steps": log})
+                    write_json_atomic(output / LOG_FILE, {**header, "steps": log}, indent=1)
 
     accelerator.wait_for_everyone()
     final = accelerator.unwrap_model(model)
     if accelerator.is_main_process:
         save_checkpoint(output=output, step=step, refiner=final, optimizer=optimizer.optimizer, keep=config.keep_checkpoints)
         save_refiner(final, output / REFINER_DIR)
-        _write_log(output / LOG_FILE, {**header, "steps_done": step, "steps": log})
+        write_json_atomic(output / LOG_FILE, {**header, "steps_done": step, "steps": log}, indent=1)
         CONSOLE.print(f"wrote {output / REFINER_DIR} (step {step}) and {output / LOG_FILE}")
     return TrainResult(refiner_dir=output / REFINER_DIR, log=log, steps_done=step)
 

@@ -17,8 +17,6 @@ frames render two at a time, one core each (:func:`~splatent_viewer.training.eva
 from __future__ import annotations
 
 import importlib
-import json
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -33,6 +31,7 @@ from rich.console import Console
 from rich.progress import track
 from rich.table import Table
 
+from splatent_viewer.atomic import write_json_atomic
 from splatent_viewer.codecs import CodecConfig
 from splatent_viewer.data.scene import load_scene
 from splatent_viewer.errors import exit_on_error
@@ -186,9 +185,7 @@ def main(config: DemoConfig) -> dict:
                "num_gaussians": int(params["means"].shape[0]), "mean": mean, "views": rows,
                "video_frames": n_frames, "seconds": time.perf_counter() - t_start, "phase_seconds": phases.seconds,
                "render_workers": workers}
-    tmp = config.output_dir / "metrics.json.tmp"
-    tmp.write_text(json.dumps(metrics, indent=2))
-    os.replace(tmp, config.output_dir / "metrics.json")
+    write_json_atomic(config.output_dir / "metrics.json", metrics)
 
     if not rows:
         CONSOLE.print(f"wrote {config.output_dir} in {metrics['seconds']:.0f} s")
