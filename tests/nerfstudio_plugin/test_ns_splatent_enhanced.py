@@ -108,3 +108,17 @@ def test_refiner_for_another_latent_space_fails_at_setup(tmp_path: Path) -> None
     model.eval()
     with torch.no_grad():
         assert "rgb_enhanced" not in model.get_outputs_for_camera(_camera())
+
+
+def test_ns_train_splatent_enhances_with_the_shipped_refiner_by_default() -> None:
+    from splatent_viewer.paths import assets_dir
+
+    assert SplatentModelConfig().refiner == "embedded"
+    model = _model()  # no refiner option: the shipped assets/refiner
+    model.eval()
+    with torch.no_grad():
+        out = model.get_outputs_for_camera(_camera())
+    assert model.refiner is not None and model.refiner.config.codec == "taef2"
+    assert model.refiner.config.num_references == 3 and (assets_dir() / "refiner" / "refiner.json").is_file()
+    assert out["rgb_enhanced"].shape == out["rgb"].shape == (32, 32, 3)
+    assert not torch.allclose(out["rgb_enhanced"], out["rgb"])  # trained: not the identity
