@@ -21,7 +21,6 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from splatent_viewer.codecs import LatentCodec, LiveDecoderConfig, PairedCodec, load_codec
-from splatent_viewer.codecs.paired import check_decoder_compatible
 from splatent_viewer.cuda_graphs import CudaGraphRunner
 from splatent_viewer.errors import SplatentError
 from splatent_viewer.references import camera_scene_scale, select_references
@@ -306,7 +305,8 @@ def load_trained_scene(
     ``refiner="embedded"`` uses the shipped refiner when it exists and the codec matches (else no
     enhancement, with a warning); a path must load or it is an error; ``"none"`` disables it.
     ``refiner_dtype`` defaults to float16 on CUDA, float32 on CPU. ``live_decoder`` (when it names one)
-    decodes frames with another codec of the same latent space (:meth:`TrainedScene.set_live_decoder`).
+    decodes frames with another codec of the same latent space (:class:`PairedCodec`, as
+    :meth:`TrainedScene.set_live_decoder` sets later).
     """
     path = Path(path)
     device = torch.device(device)
@@ -317,9 +317,10 @@ def load_trained_scene(
         except ImportError as e:  # pragma: no cover - nerfstudio is a dependency
             raise SplatentError(f"{path} is a nerfstudio config but nerfstudio is not importable ({e}).") from e
         scene = load_nerfstudio_run(path, device=device)
-        decoder = _load_live_decoder(live_decoder, codec=scene.codec)
+        if live_decoder is not None:
+            scene.codec = live_decoder.setup(codec=scene.codec)  # before the refiner: a bad decoder fails fast
         scene.refiner = load_refiner_for(refiner, codec=scene.codec, device=device, dtype=dtype)
-        return scene if decoder is None else scene.set_live_decoder(decoder=decoder)
+        return scene
     run_dir = path.parent if path.is_file() else path
     if not path.exists():
         raise SplatentError(f"{path} does not exist; pass a splatent-demo output folder or a nerfstudio config.yml "
@@ -332,7 +333,8 @@ def load_trained_scene(
     if codec.latent_channels != splats.params["latents"].shape[1]:
         raise SplatentError(f"{run_dir / SPLATS_FILE} carries {splats.params['latents'].shape[1]}-channel latents but "
                             f"codec {codec.name} has {codec.latent_channels}; pass the codec it was trained with.")
-    decoder = _load_live_decoder(live_decoder, codec=codec)  # before the refiner: a bad decoder fails fast
+    if live_decoder is not None:
+        codec = live_decoder.setup(codec=codec)  # before the refiner: a bad decoder fails fast
     bank = ReferenceBank.load(run_dir / REFERENCES_FILE, device=device)
     if bank.latent_channels != codec.latent_channels:
         raise SplatentError(f"{run_dir / REFERENCES_FILE} has {bank.latent_channels}-channel latents; the splats use "
@@ -351,12 +353,4 @@ def load_trained_scene(
         scene_path=Path(scene_path) if scene_path else None,
         train_indices=splats.extra.get("train_indices"),
     )
-    return scene if decoder is None else scene.set_live_decoder(decoder=decoder)
-
-
-def _load_live_decoder(config: LiveDecoderConfig | None, *, codec: LatentCodec) -> LatentCodec | None:
-    """The configured live decoder, checked against ``codec`` (None when none is configured)."""
-    decoder = config.load(device=codec.device, dtype=codec.dtype) if config is not None else None
-    if decoder is not None:
-        check_decoder_compatible(codec=codec, decoder=decoder)
-    return decoder
+    return scene
