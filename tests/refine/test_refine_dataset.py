@@ -196,9 +196,25 @@ def test_two_workers_build_the_same_dataset_as_one(tiny_scene_dir, tmp_path):
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_max_seconds_starts_no_unit_after_the_budget_and_a_rerun_builds_the_rest(tiny_scene_dir, tmp_path, workers):
+def test_max_seconds_starts_no_unit_after_the_budget_and_a_rerun_builds_the_rest(
+    tiny_scene_dir, tmp_path, workers, monkeypatch
+):
+    from types import SimpleNamespace
+
+    from splatent_viewer.refine import build_dataset
+
+    # The build's clock stands still until the first unit is committed, then jumps past the 0.5 s budget:
+    # the first jobs are handed out at once (one in process, one per worker), no later one starts.
+    clock = {"now": 0.0}
+    monkeypatch.setattr(build_dataset, "time", SimpleNamespace(perf_counter=lambda: clock["now"]))
+    commit = DatasetWriter.commit
+
+    def commit_then_time_passes(self, record):
+        commit(self, record)
+        clock["now"] = 10.0
+
+    monkeypatch.setattr(DatasetWriter, "commit", commit_then_time_passes)
     out = tmp_path / "ds"
-    # 0.5 s: the first jobs are handed out at once, every later one after the budget (a unit takes seconds here).
     make_dataset(_toy_build(out, tiny_scene_dir, workers=workers, max_seconds=0.5))
     first = read_index(out)
     built = [u["key"] for u in first["units"]]
