@@ -245,9 +245,17 @@ def trained_scene_from_splats(
     device: torch.device | str,
     refiner: Refiner | None = None,
     name: str = "trained",
+    train_latents: Float[Tensor, "N C h w"] | None = None,
 ) -> TrainedScene:
-    """A :class:`TrainedScene` for freshly trained splats (encodes the training views into the bank)."""
-    bank = ReferenceBank.from_scene(scene=scene, indices=train_indices, codec=codec, device=device)
+    """A :class:`TrainedScene` for freshly trained splats. The reference bank holds the training views'
+    latents: ``train_latents`` when the caller has them (the trainer's targets, :attr:`TrainResult.train_latents`,
+    in ``train_indices`` order), else the views are encoded here."""
+    if train_latents is None:
+        bank = ReferenceBank.from_scene(scene=scene, indices=train_indices, codec=codec, device=device)
+    else:
+        bank = ReferenceBank.from_latents(c2w=scene.camera_to_worlds[train_indices].to(device),
+                                          Ks=scene.Ks[train_indices].to(device), latents=list(train_latents.float()),
+                                          downscale=codec.downscale)
     return TrainedScene(params=params, codec=codec, sh_degree=sh_degree, references=bank, refiner=refiner,
                         latent_background=None, name=name, source=scene.root, scene_path=scene.root,
                         device=torch.device(device), train_indices=list(train_indices))

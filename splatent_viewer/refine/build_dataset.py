@@ -310,7 +310,8 @@ def build_unit(
     result = train_latent_splats(scene=sub, codec=codec, config=replace(trainer, seed=config.trainer.seed + job.number),
                                  device=device, progress=progress)
     trained = trained_scene_from_splats(scene=scene, params=result.params, codec=codec, sh_degree=result.sh_degree,
-                                        train_indices=subset, device=device, name=job.key)
+                                        train_indices=subset, device=device, name=job.key,
+                                        train_latents=result.train_latents)  # the trainer's targets: not encoded again
     samples = heldout_samples(trained=trained, scene=scene, views=heldout, train_indices=subset,
                               desc=f"rendering {job.key} held-out views", progress=progress)
     record = write_unit_shards(config.output, key=job.key, scene=job.name, info=info, samples=samples,
