@@ -80,6 +80,8 @@ class Args:
     encoder (nvJPEG on CUDA); fast-cl: the same plus channels_last."""
     output: Path = Path("benchmarks/viewer_frame.md")
     """Markdown table written here."""
+    refiner: str = "embedded"
+    """TAEF2 refiner of setup 1: "embedded" (the shipped one) or a refiner folder (e.g. a candidate's, to time it)."""
 
 
 def _orbit(n: int, *, radius: float) -> torch.Tensor:
@@ -120,9 +122,12 @@ def synthetic_scene(*, n: int, codec, refiner, size: int, device: torch.device, 
                         latent_background=None, name=name, source=Path("synthetic"), device=device)
 
 
-def embedded_refiner(*, codec, device: torch.device, dtype: torch.dtype):
+def embedded_refiner(*, codec, device: torch.device, dtype: torch.dtype, path: str = "embedded"):
     from splatent_viewer.refine import RefinerConfig, load_refiner
 
+    if path != "embedded":
+        refiner = load_refiner(Path(path), device=device, dtype=dtype, codec=codec)
+        return refiner, f"{path} ({refiner.config.embedded.block_out_channels}, attention from level {refiner.config.embedded.attention_from_level})"
     try:
         return load_refiner("embedded", device=device, dtype=dtype, codec=codec), "embedded (trained, shipped)"
     except SplatentError:
@@ -230,14 +235,14 @@ def main(args: Args) -> str:
     if args.load_config is not None:
         scene = load_trained_scene(args.load_config, device=device, refiner="embedded")
         label = f"{scene.name} ({scene.params['means'].shape[0]:,} G)"
-        if scene.refiner is None:
-            refiner, note = embedded_refiner(codec=scene.codec, device=device, dtype=dtype)
+        if scene.refiner is None or args.refiner != "embedded":
+            refiner, note = embedded_refiner(codec=scene.codec, device=device, dtype=dtype, path=args.refiner)
             scene.refiner = refiner
         else:
             note = "embedded (trained)"
     else:
         codec = load_codec("taef2", device=device, dtype=dtype)
-        refiner, note = embedded_refiner(codec=codec, device=device, dtype=dtype)
+        refiner, note = embedded_refiner(codec=codec, device=device, dtype=dtype, path=args.refiner)
         scene = synthetic_scene(n=args.gaussians, codec=codec, refiner=refiner, size=args.size, device=device,
                                 name="synthetic")
         label = f"taef2, {args.gaussians:,} random G"

@@ -25,11 +25,18 @@
 #   SHARED_FRACTIONS="1.0 0.5"     PROCEDURAL=24  PROCEDURAL_SEED=1  PROCEDURAL_VIEWS=36  PROCEDURAL_RESOLUTION=256
 #   PROCEDURAL_FRACTIONS="0.5 0.25"  UNIT_STEPS=2000  WORKERS=16  STEPS=8000  LOSO_STEPS=4000  BATCH=16  KS="0 3"
 #   LOSO_SCENES=$SCENES (or the procedural scenes when SCENES is empty)   DEVICE=auto (cpu | cuda)
+#   REFINER_ARGS="NAME=VALUE ..." more `splatent-refiner train` options for the final refiner AND the folds, without
+#     dashes, e.g. "embedded.block-out-channels=64,128,256 embedded.attention-from-level=1 lr-schedule=cosine"
+#     (list values comma-separated)
+#   THREADS= CPU threads per training process (default: cores / processes)   GPU_OFFSET=0 (first GPU of the round-robin,
+#     for several recipes sharing one machine)
 #   BUDGET_S=540: the refiner trainings get --max-seconds = BUDGET_S - (seconds spent so far) - RESERVE_S (at least
 #     MIN_TRAIN_S=30), so the run ends near BUDGET_S seconds even if the dataset took longer than planned; 0 = no cap.
 #   RESERVE_S=60 (fold evaluation + merge)   WORK_DIR=OUT_DIR/work   DATASET_DIR=WORK_DIR/dataset
 #   DATASET_MAX_S= (make-dataset --max-seconds: start no unit after that many seconds; the units not built are
-#     listed in make_dataset.log and a rerun with the same WORK_DIR builds them)   STAGE=all (dataset | train | all)
+#     listed in make_dataset.log and a rerun with the same WORK_DIR builds them)
+#   STAGE=all (dataset | train | final | all): train = final refiner + folds on an existing dataset; final = the final
+#     refiner alone (no folds, no table: e.g. a longer run of the recipe the folds measured)
 # GPUs: make-dataset spreads its workers over every visible GPU, and the trainings go round-robin onto them
 # (final refiner on the first, fold i on GPU (i+1) mod count); CUDA_VISIBLE_DEVICES picks which. With several
 # worker processes per GPU, start NVIDIA's MPS daemon first (nvidia-cuda-mps-control -d) so their kernels overlap.
@@ -77,7 +84,10 @@ RESERVE_S=${RESERVE_S:-60}
 MIN_TRAIN_S=${MIN_TRAIN_S:-30}
 DATASET_MAX_S=${DATASET_MAX_S:-}
 STAGE=${STAGE:-all}
-[[ $STAGE == all || $STAGE == dataset || $STAGE == train ]] || { echo "STAGE must be all, dataset or train" >&2; exit 2; }
+REFINER_ARGS=${REFINER_ARGS:-}
+THREADS=${THREADS:-}
+GPU_OFFSET=${GPU_OFFSET:-0}
+[[ $STAGE =~ ^(all|dataset|train|final)$ ]] || { echo "STAGE must be all, dataset, train or final" >&2; exit 2; }
 WORK_DIR=${WORK_DIR:-$OUT_DIR/work}
 DATASET_DIR=${DATASET_DIR:-$WORK_DIR/dataset}
 if [[ -z "${PYTHON:-}" ]]; then
@@ -92,6 +102,7 @@ CMD="SCENES_DIR=$SCENES_DIR SCENES='$SCENES' SHARED_FRACTIONS='$SHARED_FRACTIONS
 CMD+=" PROCEDURAL_VIEWS=$PROCEDURAL_VIEWS PROCEDURAL_RESOLUTION=$PROCEDURAL_RESOLUTION"
 CMD+=" PROCEDURAL_FRACTIONS='$PROCEDURAL_FRACTIONS' UNIT_STEPS=$UNIT_STEPS WORKERS=$WORKERS STEPS=$STEPS"
 CMD+=" LOSO_STEPS=$LOSO_STEPS BATCH=$BATCH DEVICE=$DEVICE BUDGET_S=$BUDGET_S${DATASET_MAX_S:+ DATASET_MAX_S=$DATASET_MAX_S}"
+[[ -z $REFINER_ARGS ]] || CMD+=" REFINER_ARGS='$REFINER_ARGS'"
 [[ $STAGE == all ]] || CMD+=" STAGE=$STAGE"
 CMD+=" scripts/train_embedded_refiner.sh $1"
 
@@ -122,7 +133,7 @@ if ((PROCEDURAL > 0)); then
   args+=(--procedural "$PROCEDURAL" --procedural-seed "$PROCEDURAL_SEED" --procedural-views "$PROCEDURAL_VIEWS"
          --procedural-resolution "$PROCEDURAL_RESOLUTION" --procedural-fractions $PROCEDURAL_FRACTIONS)
 fi
-if [[ $STAGE != train ]]; then
+if [[ $STAGE == all || $STAGE == dataset ]]; then
   "$PYTHON" "${args[@]}" 2>&1 | tee -a "$LOGS/make_dataset.log"
   say "dataset done in ${SECONDS} s: $(tail -n 1 "$LOGS/make_dataset.log")"
 fi
@@ -138,9 +149,17 @@ if ((BUDGET_S > 0)); then
   say "refiner trainings capped at $left s each (BUDGET_S=$BUDGET_S)"
 fi
 read -r -a folds <<<"$LOSO_SCENES"
+[[ $STAGE != final ]] || folds=()
 jobs_n=$((1 + ${#folds[@]}))
-threads=$(($(nproc) / jobs_n))
+threads=${THREADS:-$(($(nproc) / jobs_n))}
 ((threads >= 1)) || threads=1
+# REFINER_ARGS "name=value" → `train` flags (--name value) and the folds' nested ones (--train.name value)
+train_extra=() fold_extra=()
+for kv in $REFINER_ARGS; do
+  [[ $kv == *=* ]] || die "REFINER_ARGS items are NAME=VALUE (got '$kv')"
+  IFS=, read -r -a vals <<<"${kv#*=}"
+  train_extra+=("--${kv%%=*}" "${vals[@]}") fold_extra+=("--train.${kv%%=*}" "${vals[@]}")
+done
 pids=() names=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
@@ -153,22 +172,22 @@ run_bg() {  # NAME CMD...: CMD in the background, output to $LOGS/NAME.log (on G
   if ((gpus > 1)); then
     local visible
     IFS=, read -r -a visible <<<"${CUDA_VISIBLE_DEVICES:-$(seq -s, 0 $((gpus - 1)))}"
-    env+=(CUDA_VISIBLE_DEVICES="${visible[$((${#pids[@]} % gpus))]}")
+    env+=(CUDA_VISIBLE_DEVICES="${visible[$(((${#pids[@]} + GPU_OFFSET) % gpus))]}")
   fi
   env "${env[@]}" "$@" >"$LOGS/$name.log" 2>&1 &
   pids+=($!) names+=("$name")
 }
-say "training the final refiner ($STEPS steps) and ${#folds[@]} LOSO folds (${folds[*]}; $LOSO_STEPS steps each)" \
+say "training the final refiner ($STEPS steps) and ${#folds[@]} LOSO folds (${folds[*]:-none}; $LOSO_STEPS steps each)" \
     "concurrently, batch $BATCH, $threads CPU threads each$( ((gpus > 1)) && echo ", round-robin on $gpus GPUs")"
 run_bg train_final "$PYTHON" -m splatent_viewer.scripts.refiner_cli train --dataset "$DATASET_DIR" \
   --output "$WORK_DIR/final" --steps "$STEPS" --batch-size "$BATCH" --mixed-precision no --device "$DEVICE" \
-  --checkpoint-every "$STEPS" "${cap_final[@]}"
+  --checkpoint-every "$STEPS" "${cap_final[@]}" "${train_extra[@]}"
 for s in "${folds[@]}"; do
   rm -f "$WORK_DIR/loso/$s/fold.json"  # never merge a stale fold from an earlier run
   # shellcheck disable=SC2086
   run_bg "loso_$s" "$PYTHON" benchmarks/refiner_loso.py --dataset "$DATASET_DIR" --output-dir "$WORK_DIR/loso" \
     --scenes "$s" --no-table --steps "$LOSO_STEPS" --batch-size "$BATCH" --ks $KS --device "$DEVICE" \
-    --train.mixed-precision no --train.checkpoint-every "$LOSO_STEPS" "${cap_fold[@]}"
+    --train.mixed-precision no --train.checkpoint-every "$LOSO_STEPS" "${cap_fold[@]}" "${fold_extra[@]}"
 done
 failed=()
 for i in "${!pids[@]}"; do
@@ -191,6 +210,10 @@ cp -r "$WORK_DIR/final/refiner" "$OUT_DIR/refiner.tmp"
 rm -rf "$OUT_DIR/refiner"
 mv "$OUT_DIR/refiner.tmp" "$OUT_DIR/refiner"
 cp "$WORK_DIR/final/train_log.json" "$LOGS/train_final_log.json"
+if [[ $STAGE == final ]]; then
+  say "wrote $OUT_DIR/refiner ($final_done of $STEPS steps) and $LOGS/ in ${SECONDS} s"
+  exit 0
+fi
 note="Recipe timings: dataset ${T_DATA} s in this invocation (STAGE=$STAGE, $WORKERS workers); final refiner ($final_done of $STEPS steps) and the"
 note+=" ${#folds[@]} folds trained concurrently, with the folds' evaluation: ${T_TRAIN} s; total ${SECONDS} s before"
 note+=" this merge. Final refiner: OUT_DIR/refiner (every scene)."

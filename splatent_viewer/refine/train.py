@@ -18,9 +18,14 @@ atomically every ``checkpoint_every`` steps; ``--resume`` continues from the lat
 Output folder: ``refiner/`` (the final refiner, for ``--refiner``), ``checkpoints/step-NNNNNN/``,
 ``train_log.json`` (losses per step).
 
+Learning rate: linear warm-up, then (``--lr-schedule cosine``, the default) a cosine decay to
+``min_lr_ratio`` · lr at the end of the run; ``constant`` keeps it flat after the warm-up.
+
 ``--max-seconds`` stops training early (at the step where the time is up) and saves the refiner as
 at the last step, so a run inside a fixed time budget always leaves a refiner; ``train_log.json``
-records the steps done (the learning rate only warms up, so a shorter run is the same schedule cut).
+records the steps done. The cosine decay follows whichever runs out first, steps or seconds
+(progress = max(step / steps, elapsed / max_seconds)), so a time-capped run still ends at the low
+learning rate instead of being cut at its peak.
 """
 
 from __future__ import annotations
@@ -90,6 +95,11 @@ class RefinerTrainConfig:
     """AdamW weight decay."""
     warmup_steps: int = 100
     """Linear learning-rate warm-up steps."""
+    lr_schedule: Literal["cosine", "constant"] = "cosine"
+    """After the warm-up: cosine decay to min_lr_ratio · lr at the end of the run (steps or --max-seconds,
+    whichever comes first), or constant."""
+    min_lr_ratio: float = 0.05
+    """Final learning rate of the cosine schedule, as a fraction of --lr."""
     max_grad_norm: float = 1.0
     """Gradients are clipped to this global norm (0 disables clipping)."""
     crop: int = 32
@@ -278,10 +288,8 @@ def train_refiner(config: RefinerTrainConfig, *, progress: bool = True) -> Train
                                   weight_decay=config.weight_decay)
     if checkpoint is not None:
         _optimizer_from_tensors(optimizer, checkpoint / "optimizer.safetensors")
-    for group in optimizer.param_groups:
-        group["initial_lr"] = lr
-    warmup = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / max(1, config.warmup_steps)),
-                                               last_epoch=start - 1)
+    if not 0.0 <= config.min_lr_ratio <= 1.0:
+        raise SplatentError(f"--min-lr-ratio must be in [0, 1], got {config.min_lr_ratio}.")
 
     remaining = max(0, config.steps - start)
     # Each process draws ``remaining`` batches (accelerate shards the sampler across processes).
@@ -308,12 +316,16 @@ def train_refiner(config: RefinerTrainConfig, *, progress: bool = True) -> Train
                TextColumn("loss {task.fields[loss]:.4f}"), TimeElapsedColumn(), TimeRemainingColumn())
     step = start
     started = time.perf_counter()
+    time_used = 0.0  # fraction of --max-seconds spent (0 without it); the same on every process
     with Progress(*columns, disable=not (progress and accelerator.is_main_process), console=CONSOLE) as bar:
         task = bar.add_task("train", total=config.steps, completed=start, loss=math.nan)
         for batch in loader:
             if step >= config.steps:
                 break
             k = config.k if config.k is not None else int(torch.randint(0, config.num_references + 1, (), generator=k_rng))
+            step_lr = lr * lr_factor(step=step, config=config, time_used=time_used)
+            for group in optimizer.param_groups:
+                group["lr"] = step_lr
             k = min(k, int(batch["num_refs"].min()))  # a scene with few training views stores fewer
             with accelerator.autocast():
                 pred = model(target=batch["render"], references=batch["refs"][:, :k])
@@ -322,23 +334,25 @@ def train_refiner(config: RefinerTrainConfig, *, progress: bool = True) -> Train
             accelerator.backward(terms["total"])
             grad_norm = accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm or float("inf"))
             optimizer.step()
-            warmup.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            row = {"step": step, "k": k, **{name: float(v.detach()) for name, v in terms.items()},
+            row = {"step": step, "k": k, "lr": step_lr, **{name: float(v.detach()) for name, v in terms.items()},
                    "grad_norm": float(grad_norm)}
             log.append(row)
             bar.update(task, completed=step, loss=row["total"])
-            if config.max_seconds is not None and step < config.steps and _time_is_up(accelerator, started, config.max_seconds):
+            if config.max_seconds is not None:
+                time_used = _time_used(accelerator, started, config.max_seconds)
+            if step < config.steps and time_used >= 1.0:
                 if accelerator.is_main_process:
                     CONSOLE.print(f"[yellow]--max-seconds {config.max_seconds:g}: stopping at step {step} of {config.steps}")
                 break
             if step % config.checkpoint_every == 0 and step < config.steps:
                 accelerator.wait_for_everyone()
                 if accelerator.is_main_process:
+                    # Log first: a resume keeps the rows up to its checkpoint's step, so a crash in between loses none.
+                    write_json_atomic(output / LOG_FILE, {**header, "steps": log}, indent=1)
                     save_checkpoint(output=output, step=step, refiner=accelerator.unwrap_model(model),
                                     optimizer=optimizer.optimizer, keep=config.keep_checkpoints)
-                    write_json_atomic(output / LOG_FILE, {**header, "steps": log}, indent=1)
 
     accelerator.wait_for_everyone()
     final = accelerator.unwrap_model(model)
@@ -350,10 +364,22 @@ def train_refiner(config: RefinerTrainConfig, *, progress: bool = True) -> Train
     return TrainResult(refiner_dir=output / REFINER_DIR, log=log, steps_done=step)
 
 
-def _time_is_up(accelerator, started: float, max_seconds: float) -> bool:
-    """Whether ``max_seconds`` have passed since ``started``; under DDP every process takes the same decision."""
-    up = time.perf_counter() - started > max_seconds
+def lr_factor(*, step: int, config: RefinerTrainConfig, time_used: float = 0.0) -> float:
+    """Learning-rate multiplier of the step that follows ``step`` completed steps: linear warm-up, then cosine
+    decay to ``min_lr_ratio`` (or constant). ``time_used`` is the fraction of ``--max-seconds`` spent."""
+    warm = min(1.0, (step + 1) / max(1, config.warmup_steps))
+    if config.lr_schedule == "constant" or step < config.warmup_steps:
+        return warm
+    span = max(1, config.steps - config.warmup_steps)
+    progress = min(1.0, max((step - config.warmup_steps) / span, time_used))
+    return config.min_lr_ratio + (1.0 - config.min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def _time_used(accelerator, started: float, max_seconds: float) -> float:
+    """Fraction of ``max_seconds`` passed since ``started`` (>= 1: time is up); under DDP the largest over the
+    processes, so every process sets the same learning rate and stops at the same step."""
+    used = (time.perf_counter() - started) / max_seconds if max_seconds > 0 else float("inf")
     if accelerator.num_processes == 1:
-        return up
-    flag = torch.tensor([float(up)], device=accelerator.device)
-    return bool(accelerator.reduce(flag, reduction="max").item() > 0)
+        return used
+    value = torch.tensor([min(used, 2.0)], device=accelerator.device)
+    return float(accelerator.reduce(value, reduction="max").item())

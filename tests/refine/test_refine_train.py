@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -11,7 +13,8 @@ from safetensors.torch import load_file
 from splatent_viewer.errors import SplatentError
 from splatent_viewer.refine import EmbeddedUNetConfig, load_refiner
 from splatent_viewer.refine.dataset import RefinerDataset, latent_statistics
-from splatent_viewer.refine.train import RefinerTrainConfig, latest_checkpoint, train_refiner
+from splatent_viewer.refine import train
+from splatent_viewer.refine.train import RefinerTrainConfig, latest_checkpoint, lr_factor, save_checkpoint, train_refiner
 
 TINY_UNET = EmbeddedUNetConfig(block_out_channels=(32,), attention_from_level=1)
 
@@ -23,7 +26,7 @@ def _config(dataset, output, **overrides) -> RefinerTrainConfig:
     return RefinerTrainConfig(**{**base, **overrides})
 
 
-def test_training_lowers_the_loss_and_resume_continues_exactly(refiner_dataset_dir, tmp_path):
+def test_training_lowers_the_loss_and_resume_continues_exactly(refiner_dataset_dir, tmp_path, monkeypatch):
     full = train_refiner(_config(refiner_dataset_dir, tmp_path / "full", steps=4), progress=False)
     totals = [row["total"] for row in full.log]
     assert [row["step"] for row in full.log] == [1, 2, 3, 4]
@@ -38,8 +41,16 @@ def test_training_lowers_the_loss_and_resume_continues_exactly(refiner_dataset_d
     torch.testing.assert_close(torch.tensor(refiner.config.latent_shift), mean)
     torch.testing.assert_close(torch.tensor(refiner.config.latent_scale), 1.0 / std)
 
-    # 2 steps, stop, resume to 4: same losses and weights as the uninterrupted run (optimizer + LR schedule restored).
-    train_refiner(_config(refiner_dataset_dir, tmp_path / "split", steps=2, checkpoint_every=2), progress=False)
+    # A run of 4 steps that dies after its step-2 checkpoint, resumed: same losses and weights as the uninterrupted
+    # run (optimizer state restored, the cosine schedule continues from step 2).
+    def crash_after_checkpoint(**kwargs):
+        save_checkpoint(**kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "save_checkpoint", crash_after_checkpoint)
+    with pytest.raises(KeyboardInterrupt):
+        train_refiner(_config(refiner_dataset_dir, tmp_path / "split", steps=4, checkpoint_every=2), progress=False)
+    monkeypatch.undo()
     checkpoint = latest_checkpoint(tmp_path / "split")
     assert checkpoint.name == "step-000002" and json.loads((checkpoint / "state.json").read_text()) == {"step": 2}
     assert any(k.endswith(".exp_avg_sq") for k in load_file(str(checkpoint / "optimizer.safetensors")))
@@ -67,3 +78,33 @@ def test_max_seconds_stops_early_and_still_saves_the_refiner(refiner_dataset_dir
     assert latest_checkpoint(tmp_path / "o").name == "step-000001"
     refiner = load_refiner(result.refiner_dir)  # written, and trained for that one step (no longer the identity)
     assert any(p.abs().sum() > 0 for n, p in refiner.named_parameters() if "conv_out" in n)
+
+
+def test_cosine_schedule_warms_up_decays_to_the_floor_and_follows_the_time_budget():
+    config = RefinerTrainConfig(steps=110, warmup_steps=10, min_lr_ratio=0.1)
+    factors = [lr_factor(step=s, config=config) for s in range(110)]
+    assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
+    assert factors[10] == pytest.approx(1.0) and factors[60] == pytest.approx(0.55)  # half-way through the decay
+    assert all(a >= b for a, b in zip(factors[10:], factors[11:])) and factors[-1] > 0.1
+    assert lr_factor(step=110, config=config) == pytest.approx(0.1)
+    # Time budget: at half of --max-seconds the rate is half-way down, whatever the step count says.
+    assert lr_factor(step=20, config=config, time_used=0.5) == pytest.approx(0.55)
+    assert lr_factor(step=20, config=config, time_used=1.5) == pytest.approx(0.1)
+    constant = RefinerTrainConfig(steps=110, warmup_steps=10, lr_schedule="constant")
+    assert [lr_factor(step=s, config=constant, time_used=0.9) for s in (0, 9, 50, 109)] == pytest.approx([0.1, 1, 1, 1])
+
+
+def test_a_time_capped_run_ends_at_the_low_learning_rate(refiner_dataset_dir, tmp_path, monkeypatch):
+    clock = {"now": 0.0}
+
+    def perf_counter():  # every call is one second later
+        clock["now"] += 1.0
+        return clock["now"]
+
+    monkeypatch.setattr(train, "time", SimpleNamespace(perf_counter=perf_counter))
+    config = _config(refiner_dataset_dir, tmp_path / "o", steps=1000, warmup_steps=1, lr=1e-3, max_seconds=4.0,
+                     min_lr_ratio=0.0)
+    result = train_refiner(config, progress=False)
+    lrs = [row["lr"] for row in result.log]
+    assert result.steps_done == 4 and lrs[0] == pytest.approx(1e-3)
+    assert lrs == sorted(lrs, reverse=True) and lrs[-1] == pytest.approx(1e-3 * 0.5 * (1 + math.cos(math.pi * 0.75)))

@@ -29,7 +29,8 @@ def _run(out: Path, **env) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 def test_recipe_runs_end_to_end_at_toy_size_on_the_cpu(tmp_path):
     out = tmp_path / "out"
-    proc = _run(out)
+    # REFINER_ARGS reach the final refiner and every fold (architecture and schedule).
+    proc = _run(out, REFINER_ARGS="embedded.block-out-channels=32,64 embedded.attention-from-level=1 lr-schedule=constant")
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
 
     index = read_index(out / "work" / "dataset")
@@ -40,6 +41,12 @@ def test_recipe_runs_end_to_end_at_toy_size_on_the_cpu(tmp_path):
     assert any(p.abs().sum() > 0 for n, p in refiner.named_parameters() if "conv_out" in n)  # trained, not the identity
     final_log = json.loads((out / "logs" / "train_final_log.json").read_text())
     assert final_log["steps_done"] == 20 and final_log["config"]["mixed_precision"] == "no"
+    for folder in (out / "refiner", *(out / "work" / "loso" / s / "refiner" for s in ("procedural-001", "procedural-002"))):
+        embedded = load_refiner(folder, device="cpu", dtype=torch.float32).config.embedded
+        assert (embedded.block_out_channels, embedded.attention_from_level) == ((32, 64), 1), folder
+    fold_log = json.loads((out / "work" / "loso" / "procedural-001" / "train_log.json").read_text())
+    assert final_log["config"]["lr_schedule"] == fold_log["config"]["lr_schedule"] == "constant"
+    assert "REFINER_ARGS='embedded.block-out-channels=32,64" in (out / "loso.md").read_text()
     for name in ("make_dataset", "train_final", "loso_procedural-001", "loso_procedural-002", "merge"):
         assert (out / "logs" / f"{name}.log").is_file(), name
 
@@ -60,3 +67,10 @@ def test_recipe_runs_end_to_end_at_toy_size_on_the_cpu(tmp_path):
     assert "'nope' is not in" in " ".join(bad.stderr.split())  # the fold's own error, from the tail of its log
     assert bad.stdout.count("already built, skipped") == 4
     assert not (tmp_path / "bad" / "loso.md").exists() and not (tmp_path / "bad" / "refiner").exists()
+    # STAGE=final: the final refiner alone on the existing dataset (no dataset build, no folds, no table).
+    final = _run(tmp_path / "final", WORK_DIR=str(out / "work"), STAGE="final", STEPS="3")
+    assert final.returncode == 0, (final.stdout + final.stderr)[-4000:]
+    assert "0 LOSO folds" in final.stdout and "building" not in final.stdout.split("training the final")[1]
+    assert json.loads((tmp_path / "final" / "logs" / "train_final_log.json").read_text())["steps_done"] == 3
+    assert (tmp_path / "final" / "refiner" / "refiner.safetensors").is_file()
+    assert not (tmp_path / "final" / "loso.md").exists() and not (tmp_path / "final" / "logs" / "make_dataset.log").exists()
