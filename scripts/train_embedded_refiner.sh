@@ -56,6 +56,8 @@
 # On ONE GPU expect roughly 4x the dataset time (not measured): start MPS (without it, 12 workers on one H200 built none of 24
 # procedural units in 510 s) and lower PROCEDURAL, or build in several STAGE=dataset runs (they resume).
 # If steps get cut, lower PROCEDURAL (dataset time is ~linear in it) rather than STEPS.
+# Not better on the leave-one-scene-out table (benchmarks/RESULTS.md, 2026-11-21): PROCEDURAL=44 with ~2x the steps and
+# REFINER_ARGS="lr-schedule=cosine" (± a wider refiner), and the real scenes alone (PROCEDURAL=0).
 set -euo pipefail
 
 [[ $# -eq 1 && -n "$1" ]] || { sed -n '2,30p' "$0" >&2; echo "usage: $0 OUT_DIR" >&2; exit 2; }

@@ -18,8 +18,8 @@ atomically every ``checkpoint_every`` steps; ``--resume`` continues from the lat
 Output folder: ``refiner/`` (the final refiner, for ``--refiner``), ``checkpoints/step-NNNNNN/``,
 ``train_log.json`` (losses per step).
 
-Learning rate: linear warm-up, then (``--lr-schedule cosine``, the default) a cosine decay to
-``min_lr_ratio`` · lr at the end of the run; ``constant`` keeps it flat after the warm-up.
+Learning rate: linear warm-up, then constant (the default: the shipped refiner's recipe) or, with
+``--lr-schedule cosine``, a cosine decay to ``min_lr_ratio`` · lr at the end of the run.
 
 ``--max-seconds`` stops training early (at the step where the time is up) and saves the refiner as
 at the last step, so a run inside a fixed time budget always leaves a refiner; ``train_log.json``
@@ -95,9 +95,9 @@ class RefinerTrainConfig:
     """AdamW weight decay."""
     warmup_steps: int = 100
     """Linear learning-rate warm-up steps."""
-    lr_schedule: Literal["cosine", "constant"] = "cosine"
-    """After the warm-up: cosine decay to min_lr_ratio · lr at the end of the run (steps or --max-seconds,
-    whichever comes first), or constant."""
+    lr_schedule: Literal["constant", "cosine"] = "constant"
+    """After the warm-up: constant, or cosine decay to min_lr_ratio · lr at the end of the run (steps or
+    --max-seconds, whichever comes first)."""
     min_lr_ratio: float = 0.05
     """Final learning rate of the cosine schedule, as a fraction of --lr."""
     max_grad_norm: float = 1.0

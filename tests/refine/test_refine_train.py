@@ -27,7 +27,7 @@ def _config(dataset, output, **overrides) -> RefinerTrainConfig:
 
 
 def test_training_lowers_the_loss_and_resume_continues_exactly(refiner_dataset_dir, tmp_path, monkeypatch):
-    full = train_refiner(_config(refiner_dataset_dir, tmp_path / "full", steps=4), progress=False)
+    full = train_refiner(_config(refiner_dataset_dir, tmp_path / "full", steps=4, lr_schedule="cosine"), progress=False)
     totals = [row["total"] for row in full.log]
     assert [row["step"] for row in full.log] == [1, 2, 3, 4]
     assert totals[-1] < 0.97 * totals[0], totals
@@ -49,12 +49,14 @@ def test_training_lowers_the_loss_and_resume_continues_exactly(refiner_dataset_d
 
     monkeypatch.setattr(train, "save_checkpoint", crash_after_checkpoint)
     with pytest.raises(KeyboardInterrupt):
-        train_refiner(_config(refiner_dataset_dir, tmp_path / "split", steps=4, checkpoint_every=2), progress=False)
+        train_refiner(_config(refiner_dataset_dir, tmp_path / "split", steps=4, checkpoint_every=2, lr_schedule="cosine"),
+                      progress=False)
     monkeypatch.undo()
     checkpoint = latest_checkpoint(tmp_path / "split")
     assert checkpoint.name == "step-000002" and json.loads((checkpoint / "state.json").read_text()) == {"step": 2}
     assert any(k.endswith(".exp_avg_sq") for k in load_file(str(checkpoint / "optimizer.safetensors")))
-    resumed = train_refiner(_config(refiner_dataset_dir, tmp_path / "split", steps=4, resume=True), progress=False)
+    resumed = train_refiner(_config(refiner_dataset_dir, tmp_path / "split", steps=4, resume=True, lr_schedule="cosine"),
+                            progress=False)
     assert [row["step"] for row in resumed.log] == [1, 2, 3, 4]
     assert [row["total"] for row in resumed.log] == pytest.approx(totals, rel=1e-4)
     a, b = load_refiner(full.refiner_dir).state_dict(), load_refiner(resumed.refiner_dir).state_dict()
@@ -81,7 +83,7 @@ def test_max_seconds_stops_early_and_still_saves_the_refiner(refiner_dataset_dir
 
 
 def test_cosine_schedule_warms_up_decays_to_the_floor_and_follows_the_time_budget():
-    config = RefinerTrainConfig(steps=110, warmup_steps=10, min_lr_ratio=0.1)
+    config = RefinerTrainConfig(steps=110, warmup_steps=10, lr_schedule="cosine", min_lr_ratio=0.1)
     factors = [lr_factor(step=s, config=config) for s in range(110)]
     assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
     assert factors[10] == pytest.approx(1.0) and factors[60] == pytest.approx(0.55)  # half-way through the decay
@@ -103,7 +105,7 @@ def test_a_time_capped_run_ends_at_the_low_learning_rate(refiner_dataset_dir, tm
 
     monkeypatch.setattr(train, "time", SimpleNamespace(perf_counter=perf_counter))
     config = _config(refiner_dataset_dir, tmp_path / "o", steps=1000, warmup_steps=1, lr=1e-3, max_seconds=4.0,
-                     min_lr_ratio=0.0)
+                     lr_schedule="cosine", min_lr_ratio=0.0)
     result = train_refiner(config, progress=False)
     lrs = [row["lr"] for row in result.log]
     assert result.steps_done == 4 and lrs[0] == pytest.approx(1e-3)

@@ -30,7 +30,7 @@ def _run(out: Path, **env) -> subprocess.CompletedProcess:
 def test_recipe_runs_end_to_end_at_toy_size_on_the_cpu(tmp_path):
     out = tmp_path / "out"
     # REFINER_ARGS reach the final refiner and every fold (architecture and schedule).
-    proc = _run(out, REFINER_ARGS="embedded.block-out-channels=32,64 embedded.attention-from-level=1 lr-schedule=constant")
+    proc = _run(out, REFINER_ARGS="embedded.block-out-channels=32,64 embedded.attention-from-level=1 lr-schedule=cosine")
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
 
     index = read_index(out / "work" / "dataset")
@@ -45,7 +45,7 @@ def test_recipe_runs_end_to_end_at_toy_size_on_the_cpu(tmp_path):
         embedded = load_refiner(folder, device="cpu", dtype=torch.float32).config.embedded
         assert (embedded.block_out_channels, embedded.attention_from_level) == ((32, 64), 1), folder
     fold_log = json.loads((out / "work" / "loso" / "procedural-001" / "train_log.json").read_text())
-    assert final_log["config"]["lr_schedule"] == fold_log["config"]["lr_schedule"] == "constant"
+    assert final_log["config"]["lr_schedule"] == fold_log["config"]["lr_schedule"] == "cosine"
     assert "REFINER_ARGS='embedded.block-out-channels=32,64" in (out / "loso.md").read_text()
     for name in ("make_dataset", "train_final", "loso_procedural-001", "loso_procedural-002", "merge"):
         assert (out / "logs" / f"{name}.log").is_file(), name
