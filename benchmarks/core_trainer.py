@@ -6,6 +6,11 @@ For each scene: encode the training views with TAEF2, train latent+RGB Gaussians
 torch rasterizer on CPU; DefaultStrategy densification), then report held-out PSNR/SSIM of the
 decoded latent render and of the RGB splats, the codec's own round trip, Gaussian count and
 seconds. Prints a markdown table (and writes it to --output if given).
+
+``--inits frustums camera-box`` compares the random initialisation of scenes without a point cloud: the
+trainer's (points in the training views' frustums) against the box around the camera centres it used
+before (2026-11-21), which holds nothing a forward-facing rig (LLFF fern) sees. ``--downscale`` loads
+the scenes smaller (sizes are cropped to multiples of 8, as ``make-dataset`` does) for CPU runs.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import torch
 import tyro
@@ -22,6 +27,8 @@ from splatent_viewer.codecs import load_codec
 from splatent_viewer.data.scene import load_scene
 from splatent_viewer.trained import trained_scene_from_splats
 from splatent_viewer.training.evaluate import evaluate_views, mean_metrics
+from splatent_viewer.refine.build_dataset import crop_to_multiple
+from splatent_viewer.training import trainer as trainer_module
 from splatent_viewer.training.trainer import LatentSplatTrainerConfig, train_latent_splats
 
 
@@ -37,24 +44,45 @@ class Args:
     """Also write the table here."""
     trainer: LatentSplatTrainerConfig = field(default_factory=LatentSplatTrainerConfig)
     """Trainer settings (steps overridden by --steps; densification stops at half the steps)."""
+    inits: tuple[Literal["frustums", "camera-box"], ...] = ("frustums",)
+    """Random initialisations to run (scenes without a point cloud): the trainer's, and/or the old camera box."""
+    downscale: int = 1
+    """Load the scenes at 1/downscale resolution."""
+
+
+def _camera_box_points(*, scene, config, generator):
+    """The trainer's random initialisation before 2026-11-21: uniform in the box around the camera centres."""
+    loaded = scene.load_points()
+    if loaded is not None:
+        return loaded
+    centres = scene.camera_to_worlds[:, :3, 3]
+    lo, hi = centres.min(0).values, centres.max(0).values
+    return lo + (hi - lo) * torch.rand(config.random_init_points, 3, generator=generator), None
 
 
 def main(args: Args) -> str:
     device = torch.device(args.device)
     codec = load_codec("taef2", device=device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    lines = [f"device {name}, torch {torch.__version__}, {args.steps} steps\n",
-             "| scene | train/held-out | Gaussians | decoded PSNR | decoded SSIM | RGB PSNR | RGB SSIM | TAEF2 round trip PSNR | train s |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for path in args.scenes:
-        scene = load_scene(path)
+    lines = [f"device {name}, torch {torch.__version__}, {args.steps} steps, downscale {args.downscale}, "
+             f"{args.trainer.random_init_points} random initial points (scenes without a point cloud)\n",
+             "| scene | size | init | train/held-out | Gaussians | decoded PSNR | decoded SSIM | RGB PSNR | RGB SSIM | TAEF2 round trip PSNR | train s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    runs = [(path, init) for path in args.scenes for init in args.inits]
+    frustums = trainer_module.initial_points
+    for path, init in runs:
+        scene = crop_to_multiple(load_scene(path, downscale=args.downscale), codec.downscale)
+        trainer_module.initial_points = frustums if init == "frustums" else _camera_box_points
         cfg = args.trainer
         cfg.steps = args.steps
         cfg.strategy.refine_stop_iter = args.steps // 2
         if device.type == "cuda":
             torch.cuda.synchronize()
         t0 = time.perf_counter()
-        result = train_latent_splats(scene=scene, codec=codec, config=cfg, device=device, progress=False)
+        try:
+            result = train_latent_splats(scene=scene, codec=codec, config=cfg, device=device, progress=False)
+        finally:
+            trainer_module.initial_points = frustums
         if device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - t0
@@ -63,7 +91,8 @@ def main(args: Args) -> str:
             trained=trained_scene_from_splats(scene=scene, params=result.params, codec=codec, sh_degree=result.sh_degree,
                                               train_indices=scene.split_indices["train"].tolist(), device=device))]
         m = mean_metrics(rows)
-        lines.append(f"| {Path(path).name} | {len(scene.split_indices['train'])}/{len(rows)} | {result.params['means'].shape[0]} | "
+        lines.append(f"| {Path(path).name} | {int(scene.widths[0])}×{int(scene.heights[0])} | {init} | "
+                     f"{len(scene.split_indices['train'])}/{len(rows)} | {result.params['means'].shape[0]} | "
                      f"{m['decoded_psnr']:.2f} | {m['decoded_ssim']:.3f} | {m['rgb_psnr']:.2f} | {m['rgb_ssim']:.3f} | "
                      f"{m['codec_psnr']:.2f} | {seconds:.0f} |")
         print(lines[-1], flush=True)

@@ -53,3 +53,24 @@ def scale_intrinsics(Ks: Float[Tensor, "*batch 3 3"], factor: float) -> Float[Te
     out = Ks.clone()
     out[..., :2, :] *= factor
     return out
+
+
+def optical_axes_focus(c2w: Float[Tensor, "N 4 4"] | Float[Tensor, "N 3 4"]) -> tuple[Float[Tensor, "3"], float] | None:
+    """The point closest (least squares) to every camera's optical axis and its median depth along the axes, or
+    None when the axes do not meet in front of the cameras (parallel, diverging, or a single camera).
+
+    Ring and hemisphere captures look at their subject, so the axes meet near it; forward-facing captures
+    (LLFF) converge slightly, far in front. OpenGL c2w: cameras look down -z."""
+    c2w = _as_4x4(c2w).double()
+    centres, axes = c2w[:, :3, 3], -c2w[:, :3, 2]
+    axes = axes / axes.norm(dim=1, keepdim=True)
+    proj = torch.eye(3, dtype=c2w.dtype) - axes[:, :, None] * axes[:, None, :]  # onto the plane ⊥ each axis
+    A, b = proj.sum(0), (proj @ centres[:, :, None]).sum(0)[:, 0]
+    eig = torch.linalg.eigvalsh(A)
+    if len(centres) < 2 or float(eig[0]) <= 1e-6 * float(eig[-1]):
+        return None
+    point = torch.linalg.solve(A, b)
+    depths = ((point - centres) * axes).sum(1)
+    if float(depths.min()) <= 0:
+        return None
+    return point.float(), float(depths.median())

@@ -24,7 +24,7 @@ from jaxtyping import Float
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch import Tensor
 
-from splatent_viewer.cameras import scale_intrinsics
+from splatent_viewer.cameras import optical_axes_focus, scale_intrinsics
 from splatent_viewer.codecs import LatentCodec
 from splatent_viewer.data.scene import Scene
 from splatent_viewer.errors import SplatentError
@@ -61,7 +61,7 @@ class LatentSplatTrainerConfig:
     init_opacity: float = 0.1
     """Initial opacity of every Gaussian."""
     random_init_points: int = 20000
-    """Number of random points when the scene has no point cloud."""
+    """Number of random points (in the training views' frustums) when the scene has no point cloud."""
     lr_means: float = 1.6e-4
     """Initial learning rate of the means (× scene scale), decayed 100× over training."""
     lr_scales: float = 5e-3
@@ -127,14 +127,39 @@ def encode_images(
 
 
 def initial_points(*, scene: Scene, config: LatentSplatTrainerConfig, generator: torch.Generator) -> tuple[Tensor, Tensor | None]:
-    """The scene's point cloud (with colours), or random points in the cameras' bounding box."""
+    """The scene's point cloud (with colours), or random points in the training cameras' view frustums."""
     loaded = scene.load_points()
     if loaded is not None:
         return loaded
-    centers = scene.camera_to_worlds[:, :3, 3]
-    lo, hi = centers.min(0).values, centers.max(0).values
-    pts = lo + (hi - lo) * torch.rand(config.random_init_points, 3, generator=generator)
-    return pts, None
+    return frustum_points(scene=scene, views=scene.split_indices["train"].tolist(), n=config.random_init_points,
+                          generator=generator), None
+
+
+def frustum_points(*, scene: Scene, views: list[int], n: int, generator: torch.Generator,
+                   depth_range: tuple[float, float] = (0.2, 2.5)) -> Float[Tensor, "n 3"]:
+    """``n`` random points seen by the training ``views``: a random view, a random pixel, a depth log-uniform in
+    ``depth_range`` × the distance at which the cameras' optical axes meet (:func:`optical_axes_focus`; 3 × the
+    cameras' spread when they do not meet, e.g. a perfectly parallel rig).
+
+    Unlike a box around the camera centres, this puts points where the subject is for forward-facing captures too
+    (there the centres lie on a plane, and a box around them holds nothing the cameras see)."""
+    c2w = scene.camera_to_worlds[views]
+    focus = optical_axes_focus(c2w)
+    depth = focus[1] if focus is not None else 3.0 * max(camera_scene_scale(c2w), 1e-3)
+    pick = torch.randint(0, len(views), (n,), generator=generator)
+    K = scene.Ks[views][pick]
+    w = scene.widths[views][pick].float()
+    h = scene.heights[views][pick].float()
+    u = torch.rand(n, generator=generator) * w
+    v = torch.rand(n, generator=generator) * h
+    lo, hi = math.log(depth_range[0] * depth), math.log(depth_range[1] * depth)
+    z = torch.exp(lo + (hi - lo) * torch.rand(n, generator=generator))
+    # OpenCV camera coordinates (x right, y down, +z forward) → OpenGL (flip y, z) → world.
+    x_cv = (u - K[:, 0, 2]) / K[:, 0, 0] * z
+    y_cv = (v - K[:, 1, 2]) / K[:, 1, 1] * z
+    cam = torch.stack([x_cv, -y_cv, -z], dim=1)
+    rot, centre = c2w[pick, :3, :3], c2w[pick, :3, 3]
+    return (rot @ cam[:, :, None])[:, :, 0] + centre
 
 
 def train_latent_splats(
