@@ -58,6 +58,8 @@
 # If steps get cut, lower PROCEDURAL (dataset time is ~linear in it) rather than STEPS.
 # Not better on the leave-one-scene-out table (benchmarks/RESULTS.md, 2026-11-21): PROCEDURAL=44 with ~2x the steps and
 # REFINER_ARGS="lr-schedule=cosine" (± a wider refiner), and the real scenes alone (PROCEDURAL=0).
+# All of these (and the shipped refiner) built their real-scene units with the core trainer's old random initialisation
+# (camera box; fixed 2026-11-21, the real scenes' renders were broken): rebuild before comparing with them.
 set -euo pipefail
 
 [[ $# -eq 1 && -n "$1" ]] || { sed -n '2,30p' "$0" >&2; echo "usage: $0 OUT_DIR" >&2; exit 2; }
