@@ -50,14 +50,12 @@ class Args:
     """Load the scenes at 1/downscale resolution."""
 
 
-def _camera_box_points(*, scene, config, generator):
-    """The trainer's random initialisation before 2026-11-21: uniform in the box around the camera centres."""
-    loaded = scene.load_points()
-    if loaded is not None:
-        return loaded
+def _camera_box_points(*, scene, views, n, generator):
+    """Stands in for ``trainer.frustum_points``: the random initialisation before 2026-11-21, uniform in the box
+    around every camera centre (held-out ones included, as it was)."""
     centres = scene.camera_to_worlds[:, :3, 3]
     lo, hi = centres.min(0).values, centres.max(0).values
-    return lo + (hi - lo) * torch.rand(config.random_init_points, 3, generator=generator), None
+    return lo + (hi - lo) * torch.rand(n, 3, generator=generator)
 
 
 def main(args: Args) -> str:
@@ -69,10 +67,10 @@ def main(args: Args) -> str:
              "| scene | size | init | train/held-out | Gaussians | decoded PSNR | decoded SSIM | RGB PSNR | RGB SSIM | TAEF2 round trip PSNR | train s |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     runs = [(path, init) for path in args.scenes for init in args.inits]
-    frustums = trainer_module.initial_points
+    frustums = trainer_module.frustum_points
     for path, init in runs:
         scene = crop_to_multiple(load_scene(path, downscale=args.downscale), codec.downscale)
-        trainer_module.initial_points = frustums if init == "frustums" else _camera_box_points
+        trainer_module.frustum_points = frustums if init == "frustums" else _camera_box_points
         cfg = args.trainer
         cfg.steps = args.steps
         cfg.strategy.refine_stop_iter = args.steps // 2
@@ -82,7 +80,7 @@ def main(args: Args) -> str:
         try:
             result = train_latent_splats(scene=scene, codec=codec, config=cfg, device=device, progress=False)
         finally:
-            trainer_module.initial_points = frustums
+            trainer_module.frustum_points = frustums
         if device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - t0

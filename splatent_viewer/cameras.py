@@ -61,13 +61,15 @@ def optical_axes_focus(c2w: Float[Tensor, "N 4 4"] | Float[Tensor, "N 3 4"]) -> 
 
     Ring and hemisphere captures look at their subject, so the axes meet near it; forward-facing captures
     (LLFF) converge slightly, far in front. OpenGL c2w: cameras look down -z."""
+    if len(c2w) < 2:
+        return None
     c2w = _as_4x4(c2w).double()
     centres, axes = c2w[:, :3, 3], -c2w[:, :3, 2]
     axes = axes / axes.norm(dim=1, keepdim=True)
     proj = torch.eye(3, dtype=c2w.dtype) - axes[:, :, None] * axes[:, None, :]  # onto the plane ⊥ each axis
     A, b = proj.sum(0), (proj @ centres[:, :, None]).sum(0)[:, 0]
     eig = torch.linalg.eigvalsh(A)
-    if len(centres) < 2 or float(eig[0]) <= 1e-6 * float(eig[-1]):
+    if float(eig[0]) <= 1e-6 * float(eig[-1]):
         return None
     point = torch.linalg.solve(A, b)
     depths = ((point - centres) * axes).sum(1)

@@ -145,7 +145,7 @@ def frustum_points(*, scene: Scene, views: list[int], n: int, generator: torch.G
     (there the centres lie on a plane, and a box around them holds nothing the cameras see)."""
     c2w = scene.camera_to_worlds[views]
     focus = optical_axes_focus(c2w)
-    depth = focus[1] if focus is not None else 3.0 * max(camera_scene_scale(c2w), 1e-3)
+    depth = focus[1] if focus is not None else 3.0 * camera_scene_scale(c2w)  # (1.0 for a single camera)
     pick = torch.randint(0, len(views), (n,), generator=generator)
     K = scene.Ks[views][pick]
     w = scene.widths[views][pick].float()
