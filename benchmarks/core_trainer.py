@@ -48,6 +48,9 @@ class Args:
     """Random initialisations to run (scenes without a point cloud): the trainer's, and/or the old camera box."""
     downscale: int = 1
     """Load the scenes at 1/downscale resolution."""
+    train_views: int = 0
+    """Also score this many evenly spaced training views (0 = none): their gap to the held-out views shows how much
+    the latents overfit the views they were fitted to."""
 
 
 def _camera_box_points(*, scene, views, n, generator):
@@ -64,8 +67,9 @@ def main(args: Args) -> str:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     lines = [f"device {name}, torch {torch.__version__}, {args.steps} steps, downscale {args.downscale}, "
              f"{args.trainer.random_init_points} random initial points (scenes without a point cloud)\n",
-             "| scene | size | init | train/held-out | Gaussians | decoded PSNR | decoded SSIM | RGB PSNR | RGB SSIM | TAEF2 round trip PSNR | train s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| scene | size | init | train/held-out | Gaussians | decoded PSNR | decoded SSIM | RGB PSNR | RGB SSIM | TAEF2 round trip PSNR | train s |"
+             + (" train views: decoded / RGB PSNR |" if args.train_views else ""),
+             "|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if args.train_views else "")]
     runs = [(path, init) for path in args.scenes for init in args.inits]
     frustums = trainer_module.frustum_points
     for path, init in runs:
@@ -84,15 +88,23 @@ def main(args: Args) -> str:
         if device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - t0
-        rows = [ev.metrics for ev in evaluate_views(
-            scene=scene, indices=scene.split_indices["val"].tolist(),
-            trained=trained_scene_from_splats(scene=scene, params=result.params, codec=codec, sh_degree=result.sh_degree,
-                                              train_indices=scene.split_indices["train"].tolist(), device=device))]
+        trained = trained_scene_from_splats(scene=scene, params=result.params, codec=codec, sh_degree=result.sh_degree,
+                                            train_indices=scene.split_indices["train"].tolist(), device=device)
+        rows = [ev.metrics for ev in evaluate_views(scene=scene, indices=scene.split_indices["val"].tolist(),
+                                                    trained=trained)]
         m = mean_metrics(rows)
+        extra = ""
+        if args.train_views:
+            train = scene.split_indices["train"].tolist()
+            picked = [train[round(i * (len(train) - 1) / max(args.train_views - 1, 1))]
+                      for i in range(min(args.train_views, len(train)))]
+            t = mean_metrics([ev.metrics for ev in evaluate_views(scene=scene, indices=sorted(set(picked)),
+                                                                  trained=trained)])
+            extra = f" {t['decoded_psnr']:.2f} / {t['rgb_psnr']:.2f} |"
         lines.append(f"| {Path(path).name} | {int(scene.widths[0])}×{int(scene.heights[0])} | {init} | "
                      f"{len(scene.split_indices['train'])}/{len(rows)} | {result.params['means'].shape[0]} | "
                      f"{m['decoded_psnr']:.2f} | {m['decoded_ssim']:.3f} | {m['rgb_psnr']:.2f} | {m['rgb_ssim']:.3f} | "
-                     f"{m['codec_psnr']:.2f} | {seconds:.0f} |")
+                     f"{m['codec_psnr']:.2f} | {seconds:.0f} |" + extra)
         print(lines[-1], flush=True)
     table = "\n".join(lines)
     if args.output is not None:

@@ -28,6 +28,9 @@
 #   REFINER_ARGS="NAME=VALUE ..." more `splatent-refiner train` options for the final refiner AND the folds, without
 #     dashes, e.g. "embedded.block-out-channels=64,128,256 embedded.attention-from-level=1 lr-schedule=cosine"
 #     (list values comma-separated)
+#   UNIT_ARGS="NAME=VALUE ..." core-trainer options of every dataset unit (`make-dataset --trainer.NAME VALUE`), e.g.
+#     "decoded-weight=1.0 decoded-every=1" (a decoded-image loss: benchmarks/RESULTS.md, "Why the decoded render trails");
+#     each unit's settings are recorded in the dataset's index.json (units[].trainer)
 #   THREADS= CPU threads per training process (default: cores / processes)   GPU_OFFSET=0 (first GPU of the round-robin,
 #     for several recipes sharing one machine)
 #   BUDGET_S=540: the refiner trainings get --max-seconds = BUDGET_S - (seconds spent so far) - RESERVE_S (at least
@@ -47,19 +50,18 @@
 #     BATCH=2 WORKERS=2 DEVICE=cpu scripts/train_embedded_refiner.sh /tmp/toy
 #
 # MEASURED: the shipped refiner (assets/refiner/README.md) came from this script on 4 H200s + 64 CPU cores, 2026-11-21,
-# in two runs on one machine, the first under the MPS daemon:
+# in two runs on one machine under the MPS daemon:
 #   WORK_DIR=W DEVICE=cuda PROCEDURAL=24 WORKERS=16 UNIT_STEPS=2000 DATASET_MAX_S=330 STAGE=dataset  → 56 units,
-#     1273 samples in 318 s (4 workers per GPU, 80-84 % mean GPU utilisation; a unit 34-45 s shared, 71-91 s procedural)
-#   WORK_DIR=W DEVICE=cuda PROCEDURAL=24 STEPS=8000 LOSO_STEPS=4000 BATCH=16 BUDGET_S=430 RESERVE_S=70 STAGE=train
-#     → 4 folds of 4000 steps (253-278 s each with their evaluation) and the final refiner at 5971 of 8000 steps
-#     (360 s cap), 384 s, round-robin on the 4 GPUs.
+#     1273 samples in 330 s (4 workers per GPU, 86-89 % mean GPU utilisation; a unit 40-78 s shared, 68-87 s procedural)
+#   DATASET_DIR=W/dataset DEVICE=cuda PROCEDURAL=24 STEPS=8000 LOSO_STEPS=4000 BATCH=16 BUDGET_S=538 RESERVE_S=80 THREADS=6
+#     STAGE=train → 4 folds of 4000 steps (243-274 s each with their evaluation) and the final refiner at 7915 of 8000
+#     steps (458 s cap), 479 s, round-robin on the 4 GPUs (alongside a second recipe run: 10 processes).
 # On ONE GPU expect roughly 4x the dataset time (not measured): start MPS (without it, 12 workers on one H200 built none of 24
 # procedural units in 510 s) and lower PROCEDURAL, or build in several STAGE=dataset runs (they resume).
 # If steps get cut, lower PROCEDURAL (dataset time is ~linear in it) rather than STEPS.
-# Not better on the leave-one-scene-out table (benchmarks/RESULTS.md, 2026-11-21): PROCEDURAL=44 with ~2x the steps and
-# REFINER_ARGS="lr-schedule=cosine" (± a wider refiner), and the real scenes alone (PROCEDURAL=0).
-# All of these (and the shipped refiner) built their real-scene units with the core trainer's old random initialisation
-# (camera box; fixed 2026-11-21, the real scenes' renders were broken): rebuild before comparing with them.
+# Not better on the leave-one-scene-out table (benchmarks/RESULTS.md, 2026-11-21): folds of 8000 steps, and the shared
+# scenes at SHARED_FRACTIONS="1.0 0.75 0.5 0.25"; before the core trainer's initialisation fix also PROCEDURAL=44 with
+# ~2x the steps and REFINER_ARGS="lr-schedule=cosine" (± a wider refiner), and the real scenes alone (PROCEDURAL=0).
 set -euo pipefail
 
 [[ $# -eq 1 && -n "$1" ]] || { sed -n '2,30p' "$0" >&2; echo "usage: $0 OUT_DIR" >&2; exit 2; }
@@ -89,6 +91,7 @@ MIN_TRAIN_S=${MIN_TRAIN_S:-30}
 DATASET_MAX_S=${DATASET_MAX_S:-}
 STAGE=${STAGE:-all}
 REFINER_ARGS=${REFINER_ARGS:-}
+UNIT_ARGS=${UNIT_ARGS:-}
 THREADS=${THREADS:-}
 GPU_OFFSET=${GPU_OFFSET:-0}
 [[ $STAGE =~ ^(all|dataset|train|final)$ ]] || { echo "STAGE must be all, dataset, train or final" >&2; exit 2; }
@@ -107,6 +110,7 @@ CMD+=" PROCEDURAL_VIEWS=$PROCEDURAL_VIEWS PROCEDURAL_RESOLUTION=$PROCEDURAL_RESO
 CMD+=" PROCEDURAL_FRACTIONS='$PROCEDURAL_FRACTIONS' UNIT_STEPS=$UNIT_STEPS WORKERS=$WORKERS STEPS=$STEPS"
 CMD+=" LOSO_STEPS=$LOSO_STEPS BATCH=$BATCH DEVICE=$DEVICE BUDGET_S=$BUDGET_S${DATASET_MAX_S:+ DATASET_MAX_S=$DATASET_MAX_S}"
 [[ -z $REFINER_ARGS ]] || CMD+=" REFINER_ARGS='$REFINER_ARGS'"
+[[ -z $UNIT_ARGS ]] || CMD+=" UNIT_ARGS='$UNIT_ARGS'"
 [[ $STAGE == all ]] || CMD+=" STAGE=$STAGE"
 CMD+=" scripts/train_embedded_refiner.sh $1"
 
@@ -137,6 +141,11 @@ if ((PROCEDURAL > 0)); then
   args+=(--procedural "$PROCEDURAL" --procedural-seed "$PROCEDURAL_SEED" --procedural-views "$PROCEDURAL_VIEWS"
          --procedural-resolution "$PROCEDURAL_RESOLUTION" --procedural-fractions $PROCEDURAL_FRACTIONS)
 fi
+for kv in $UNIT_ARGS; do  # "name=value" → --trainer.name value (list values comma-separated)
+  [[ $kv == *=* ]] || die "UNIT_ARGS items are NAME=VALUE (got '$kv')"
+  IFS=, read -r -a vals <<<"${kv#*=}"
+  args+=("--trainer.${kv%%=*}" "${vals[@]}")
+done
 if [[ $STAGE == all || $STAGE == dataset ]]; then
   "$PYTHON" "${args[@]}" 2>&1 | tee -a "$LOGS/make_dataset.log"
   say "dataset done in ${SECONDS} s: $(tail -n 1 "$LOGS/make_dataset.log")"

@@ -41,7 +41,7 @@ def test_the_tools_default_to_the_shipped_refiner_for_taef2_only(tiny_sd_codec_d
 def test_the_shipped_refiner_sharpens_demo_renders_with_their_nearest_training_views() -> None:
     # Latent renders of the demo scene's 3 held-out views by a splatent-demo run (fixtures/, made by
     # make_demo_heldout_latents.py) — the refiner's real input. With the 3 nearest training views (the tools'
-    # default) it must lift every decoded render towards the ground truth (the demo measured +1.0 dB).
+    # default) it must lift every decoded render towards the ground truth (the demo measured +1.26 dB).
     from safetensors.torch import load_file
 
     data = load_file(str(Path(__file__).with_name("fixtures") / "demo_heldout_latents.safetensors"))
@@ -54,6 +54,6 @@ def test_the_shipped_refiner_sharpens_demo_renders_with_their_nearest_training_v
         refs = codec.encode(torch.stack([scene.load_image(int(i)) for i in nearest]).permute(0, 3, 1, 2))[None]
         before = psnr(codec.decode(render[None]), gt)
         gains.append(psnr(codec.decode(refiner(target=render[None], references=refs)), gt) - before)
-    # Measured with the shipped refiner: +0.79 / +0.92 / +1.28 dB (k=0 gives +0.93 / +1.05 / +1.25 on this
-    # procedural, in-distribution scene: there the refiner's prior, not the references, does the work).
-    assert min(gains) > 0.4 and sum(gains) / len(gains) > 0.7, gains
+    # Measured with the shipped refiner: +1.19 / +1.23 / +1.35 dB (k=0 gives +1.01 / +1.07 / +1.20 on this
+    # procedural, in-distribution scene: there the refiner's prior does most of the work).
+    assert min(gains) > 0.9 and sum(gains) / len(gains) > 1.1, gains

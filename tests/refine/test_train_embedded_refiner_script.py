@@ -29,13 +29,17 @@ def _run(out: Path, **env) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 def test_recipe_runs_end_to_end_at_toy_size_on_the_cpu(tmp_path):
     out = tmp_path / "out"
-    # REFINER_ARGS reach the final refiner and every fold (architecture and schedule).
-    proc = _run(out, REFINER_ARGS="embedded.block-out-channels=32,64 embedded.attention-from-level=1 lr-schedule=cosine")
+    # REFINER_ARGS reach the final refiner and every fold (architecture and schedule); UNIT_ARGS every unit's trainer.
+    proc = _run(out, REFINER_ARGS="embedded.block-out-channels=32,64 embedded.attention-from-level=1 lr-schedule=cosine",
+                UNIT_ARGS="decoded-weight=0.5 decoded-every=7")
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
 
     index = read_index(out / "work" / "dataset")
     assert [u["key"] for u in index["units"]] == ["procedural-001@0.5", "procedural-001@0.25", "procedural-002@0.5",
                                                  "procedural-002@0.25"]
+    trainers = [u["trainer"] for u in index["units"]]
+    assert all((t["decoded_weight"], t["decoded_every"], t["steps"]) == (0.5, 7, 30) for t in trainers), trainers
+    assert [t["seed"] for t in trainers] == [1, 2, 3, 4]  # trainer seed + the unit's position in the build
     assert all(0 < s["rgb_psnr"] < 60 for s in index["samples"])
     refiner = load_refiner(out / "refiner", device="cpu", dtype=torch.float32)
     assert any(p.abs().sum() > 0 for n, p in refiner.named_parameters() if "conv_out" in n)  # trained, not the identity
@@ -47,6 +51,7 @@ def test_recipe_runs_end_to_end_at_toy_size_on_the_cpu(tmp_path):
     fold_log = json.loads((out / "work" / "loso" / "procedural-001" / "train_log.json").read_text())
     assert final_log["config"]["lr_schedule"] == fold_log["config"]["lr_schedule"] == "cosine"
     assert "REFINER_ARGS='embedded.block-out-channels=32,64" in (out / "loso.md").read_text()
+    assert "UNIT_ARGS='decoded-weight=0.5 decoded-every=7'" in (out / "loso.md").read_text()
     for name in ("make_dataset", "train_final", "loso_procedural-001", "loso_procedural-002", "merge"):
         assert (out / "logs" / f"{name}.log").is_file(), name
 
