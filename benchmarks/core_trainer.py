@@ -27,7 +27,7 @@ from splatent_viewer.codecs import load_codec
 from splatent_viewer.data.scene import load_scene
 from splatent_viewer.trained import trained_scene_from_splats
 from splatent_viewer.training.evaluate import evaluate_views, mean_metrics
-from splatent_viewer.refine.build_dataset import crop_to_multiple
+from splatent_viewer.refine.build_dataset import crop_to_multiple, evenly_spaced
 from splatent_viewer.training import trainer as trainer_module
 from splatent_viewer.training.trainer import LatentSplatTrainerConfig, train_latent_splats
 
@@ -96,10 +96,8 @@ def main(args: Args) -> str:
         extra = ""
         if args.train_views:
             train = scene.split_indices["train"].tolist()
-            picked = [train[round(i * (len(train) - 1) / max(args.train_views - 1, 1))]
-                      for i in range(min(args.train_views, len(train)))]
-            t = mean_metrics([ev.metrics for ev in evaluate_views(scene=scene, indices=sorted(set(picked)),
-                                                                  trained=trained)])
+            picked = evenly_spaced(train, min(args.train_views, len(train)) / len(train))
+            t = mean_metrics([ev.metrics for ev in evaluate_views(scene=scene, indices=picked, trained=trained)])
             extra = f" {t['decoded_psnr']:.2f} / {t['rgb_psnr']:.2f} |"
         lines.append(f"| {Path(path).name} | {int(scene.widths[0])}×{int(scene.heights[0])} | {init} | "
                      f"{len(scene.split_indices['train'])}/{len(rows)} | {result.params['means'].shape[0]} | "

@@ -116,6 +116,15 @@ CMD+=" scripts/train_embedded_refiner.sh $1"
 
 say() { echo "[recipe $(date +%H:%M:%S) +${SECONDS}s] $*"; }
 die() { echo "[recipe] error: $*" >&2; exit 1; }
+kv_flags() {  # ARRAY PREFIX VAR: appends VAR's "NAME=VALUE ..." items to ARRAY as --PREFIXNAME VALUE (lists: a,b → a b)
+  local -n out=$1
+  local kv vals
+  for kv in ${!3}; do
+    [[ $kv == *=* ]] || die "$3 items are NAME=VALUE (got '$kv')"
+    IFS=, read -r -a vals <<<"${kv#*=}"
+    out+=("--$2${kv%%=*}" "${vals[@]}")
+  done
+}
 
 shared=()
 for s in $SCENES; do
@@ -141,11 +150,7 @@ if ((PROCEDURAL > 0)); then
   args+=(--procedural "$PROCEDURAL" --procedural-seed "$PROCEDURAL_SEED" --procedural-views "$PROCEDURAL_VIEWS"
          --procedural-resolution "$PROCEDURAL_RESOLUTION" --procedural-fractions $PROCEDURAL_FRACTIONS)
 fi
-for kv in $UNIT_ARGS; do  # "name=value" → --trainer.name value (list values comma-separated)
-  [[ $kv == *=* ]] || die "UNIT_ARGS items are NAME=VALUE (got '$kv')"
-  IFS=, read -r -a vals <<<"${kv#*=}"
-  args+=("--trainer.${kv%%=*}" "${vals[@]}")
-done
+kv_flags args trainer. UNIT_ARGS
 if [[ $STAGE == all || $STAGE == dataset ]]; then
   "$PYTHON" "${args[@]}" 2>&1 | tee -a "$LOGS/make_dataset.log"
   say "dataset done in ${SECONDS} s: $(tail -n 1 "$LOGS/make_dataset.log")"
@@ -168,11 +173,8 @@ threads=${THREADS:-$(($(nproc) / jobs_n))}
 ((threads >= 1)) || threads=1
 # REFINER_ARGS "name=value" → `train` flags (--name value) and the folds' nested ones (--train.name value)
 train_extra=() fold_extra=()
-for kv in $REFINER_ARGS; do
-  [[ $kv == *=* ]] || die "REFINER_ARGS items are NAME=VALUE (got '$kv')"
-  IFS=, read -r -a vals <<<"${kv#*=}"
-  train_extra+=("--${kv%%=*}" "${vals[@]}") fold_extra+=("--train.${kv%%=*}" "${vals[@]}")
-done
+kv_flags train_extra "" REFINER_ARGS
+kv_flags fold_extra train. REFINER_ARGS
 pids=() names=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
