@@ -14,6 +14,8 @@ imports every method's dependencies, is not needed); splatfacto's LPIPS metric i
 
     python benchmarks/ns_train_gpu.py --scenes temple:nerfstudio fern:nerfstudio --root DIR --steps 7000 \
         --output results.md
+    # splatent with the decoded-image loss (rows labelled "splatent+decoded"):
+    python benchmarks/ns_train_gpu.py --methods splatent --decoded-loss-weight 1.0 --decoded-loss-every 1 ...
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
 import torch
 import tyro
@@ -44,6 +47,13 @@ class Args:
     """Markdown table (appended row by row) and a .json beside it."""
     device: str = "cuda"
     """cuda (splatfacto needs it); cpu only smoke-tests splatent."""
+    decoded_loss_weight: Optional[float] = None
+    """splatent's --pipeline.model.decoded-loss-weight (None: the method's default); set, its rows read splatent+decoded."""
+    decoded_loss_every: Optional[int] = None
+    """splatent's --pipeline.model.decoded-loss-every (None: the method's default)."""
+    refiner: Optional[str] = None
+    """splatent's --pipeline.model.refiner (None: the method's default, the shipped refiner; "none" leaves the
+    rgb_enhanced metrics out, e.g. on a machine without diffusers)."""
 
 
 class _NaNMetric(torch.nn.Module):
@@ -51,7 +61,8 @@ class _NaNMetric(torch.nn.Module):
         return torch.tensor(float("nan"), device=a.device)
 
 
-def _config(method: str, scene: Path, dataparser: str, steps: int, output_dir: Path, device: str):
+def _config(method: str, scene: Path, dataparser: str, steps: int, output_dir: Path, device: str,
+            model_overrides: Optional[dict] = None):
     from nerfstudio.data.dataparsers.blender_dataparser import BlenderDataParserConfig
     from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
     from nerfstudio.models.splatfacto import SplatfactoModel, SplatfactoModelConfig
@@ -59,6 +70,11 @@ def _config(method: str, scene: Path, dataparser: str, steps: int, output_dir: P
     from nerfstudio_plugin.splatent_config import splatent_config
 
     cfg = copy.deepcopy(splatent_config)
+    if method == "splatent":
+        for name, value in (model_overrides or {}).items():
+            if not hasattr(cfg.pipeline.model, name):
+                raise ValueError(f"SplatentModelConfig has no field {name!r}")
+            setattr(cfg.pipeline.model, name, value)
     if method == "splatfacto":
 
         class SplatfactoNoLPIPS(SplatfactoModel):
@@ -109,8 +125,9 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def run_one(method: str, scene: Path, dataparser: str, steps: int, output_dir: Path, device: str) -> dict:
-    cfg = _config(method, scene, dataparser, steps, output_dir, device)
+def run_one(method: str, scene: Path, dataparser: str, steps: int, output_dir: Path, device: str,
+            model_overrides: Optional[dict] = None) -> dict:
+    cfg = _config(method, scene, dataparser, steps, output_dir, device, model_overrides)
     cfg.set_timestamp()
     cfg.save_config()
     trainer = cfg.setup(local_rank=0, world_size=1)
@@ -125,7 +142,8 @@ def run_one(method: str, scene: Path, dataparser: str, steps: int, output_dir: P
     metrics = pipeline.get_average_eval_image_metrics(output_path=None, get_std=False)
     n_eval = len(pipeline.datamanager.eval_dataset)
     n_train = len(pipeline.datamanager.train_dataset)
-    out = {"method": method, "scene": scene.name, "steps": steps, "train_seconds": seconds,
+    label = method + ("+decoded" if method == "splatent" and (model_overrides or {}).get("decoded_loss_weight") else "")
+    out = {"method": label, "model_overrides": model_overrides or {}, "scene": scene.name, "steps": steps, "train_seconds": seconds,
            "gaussians": int(pipeline.model.num_points), "train_views": n_train, "eval_views": n_eval,
            "metrics": {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))},
            "config": str(cfg.get_base_dir() / "config.yml")}
@@ -134,10 +152,18 @@ def run_one(method: str, scene: Path, dataparser: str, steps: int, output_dir: P
     return out
 
 
+def splatent_overrides(args: Args) -> dict:
+    """The SplatentModelConfig fields the arguments set (only those given)."""
+    given = {"decoded_loss_weight": args.decoded_loss_weight, "decoded_loss_every": args.decoded_loss_every,
+             "refiner": args.refiner}
+    return {k: v for k, v in given.items() if v is not None}
+
+
 def main(args: Args) -> list[dict]:
     results = []
     header = [f"device {torch.cuda.get_device_name() if args.device == 'cuda' else 'cpu'}, torch {torch.__version__}, {args.steps} steps, "
-              f"date {time.strftime('%Y-%m-%d')}\n",
+              f"date {time.strftime('%Y-%m-%d')}"
+              + (f", splatent with {splatent_overrides(args)}" if splatent_overrides(args) else "") + "\n",
               "| scene | train/eval views | method | Gaussians | PSNR | SSIM | RGB-splats PSNR | RGB-splats SSIM | train s |",
               "|---|---|---|---|---|---|---|---|---|"]
     if args.output:
@@ -145,10 +171,10 @@ def main(args: Args) -> list[dict]:
     for spec in args.scenes:
         name, dataparser = spec.split(":")
         for method in args.methods:
-            r = run_one(method, args.root / name, dataparser, args.steps, args.output_dir, args.device)
+            r = run_one(method, args.root / name, dataparser, args.steps, args.output_dir, args.device, splatent_overrides(args))
             results.append(r)
             m = r["metrics"]
-            row = (f"| {name} | {r['train_views']}/{r['eval_views']} | {method} | {r['gaussians']} | {m['psnr']:.2f} | "
+            row = (f"| {name} | {r['train_views']}/{r['eval_views']} | {r['method']} | {r['gaussians']} | {m['psnr']:.2f} | "
                    f"{m['ssim']:.3f} | {m.get('psnr_rgb_gaussians', m['psnr']):.2f} | "
                    f"{m.get('ssim_rgb_gaussians', m['ssim']):.3f} | {r['train_seconds']:.1f} |")
             print(row, flush=True)

@@ -40,6 +40,7 @@ from splatent_viewer.refine.checkpoint import load_refiner
 from splatent_viewer.refine.dataset import RefinerDataset, read_index
 from splatent_viewer.refine.evaluate import evaluate_refiner, markdown_table
 from splatent_viewer.refine.train import RefinerTrainConfig, train_refiner
+from splatent_viewer.training.trainer import LatentSplatTrainerConfig
 
 FOLD_FILE = "fold.json"
 
@@ -112,6 +113,22 @@ def run_fold(args: Args, scene: str) -> dict:
     return data
 
 
+def unit_trainer_summary(index: dict) -> str:
+    """The dataset units' core-trainer settings that differ from the defaults (steps always; seeds left out), e.g.
+    "steps 2000, decoded_weight 1.0, decoded_every 1"; "" for datasets built before units recorded them."""
+    recorded = [u["trainer"] for u in index.get("units", []) if "trainer" in u]
+    if not recorded:
+        return ""
+    defaults = {k: v for k, v in vars(LatentSplatTrainerConfig()).items() if isinstance(v, (bool, int, float, str))}
+    parts = []
+    for key in dict.fromkeys(k for t in recorded for k in t):
+        values = list(dict.fromkeys(t.get(key) for t in recorded))
+        if key != "seed" and (key == "steps" or values != [defaults.get(key)]):
+            parts.append(f"{key} {' / '.join(map(str, values))}")
+    missing = len(index["units"]) - len(recorded)
+    return ", ".join(parts) + (f" ({missing} unit{'s' * (missing > 1)} without a record)" if missing else "")
+
+
 def merge_folds(args: Args) -> str:
     """One table from the folds' fold.json files in OUTPUT_DIR (those of --scenes, which must all exist); returns it."""
     if args.scenes:
@@ -130,11 +147,13 @@ def merge_folds(args: Args) -> str:
     scenes = list(dict.fromkeys(s["scene"] for s in index["samples"]))
     steps = ", ".join(f"{f['scene']} {f['steps_done']}/{f['steps']}" for f in folds)
     seconds = ", ".join(f"{f['scene']} {f['seconds']:.0f}" for f in folds)
+    units = unit_trainer_summary(index)
     header = (
         f"Leave-one-scene-out refiner evaluation, {', '.join(sorted({f['device'] for f in folds}))}, "
         f"{', '.join(sorted({f['date'] for f in folds}))}.\n"
         f"Command: `{_command(args)}`\n"
-        f"Dataset `{args.dataset}`: {len(index['samples'])} samples, {len(index['units'])} units, {len(scenes)} scenes.\n"
+        f"Dataset `{args.dataset}`: {len(index['samples'])} samples, {len(index['units'])} units, {len(scenes)} scenes"
+        + (f"; units' core trainer: {units}.\n" if units else ".\n") +
         f"Per fold: train on every other scene (batch {', '.join(sorted({str(f['batch_size']) for f in folds}))}; "
         f"steps done/asked: {steps}), evaluate the held-out scene's samples per training fraction "
         f"(1 = its standard held-out split) against the ground-truth images; RGB splats = the same Gaussians' RGB render.\n"

@@ -29,7 +29,8 @@
 #     dashes, e.g. "embedded.block-out-channels=64,128,256 embedded.attention-from-level=1 lr-schedule=cosine"
 #     (list values comma-separated)
 #   UNIT_ARGS="NAME=VALUE ..." core-trainer options of every dataset unit (`make-dataset --trainer.NAME VALUE`), e.g.
-#     "decoded-weight=1.0 decoded-every=1" (a decoded-image loss: benchmarks/RESULTS.md, "Why the decoded render trails");
+#     "decoded-weight=1.0 decoded-every=1" (a decoded-image loss; measured: the units' decoded renders rise, the refiner's
+#     leave-one-scene-out Δ falls; benchmarks/RESULTS.md, "Decoded-image loss in every dataset unit");
 #     each unit's settings are recorded in the dataset's index.json (units[].trainer)
 #   THREADS= CPU threads per training process (default: cores / processes)   GPU_OFFSET=0 (first GPU of the round-robin,
 #     for several recipes sharing one machine)
@@ -59,8 +60,9 @@
 # On ONE GPU expect roughly 4x the dataset time (not measured): start MPS (without it, 12 workers on one H200 built none of 24
 # procedural units in 510 s) and lower PROCEDURAL, or build in several STAGE=dataset runs (they resume).
 # If steps get cut, lower PROCEDURAL (dataset time is ~linear in it) rather than STEPS.
-# Not better on the leave-one-scene-out table (benchmarks/RESULTS.md, 2026-11-21): folds of 8000 steps, and the shared
-# scenes at SHARED_FRACTIONS="1.0 0.75 0.5 0.25"; before the core trainer's initialisation fix also PROCEDURAL=44 with
+# Not better on the leave-one-scene-out table (benchmarks/RESULTS.md, 2026-11-21/22): folds of 8000 steps, the shared
+# scenes at SHARED_FRACTIONS="1.0 0.75 0.5 0.25", UNIT_ARGS="decoded-weight=1.0 decoded-every=1" (dataset 358 s; ±
+# REFINER_ARGS="image-loss=mse ssim-weight=0"); before the core trainer's initialisation fix also PROCEDURAL=44 with
 # ~2x the steps and REFINER_ARGS="lr-schedule=cosine" (± a wider refiner), and the real scenes alone (PROCEDURAL=0).
 set -euo pipefail
 
@@ -137,7 +139,7 @@ mkdir -p "$LOGS" "$WORK_DIR"
 
 # ---------------------------------------------------------------------------------------------------- 1. dataset
 say "building the dataset in $DATASET_DIR (${#shared[@]} shared scenes at $SHARED_FRACTIONS, $PROCEDURAL procedural" \
-    "at $PROCEDURAL_FRACTIONS, $UNIT_STEPS steps per unit, $WORKERS workers, device $DEVICE)"
+    "at $PROCEDURAL_FRACTIONS, $UNIT_STEPS steps per unit${UNIT_ARGS:+ with $UNIT_ARGS}, $WORKERS workers, device $DEVICE)"
 args=(-m splatent_viewer.scripts.refiner_cli make-dataset --output "$DATASET_DIR" --workers "$WORKERS"
       --steps "$UNIT_STEPS" --device "$DEVICE")
 [[ -z $DATASET_MAX_S ]] || args+=(--max-seconds "$DATASET_MAX_S")

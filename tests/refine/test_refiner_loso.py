@@ -53,3 +53,13 @@ def test_folds_then_merge_write_one_table(refiner_dataset_dir, tmp_path):
 
     with pytest.raises(SplatentError, match="did not finish"):
         loso.main(loso.Args(**base, scenes=("a", "b"), merge=True))
+
+
+def test_unit_trainer_summary_names_what_differs_from_the_defaults():
+    loso = _loso()
+    base = {"steps": 2000, "decoded_weight": 0.0, "lr_latents": 0.025, "densify": True, "seed": 1}
+    units = [{"trainer": {**base, "seed": 1}}, {"trainer": {**base, "decoded_weight": 1.0, "seed": 2}}, {"key": "old"}]
+    summary = loso.unit_trainer_summary({"units": units})
+    # seeds always differ per unit and are left out; defaults (lr_latents, densify) are not repeated
+    assert summary == "steps 2000, decoded_weight 0.0 / 1.0 (1 unit without a record)"
+    assert loso.unit_trainer_summary({"units": [{"key": "old"}]}) == ""

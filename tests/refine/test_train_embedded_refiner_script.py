@@ -59,6 +59,8 @@ def test_recipe_runs_end_to_end_at_toy_size_on_the_cpu(tmp_path):
     assert text.startswith("Leave-one-scene-out refiner evaluation, CPU, ")
     assert "Command: `SCENES_DIR=" in text and "UNIT_STEPS=30" in text and "Recipe timings: dataset" in text
     assert "steps done/asked: procedural-001 10/10, procedural-002 10/10" in text
+    # read from the dataset's index, so a table of a STAGE=train run on an older dataset says how its units were made
+    assert "units' core trainer: steps 30, decoded_weight 0.5, decoded_every 7" in text
     table = [[c.strip() for c in line.split("|")[1:-1]] for line in text.splitlines() if line.startswith("| ")]
     assert table[0][:4] == ["scene", "train fraction", "views", "k"] and table[0][7] == "RGB splats PSNR"
     assert [row[:2] + row[3:4] for row in table[1:]] == [

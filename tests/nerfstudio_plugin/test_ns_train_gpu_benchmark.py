@@ -1,0 +1,39 @@
+"""benchmarks/ns_train_gpu.py: the splatent model overrides reach the nerfstudio config (and only splatent's)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("ns_train_gpu", ROOT / "benchmarks" / "ns_train_gpu.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["ns_train_gpu"] = module  # dataclasses resolve their module's annotations through sys.modules
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_overrides_reach_splatent_and_not_splatfacto(tmp_path):
+    bench = _bench()
+    args = bench.Args(decoded_loss_weight=1.0, decoded_loss_every=1, refiner="none")
+    overrides = bench.splatent_overrides(args)
+    assert overrides == {"decoded_loss_weight": 1.0, "decoded_loss_every": 1, "refiner": "none"}
+    assert bench.splatent_overrides(bench.Args()) == {}  # nothing given: the method's defaults
+
+    cfg = bench._config("splatent", tmp_path / "scene", "nerfstudio", 10, tmp_path, "cpu", overrides)
+    model = cfg.pipeline.model
+    assert (model.decoded_loss_weight, model.decoded_loss_every, model.refiner) == (1.0, 1, "none")
+    assert cfg.max_num_iterations == 10
+    default = bench._config("splatent", tmp_path / "scene", "nerfstudio", 10, tmp_path, "cpu").pipeline.model
+    assert (default.decoded_loss_weight, default.refiner) == (0.0, "embedded")
+    splatfacto = bench._config("splatfacto", tmp_path / "scene", "nerfstudio", 10, tmp_path, "cpu", overrides)
+    assert not hasattr(splatfacto.pipeline.model, "decoded_loss_weight")
+
+    with pytest.raises(ValueError, match="no field 'decoded_weight'"):
+        bench._config("splatent", tmp_path / "scene", "nerfstudio", 10, tmp_path, "cpu", {"decoded_weight": 1.0})
