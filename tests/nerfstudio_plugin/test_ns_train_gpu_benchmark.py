@@ -2,25 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
 
-
-def _bench():
-    spec = importlib.util.spec_from_file_location("ns_train_gpu", ROOT / "benchmarks" / "ns_train_gpu.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["ns_train_gpu"] = module  # dataclasses resolve their module's annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_overrides_reach_splatent_and_not_splatfacto(tmp_path):
-    bench = _bench()
+def test_overrides_reach_splatent_and_not_splatfacto(tmp_path, load_benchmark):
+    bench = load_benchmark("ns_train_gpu")
     args = bench.Args(decoded_loss_weight=1.0, decoded_loss_every=1, refiner="none")
     overrides = bench.splatent_overrides(args)
     assert overrides == {"decoded_loss_weight": 1.0, "decoded_loss_every": 1, "refiner": "none"}

@@ -3,10 +3,7 @@ RGB-splat columns and the per-fold steps/device; a missing fold is one clear err
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -14,19 +11,8 @@ from splatent_viewer.errors import SplatentError
 from splatent_viewer.refine import EmbeddedUNetConfig, load_refiner
 from splatent_viewer.refine.train import RefinerTrainConfig
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _loso():
-    spec = importlib.util.spec_from_file_location("refiner_loso", ROOT / "benchmarks" / "refiner_loso.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["refiner_loso"] = module  # dataclasses resolve their module's annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_folds_then_merge_write_one_table(refiner_dataset_dir, tmp_path):
-    loso = _loso()
+def test_folds_then_merge_write_one_table(refiner_dataset_dir, tmp_path, load_benchmark):
+    loso = load_benchmark("refiner_loso")
     train = RefinerTrainConfig(embedded=EmbeddedUNetConfig(block_out_channels=(32,), attention_from_level=1), crop=4,
                                mixed_precision="no", checkpoint_every=1000)
     base = dict(dataset=refiner_dataset_dir, output_dir=tmp_path / "loso", steps=2, batch_size=1, device="cpu",
@@ -55,8 +41,8 @@ def test_folds_then_merge_write_one_table(refiner_dataset_dir, tmp_path):
         loso.main(loso.Args(**base, scenes=("a", "b"), merge=True))
 
 
-def test_unit_trainer_summary_names_what_differs_from_the_defaults():
-    loso = _loso()
+def test_unit_trainer_summary_names_what_differs_from_the_defaults(load_benchmark):
+    loso = load_benchmark("refiner_loso")
     base = {"steps": 2000, "decoded_weight": 0.0, "lr_latents": 0.025, "densify": True, "seed": 1}
     units = [{"trainer": {**base, "seed": 1}}, {"trainer": {**base, "decoded_weight": 1.0, "seed": 2}}, {"key": "old"}]
     summary = loso.unit_trainer_summary({"units": units})
