@@ -161,9 +161,9 @@ def splatent_overrides(args: Args) -> dict:
 
 def main(args: Args) -> list[dict]:
     results = []
+    overrides = splatent_overrides(args)
     header = [f"device {torch.cuda.get_device_name() if args.device == 'cuda' else 'cpu'}, torch {torch.__version__}, {args.steps} steps, "
-              f"date {time.strftime('%Y-%m-%d')}"
-              + (f", splatent with {splatent_overrides(args)}" if splatent_overrides(args) else "") + "\n",
+              f"date {time.strftime('%Y-%m-%d')}" + (f", splatent with {overrides}" if overrides else "") + "\n",
               "| scene | train/eval views | method | Gaussians | PSNR | SSIM | RGB-splats PSNR | RGB-splats SSIM | train s |",
               "|---|---|---|---|---|---|---|---|---|"]
     if args.output:
@@ -171,7 +171,7 @@ def main(args: Args) -> list[dict]:
     for spec in args.scenes:
         name, dataparser = spec.split(":")
         for method in args.methods:
-            r = run_one(method, args.root / name, dataparser, args.steps, args.output_dir, args.device, splatent_overrides(args))
+            r = run_one(method, args.root / name, dataparser, args.steps, args.output_dir, args.device, overrides)
             results.append(r)
             m = r["metrics"]
             row = (f"| {name} | {r['train_views']}/{r['eval_views']} | {r['method']} | {r['gaussians']} | {m['psnr']:.2f} | "

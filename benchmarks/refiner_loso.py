@@ -119,7 +119,7 @@ def unit_trainer_summary(index: dict) -> str:
     recorded = [u["trainer"] for u in index.get("units", []) if "trainer" in u]
     if not recorded:
         return ""
-    defaults = {k: v for k, v in vars(LatentSplatTrainerConfig()).items() if isinstance(v, (bool, int, float, str))}
+    defaults = LatentSplatTrainerConfig().scalar_settings()
     parts = []
     for key in dict.fromkeys(k for t in recorded for k in t):
         values = list(dict.fromkeys(t.get(key) for t in recorded))

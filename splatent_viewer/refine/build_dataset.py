@@ -309,7 +309,7 @@ def build_unit(
     sub = replace(scene, split_indices={**scene.split_indices, "train": torch.tensor(subset)})
     unit_trainer = replace(trainer, seed=config.trainer.seed + job.number)
     # The unit's core-trainer settings go into the index with it (scalars; the densification strategy is left out).
-    info["trainer"] = {k: v for k, v in vars(unit_trainer).items() if isinstance(v, (bool, int, float, str))}
+    info["trainer"] = unit_trainer.scalar_settings()
     result = train_latent_splats(scene=sub, codec=codec, config=unit_trainer, device=device, progress=progress)
     trained = trained_scene_from_splats(scene=scene, params=result.params, codec=codec, sh_degree=result.sh_degree,
                                         train_indices=subset, device=device, name=job.key,

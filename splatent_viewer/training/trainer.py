@@ -85,6 +85,10 @@ class LatentSplatTrainerConfig:
     seed: int = 0
     """Random seed (initialisation and view order)."""
 
+    def scalar_settings(self) -> dict[str, bool | int | float | str]:
+        """The plain-valued fields (everything but the densification strategy), e.g. for a dataset index."""
+        return {k: v for k, v in vars(self).items() if isinstance(v, (bool, int, float, str))}
+
 
 @dataclass
 class TrainResult:
