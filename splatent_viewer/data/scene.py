@@ -1,34 +1,50 @@
-"""Scene loader for nerfstudio ``transforms.json`` folders and blender-format folders, without
-nerfstudio (the nerfstudio plugin uses nerfstudio's own dataparsers; this serves tests, the demo
-trainer, benchmarks and the refiner dataset).
+"""One scene loader for every tool (``splatent-demo``, ``make-dataset``, benchmarks, tests), built on
+nerfstudio's own dataparsers so it reads a folder the way ``ns-train`` does.
 
-Poses are returned exactly as stored: OpenGL camera-to-world matrices in the file's world frame.
-Unlike nerfstudio's dataparsers there is NO auto-orientation, recentring or rescaling, so the
-point cloud in ``ply_file_path`` stays aligned with the cameras as they are.
+Formats, chosen from the folder (:func:`scene_dataparser_config`):
 
-Matches nerfstudio 1.1.5 where it matters for comparisons:
+- nerfstudio-data (``transforms.json``; shared or per-frame intrinsics) → ``NerfstudioDataParserConfig``;
+- blender-data (``transforms_{train,val,test}.json``) → ``BlenderDataParserConfig``;
+- COLMAP (``sparse/0`` or ``colmap/sparse/0`` with ``images/``, no ``transforms.json``) → ``ColmapDataParserConfig``.
 
-- nerfstudio format: frames are sorted by file path, and the train/eval split is nerfstudio-data's
-  default ``eval_mode="fraction"`` (``train_split_fraction=0.9``: ``ceil(0.9 N)`` evenly spaced
-  training frames from ``np.linspace(0, N-1)``, the rest for eval; "val" and "test" are both the
-  eval frames), or the ``train_filenames`` / ``val_filenames`` / ``test_filenames`` lists when the
-  file has them.
-- blender format: ``transforms_{train,val,test}.json``, ``file_path`` + ".png", focal length from
-  ``camera_angle_x`` and the image width, principal point at the image centre; RGBA images are
-  composited on white (nerfstudio's blender ``alpha_color="white"`` default). We composite RGBA
-  images of either format on ``alpha_color`` (white by default).
-- ``downscale=d`` uses ``images_{d}/<name>`` when that folder exists (nerfstudio's layout) and
-  otherwise resizes on load (area filter); sizes are ``floor(w / d)`` and intrinsics are scaled by
-  ``1 / d``, as nerfstudio's ``rescale_output_resolution`` does.
+The same as ``ns-train`` with that dataparser: the frames, their order and the train/val/test splits
+(nerfstudio-data: ``eval_mode="fraction"`` with ``train_split_fraction`` or the ``*_filenames`` lists;
+COLMAP: nerfstudio's default ``eval_mode="interval"`` (every 8th image held out) or ``*_list.txt``;
+blender: its split files), the intrinsics and distortion, and the undistortion: PINHOLE / OPENCV /
+OPENCV_FISHEYE images are undistorted by nerfstudio's own ``_undistort_image``
+(:mod:`splatent_viewer.data.undistort`), so :attr:`Scene.Ks`, ``widths`` and ``heights`` are the
+undistorted cameras, known at load time, and :meth:`Scene.load_image` returns undistorted pixels.
+
+Different from ``ns-train``'s defaults, on purpose:
+
+- Poses stay as stored: ``orientation_method="none"``, ``center_method="none"``, ``auto_scale_poses=False``,
+  ``scale_factor=1`` (``ns-train`` re-orients, recentres and rescales), so point clouds stay aligned with
+  the cameras as they are. For COLMAP folders nerfstudio's world convention is applied explicitly
+  (``assume_colmap_world_coordinate_convention=True``, its default): COLMAP's world (x, y, z) becomes
+  (x, z, -y), so +z is up as in the nerfstudio viewer and as ``ns-process-data`` writes
+  ``transforms.json``; cameras go from OpenCV to OpenGL axes. :attr:`Scene.applied_transform` records
+  that rotation (identity for the other formats); the point cloud gets it too.
+- The dataparsers read full resolution (``downscale_factor=1``, so nothing is ever written to disk: no
+  automatic downscaling). ``downscale=d`` uses ``images_{d}/`` when it has the image (nerfstudio's
+  layout) and otherwise resizes on load (area filter); intrinsics and sizes follow nerfstudio's
+  ``Cameras.rescale_output_resolution(1 / d)`` (sizes rounded down).
+- ``size_multiple`` / ``fit`` (:mod:`splatent_viewer.data.fit`): after undistortion, images are cropped
+  (top-left, intrinsics unchanged) or resized (intrinsics scaled) to sides that are multiples of the
+  codec's downscale, with one log line saying so. The nerfstudio plugin's datamanager applies the same
+  function to its cached images.
+- :meth:`Scene.load_image` returns float RGB in [0, 1]; RGBA images are composited on ``alpha_color``
+  (white, nerfstudio's blender default), for every format.
+
+Broken folders stop with one :class:`~splatent_viewer.errors.SplatentError` naming the file and the fix
+(:func:`splatent_viewer.data.check.check_scene`, which the plugin's datamanager calls too).
 """
 
 from __future__ import annotations
 
-import json
-import math
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import torch
@@ -36,14 +52,38 @@ from jaxtyping import Float, Int
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
-from splatent_viewer.cameras import intrinsics_matrix, opengl_c2w_to_viewmat, scale_intrinsics
+from nerfstudio.cameras.cameras import Cameras, CameraType
+from nerfstudio.data.dataparsers.base_dataparser import DataParserConfig, DataparserOutputs
+from nerfstudio.data.dataparsers.blender_dataparser import BlenderDataParserConfig
+from nerfstudio.data.dataparsers.colmap_dataparser import ColmapDataParserConfig
+from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
+from nerfstudio.utils.rich_utils import CONSOLE
+from splatent_viewer.cameras import opengl_c2w_to_viewmat
+from splatent_viewer.data.check import SPLITS, CheckedScene, check_scene, image_size
+from splatent_viewer.data.fit import FitMode, check_fit_arguments, describe_fit, fit_image, fit_intrinsics, fitted_size
+from splatent_viewer.data.undistort import is_distorted, undistort_image, undistorted_camera
 from splatent_viewer.errors import SplatentError
 
 Split = Literal["train", "val", "test", "all"]
-_SPLITS = ("train", "val", "test")
-_PINHOLE_MODELS = ("OPENCV", "PINHOLE", "SIMPLE_PINHOLE")
-_DISTORTION_KEYS = ("k1", "k2", "k3", "k4", "p1", "p2")
-_IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".exr"}
+COLMAP_MODEL_PATHS = (Path("sparse/0"), Path("colmap/sparse/0"))
+"""Where :func:`scene_dataparser_config` looks for a COLMAP model (relative to the folder), in order."""
+
+
+@dataclass
+class ImageSources:
+    """How each view's pixels are made from its image file (in the scene's view order): read, resized to
+    the camera's size when ``images_{d}`` is missing, undistorted as nerfstudio does, fitted."""
+
+    cameras: Cameras
+    """nerfstudio cameras [N] of the image files at the loaded resolution (after ``downscale``, before
+    undistortion): intrinsics, distortion parameters, camera type, size; OpenGL poses as stored."""
+    size_multiple: int = 1
+    """Sides of the final images are multiples of this."""
+    fit: FitMode = "crop"
+    """How images were brought to ``size_multiple``."""
+
+    def subset(self, indices: Int[Tensor, " M"]) -> ImageSources:
+        return replace(self, cameras=self.cameras[indices])
 
 
 @dataclass
@@ -51,17 +91,17 @@ class Scene:
     """Posed pinhole views of one scene (all tensors on the CPU)."""
 
     root: Path
-    """Folder holding the transforms file(s)."""
+    """Folder holding the transforms file(s) or the COLMAP model's ``images/``."""
     image_paths: list[Path]
     """One image per view (the ``images_{d}`` copy when downscaling and it exists)."""
     camera_to_worlds: Float[Tensor, "N 4 4"]
-    """OpenGL camera-to-world (x right, y up, looking down -z), as stored in the file."""
+    """OpenGL camera-to-world (x right, y up, looking down -z), as stored (COLMAP: in nerfstudio's world convention)."""
     Ks: Float[Tensor, "N 3 3"]
-    """Pinhole intrinsics at the loaded (downscaled) resolution, pixel centres at i + 0.5."""
+    """Pinhole intrinsics of :meth:`load_image`'s images (downscaled, undistorted, fitted), pixel centres at i + 0.5."""
     widths: Int[Tensor, " N"]
     heights: Int[Tensor, " N"]
     split_indices: dict[str, Int[Tensor, " M"]]
-    """Indices into this scene's views of the "train", "val" and "test" frames."""
+    """Indices into this scene's views of the "train", "val" and "test" frames, in the dataparser's order."""
     ply_path: Path | None = None
     """Point cloud named by ``ply_file_path`` (nerfstudio format), or None."""
     downscale: int = 1
@@ -69,27 +109,44 @@ class Scene:
     """Background that RGBA images are composited on."""
     cache_images: bool = False
     """Keep decoded images in memory after the first :meth:`load_image`."""
+    sources: ImageSources | None = None
+    """How images are made from the files; None for a scene built in code (images are only resized to
+    ``widths`` x ``heights``)."""
+    dataparser: DataParserConfig | None = None
+    """The nerfstudio dataparser config the views were read with (poses as stored); None for a scene built in code."""
+    points_from_dataparser: bool = False
+    """Whether :meth:`load_points` asks ``dataparser`` (``load_3D_points=True``) for the point cloud."""
+    applied_transform: Float[Tensor, "4 4"] = field(default_factory=lambda: torch.eye(4))
+    """Rotation from the files' world to this scene's world: identity except for COLMAP (x, y, z) → (x, z, -y)."""
     _cache: dict[int, Tensor] = field(default_factory=dict, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.image_paths)
 
     def load_image(self, i: int) -> Float[Tensor, "H W 3"]:
-        """View ``i`` as RGB in [0, 1] at ``(heights[i], widths[i])``."""
+        """View ``i`` as RGB in [0, 1] at ``(heights[i], widths[i])``: undistorted and fitted as the intrinsics say."""
         if i in self._cache:
             return self._cache[i]
         path = self.image_paths[i]
-        size = (int(self.widths[i]), int(self.heights[i]))
         try:
             with Image.open(path) as im:
                 im.load()
                 rgb = _to_rgb_array(im, self.alpha_color)
         except (OSError, UnidentifiedImageError, ValueError) as e:
             raise SplatentError(f"Cannot decode image {path} ({e}). Replace the file with a valid image.") from e
-        if (rgb.shape[1], rgb.shape[0]) != size:
-            resized = [np.asarray(Image.fromarray(rgb[..., c]).resize(size, Image.Resampling.BOX)) for c in range(3)]
-            rgb = np.stack(resized, -1)
-        img = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).clamp_(0.0, 1.0)
+        if self.sources is None:
+            rgb = _resize_area(rgb, (int(self.widths[i]), int(self.heights[i])))
+            img = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32))
+        else:
+            camera = self.sources.cameras[i]
+            rgb = _resize_area(rgb, (int(camera.width), int(camera.height)))
+            rgb, K = undistort_image(camera, np.ascontiguousarray(rgb, dtype=np.float32))
+            img = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32))
+            img, _ = fit_image(img, K, multiple=self.sources.size_multiple, mode=self.sources.fit)
+        if tuple(img.shape[:2]) != (int(self.heights[i]), int(self.widths[i])):
+            raise SplatentError(f"Image {path} gives a {img.shape[1]}x{img.shape[0]} view where the scene expects "
+                                f"{int(self.widths[i])}x{int(self.heights[i])}; did it change since the scene was loaded? Load it again.")
+        img = img.clamp_(0.0, 1.0)
         if self.cache_images:
             self._cache[i] = img
         return img
@@ -124,6 +181,7 @@ class Scene:
             widths=self.widths[idx],
             heights=self.heights[idx],
             split_indices=splits,
+            sources=self.sources.subset(idx) if self.sources is not None else None,
             _cache={position[j]: img for j, img in self._cache.items() if j in position},
         )
 
@@ -132,12 +190,28 @@ class Scene:
         return self.subset(self.split_indices[name])
 
     def load_points(self) -> tuple[Float[Tensor, "P 3"], Float[Tensor, "P 3"] | None] | None:
-        """Positions and colours in [0, 1] of the ``ply_path`` point cloud (None without one)."""
-        if self.ply_path is None:
-            return None
+        """Positions and colours in [0, 1] of the scene's point cloud, in the scene's world, or None without one.
+
+        A loaded scene asks its dataparser (``load_3D_points=True``: nerfstudio-data's ``ply_file_path``,
+        COLMAP's ``points3D``, blender-data's ``ply_path``), so the points are the ones ``ns-train``
+        initialises from; a scene built in code reads ``ply_path``."""
         from splatent_viewer.data.ply import read_ply_points
 
-        return read_ply_points(self.ply_path)
+        if self.dataparser is None:
+            return read_ply_points(self.ply_path) if self.ply_path is not None else None
+        if not self.points_from_dataparser:
+            return None
+        config = replace(self.dataparser, load_3D_points=True)
+        split = next((s for s in SPLITS if len(self.split_indices.get(s, ())) > 0), "train")
+        metadata = _parse(config, split).metadata
+        xyz = metadata.get("points3D_xyz")
+        if xyz is None or len(xyz) == 0:
+            if self.ply_path is not None:  # nerfstudio (open3d) read nothing: say why if the file is broken
+                read_ply_points(self.ply_path)
+            return None
+        rgb = metadata.get("points3D_rgb")
+        colours = rgb.float() / 255.0 if rgb is not None and rgb.shape == xyz.shape else None
+        return xyz[:, :3].float().contiguous(), colours
 
 
 def _to_rgb_array(im: Image.Image, alpha_color: tuple[float, float, float]) -> np.ndarray:
@@ -153,191 +227,113 @@ def _to_rgb_array(im: Image.Image, alpha_color: tuple[float, float, float]) -> n
     return arr
 
 
-# ----------------------------------------------------------------------------- parsing helpers
+def _resize_area(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``rgb`` resized to ``size`` = (width, height) with PIL's box (area) filter, unless it has that size."""
+    if (rgb.shape[1], rgb.shape[0]) == size:
+        return rgb
+    return np.stack([np.asarray(Image.fromarray(rgb[..., c]).resize(size, Image.Resampling.BOX)) for c in range(3)], -1)
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+# ----------------------------------------------------------------------------- dataparsers
+
+
+def scene_dataparser_config(path: Path | str, *, train_split_fraction: float = 0.9) -> DataParserConfig:
+    """The nerfstudio dataparser config that reads ``path`` with poses as stored (module docstring):
+    nerfstudio-data for a ``transforms.json`` (or that file), blender-data for ``transforms_train.json``
+    (or a ``transforms_<split>.json``), COLMAP for ``sparse/0`` or ``colmap/sparse/0`` with ``images/``."""
+    path = Path(path)
+    if not path.exists():
+        raise SplatentError(f"Scene folder {path} does not exist. Check the path.")
+    as_stored = dict(orientation_method="none", center_method="none", auto_scale_poses=False, scale_factor=1.0, downscale_factor=1)
+    if path.is_file():
+        if path.suffix != ".json":
+            raise SplatentError(f"{path} is not a transforms JSON file. Pass the scene folder or its transforms.json.")
+        if path.name in (f"transforms_{s}.json" for s in SPLITS):
+            return BlenderDataParserConfig(data=path.parent, scale_factor=1.0)
+        return NerfstudioDataParserConfig(data=path, train_split_fraction=train_split_fraction, load_3D_points=False, **as_stored)
+    if (path / "transforms.json").exists():
+        return NerfstudioDataParserConfig(data=path, train_split_fraction=train_split_fraction, load_3D_points=False, **as_stored)
+    if (path / "transforms_train.json").exists():
+        return BlenderDataParserConfig(data=path, scale_factor=1.0)
+    for model in COLMAP_MODEL_PATHS:
+        if (path / model).is_dir():
+            return ColmapDataParserConfig(
+                data=path, colmap_path=model, images_path=Path("images"), load_3D_points=False,
+                # nerfstudio's COLMAP world convention, stated rather than inherited: (x, y, z) -> (x, z, -y)
+                assume_colmap_world_coordinate_convention=True, **as_stored,
+            )  # fmt: skip
+    raise SplatentError(
+        f"No transforms.json in {path} (nor blender-style transforms_train.json, nor a COLMAP model in sparse/0 or "
+        "colmap/sparse/0). Point to a nerfstudio-format folder, e.g. made with ns-process-data."
+    )
+
+
+def _parse(config: DataParserConfig, split: str) -> DataparserOutputs:
+    """``config``'s dataparser outputs for ``split``; any failure the checks did not foresee as one clear error."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise SplatentError(f"Cannot read {path} ({e}). Check the file's permissions and encoding (UTF-8).") from e
-    try:
-        meta = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise SplatentError(f"{path} is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}. Fix that line or re-export the file.") from e
-    if not isinstance(meta, dict):
-        raise SplatentError(f"{path} must hold a JSON object with a 'frames' list, not a {type(meta).__name__}.")
-    frames = meta.get("frames")
-    if not isinstance(frames, list) or not frames:
-        raise SplatentError(f"{path} has no frames (its 'frames' list is missing or empty). Add the posed images to it.")
-    return meta
+        return config.setup().get_dataparser_outputs(split=split)
+    except SplatentError:
+        raise
+    except Exception as e:  # noqa: BLE001 - the dataparser's own asserts/errors, reported with the folder
+        raise SplatentError(f"nerfstudio's {type(config).__name__} could not read {config.data} ({type(e).__name__}: {e}). "
+                            "Check the scene folder against nerfstudio's format.") from e
 
 
-def _frame_entry(frames_json: Path, frame: Any, k: int) -> tuple[str, Float[Tensor, "4 4"]]:
-    if not isinstance(frame, dict) or "file_path" not in frame:
-        raise SplatentError(f"{frames_json}: frame {k} has no 'file_path'. Give every frame the image path relative to the JSON file.")
-    if "transform_matrix" not in frame:
-        raise SplatentError(f"{frames_json}: frame {k} ({frame['file_path']}) has no 'transform_matrix'. Give every frame its 4x4 camera-to-world matrix.")
-    try:
-        m = torch.tensor(frame["transform_matrix"], dtype=torch.float64)
-    except (TypeError, ValueError) as e:
-        raise SplatentError(f"{frames_json}: frame {k} ({frame['file_path']}) has a non-numeric 'transform_matrix'. Use a 4x4 list of numbers.") from e
-    if m.shape == (3, 4):
-        m = torch.cat([m, torch.tensor([[0.0, 0.0, 0.0, 1.0]], dtype=torch.float64)])
-    if m.shape != (4, 4) or not torch.isfinite(m).all():
-        raise SplatentError(f"{frames_json}: frame {k} ({frame['file_path']}) has a 'transform_matrix' of shape {tuple(m.shape)} or non-finite values; it must be a finite 4x4 matrix.")
-    return str(frame["file_path"]), m
-
-
-def image_size(path: Path, frames_json: Path) -> tuple[int, int]:
-    """(width, height) from the image header, without decoding the pixels; one clear
-    :class:`SplatentError` naming the image and ``frames_json`` when it is missing or unreadable."""
-    if not path.is_file():
-        raise SplatentError(f"Image {path} listed in {frames_json} does not exist. Restore it or fix its 'file_path'.")
-    try:
-        with Image.open(path) as im:
-            return im.size
-    except (OSError, UnidentifiedImageError) as e:
-        raise SplatentError(f"Image {path} listed in {frames_json} is unreadable or corrupt ({e}). Replace it with a valid image.") from e
-
-
-def _float_key(meta: dict, frame: dict, key: str, frames_json: Path) -> float | None:
-    value = frame.get(key, meta.get(key))
-    if value is None:
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError) as e:
-        raise SplatentError(f"{frames_json}: '{key}' must be a number, not {value!r}.") from e
-
-
-def _check_camera_model(meta: dict, frame: dict, frames_json: Path) -> None:
-    model = frame.get("camera_model", meta.get("camera_model", "OPENCV"))
-    if model not in _PINHOLE_MODELS:
-        raise SplatentError(
-            f"{frames_json}: camera_model {model!r} is not supported; only pinhole cameras ({', '.join(_PINHOLE_MODELS)}) "
-            "without distortion are. Undistort the images (e.g. with COLMAP's image_undistorter) and re-export."
-        )
-    for key in _DISTORTION_KEYS:
-        value = _float_key(meta, frame, key, frames_json)
-        if value:
-            raise SplatentError(f"{frames_json}: distortion {key}={value:g} is not supported (pinhole only). Undistort the images and set k1..p2 to 0.")
-    params = frame.get("distortion_params", meta.get("distortion_params"))
-    if params is not None and any(float(p) != 0.0 for p in params):
-        raise SplatentError(f"{frames_json}: non-zero distortion_params are not supported (pinhole only). Undistort the images first.")
-
-
-def _resolve_image(data_dir: Path, file_path: str, downscale: int) -> Path:
-    rel = Path(file_path)
-    if downscale > 1:
-        smaller = data_dir / f"images_{downscale}" / rel.name
-        if smaller.is_file():
-            return smaller
-    return data_dir / rel
-
-
-def _fraction_split(n: int, train_fraction: float) -> tuple[np.ndarray, np.ndarray]:
-    """nerfstudio's ``get_train_eval_split_fraction``."""
-    num_train = math.ceil(n * train_fraction)
-    i_train = np.linspace(0, n - 1, num_train, dtype=int)
-    i_eval = np.setdiff1d(np.arange(n), i_train)
-    return i_train, i_eval
-
-
-# ----------------------------------------------------------------------------- formats
-
-
-@dataclass
-class _Views:
-    paths: list[Path] = field(default_factory=list)
-    c2ws: list[Tensor] = field(default_factory=list)
-    intrinsics: list[tuple[float, float, float, float]] = field(default_factory=list)
-    sizes: list[tuple[int, int]] = field(default_factory=list)
-
-
-def _load_nerfstudio(json_path: Path, *, downscale: int, train_fraction: float) -> tuple[_Views, dict[str, np.ndarray | None], Path | None]:
-    meta = _read_json(json_path)
-    data_dir = json_path.parent
-    entries = [(*_frame_entry(json_path, f, k), f) for k, f in enumerate(meta["frames"])]
-    # nerfstudio sorts frames by image path before splitting
-    order = sorted(range(len(entries)), key=lambda k: (data_dir / entries[k][0]).parts)
-    views = _Views()
-    for k in order:
-        file_path, c2w, frame = entries[k]
-        _check_camera_model(meta, frame, json_path)
-        full = data_dir / file_path
-        w_img, h_img = image_size(full, json_path)
-        w, h = frame.get("w", meta.get("w")), frame.get("h", meta.get("h"))
-        if (w is not None and int(w) != w_img) or (h is not None and int(h) != h_img):
-            raise SplatentError(
-                f"Image {full} is {w_img}x{h_img} but {json_path} says w={w}, h={h}. Fix w/h in the JSON or use the original images."
-            )
-        fx, fy = _float_key(meta, frame, "fl_x", json_path), _float_key(meta, frame, "fl_y", json_path)
-        if fx is None or fy is None:
-            raise SplatentError(f"{json_path}: frame {k} ({file_path}) has no focal length (fl_x and fl_y). Set them for all frames or per frame.")
-        cx, cy = _float_key(meta, frame, "cx", json_path), _float_key(meta, frame, "cy", json_path)
-        views.paths.append(_resolve_image(data_dir, file_path, downscale))
-        views.c2ws.append(c2w)
-        views.intrinsics.append((fx, fy, w_img / 2 if cx is None else cx, h_img / 2 if cy is None else cy))
-        views.sizes.append((w_img, h_img))
-
-    splits: dict[str, np.ndarray | None]
-    if any(f"{s}_filenames" in meta for s in _SPLITS):
-        full_paths = [data_dir / entries[k][0] for k in order]
-        splits = {}
-        for s in _SPLITS:
-            names = meta.get(f"{s}_filenames")
-            if names is None:
-                splits[s] = None  # nerfstudio refuses to load a split missing from the lists
-                continue
-            wanted = {data_dir / n for n in names}
-            missing = wanted.difference(full_paths)
-            if missing:
-                raise SplatentError(f"{json_path}: {s}_filenames lists {sorted(map(str, missing))[:3]} which no frame has. Fix the list.")
-            splits[s] = np.array([i for i, p in enumerate(full_paths) if p in wanted], dtype=np.int64)
+def _all_views(config: DataParserConfig, checked: CheckedScene) -> tuple[list[Path], Cameras, dict[str, list[int]]]:
+    """Every view of the dataparser's splits (image file, camera), in its frame order, and each split's views."""
+    outputs = {s: _parse(config, s) for s in checked.splits}
+    first: dict[Path, tuple[str, int]] = {}
+    for s, out in outputs.items():
+        for j, name in enumerate(out.image_filenames):
+            first.setdefault(Path(name), (s, j))
+    if isinstance(config, NerfstudioDataParserConfig):
+        files = sorted(first)  # nerfstudio-data sorts its frames by file name
+    elif isinstance(config, ColmapDataParserConfig):  # ... COLMAP by image id, which the splits keep
+        order = {p: k for k, p in enumerate(_colmap_order(config))}
+        files = sorted(first, key=lambda p: order.get(p, len(order)))
     else:
-        i_train, i_eval = _fraction_split(len(views.paths), train_fraction)
-        splits = {"train": i_train, "val": i_eval, "test": i_eval}
+        files = list(first)  # blender: train, then val, then test (each image once)
+    cams = [outputs[s].cameras[j] for s, j in (first[p] for p in files)]
 
-    ply_path = None
-    if meta.get("ply_file_path"):
-        ply_path = data_dir / str(meta["ply_file_path"])
-        if not ply_path.is_file():
-            raise SplatentError(f"Point cloud {ply_path} named by ply_file_path in {json_path} does not exist. Restore it or remove ply_file_path.")
-    return views, splits, ply_path
+    def stack(name: str) -> Tensor:
+        return torch.stack([getattr(c, name).reshape(-1) for c in cams])
+
+    distortion = [c.distortion_params if c.distortion_params is not None else torch.zeros(6) for c in cams]
+    cameras = Cameras(
+        camera_to_worlds=torch.stack([c.camera_to_worlds for c in cams]),
+        fx=stack("fx"), fy=stack("fy"), cx=stack("cx"), cy=stack("cy"),
+        width=stack("width").long(), height=stack("height").long(),
+        distortion_params=torch.stack(distortion).float(),
+        camera_type=stack("camera_type").long(),
+    )  # fmt: skip
+    position = {p: k for k, p in enumerate(files)}
+    splits = {s: [position[Path(name)] for name in out.image_filenames] for s, out in outputs.items()}
+    return files, cameras, splits
 
 
-def _load_blender(root: Path, *, downscale: int) -> tuple[_Views, dict[str, np.ndarray | None], Path | None]:
-    views = _Views()
-    index: dict[Path, int] = {}
-    splits: dict[str, np.ndarray | None] = {}
-    for s in _SPLITS:
-        json_path = root / f"transforms_{s}.json"
-        if not json_path.exists():
-            splits[s] = None
-            continue
-        meta = _read_json(json_path)
-        if "camera_angle_x" not in meta:
-            raise SplatentError(f"{json_path} has no 'camera_angle_x' (the horizontal field of view). Add it, in radians.")
-        angle = _float_key(meta, {}, "camera_angle_x", json_path)
-        ids = []
-        for k, frame in enumerate(meta["frames"]):
-            file_path, c2w = _frame_entry(json_path, frame, k)
-            rel = Path(file_path)
-            if rel.suffix.lower() not in _IMAGE_SUFFIXES:
-                rel = Path(file_path + ".png")  # nerfstudio's blender parser appends .png
-            full = root / rel  # pathlib drops a leading "./"
-            if full not in index:
-                w, h = image_size(full, json_path)
-                fl = 0.5 * w / math.tan(0.5 * angle)
-                index[full] = len(views.paths)
-                views.paths.append(_resolve_image(root, str(rel), downscale))
-                views.c2ws.append(c2w)
-                views.intrinsics.append((fl, fl, w / 2, h / 2))
-                views.sizes.append((w, h))
-            ids.append(index[full])
-        splits[s] = np.array(ids, dtype=np.int64)
-    return views, splits, None
+def _colmap_order(config: ColmapDataParserConfig) -> list[Path]:
+    """COLMAP images in the dataparser's order (by image id)."""
+    from nerfstudio.data.utils import colmap_parsing_utils as colmap
+
+    recon = Path(config.data) / config.colmap_path
+    txt = recon / "images.txt"
+    images = colmap.read_images_text(txt) if txt.is_file() else colmap.read_images_binary(recon / "images.bin")
+    return [Path(config.data) / config.images_path / images[k].name for k in sorted(images)]
+
+
+def _downscaled_path(config: DataParserConfig, path: Path, downscale: int) -> Path:
+    """nerfstudio's ``images_{d}`` copy of ``path`` when it exists, else ``path`` (resized on load)."""
+    if isinstance(config, ColmapDataParserConfig):
+        images = Path(config.data) / config.images_path
+        smaller = images.parent / f"{images.name}_{downscale}" / path.relative_to(images)
+    else:
+        root = Path(config.data).parent if Path(config.data).suffix == ".json" else Path(config.data)
+        smaller = root / f"images_{downscale}" / path.name
+    return smaller if smaller.is_file() else path
+
+
+def _camera_model_name(camera_type: int) -> str:
+    return {CameraType.PERSPECTIVE.value: "OPENCV", CameraType.FISHEYE.value: "OPENCV_FISHEYE"}.get(camera_type, str(camera_type))
 
 
 def load_scene(
@@ -348,63 +344,91 @@ def load_scene(
     alpha_color: tuple[float, float, float] = (1.0, 1.0, 1.0),
     train_split_fraction: float = 0.9,
     cache_images: bool = False,
+    size_multiple: int = 1,
+    fit: FitMode = "crop",
 ) -> Scene:
-    """Load a nerfstudio-format folder (or its ``transforms.json``) or a blender-format folder.
+    """Load a nerfstudio-data folder (or its ``transforms.json``), a blender-data folder or a COLMAP folder
+    through nerfstudio's dataparser, poses as stored (module docstring).
 
-    Every image is checked to exist and its size read from its header (no decoding) at load time;
-    :meth:`Scene.load_image` decodes lazily. ``split="all"`` keeps every view (for blender
-    folders, each image once, even if listed by several splits) with ``scene.split_indices``
+    The folder is validated first (:func:`~splatent_viewer.data.check.check_scene`: every image exists and
+    its header matches the cameras); :meth:`Scene.load_image` decodes lazily. Distorted cameras get their
+    undistorted intrinsics and size now, from nerfstudio's own undistortion. ``size_multiple > 1`` fits every
+    view to sides that are multiples of it (``fit="crop"``: top-left crop, intrinsics unchanged;
+    ``fit="resize"``: intrinsics scaled), with one log line saying which views changed size.
+
+    ``split="all"`` keeps every view of the dataparser's splits (each image once) with ``scene.split_indices``
     giving the splits; another ``split`` keeps that split's views only.
     """
-    path = Path(path)
-    if not isinstance(downscale, int) or downscale < 1:
+    if isinstance(downscale, bool) or not isinstance(downscale, int) or downscale < 1:
         raise SplatentError(f"downscale must be a positive integer, not {downscale!r}.")
-    if split not in ("all", *_SPLITS):
+    if split not in ("all", *SPLITS):
         raise SplatentError(f"split must be one of train, val, test, all; not {split!r}.")
-    if not path.exists():
-        raise SplatentError(f"Scene folder {path} does not exist. Check the path.")
-    if path.is_file():
-        if path.suffix != ".json":
-            raise SplatentError(f"{path} is not a transforms JSON file. Pass the scene folder or its transforms.json.")
-        root = path.parent
-        if path.name.startswith("transforms_") and path.name[len("transforms_") : -5] in _SPLITS:
-            views, splits, ply = _load_blender(root, downscale=downscale)
-        else:
-            views, splits, ply = _load_nerfstudio(path, downscale=downscale, train_fraction=train_split_fraction)
-    elif (path / "transforms.json").exists():
-        root = path
-        views, splits, ply = _load_nerfstudio(path / "transforms.json", downscale=downscale, train_fraction=train_split_fraction)
-    elif (path / "transforms_train.json").exists():
-        root = path
-        views, splits, ply = _load_blender(path, downscale=downscale)
-    else:
-        raise SplatentError(
-            f"No transforms.json in {path} (nor blender-style transforms_train.json). "
-            "Point to a nerfstudio-format folder, e.g. made with ns-process-data."
-        )
+    check_fit_arguments(size_multiple, fit)
+    config = scene_dataparser_config(path, train_split_fraction=train_split_fraction)
+    checked = check_scene(config)
+    assert checked is not None  # scene_dataparser_config makes only configs that check_scene knows
+    files, cameras, split_views = _all_views(config, checked)
+    root = Path(config.data).parent if Path(config.data).suffix == ".json" else Path(config.data)
 
-    fx, fy, cx, cy = (torch.tensor(v, dtype=torch.float32) for v in zip(*views.intrinsics))
-    Ks = intrinsics_matrix(fx=fx, fy=fy, cx=cx, cy=cy)
-    sizes = torch.tensor(views.sizes, dtype=torch.long)
+    image_paths = files
     if downscale > 1:
-        Ks = scale_intrinsics(Ks, 1.0 / downscale)
-        sizes = sizes // downscale
+        cameras.rescale_output_resolution(1.0 / downscale)
+        image_paths = [_downscaled_path(config, p, downscale) for p in files]
+
+    Ks, sizes, undistorted, fitted = [], [], [], []
+    for i in range(len(files)):
+        camera = cameras[i]
+        K, width, height = undistorted_camera(camera)
+        if is_distorted(camera):
+            undistorted.append(((int(camera.width), int(camera.height)), (width, height), int(camera.camera_type)))
+        try:
+            size = fitted_size(width, height, size_multiple)
+        except SplatentError as e:
+            raise SplatentError(f"Image {image_paths[i]}: {e}") from e
+        fitted.append(((width, height), size))
+        Ks.append(fit_intrinsics(K, size=(width, height), fitted=size, mode=fit))
+        sizes.append(size)
+    if undistorted:
+        kinds = Counter((b, a, _camera_model_name(t)) for b, a, t in undistorted)
+        text = ", ".join(f"{m} {b[0]}x{b[1]} → {a[0]}x{a[1]} ({n})" for (b, a, m), n in sorted(kinds.items()))
+        CONSOLE.log(f"{root}: {len(undistorted)} of {len(files)} views undistorted as nerfstudio does: {text}")
+    line = describe_fit([b for b, _ in fitted], [a for _, a in fitted], multiple=size_multiple, mode=fit)
+    if line is not None:
+        CONSOLE.log(f"{root}: {line}")
+
+    size_tensor = torch.tensor(sizes, dtype=torch.long).reshape(-1, 2)
+    c2w = torch.cat([cameras.camera_to_worlds, torch.tensor([[[0.0, 0.0, 0.0, 1.0]]]).expand(len(files), 1, 4)], dim=1)
+    applied = torch.eye(4)
+    if isinstance(config, ColmapDataParserConfig) and config.assume_colmap_world_coordinate_convention:
+        applied = torch.tensor([[1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, -1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]])
     scene = Scene(
         root=root,
-        image_paths=views.paths,
-        camera_to_worlds=torch.stack(views.c2ws).to(torch.float32),
-        Ks=Ks,
-        widths=sizes[:, 0].clone(),
-        heights=sizes[:, 1].clone(),
-        split_indices={s: torch.as_tensor(v if v is not None else [], dtype=torch.long) for s, v in splits.items()},
-        ply_path=ply,
+        image_paths=image_paths,
+        camera_to_worlds=c2w.float().contiguous(),
+        Ks=torch.stack(Ks).float(),
+        widths=size_tensor[:, 0].clone(),
+        heights=size_tensor[:, 1].clone(),
+        split_indices={s: torch.tensor(split_views.get(s, []), dtype=torch.long) for s in SPLITS},
+        ply_path=checked.ply_path,
         downscale=downscale,
         alpha_color=tuple(float(c) for c in alpha_color),
         cache_images=cache_images,
+        sources=ImageSources(cameras=cameras, size_multiple=size_multiple, fit=fit),
+        dataparser=config,
+        points_from_dataparser=checked.has_points,
+        applied_transform=applied,
     )
     if split == "all":
         return scene
-    if splits[split] is None:
-        source = "transforms.json lists no" if (root / "transforms.json").exists() else f"there is no transforms_{split}.json for the"
+    if split not in split_views:
+        if isinstance(config, NerfstudioDataParserConfig):
+            source = f"{Path(config.data).name if Path(config.data).suffix == '.json' else 'transforms.json'} lists no"
+        elif isinstance(config, ColmapDataParserConfig):
+            source = f"there is no {split}_list.txt for the"
+        else:
+            source = f"there is no transforms_{split}.json for the"
         raise SplatentError(f"Scene {root}: {source} {split} split. Load split='all' or add it.")
     return scene.subset(scene.split_indices[split])
+
+
+__all__ = ["COLMAP_MODEL_PATHS", "ImageSources", "Scene", "image_size", "load_scene", "scene_dataparser_config"]

@@ -1,4 +1,4 @@
-"""Scene loader: the shipped demo scene, nerfstudio-compatible splits, blender folders, errors."""
+"""Scene loader: the shipped demo scene, nerfstudio's splits, blender folders, errors."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from splatent_viewer.cameras import opengl_c2w_to_viewmat
-from splatent_viewer.data.scene import _fraction_split, load_scene
+from splatent_viewer.data.scene import load_scene
 from splatent_viewer.errors import SplatentError
 
 # ----------------------------------------------------------------------------- demo scene
@@ -83,13 +83,15 @@ def test_downscale_scales_images_and_intrinsics(demo_dir: Path) -> None:
     assert half.load_image(0) is img  # cached
 
 
-def test_fraction_split_matches_nerfstudio() -> None:
+def test_fraction_split_matches_nerfstudio(small_scene) -> None:
+    """Splits are nerfstudio-data's eval_mode="fraction" for any train_split_fraction."""
     ns = pytest.importorskip("nerfstudio.data.utils.dataparsers_utils")
-    for n in range(1, 60):
-        for frac in (0.9, 0.5, 0.75):
-            a_train, a_eval = _fraction_split(n, frac)
-            b_train, b_eval = ns.get_train_eval_split_fraction(list(range(n)), frac)
-            assert np.array_equal(a_train, b_train) and np.array_equal(a_eval, b_eval), (n, frac)
+    root, _, _ = small_scene
+    for frac in (0.9, 0.5, 0.75, 0.3):
+        scene = load_scene(root, train_split_fraction=frac)
+        b_train, b_eval = ns.get_train_eval_split_fraction(list(range(4)), frac)
+        assert scene.split_indices["train"].tolist() == b_train.tolist(), frac
+        assert scene.split_indices["val"].tolist() == scene.split_indices["test"].tolist() == b_eval.tolist(), frac
 
 
 def test_frames_sorted_by_path_and_split_filenames_honoured(small_scene) -> None:
@@ -100,8 +102,10 @@ def test_frames_sorted_by_path_and_split_filenames_honoured(small_scene) -> None
     m["val_filenames"] = [m["frames"][3]["file_path"]]
     write(m)
     scene = load_scene(root)
-    assert [p.name for p in scene.image_paths] == [f"frame_{i:05d}.png" for i in range(4)]
-    assert scene.split_indices["train"].tolist() == [2, 3] and scene.split_indices["val"].tolist() == [0]
+    # frame 1 is in no list: ns-train never sees it, nor do we
+    assert [p.name for p in scene.image_paths] == ["frame_00000.png", "frame_00002.png", "frame_00003.png"]
+    assert scene.split_indices["train"].tolist() == [1, 2] and scene.split_indices["val"].tolist() == [0]
+    assert scene.split_indices["test"].tolist() == []
     with pytest.raises(SplatentError, match="test split"):
         load_scene(root, split="test")
 
@@ -199,11 +203,38 @@ def test_per_frame_intrinsics(small_scene) -> None:
     assert scene.Ks[0, 0, 2] == 120.0 and scene.Ks[0, 1, 2] == 130.0
 
 
-@pytest.mark.parametrize(("patch", "needle"), [({"camera_model": "OPENCV_FISHEYE"}, "OPENCV_FISHEYE"), ({"k1": 0.05}, "k1")])
-def test_error_non_pinhole_cameras(small_scene, patch: dict, needle: str) -> None:
+@pytest.mark.parametrize(
+    ("patch", "needle"),
+    [
+        ({"camera_model": "EQUIRECTANGULAR"}, "EQUIRECTANGULAR"),
+        ({"camera_model": "KANNALA"}, "KANNALA"),
+        ({"k4": 0.05, "k1": 0.0}, "k4"),
+        ({"distortion_params": [0.1, 0.0]}, "distortion_params"),
+        ({"k1": "strong"}, "k1"),
+    ],
+)
+def test_error_unsupported_cameras(small_scene, patch: dict, needle: str) -> None:
+    """Distortion nerfstudio undistorts is loaded (tests/data/test_distortion.py); other camera models are refused."""
     root, meta, write = small_scene
     write({**meta, **patch})
     assert needle in _expect(root, "transforms.json")
+
+
+def test_error_three_row_transform(small_scene) -> None:
+    root, meta, write = small_scene
+    m = copy.deepcopy(meta)
+    m["frames"][1]["transform_matrix"] = m["frames"][1]["transform_matrix"][:3]
+    write(m)
+    msg = _expect(root, "transforms.json")
+    assert "frame 1" in msg and "4x4" in msg
+
+
+def test_error_missing_image_size(small_scene) -> None:
+    root, meta, write = small_scene
+    m = dict(meta)
+    del m["h"]
+    write(m)
+    assert "'h'" in _expect(root, "transforms.json")
 
 
 def test_error_missing_point_cloud(small_scene) -> None:
