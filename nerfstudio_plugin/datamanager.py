@@ -1,89 +1,101 @@
-"""splatfacto's full-image datamanager, with a scene-folder check first.
+"""splatfacto's full-image datamanager with the core's scene checks and image fitting.
 
-nerfstudio 1.1.5 reports some broken scene folders cryptically (an empty ``frames`` list ends in an
-``IndexError``; a wrong image size in an assertion that does not name the file). Before loading,
-:func:`check_scene` validates nerfstudio-data (``transforms.json``) and blender-data
-(``transforms_<split>.json``) folders and raises :class:`~splatent_viewer.errors.SplatentError`
-naming the file and the fix. Other dataparsers are passed through unchecked.
+- Before loading, :func:`splatent_viewer.data.check.check_scene` validates nerfstudio-data, blender-data and
+  COLMAP folders, the same checks the core scene loader runs (nerfstudio 1.1.5 reports many broken folders
+  cryptically): one :class:`~splatent_viewer.errors.SplatentError` naming the file and the fix. Other
+  dataparsers are passed through unchecked.
+- nerfstudio caches and undistorts the images (``FullImageDatamanager._load_images``); then every cached
+  train and eval image is fitted to sides that are multiples of ``size_multiple`` (the codec's downscale) by
+  :func:`splatent_viewer.data.fit.fit_image`, the function :func:`splatent_viewer.data.scene.load_scene`
+  uses, and the dataset's cameras get the fitted size and intrinsics. ``next_train`` reads
+  ``self.train_cameras``, ``next_eval_image`` and ``fixed_indices_eval_dataloader`` the eval dataset's
+  cameras: all of them see the fitted cameras, so the model renders exactly the images it is compared with.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Type
+from typing import Dict, List, Literal, Type
 
+import torch
+
+from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.data.datamanagers.full_images_datamanager import FullImageDatamanager, FullImageDatamanagerConfig
-from nerfstudio.data.dataparsers.blender_dataparser import BlenderDataParserConfig
-from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
 from nerfstudio.data.datasets.base_dataset import InputDataset
-
-from splatent_viewer.data.scene import image_size
-from splatent_viewer.errors import SplatentError
-
-
-def _load_json(path: Path) -> dict:
-    if not path.is_file():
-        raise SplatentError(f"{path} does not exist; point --data at a scene folder that has it.")
-    try:
-        with open(path, encoding="utf-8") as f:
-            meta = json.load(f)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise SplatentError(f"{path} is not readable JSON ({e}); fix or regenerate it.") from e
-    if not isinstance(meta, dict):
-        raise SplatentError(f"{path} must hold a JSON object with a 'frames' list.")
-    return meta
+from splatent_viewer.data.check import check_scene
+from splatent_viewer.data.fit import FitMode, check_fit_arguments, describe_fit, fit_image, log_line
 
 
-def _check_frames(meta: dict, *, json_path: Path, root: Path, suffix: str = "") -> None:
-    frames = meta.get("frames")
-    if not isinstance(frames, list) or not frames:
-        raise SplatentError(f"{json_path} lists no frames; add camera frames (file_path + transform_matrix).")
-    for i, frame in enumerate(frames):
-        if not isinstance(frame, dict) or "file_path" not in frame or "transform_matrix" not in frame:
-            raise SplatentError(f"{json_path}: frame {i} lacks 'file_path' or 'transform_matrix'.")
-        path = root / (str(frame["file_path"]) + suffix)
-        width, height = image_size(path, json_path)
-        want_w, want_h = frame.get("w", meta.get("w")), frame.get("h", meta.get("h"))
-        if want_w is not None and want_h is not None and (int(want_w), int(want_h)) != (width, height):
-            raise SplatentError(
-                f"Image {path} is {width}x{height} but {json_path} says {int(want_w)}x{int(want_h)} (WxH); "
-                "resize the image or fix 'w'/'h'."
-            )
-
-
-def check_scene(dataparser_config) -> None:
-    """Validates the scene folder of a nerfstudio-data or blender-data dataparser config."""
-    data = Path(dataparser_config.data)
-    if isinstance(dataparser_config, NerfstudioDataParserConfig):
-        if not data.exists():
-            raise SplatentError(f"Scene folder {data} does not exist; pass --data <folder with transforms.json>.")
-        json_path = data if data.suffix == ".json" else data / "transforms.json"
-        _check_frames(_load_json(json_path), json_path=json_path, root=json_path.parent)
-    elif isinstance(dataparser_config, BlenderDataParserConfig):
-        if not data.is_dir():
-            raise SplatentError(f"Scene folder {data} does not exist; pass --data <folder with transforms_train.json>.")
-        json_path = data / "transforms_train.json"
-        _check_frames(_load_json(json_path), json_path=json_path, root=data, suffix=".png")
+def fit_cached_images(
+    images: List[Dict[str, torch.Tensor]], cameras: Cameras, *, multiple: int, mode: FitMode
+) -> str | None:
+    """Fits nerfstudio's cached (undistorted) images in place to multiples of ``multiple`` with
+    :func:`~splatent_viewer.data.fit.fit_image` (masks and depth images alike, nearest), and writes each
+    view's new width, height and intrinsics into ``cameras`` (the dataset's). Returns the log line, or None
+    when no image changed size."""
+    Ks = cameras.get_intrinsics_matrices()
+    before, after = [], []
+    for idx, data in enumerate(images):
+        image = data["image"]
+        fitted, K = fit_image(image, Ks[idx], multiple=multiple, mode=mode)
+        before.append((int(image.shape[1]), int(image.shape[0])))
+        after.append((int(fitted.shape[1]), int(fitted.shape[0])))
+        if fitted is image:
+            continue
+        data["image"] = fitted.pin_memory() if image.device.type == "cpu" and image.is_pinned() else fitted
+        for key in ("mask", "depth_image"):
+            if key in data:
+                data[key], _ = fit_image(data[key], Ks[idx], multiple=multiple, mode=mode, nearest=True)
+        cameras.fx[idx] = float(K[0, 0])
+        cameras.fy[idx] = float(K[1, 1])
+        cameras.cx[idx] = float(K[0, 2])
+        cameras.cy[idx] = float(K[1, 2])
+        cameras.width[idx] = after[-1][0]
+        cameras.height[idx] = after[-1][1]
+    return describe_fit(before, after, multiple=multiple, mode=mode, what="images")
 
 
 class SplatentDatamanager(FullImageDatamanager[InputDataset]):
-    """:class:`FullImageDatamanager` that checks the scene folder before loading it."""
+    """:class:`FullImageDatamanager` that checks the scene folder before loading it and fits its cached images
+    (after nerfstudio's undistortion) and cameras to the codec's size multiple."""
+
+    config: "SplatentDatamanagerConfig"
 
     def __init__(self, config: "SplatentDatamanagerConfig", *args, **kwargs) -> None:
+        check_fit_arguments(config.size_multiple, config.fit)
         if config.data is not None:  # what FullImageDatamanager does first, too
             config.dataparser.data = Path(config.data)
         if kwargs.get("test_mode", "val") != "inference":
             check_scene(config.dataparser)
         super().__init__(config, *args, **kwargs)
 
+    def _load_images(
+        self, split: Literal["train", "eval"], cache_images_device: Literal["cpu", "gpu"]
+    ) -> List[Dict[str, torch.Tensor]]:
+        """nerfstudio's cached, undistorted images of ``split``, fitted to ``config.size_multiple`` (cameras too)."""
+        images = super()._load_images(split, cache_images_device)
+        dataset = self.train_dataset if split == "train" else self.eval_dataset
+        line = fit_cached_images(images, dataset.cameras, multiple=self.config.size_multiple, mode=self.config.fit)
+        if line is not None:
+            log_line(f"splatent: {split} {line}")
+        # nerfstudio points train_cameras at (a device copy of) the training cameras while caching: refresh it
+        self.train_cameras = self.train_dataset.cameras.to(self.device) if cache_images_device == "gpu" else self.train_dataset.cameras
+        return images
+
 
 @dataclass
 class SplatentDatamanagerConfig(FullImageDatamanagerConfig):
-    """Full-image datamanager (as splatfacto's) with a clear error for broken scene folders."""
+    """Full-image datamanager (as splatfacto's) with a clear error for broken scene folders, whose cached images
+    are fitted to the codec's size multiple."""
 
     _target: Type = field(default_factory=lambda: SplatentDatamanager)
+    size_multiple: int = 8
+    """Cached images (after nerfstudio's undistortion) are fitted to sides that are multiples of this: the codec's
+    downscale (8 for taef2, sd-turbo and taesd)."""
+    fit: FitMode = "crop"
+    """How images are fitted: "crop" keeps the top-left part (intrinsics unchanged), "resize" the whole image
+    (intrinsics scaled)."""
 
 
-__all__ = ["SplatentDatamanager", "SplatentDatamanagerConfig", "check_scene"]
+__all__ = ["SplatentDatamanager", "SplatentDatamanagerConfig", "check_scene", "fit_cached_images"]

@@ -102,6 +102,13 @@ def fit_image(
     return y.contiguous(), K_out
 
 
+def log_line(text: str) -> None:
+    """Prints ``text`` as one line (never wrapped, no markup) on nerfstudio's console."""
+    from nerfstudio.utils.rich_utils import CONSOLE
+
+    CONSOLE.print(text, soft_wrap=True, markup=False, highlight=False)
+
+
 def describe_fit(
     before: Sequence[tuple[int, int]], after: Sequence[tuple[int, int]], *, multiple: int, mode: FitMode, what: str = "views"
 ) -> str | None:
@@ -115,4 +122,4 @@ def describe_fit(
     return f"{sum(changes.values())} of {len(before)} {what} fitted to multiples of {multiple} ({how}): {sizes}"
 
 
-__all__ = ["FIT_MODES", "FitMode", "check_fit_arguments", "describe_fit", "fit_image", "fit_intrinsics", "fitted_size"]
+__all__ = ["FIT_MODES", "FitMode", "check_fit_arguments", "describe_fit", "fit_image", "fit_intrinsics", "fitted_size", "log_line"]

@@ -57,10 +57,9 @@ from nerfstudio.data.dataparsers.base_dataparser import DataParserConfig, Datapa
 from nerfstudio.data.dataparsers.blender_dataparser import BlenderDataParserConfig
 from nerfstudio.data.dataparsers.colmap_dataparser import ColmapDataParserConfig
 from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
-from nerfstudio.utils.rich_utils import CONSOLE
 from splatent_viewer.cameras import opengl_c2w_to_viewmat
 from splatent_viewer.data.check import SPLITS, CheckedScene, check_scene, image_size
-from splatent_viewer.data.fit import FitMode, check_fit_arguments, describe_fit, fit_image, fit_intrinsics, fitted_size
+from splatent_viewer.data.fit import FitMode, check_fit_arguments, describe_fit, fit_image, fit_intrinsics, fitted_size, log_line
 from splatent_viewer.data.undistort import is_distorted, undistort_image, undistorted_camera
 from splatent_viewer.errors import SplatentError
 
@@ -381,20 +380,20 @@ def load_scene(
         K, width, height = undistorted_camera(camera)
         if is_distorted(camera):
             undistorted.append(((int(camera.width), int(camera.height)), (width, height), int(camera.camera_type)))
-        try:
-            size = fitted_size(width, height, size_multiple)
-        except SplatentError as e:
-            raise SplatentError(f"Image {image_paths[i]}: {e}") from e
+        if width < size_multiple or height < size_multiple:
+            raise SplatentError(f"Image {image_paths[i]} is {width}x{height} (after downscale and undistortion), smaller than the "
+                                f"codec's {size_multiple}x{size_multiple} latent cell. Use larger images or a smaller downscale.")
+        size = fitted_size(width, height, size_multiple)
         fitted.append(((width, height), size))
         Ks.append(fit_intrinsics(K, size=(width, height), fitted=size, mode=fit))
         sizes.append(size)
     if undistorted:
         kinds = Counter((b, a, _camera_model_name(t)) for b, a, t in undistorted)
         text = ", ".join(f"{m} {b[0]}x{b[1]} → {a[0]}x{a[1]} ({n})" for (b, a, m), n in sorted(kinds.items()))
-        CONSOLE.log(f"{root}: {len(undistorted)} of {len(files)} views undistorted as nerfstudio does: {text}")
+        log_line(f"{root}: {len(undistorted)} of {len(files)} views undistorted as nerfstudio does: {text}")
     line = describe_fit([b for b, _ in fitted], [a for _, a in fitted], multiple=size_multiple, mode=fit)
     if line is not None:
-        CONSOLE.log(f"{root}: {line}")
+        log_line(f"{root}: {line}")
 
     size_tensor = torch.tensor(sizes, dtype=torch.long).reshape(-1, 2)
     c2w = torch.cat([cameras.camera_to_worlds, torch.tensor([[[0.0, 0.0, 0.0, 1.0]]]).expand(len(files), 1, 4)], dim=1)

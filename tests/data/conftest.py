@@ -47,3 +47,43 @@ def shared_scene():
         return path
 
     return get
+
+
+def import_scene_makers():
+    """``tests/data/scene_makers.py`` (tests/ is not a package), imported once by file path."""
+    import importlib.util
+    import sys
+
+    name = "splatent_test_scene_makers"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("scene_makers.py"))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+@pytest.fixture(scope="session")
+def scene_makers():
+    """Scene folders derived from the demo scene: distorted, odd sizes, COLMAP (``tests/data/scene_makers.py``)."""
+    return import_scene_makers()
+
+
+@pytest.fixture(scope="session")
+def distorted_scene(scene_makers, tmp_path_factory):
+    """``distorted_scene("OPENCV" | "OPENCV_FISHEYE")`` → a 6-view nerfstudio-data folder of distorted demo views
+    (4 train, 2 val = test), made once per model."""
+    made: dict[str, Path] = {}
+
+    def get(model: str) -> Path:
+        if model not in made:
+            made[model] = scene_makers.make_distorted_scene(tmp_path_factory.mktemp(f"distorted_{model.lower()}"), model=model)
+        return made[model]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def odd_size_scene(scene_makers, tmp_path_factory) -> Path:
+    """A 5-view nerfstudio-data folder of demo views at 500x500 and 270x480 (per-frame intrinsics; 4 train, 1 val = test)."""
+    return scene_makers.make_odd_size_scene(tmp_path_factory.mktemp("odd_sizes"))
