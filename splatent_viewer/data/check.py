@@ -130,6 +130,10 @@ def _check_nerfstudio(config: NerfstudioDataParserConfig) -> CheckedScene:
     if not data.exists():
         raise SplatentError(f"Scene folder {data} does not exist. Pass a folder with transforms.json (e.g. made with ns-process-data).")
     json_path = data if data.suffix == ".json" else data / "transforms.json"
+    colmap = next((m for m in ("sparse/0", "colmap/sparse/0") if (data / m).is_dir()), None)
+    if not json_path.exists() and colmap is not None:
+        raise SplatentError(f"{data} has no transforms.json but a COLMAP model in {colmap}: read it with the COLMAP dataparser "
+                            f"(ns-train splatent colmap --data {data} --colmap-path {colmap}) or convert it with ns-process-data.")
     meta = read_transforms_json(json_path)
     data_dir = json_path.parent
     camera_type = _check_camera_model(meta.get("camera_model", "OPENCV"), str(json_path))

@@ -335,6 +335,52 @@ def _camera_model_name(camera_type: int) -> str:
     return {CameraType.PERSPECTIVE.value: "OPENCV", CameraType.FISHEYE.value: "OPENCV_FISHEYE"}.get(camera_type, str(camera_type))
 
 
+@dataclass(frozen=True)
+class FittedCameras:
+    """Intrinsics and sizes of the images a loader makes from nerfstudio cameras (see :func:`fitted_cameras`)."""
+
+    Ks: Float[Tensor, "N 3 3"]
+    widths: Int[Tensor, " N"]
+    heights: Int[Tensor, " N"]
+    notes: list[str]
+    """Log lines: which views were undistorted and fitted, from what size to what size (empty when none)."""
+
+
+def fitted_cameras(
+    cameras: Cameras, *, size_multiple: int = 1, fit: FitMode = "crop", image_paths: list[Path] | None = None
+) -> FittedCameras:
+    """The cameras of the images made from nerfstudio ``cameras`` [N] (as a dataparser returns them): undistorted as
+    nerfstudio's datamanager does (:func:`~splatent_viewer.data.undistort.undistorted_camera`), then fitted to
+    ``size_multiple`` (:func:`~splatent_viewer.data.fit.fit_intrinsics`), without decoding an image. This is what
+    :func:`load_scene` reports and what the plugin datamanager's cameras are after caching; ``image_paths`` only
+    name the file in the error for an image smaller than ``size_multiple``."""
+    check_fit_arguments(size_multiple, fit)
+    Ks, sizes, undistorted, fitted = [], [], [], []
+    for i in range(len(cameras)):
+        camera = cameras[i]
+        K, width, height = undistorted_camera(camera)
+        if is_distorted(camera):
+            undistorted.append(((int(camera.width), int(camera.height)), (width, height), _camera_model_name(int(camera.camera_type))))
+        if width < size_multiple or height < size_multiple:
+            name = f"Image {image_paths[i]}" if image_paths is not None else f"View {i}"
+            raise SplatentError(f"{name} is {width}x{height} (after downscale and undistortion), smaller than the "
+                                f"codec's {size_multiple}x{size_multiple} latent cell. Use larger images or a smaller downscale.")
+        size = fitted_size(width, height, size_multiple)
+        fitted.append(((width, height), size))
+        Ks.append(fit_intrinsics(K, size=(width, height), fitted=size, mode=fit))
+        sizes.append(size)
+    notes = []
+    if undistorted:
+        kinds = Counter(undistorted)
+        text = ", ".join(f"{m} {b[0]}x{b[1]} → {a[0]}x{a[1]} ({n})" for (b, a, m), n in sorted(kinds.items()))
+        notes.append(f"{len(undistorted)} of {len(cameras)} views undistorted as nerfstudio does: {text}")
+    line = describe_fit([b for b, _ in fitted], [a for _, a in fitted], multiple=size_multiple, mode=fit)
+    if line is not None:
+        notes.append(line)
+    size_tensor = torch.tensor(sizes, dtype=torch.long).reshape(-1, 2)
+    return FittedCameras(Ks=torch.stack(Ks).float(), widths=size_tensor[:, 0].clone(), heights=size_tensor[:, 1].clone(), notes=notes)
+
+
 def load_scene(
     path: Path | str,
     *,
@@ -374,28 +420,10 @@ def load_scene(
         cameras.rescale_output_resolution(1.0 / downscale)
         image_paths = [_downscaled_path(config, p, downscale) for p in files]
 
-    Ks, sizes, undistorted, fitted = [], [], [], []
-    for i in range(len(files)):
-        camera = cameras[i]
-        K, width, height = undistorted_camera(camera)
-        if is_distorted(camera):
-            undistorted.append(((int(camera.width), int(camera.height)), (width, height), int(camera.camera_type)))
-        if width < size_multiple or height < size_multiple:
-            raise SplatentError(f"Image {image_paths[i]} is {width}x{height} (after downscale and undistortion), smaller than the "
-                                f"codec's {size_multiple}x{size_multiple} latent cell. Use larger images or a smaller downscale.")
-        size = fitted_size(width, height, size_multiple)
-        fitted.append(((width, height), size))
-        Ks.append(fit_intrinsics(K, size=(width, height), fitted=size, mode=fit))
-        sizes.append(size)
-    if undistorted:
-        kinds = Counter((b, a, _camera_model_name(t)) for b, a, t in undistorted)
-        text = ", ".join(f"{m} {b[0]}x{b[1]} → {a[0]}x{a[1]} ({n})" for (b, a, m), n in sorted(kinds.items()))
-        log_line(f"{root}: {len(undistorted)} of {len(files)} views undistorted as nerfstudio does: {text}")
-    line = describe_fit([b for b, _ in fitted], [a for _, a in fitted], multiple=size_multiple, mode=fit)
-    if line is not None:
+    final = fitted_cameras(cameras, size_multiple=size_multiple, fit=fit, image_paths=image_paths)
+    for line in final.notes:
         log_line(f"{root}: {line}")
 
-    size_tensor = torch.tensor(sizes, dtype=torch.long).reshape(-1, 2)
     c2w = torch.cat([cameras.camera_to_worlds, torch.tensor([[[0.0, 0.0, 0.0, 1.0]]]).expand(len(files), 1, 4)], dim=1)
     applied = torch.eye(4)
     if isinstance(config, ColmapDataParserConfig) and config.assume_colmap_world_coordinate_convention:
@@ -404,9 +432,9 @@ def load_scene(
         root=root,
         image_paths=image_paths,
         camera_to_worlds=c2w.float().contiguous(),
-        Ks=torch.stack(Ks).float(),
-        widths=size_tensor[:, 0].clone(),
-        heights=size_tensor[:, 1].clone(),
+        Ks=final.Ks,
+        widths=final.widths,
+        heights=final.heights,
         split_indices={s: torch.tensor(split_views.get(s, []), dtype=torch.long) for s in SPLITS},
         ply_path=checked.ply_path,
         downscale=downscale,
@@ -430,4 +458,4 @@ def load_scene(
     return scene.subset(scene.split_indices[split])
 
 
-__all__ = ["COLMAP_MODEL_PATHS", "ImageSources", "Scene", "image_size", "load_scene", "scene_dataparser_config"]
+__all__ = ["COLMAP_MODEL_PATHS", "FittedCameras", "ImageSources", "Scene", "fitted_cameras", "image_size", "load_scene", "scene_dataparser_config"]

@@ -152,12 +152,14 @@ def odd_size_view(k: int, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray
     return np.ascontiguousarray(image[:, x0 : x0 + size[0]]), K
 
 
-def make_odd_size_scene(root: Path, *, frames: tuple[int, ...] = (2, 9, 15, 21, 27)) -> Path:
-    """nerfstudio-data folder of demo ``frames`` at the :data:`ODD_SIZES` (per-frame intrinsics and sizes), the
-    last one held out (val = test)."""
+def make_odd_size_scene(root: Path, *, frames: tuple[int, ...] = (2, 9, 15, 21, 27),
+                        sizes: tuple[tuple[int, int], ...] = ODD_SIZES) -> Path:
+    """nerfstudio-data folder of demo ``frames`` at ``sizes`` (:data:`ODD_SIZES`, cycled; per-frame intrinsics and
+    sizes), the last one held out (val = test)."""
     meta = demo_meta()
     out_frames = []
-    for k, size in zip(frames, ODD_SIZES):
+    for n, k in enumerate(frames):
+        size = sizes[n % len(sizes)]
         src = meta["frames"][k]
         image, K = odd_size_view(k, size)
         write_image(root / src["file_path"], image)

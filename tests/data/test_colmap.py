@@ -83,3 +83,13 @@ def test_colmap_errors_name_the_file(scene_makers, tmp_path: Path) -> None:
     _expect(root, "frame_00000.png is 256x256", "320x256")
     cams.unlink()
     _expect(root, "No cameras.txt or cameras.bin")
+
+
+def test_colmap_folder_given_to_nerfstudio_data_says_which_dataparser(scene_makers, tmp_path: Path) -> None:
+    from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
+
+    from splatent_viewer.data.check import check_scene
+
+    root = scene_makers.make_colmap_scene(tmp_path / "c", frames=(0, 4), num_points=10)
+    with pytest.raises(SplatentError, match=r"no transforms.json but a COLMAP model in sparse/0: .*ns-train splatent colmap"):
+        check_scene(NerfstudioDataParserConfig(data=root))

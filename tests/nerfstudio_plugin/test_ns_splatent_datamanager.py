@@ -4,6 +4,7 @@ and cameras that match the cached images in every way the model reads them."""
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ import torch
 
 from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
 from nerfstudio_plugin.datamanager import SplatentDatamanager, SplatentDatamanagerConfig
-from splatent_viewer.data.scene import load_scene
+from splatent_viewer.data.scene import fitted_cameras, load_scene
 from splatent_viewer.errors import SplatentError
 
 
@@ -47,7 +48,12 @@ def _datamanager(data: Path, **kwargs) -> SplatentDatamanager:
 @pytest.mark.parametrize(("name", "fit"), [("opencv", "crop"), ("fisheye", "resize"), ("odd", "crop"), ("odd", "resize")])
 def test_datamanager_matches_core_loader(scenes, name: str, fit: str, capsys) -> None:
     dm = _datamanager(scenes[name], fit=fit)
+    before = copy.deepcopy(dm.train_dataset.cameras)  # the dataparser's, before caching
     cached = {"train": dm.cached_train, "val": dm.cached_eval}
+    # the core predicts the cached cameras without decoding an image
+    predicted = fitted_cameras(before, size_multiple=8, fit=fit)
+    assert torch.allclose(predicted.Ks, dm.train_dataset.cameras.get_intrinsics_matrices(), atol=1e-4)
+    assert torch.equal(predicted.widths, dm.train_dataset.cameras.width[:, 0])
     out = capsys.readouterr().out
     scene = load_scene(scenes[name], size_multiple=8, fit=fit)
     assert scene.sources is not None and scene.sources.size_multiple == 8
