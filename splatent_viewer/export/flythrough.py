@@ -8,13 +8,15 @@ the temporal flicker of each stream (mean absolute difference of consecutive fra
 
 Outputs appear atomically: the video is renamed from a temporary file, the PNG folder from a
 temporary folder, so an interrupted export (an exception from ``progress_callback``, Ctrl-C)
-leaves neither a final file nor temporary litter.
+leaves neither a final file nor temporary litter; an output location that cannot be written is refused
+before the first frame renders (:func:`check_output_location`).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -31,7 +33,7 @@ from splatent_viewer.atomic import write_json_atomic
 from splatent_viewer.codecs import describe_codec
 from splatent_viewer.errors import SplatentError
 from splatent_viewer.export.camera_paths import CameraPath, round_to_multiple
-from splatent_viewer.export.video import write_mp4
+from splatent_viewer.export.video import cleanup_quietly, write_mp4
 from splatent_viewer.frame import render_frame
 from splatent_viewer.references import StickyReferences
 from splatent_viewer.trained import TrainedScene
@@ -164,7 +166,7 @@ def _check_frame_folder(path: Path) -> None:
 
 
 def _write_png_folder(*, frames: Iterator[np.ndarray], path: Path) -> int:
-    """Writes frames into a temporary sibling folder that replaces ``path`` at the end."""
+    """Writes frames into a temporary sibling folder that replaces ``path`` at the end (removed on any error)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.partial")
     shutil.rmtree(tmp, ignore_errors=True)  # a crashed earlier export's
@@ -178,9 +180,29 @@ def _write_png_folder(*, frames: Iterator[np.ndarray], path: Path) -> int:
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        cleanup_quietly(lambda: shutil.rmtree(tmp) if tmp.exists() else None, f"remove the partial frames {tmp}")
+        raise
     return count
+
+
+def check_output_location(path: Path, *, option: str = "--output") -> None:
+    """Raises a :class:`SplatentError` (naming ``option``) unless ``path`` can be written: its folder exists and
+    takes new files, or can be created. Nothing is left behind; run it before the work that produces the output."""
+    path = Path(path).absolute()
+    folder = path.parent
+    existing = folder
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise SplatentError(f"{option} {path}: {existing} is a file, not a folder; pass an output in a folder.")
+    try:
+        fd, probe = tempfile.mkstemp(dir=existing, prefix=".splatent-write-check-")
+    except OSError as e:
+        raise SplatentError(f"{option} {path}: cannot write in {existing} ({e.strerror or e}); pass an output in a "
+                            "folder you can write to.") from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def export_flythrough(
@@ -203,6 +225,7 @@ def export_flythrough(
         _check_frame_folder(output)
     if len(cameras) == 0:
         raise SplatentError("The camera path has no frames; give it at least one.")
+    check_output_location(output)
     enhanced = config.mode in ("enhanced", "side-by-side")
     if enhanced and scene.refiner is None:
         raise SplatentError(f"Mode '{config.mode}' needs a refiner and {scene.source} has none loaded; pass --refiner PATH "

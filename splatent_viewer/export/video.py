@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import imageio.v2 as imageio
 import numpy as np
+
+LOG = logging.getLogger(__name__)
+
+
+def cleanup_quietly(action: Callable[[], object], what: str) -> None:
+    """Runs a cleanup step on an error path: its own failure is logged, never raised, so it cannot hide the error
+    that is being handled."""
+    try:
+        action()
+    except Exception as e:  # noqa: BLE001 - the original error is the one to report
+        LOG.warning("could not %s: %s: %s", what, type(e).__name__, e)
 
 
 def write_mp4(*, frames: Iterable[np.ndarray], path: Path, fps: float, quality: int = 8) -> int:
@@ -15,7 +27,8 @@ def write_mp4(*, frames: Iterable[np.ndarray], path: Path, fps: float, quality: 
 
     Frames go to a temporary file next to ``path`` that is renamed at the end, so an interrupted
     export never leaves a truncated video under the final name. Odd sizes are edge-padded to even
-    (yuv420p needs even sizes).
+    (yuv420p needs even sizes). If anything fails (a frame, ffmpeg, the rename, Ctrl+C) the temporary
+    file is removed and that first error is raised; a failing cleanup is only logged.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -33,7 +46,9 @@ def write_mp4(*, frames: Iterable[np.ndarray], path: Path, fps: float, quality: 
             count += 1
         writer.close()
         os.replace(tmp, path)
-    finally:
-        writer.close()  # waits for ffmpeg to exit, so it cannot recreate the file after the unlink
-        tmp.unlink(missing_ok=True)
+    except BaseException:
+        # close first: it waits for ffmpeg to exit, so ffmpeg cannot recreate the file after the unlink
+        cleanup_quietly(writer.close, f"stop ffmpeg writing {tmp}")
+        cleanup_quietly(lambda: tmp.unlink(missing_ok=True), f"remove the partial video {tmp}")
+        raise
     return count

@@ -118,4 +118,8 @@ def test_bad_requests_fail_before_rendering(tiny_trained_scene_dir, scene, tmp_p
         export_flythrough(scene=scene, cameras=_orbit(scene), config=ExportConfig(output=busy))
     with pytest.raises(SplatentError, match=r"\.mp4"):
         export_flythrough(scene=scene, cameras=_orbit(scene), config=ExportConfig(output=tmp_path / "x.avi"))
+    for output in (busy / "notes.txt" / "x.mp4", busy / "notes.txt" / "frames"):  # a path under a file: unwritable
+        with pytest.raises(SplatentError, match=r"notes\.txt is a file, not a folder"):  # (the viewer's export panel)
+            export_flythrough(scene=scene, cameras=_orbit(scene), config=ExportConfig(output=output),
+                              progress_callback=lambda done, total: pytest.fail("rendered a frame"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["busy"] and (busy / "notes.txt").read_text() == "keep me"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import imageio.v3 as iio
 import numpy as np
 import pytest
@@ -35,3 +37,23 @@ def test_interrupted_export_leaves_no_file(tmp_path):
         write_mp4(frames=frames(), path=out, fps=5)
     assert not out.exists()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failing_cleanup_never_hides_the_error(tmp_path, caplog):
+    """The export fails, and so does removing its temporary file: the export's error is the one raised."""
+    out = tmp_path / "v.mp4"
+    tmp = tmp_path / ".v.partial.mp4"
+
+    def frames():
+        yield np.zeros((32, 32, 3), np.uint8)
+        # A folder where the temporary video is: removing it fails (and so may ffmpeg, if it had not opened it yet).
+        tmp.unlink(missing_ok=True)
+        tmp.mkdir()
+        (tmp / "keep").write_text("x")
+        raise RuntimeError("the render failed")
+
+    with caplog.at_level(logging.WARNING, logger="splatent_viewer.export.video"), \
+            pytest.raises(RuntimeError, match="the render failed"):
+        write_mp4(frames=frames(), path=out, fps=5)
+    assert not out.exists()
+    assert [r.message for r in caplog.records if "could not remove the partial video" in r.message], caplog.text
