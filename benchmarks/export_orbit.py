@@ -36,11 +36,13 @@ import tyro
 from rich.console import Console
 
 from splatent_viewer.codecs import load_codec
+from splatent_viewer.devices import DeviceName, resolve_device
 from splatent_viewer.errors import SplatentError, exit_on_error
 from splatent_viewer.export.camera_paths import CameraPath, intrinsics_for_fov, orbit_path, vertical_fov
 from splatent_viewer.export.flythrough import ExportConfig, ExportResult, export_flythrough
 from splatent_viewer.paths import assets_dir
-from splatent_viewer.trained import TrainedScene, load_trained_scene, trained_scene_from_splats
+from splatent_viewer.run_config import TrainedSceneConfig
+from splatent_viewer.trained import TrainedScene, trained_scene_from_splats
 
 CONSOLE = Console()
 
@@ -57,7 +59,7 @@ class Args:
     """Frames of the orbit."""
     fps: float = 24.0
     """Frame rate of the videos."""
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device: DeviceName = "auto"
     """Compute device."""
     train_steps: Optional[int] = None
     """Core-trainer steps when there is no --load-config (default: 3000 on CUDA, 20 on CPU)."""
@@ -67,12 +69,6 @@ class Args:
     """Where the two videos and their stats go."""
     output: Path = Path("benchmarks/export_orbit.md")
     """Markdown table written here."""
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def _train_demo_scene(*, steps: int, device: torch.device) -> TrainedScene:
@@ -124,11 +120,13 @@ def _row(label: str, r: ExportResult) -> str:
 
 
 def main(args: Args) -> str:
-    device = _device(args.device)
+    device = resolve_device(args.device)
     if args.size % 8:
         raise SplatentError(f"--size must be a multiple of 8, got {args.size}.")
     if args.load_config is not None:
-        scene = load_trained_scene(args.load_config, device=device, refiner="none")
+        # the refiner is attached below (--refiner); plain modules, as the export runs by default on the CPU
+        scene = TrainedSceneConfig(load_config=args.load_config, device=args.device, refiner="none",
+                                   cuda_graphs=False).setup(device=device)
         source = str(args.load_config)
     else:
         steps = args.train_steps if args.train_steps is not None else (3000 if device.type == "cuda" else 20)

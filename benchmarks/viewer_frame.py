@@ -38,12 +38,14 @@ from typing import Literal, Optional
 import torch
 import tyro
 from rich.console import Console
-from rich.progress import track
 
 from splatent_viewer.codecs import load_codec
+from splatent_viewer.devices import DeviceName, resolve_device
 from splatent_viewer.errors import SplatentError, exit_on_error
+from splatent_viewer.progress import track
 from splatent_viewer.splats.params import init_splats
-from splatent_viewer.trained import ReferenceBank, TrainedScene, load_trained_scene
+from splatent_viewer.run_config import TrainedSceneConfig
+from splatent_viewer.trained import ReferenceBank, TrainedScene
 from splatent_viewer.viewer.camera import intrinsics_from_fov
 from splatent_viewer.viewer.gui import ViewSettings
 from splatent_viewer.viewer.modes import available_modes
@@ -66,7 +68,7 @@ class Args:
     """Timed frames per mode."""
     warmup: int = 5
     """Untimed frames per mode first."""
-    device: str = "auto"
+    device: DeviceName = "auto"
     """cuda, cpu or auto."""
     jpeg_quality: int = 90
     """JPEG quality of the encode stage."""
@@ -224,8 +226,7 @@ def _run_setup(*, scene: TrainedScene, args: Args, label: str) -> list[str]:
 
 
 def main(args: Args) -> str:
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if args.device == "auto" else args.device))
+    device = resolve_device(args.device)
     if args.size % 8:
         raise SplatentError(f"--size must be a multiple of 8, got {args.size}.")
     dtype = torch.float16 if device.type == "cuda" else torch.float32
@@ -233,7 +234,9 @@ def main(args: Args) -> str:
     rows: list[str] = []
 
     if args.load_config is not None:
-        scene = load_trained_scene(args.load_config, device=device, refiner="embedded")
+        # eager modules: the variants switch the fast path on themselves
+        scene = TrainedSceneConfig(load_config=args.load_config, device=args.device, refiner="embedded",
+                                   cuda_graphs=False).setup(device=device)
         label = f"{scene.name} ({scene.params['means'].shape[0]:,} G)"
         if scene.refiner is None or args.refiner != "embedded":
             refiner, note = embedded_refiner(codec=scene.codec, device=device, dtype=dtype, path=args.refiner)

@@ -14,14 +14,17 @@ import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
 
 import tyro
 from PIL import Image
 from rich.console import Console
 
 from splatent_viewer.errors import SplatentError, exit_on_error
+from splatent_viewer.run_config import TrainedSceneConfig
 from splatent_viewer.scripts.viewer_cli import start
 from splatent_viewer.viewer import ViewerConfig
+from splatent_viewer.viewer.gui import ViewSettings
 from splatent_viewer.viewer.headless import HeadlessChromium
 from splatent_viewer.viewer.modes import NEEDS_REFINER, Mode
 
@@ -30,10 +33,8 @@ CONSOLE = Console()
 
 @dataclass
 class Args:
-    load_config: Path
-    """Trained run: splatent-demo folder or nerfstudio config.yml."""
-    refiner: str = "embedded"
-    """Refiner folder, "embedded" or "none" (enhanced/split need one)."""
+    scene: Annotated[TrainedSceneConfig, tyro.conf.arg(name="")]
+    """The trained run and how to load it (--load-config, --refiner, --device, ...; enhanced/split need a refiner)."""
     modes: list[Mode] = field(default_factory=lambda: ["enhanced", "split"])
     """Modes to capture, one PNG each."""
     output_dir: Path = Path("docs")
@@ -48,8 +49,6 @@ class Args:
     """Divider of the split mode."""
     show_cameras: bool = False
     """Show the training-camera frustums too."""
-    device: str = "auto"
-    """cuda, cpu or auto."""
     timeout: float = 120.0
     """Seconds to wait for each frame."""
 
@@ -61,8 +60,8 @@ def _free_port() -> int:
 
 
 def main(args: Args) -> list[Path]:
-    app = start(ViewerConfig(load_config=args.load_config, refiner=args.refiner, device=args.device,  # type: ignore[arg-type]
-                             port=_free_port(), max_resolution=args.max_resolution, show_cameras=args.show_cameras))
+    app = start(ViewerConfig(scene=args.scene, port=_free_port(),
+                             view=ViewSettings(max_resolution=args.max_resolution, show_cameras=args.show_cameras)))
     written = []
     try:
         if app.scene.refiner is None and NEEDS_REFINER & set(args.modes):

@@ -98,7 +98,8 @@ splatent_config = TrainerConfig(
             "scheduler": FloatExponentialDecaySchedulerConfig(lr_final=5e-7, max_steps=30000, warmup_steps=1000, lr_pre_warmup=0),
         },
     },
-    viewer=ViewerConfig(num_rays_per_chunk=1 << 15),
+    # Loopback unless asked (--viewer.websocket-host 0.0.0.0): nerfstudio's default serves every interface.
+    viewer=ViewerConfig(num_rays_per_chunk=1 << 15, websocket_host="127.0.0.1"),
     vis="viewer",
 )
 

@@ -35,11 +35,18 @@ from typing import Any, TypeVar
 
 from rich import get_console
 from rich.console import Console
-from rich.progress import BarColumn, ProgressColumn, TaskID, TaskProgressColumn, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    ProgressColumn,
+    TaskID,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.progress import Progress as _RichProgress
 from rich.style import StyleType
 
-__all__ = ["Progress", "track", "plain_output"]
+__all__ = ["Progress", "plain_output", "track"]
 
 ProgressType = TypeVar("ProgressType")
 

@@ -17,17 +17,18 @@ Examples::
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
 import torch
 import tyro
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from splatent_viewer.codecs import LiveDecoderConfig, describe_codec
+from splatent_viewer.codecs import describe_codec
 from splatent_viewer.errors import SplatentError, exit_on_error
 from splatent_viewer.export.camera_paths import (
     CameraPath,
@@ -41,57 +42,45 @@ from splatent_viewer.export.camera_paths import (
     spiral_path,
     vertical_fov,
 )
-from splatent_viewer.export.flythrough import DEFAULT_FPS, ExportConfig, ExportResult, Mode, export_flythrough
+from splatent_viewer.export.flythrough import (
+    DEFAULT_FPS,
+    ExportConfig,
+    ExportResult,
+    check_output_location,
+    export_flythrough,
+)
 from splatent_viewer.export.nerfstudio_camera_path import (
     load_dataparser_transform,
     load_nerfstudio_camera_path,
     to_dataparser_world,
     write_nerfstudio_camera_path,
 )
-from splatent_viewer.trained import TrainedScene, load_trained_scene
+from splatent_viewer.progress import Progress
+from splatent_viewer.run_config import TrainedSceneConfig
+from splatent_viewer.trained import TrainedScene
 
 CONSOLE = Console()
 
 
 @dataclass
 class _RenderOptions:
-    """Options every subcommand shares."""
+    """Options every subcommand shares: the scene, the export, the frame size and an optional camera-path copy."""
 
-    load_config: Path
-    """A trained scene: a ``splatent-demo`` output folder (or its splats.safetensors) or a nerfstudio run's config.yml."""
-    output: Path = Path("renders/flythrough.mp4")
-    """``.mp4`` for an H.264 video, or a folder name (no suffix) for PNG frames."""
-    mode: Mode = "decoded"
-    """decoded latent render, enhanced (needs a refiner), side-by-side (decoded | enhanced), or rgb (RGB splats)."""
+    scene: Annotated[TrainedSceneConfig, tyro.conf.arg(name="")]
+    """The trained scene and how to load it (--load-config, --device, --refiner, ...)."""
+    export: Annotated[ExportConfig, tyro.conf.arg(name="")] = field(default_factory=ExportConfig)
+    """Output, mode, frame rate, references, video quality (--output, --mode, --fps, ...)."""
     width: int | None = None
     """Frame width (rounded to the codec's downscale, with a note). Default: the path's or the first training image's."""
     height: int | None = None
     """Frame height (rounded likewise). Default: the path's or the first training image's."""
-    fps: float | None = None
-    """Video frame rate. Default: the camera path's (camera-path), else 24."""
-    num_references: int | None = None
-    """References per enhanced frame. Default: the refiner's k."""
-    sticky_references: bool = True
-    """Hysteresis on the reference set (steadier enhanced video); --no-sticky-references for plain nearest."""
-    relative_margin: float = 0.15
-    """Hysteresis: a new reference set must be this fraction nearer (total cost) than the current one."""
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    """Compute device; auto = cuda when available."""
-    refiner: str = "embedded"
-    """Refiner for the enhanced modes: embedded (the shipped one, when it fits the codec), none, or a folder."""
-    codec_path: Path | None = None
-    """Local weights of the scene's codec when it is not embedded (e.g. an SD-Turbo folder)."""
-    live_decoder: LiveDecoderConfig = field(default_factory=LiveDecoderConfig)
-    """Decode the frames with a faster codec of the same latent space (e.g. --live-decoder.name taesd for an sd-turbo
-    scene): a quick, lower-fidelity preview; the video and its stats are then TAESD's decode, not the VAE's."""
-    quality: int = 8
-    """H.264 quality (0-10)."""
-    measure_flicker: bool = True
-    """In the enhanced mode, also decode the plain render to report its flicker next to the enhanced one."""
     save_camera_path: Path | None = None
-    """Also write the path as a nerfstudio camera-path JSON (for ns-render or the nerfstudio viewer)."""
-    cuda_graphs: bool = True
-    """On CUDA: decoder + refiner replayed from CUDA graphs, cuDNN autotuner on (TrainedScene.enable_fast_inference)."""
+    """Also write the path as a nerfstudio camera-path JSON (for ns-render or the nerfstudio viewer), once the
+    export is complete."""
+
+    def interrupted_message(self) -> str:
+        """What ``exit_on_error`` reports after Ctrl+C: outputs appear only when complete."""
+        return "nothing written (outputs appear only when complete)"
 
     def cameras(self, scene: TrainedScene) -> CameraPath:
         raise NotImplementedError
@@ -110,7 +99,7 @@ class _GeneratedPath(_RenderOptions):
         if self.num_frames is not None:
             n = self.num_frames
         else:
-            n = round((self.fps or DEFAULT_FPS) * (self.seconds if self.seconds is not None else default_seconds))
+            n = round((self.export.fps or DEFAULT_FPS) * (self.seconds if self.seconds is not None else default_seconds))
         if n < 1:
             raise SplatentError(f"The path would have {n} frames; pass --num-frames N (N >= 1) or a longer --seconds.")
         return n
@@ -242,46 +231,43 @@ def _summary(result: ExportResult) -> Table:
 
 def main(command: _RenderOptions) -> ExportResult:
     """Loads the scene, builds the path and exports it; returns what the export measured."""
-    device = torch.device("cuda" if command.device == "auto" and torch.cuda.is_available()
-                          else ("cpu" if command.device == "auto" else command.device))
-    refiner: Path | str = command.refiner if command.refiner in ("embedded", "none") else Path(command.refiner)
-    if command.mode in ("decoded", "rgb"):
-        refiner = "none"  # nothing to refine: skip loading it
-    scene = load_trained_scene(command.load_config, device=device, refiner=refiner, codec_path=command.codec_path,
-                               live_decoder=command.live_decoder)
-    if command.cuda_graphs:
-        scene.enable_fast_inference()
+    export = command.export
+    check_output_location(export.output, option="--output")  # before minutes of loading and rendering
+    if command.save_camera_path is not None:
+        check_output_location(command.save_camera_path, option="--save-camera-path")
+    scene_config = command.scene
+    if export.mode in ("decoded", "rgb"):
+        scene_config = replace(scene_config, refiner="none")  # nothing to refine: skip loading it
+    device = scene_config.resolved_device()
+    scene = scene_config.setup(device=device)
     cameras = command.cameras(scene)
     if command.width or command.height:
         if not isinstance(command, CameraPathCommand):
             cameras = cameras.resized(width=command.width or cameras.width, height=command.height or cameras.height)
     rounded, note = round_to_multiple(cameras, multiple=scene.codec.downscale)  # the export rounds it too (and records the note)
     if note:
-        CONSOLE.print(f"[yellow]note:[/] {note}")
-    if command.save_camera_path is not None:
-        fov = [math.degrees(vertical_fov(K=K, height=rounded.height)) for K in rounded.Ks]
-        write_nerfstudio_camera_path(path=command.save_camera_path, c2ws=rounded.c2ws, fov_degrees=torch.tensor(fov),
-                                     width=rounded.width, height=rounded.height,
-                                     seconds=len(cameras) / (command.fps or cameras.fps or DEFAULT_FPS))
-    config = ExportConfig(output=command.output, mode=command.mode, fps=command.fps, num_references=command.num_references,
-                          sticky_references=command.sticky_references, relative_margin=command.relative_margin,
-                          measure_flicker=command.measure_flicker, quality=command.quality)
-    decoder = "" if command.mode == "rgb" else f"[bold]decoder[/] {describe_codec(scene.codec)} · "
-    CONSOLE.print(f"[bold]scene[/] {command.load_config} · [bold]{len(rounded)} frames[/] {rounded.width}x{rounded.height} · "
-                  f"[bold]mode[/] {command.mode} · {decoder}[bold]device[/] {device}")
-    columns = (TextColumn("rendering"), BarColumn(), MofNCompleteColumn(),
+        CONSOLE.print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
+    decoder = "" if export.mode == "rgb" else f"[bold]decoder[/] {escape(describe_codec(scene.codec))} · "
+    CONSOLE.print(f"[bold]scene[/] {escape(str(scene_config.load_config))} · [bold]{len(rounded)} frames[/] "
+                  f"{rounded.width}x{rounded.height} · [bold]mode[/] {export.mode} · {decoder}[bold]device[/] {device}",
+                  soft_wrap=True)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[fps]:.2f} frames/s"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
     with Progress(*columns, console=CONSOLE) as progress:
-        task = progress.add_task("render", total=len(cameras), fps=0.0)
+        task = progress.add_task("rendering", total=len(cameras), fps=0.0)
 
         def on_frame(done: int, total: int) -> None:
             elapsed = progress.tasks[task].elapsed or 0.0
             progress.update(task, completed=done, fps=done / elapsed if elapsed > 0 else 0.0)
 
-        result = export_flythrough(scene=scene, cameras=cameras, config=config, progress_callback=on_frame)
+        result = export_flythrough(scene=scene, cameras=cameras, config=export, progress_callback=on_frame)
+    if command.save_camera_path is not None:
+        fov = [math.degrees(vertical_fov(K=K, height=rounded.height)) for K in rounded.Ks]
+        write_nerfstudio_camera_path(path=command.save_camera_path, c2ws=rounded.c2ws, fov_degrees=torch.tensor(fov),
+                                     width=rounded.width, height=rounded.height, seconds=result.seconds)
     CONSOLE.print(_summary(result))
     if result.stats_path is not None:
-        CONSOLE.print(f"wrote {result.output} and {result.stats_path}")
+        CONSOLE.print(f"wrote {escape(str(result.output))} and {escape(str(result.stats_path))}", soft_wrap=True)
     return result
 
 

@@ -8,44 +8,35 @@ from __future__ import annotations
 
 import logging
 import threading
-from pathlib import Path
 
-import torch
 import tyro
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 
 from splatent_viewer.codecs import describe_codec
-from splatent_viewer.errors import SplatentError, exit_on_error
-from splatent_viewer.trained import load_trained_scene
+from splatent_viewer.errors import exit_on_error
 from splatent_viewer.viewer import ViewerApp, ViewerConfig
 
 CONSOLE = Console()
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` → cuda when available, else cpu; ``cuda`` without CUDA is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise SplatentError("--device cuda was asked but this torch has no CUDA device; use --device cpu or auto.")
-    return torch.device(name)
-
-
-def start(config: ViewerConfig) -> ViewerApp:
+def start(config: ViewerConfig, *, console: Console = CONSOLE) -> ViewerApp:
     """Loads the scene and starts serving it (returns at once; :meth:`ViewerApp.close` stops it)."""
-    device = resolve_device(config.device)
-    refiner = config.refiner if config.refiner in ("embedded", "none") else Path(config.refiner)
-    with CONSOLE.status(f"loading {config.load_config} on {device}…"):
-        scene = load_trained_scene(config.load_config, device=device, refiner=refiner, codec_path=config.codec_path,
-                                   live_decoder=config.live_decoder)
-    if config.cuda_graphs:
-        scene.enable_fast_inference()
+    device = config.scene.resolved_device()
+    loading = f"loading {config.scene.load_config} on {device}…"
+    if not console.is_interactive:
+        console.print(escape(loading), soft_wrap=True)  # the spinner below shows nothing in a log
+    with console.status(escape(loading)):
+        scene = config.scene.setup(device=device)
     app = ViewerApp(scene=scene, config=config)
     refiner_text = "no refiner (decoded only)" if scene.refiner is None else f"refiner k={scene.refiner.config.num_references}"
-    CONSOLE.print(f"[bold]splatent-viewer[/] {scene.name}: {scene.params['means'].shape[0]:,} Gaussians, "
-                  f"{describe_codec(scene.codec)}, {refiner_text}, {device}")
-    CONSOLE.print(f"open [link={app.url}]{app.url}[/link]  (Ctrl+C to stop)")
+    console.print(f"[bold]splatent-viewer[/] {escape(scene.name)}: {scene.params['means'].shape[0]:,} Gaussians, "
+                  f"{escape(describe_codec(scene.codec))}, {refiner_text}, {device}", soft_wrap=True)
+    if app.port_moved:
+        console.print(f"[yellow]port {config.port} is taken[/] (another viewer: a running ns-train's starts at 7007 "
+                      f"too); serving on port {app.port} instead", soft_wrap=True)
+    console.print(f"open [link={app.url}]{app.url}[/link]  (Ctrl+C to stop)", soft_wrap=True)
     return app
 
 
@@ -67,7 +58,7 @@ def entrypoint() -> None:
     config = tyro.cli(ViewerConfig)
     logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[RichHandler(console=CONSOLE)])
     logging.getLogger("websockets").setLevel(logging.WARNING)  # one INFO line per HTTP request otherwise
-    exit_on_error(main, config)
+    exit_on_error(main, config, interrupted="viewer stopped")
 
 
 if __name__ == "__main__":

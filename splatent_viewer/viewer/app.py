@@ -14,7 +14,7 @@ from splatent_viewer.viewer.client_session import ClientSession
 from splatent_viewer.viewer.config import ViewerConfig
 from splatent_viewer.viewer.export_panel import ExportPanel
 from splatent_viewer.viewer.frustums import CameraFrustums
-from splatent_viewer.viewer.gui import ViewerGui, ViewSettings
+from splatent_viewer.viewer.gui import ViewerGui
 from splatent_viewer.viewer.renderer import CameraState, SceneRenderer, max_references
 from splatent_viewer.viewer.viser_view import ViserClientView
 
@@ -33,19 +33,12 @@ class ViewerApp:
     def __init__(self, *, scene: TrainedScene, config: ViewerConfig) -> None:
         self.scene, self.config = scene, config
         self.renderer = SceneRenderer(scene=scene)
-        k_max = max_references(scene)
-        default_k = config.num_references
-        if default_k is None:
-            default_k = scene.refiner.config.num_references if scene.refiner is not None else 3
-        self.defaults = ViewSettings(
-            mode=config.mode or ("enhanced" if scene.refiner is not None else "decoded"),
-            num_references=max(0, min(default_k, k_max)),
-            max_resolution=config.max_resolution,
-            preview_resolution=min(config.preview_resolution, config.max_resolution),
-            jpeg_quality=config.jpeg_quality,
-            preview_jpeg_quality=config.preview_jpeg_quality,
-            show_cameras=config.show_cameras,
+        self.defaults = config.view.resolved(
+            has_refiner=scene.refiner is not None,
+            refiner_references=scene.refiner.config.num_references if scene.refiner is not None else None,
+            max_references=max_references(scene),
         )
+        """Every browser's initial settings."""
         self._sessions: dict[int, tuple[ClientSession, ViserClientView]] = {}
         self._lock = threading.Lock()
         self.server = viser.ViserServer(host=config.host, port=config.port, label=f"Splatent · {scene.name}",
@@ -59,8 +52,15 @@ class ViewerApp:
         return self.server.get_port()
 
     @property
+    def port_moved(self) -> bool:
+        """True when the asked port was taken and the server bound the next free one."""
+        return self.port != self.config.port
+
+    @property
     def url(self) -> str:
-        return f"http://{self.config.host}:{self.port}"
+        """Where to open the viewer (on this machine when serving on every interface)."""
+        host = "127.0.0.1" if self.config.host in ("0.0.0.0", "", "::") else self.config.host
+        return f"http://{host}:{self.port}"
 
     def session(self, client_id: int) -> tuple[ClientSession, ViserClientView] | None:
         """The session and view of a connected client."""

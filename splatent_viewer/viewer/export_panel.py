@@ -17,7 +17,7 @@ import viser
 
 from splatent_viewer.errors import SplatentError
 from splatent_viewer.export.camera_paths import CameraPath, interpolate_path, intrinsics_for_fov, orbit_path, vertical_fov
-from splatent_viewer.export.flythrough import ExportConfig, ExportResult, export_flythrough
+from splatent_viewer.export.flythrough import DEFAULT_FPS, ExportConfig, ExportResult, export_flythrough
 from splatent_viewer.trained import TrainedScene
 
 LOG = logging.getLogger(__name__)
@@ -61,8 +61,8 @@ class ExportPanel:
             self.frames = gui.add_slider("Frames", min=8, max=600, step=8, initial_value=120)
             self.resolution = gui.add_slider("Resolution", min=64, max=2048, step=64, initial_value=512,
                                              hint="Longer side of the video")
-            self.fps = gui.add_slider("FPS", min=1, max=60, step=1, initial_value=24)
-            self.output = gui.add_text("Output", initial_value=str(output_dir / "flythrough.mp4"),
+            self.fps = gui.add_slider("FPS", min=1, max=60, step=1, initial_value=int(DEFAULT_FPS))
+            self.output = gui.add_text("Output", initial_value=str(output_dir / ExportConfig().output.name),
                                        hint=".mp4 for H.264, a folder name for PNG frames")
             self.button = gui.add_button("Export")
             self.progress = gui.add_progress_bar(0.0, visible=False, animated=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Optional
 
 import viser
 
@@ -12,16 +13,25 @@ from splatent_viewer.viewer.modes import Mode, available_modes
 
 @dataclass(frozen=True)
 class ViewSettings:
-    """What a client asked to see; read by its render thread at the start of each frame."""
+    """What a client asked to see; read by its render thread at the start of each frame.
 
-    mode: Mode = "enhanced"
-    """Display mode (enhanced/split need a refiner)."""
-    num_references: int = 3
-    """Nearest training views the refiner attends to (0–5); also the highlighted frustums."""
+    The one definition of the viewer's display settings: ``splatent-viewer`` takes them as its initial values
+    (``--mode``, ``--num-references``, ``--max-resolution``, ...; :class:`~splatent_viewer.viewer.ViewerConfig`
+    nests this class) and each browser's controls start from them and read back into them. ``mode`` and
+    ``num_references`` are None only in the initial values (a scene-dependent default, see :meth:`resolved`);
+    the settings a render thread reads always name both.
+    """
+
+    mode: Optional[Mode] = None
+    """Display mode: decoded, enhanced or split (both need a refiner), rgb, latent, depth.
+    Default: enhanced with a refiner, decoded without."""
+    num_references: Optional[int] = None
+    """Nearest training views the refiner attends to (0-5); also the highlighted frustums.
+    Default: the refiner's k, else 3."""
     max_resolution: int = 512
     """Longer side (pixels) of a frame rendered at rest."""
     preview_resolution: int = 256
-    """Longer side of a frame rendered while the camera moves."""
+    """Longer side of a frame rendered while the camera moves (at most max_resolution)."""
     jpeg_quality: int = 90
     """JPEG quality of frames rendered at rest."""
     preview_jpeg_quality: int = 60
@@ -33,11 +43,26 @@ class ViewSettings:
     show_reference_images: bool = False
     """Show the current references' decoded latents as images on their frustums."""
 
+    def resolved(self, *, has_refiner: bool, refiner_references: int | None, max_references: int) -> ViewSettings:
+        """These settings with every initial value filled in for a scene: the mode (enhanced with a refiner, else
+        decoded), the reference count (``refiner_references``, else 3; at most ``max_references``) and a preview
+        no larger than the full frame."""
+        k = self.num_references
+        if k is None:
+            k = refiner_references if refiner_references is not None else 3
+        return replace(
+            self,
+            mode=self.mode or ("enhanced" if has_refiner else "decoded"),
+            num_references=max(0, min(k, max_references)),
+            preview_resolution=min(self.preview_resolution, self.max_resolution),
+        )
+
 
 class ViewerGui:
     """Builds the controls on ``gui`` (a client's :class:`viser.GuiApi`) and reads them back as :class:`ViewSettings`.
 
-    ``on_change`` runs (on viser's callback thread) after any control changes.
+    ``defaults`` are resolved settings (:meth:`ViewSettings.resolved`). ``on_change`` runs (on viser's callback
+    thread) after any control changes.
     """
 
     def __init__(self, *, gui: viser.GuiApi, defaults: ViewSettings, has_refiner: bool, max_references: int,
@@ -52,7 +77,7 @@ class ViewerGui:
             self.split = gui.add_slider("Split", min=0.0, max=1.0, step=0.01, initial_value=defaults.split_position,
                                         visible=mode == "split", hint="Divider: decoded on the left, enhanced on the right")
             self.references = gui.add_slider("References", min=0, max=max_refs, step=1,
-                                             initial_value=min(defaults.num_references, max_refs),
+                                             initial_value=min(defaults.num_references or 0, max_refs),
                                              hint="Nearest training views the refiner attends to")
             self.max_resolution = gui.add_slider("Max resolution", min=64, max=2048, step=64,
                                                  initial_value=defaults.max_resolution,

@@ -73,6 +73,10 @@ class SceneRenderer:
     def render(self, *, camera: CameraState, settings: ViewSettings, preview: bool) -> RenderedImage:
         """Renders ``camera`` in ``settings.mode`` (a preview: lower resolution, no refiner)."""
         scene = self.scene
+        if settings.mode is None or settings.num_references is None:  # initial values: the scene's defaults
+            settings = settings.resolved(
+                has_refiner=scene.refiner is not None, max_references=max_references(scene),
+                refiner_references=scene.refiner.config.num_references if scene.refiner is not None else None)
         mode = settings.mode
         if mode in NEEDS_REFINER and scene.refiner is None:
             raise SplatentError(f"Mode {mode!r} needs a refiner and none is loaded; restart with --refiner PATH.")

@@ -39,11 +39,14 @@ def _poll(fn, *, timeout: float, interval: float = 0.25):
 
 def run_browser_check(run_dir: Path, export_path: Path) -> dict:
     """Starts the viewer on ``run_dir``, opens it in Chromium, checks frames arrive and a mode switch changes them."""
+    from splatent_viewer.run_config import TrainedSceneConfig
     from splatent_viewer.scripts.viewer_cli import start
     from splatent_viewer.viewer import ViewerConfig
+    from splatent_viewer.viewer.gui import ViewSettings
 
-    app = start(ViewerConfig(load_config=run_dir, refiner="none", device="cpu", port=_free_port(), max_resolution=128,
-                             preview_resolution=64, rest_delay=0.1))
+    app = start(ViewerConfig(scene=TrainedSceneConfig(load_config=run_dir, refiner="none", device="cpu"),
+                             view=ViewSettings(max_resolution=128, preview_resolution=64), port=_free_port(),
+                             rest_delay=0.1))
     result: dict = {}
     try:
         with HeadlessChromium(width=800, height=500) as browser:
