@@ -8,6 +8,10 @@ with ``c`` the camera centres, ``d`` the viewing directions (the camera's forwar
 the angle in radians. Normalising the position term by the scene scale makes the mix
 independent of the scene's units. Ties are broken by the lower training index, so the
 selection is deterministic.
+
+The refiner learns from references chosen this way (``angle_weight`` 0.5, the dataset builder's), so
+the tools use the same rule and expose no knob for it: only the count (the refiner's k, or
+``--num-references``) and, for videos, the hysteresis of :class:`StickyReferences` are options.
 """
 
 from __future__ import annotations
@@ -19,18 +23,6 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from splatent_viewer.errors import SplatentError
-
-
-@dataclass
-class ReferenceSelectionConfig:
-    """How nearest training views are chosen."""
-
-    num_references: int = 3
-    """How many references (k). Splatent uses up to 5; 0 disables them."""
-    angle_weight: float = 0.5
-    """Weight of the viewing-direction angle (radians) against the position distance (scene scales)."""
-    exclude_tolerance: float = 1e-5
-    """A training camera within this pose distance of the query is the query itself and is skipped."""
 
 
 def camera_centers(c2ws: Float[Tensor, "*batch 4 4"] | Float[Tensor, "*batch 3 4"]) -> Float[Tensor, "*batch 3"]:
@@ -130,7 +122,8 @@ class StickyReferences:
     scene_scale: float | None = None
     """Normalises the position term; default :func:`camera_scene_scale` of ``train_c2ws``."""
     angle_weight: float = 0.5
-    """As in :class:`ReferenceSelectionConfig`."""
+    """Weight of the viewing-direction angle (radians) against the position distance (scene scales), as in
+    :func:`select_references`."""
     relative_margin: float = 0.15
     """The nearest set must be this fraction cheaper than the current one to replace it."""
     absolute_margin: float = 0.0
