@@ -9,8 +9,9 @@ seconds. Prints a markdown table (and writes it to --output if given).
 
 ``--inits frustums camera-box`` compares the random initialisation of scenes without a point cloud: the
 trainer's (points in the training views' frustums) against the box around the camera centres it used
-before (2026-11-21), which holds nothing a forward-facing rig (LLFF fern) sees. ``--downscale`` loads
-the scenes smaller (sizes are cropped to multiples of 8, as ``make-dataset`` does) for CPU runs.
+before (2026-11-21), which holds nothing a forward-facing rig (LLFF fern) sees (here the box of the training
+cameras' centres; the old one also spanned the held-out cameras). ``--downscale`` loads the scenes smaller (sizes
+fitted to multiples of 8 by the scene loader, as every tool does) for CPU runs.
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ import tyro
 from splatent_viewer.codecs import load_codec
 from splatent_viewer.data.scene import load_scene
 from splatent_viewer.trained import trained_scene_from_splats
-from splatent_viewer.training.evaluate import evaluate_views, mean_metrics
-from splatent_viewer.refine.build_dataset import crop_to_multiple, evenly_spaced
-from splatent_viewer.training import trainer as trainer_module
+from splatent_viewer.evaluation import evaluate_views, mean_metrics
+from splatent_viewer.refiner_training.build_dataset import evenly_spaced
+from splatent_viewer.training import points as points_module
 from splatent_viewer.training.trainer import LatentSplatTrainerConfig, train_latent_splats
 
 
@@ -53,10 +54,10 @@ class Args:
     the latents overfit the views they were fitted to."""
 
 
-def _camera_box_points(*, scene, views, n, generator):
-    """Stands in for ``trainer.frustum_points``: the random initialisation before 2026-11-21, uniform in the box
-    around every camera centre (held-out ones included, as it was)."""
-    centres = scene.camera_to_worlds[:, :3, 3]
+def _camera_box_points(*, cameras, n, generator):
+    """Stands in for ``points.frustum_points``: the random initialisation before 2026-11-21, uniform in the box
+    around the (training) camera centres."""
+    centres = cameras.c2w[:, :3, 3]
     lo, hi = centres.min(0).values, centres.max(0).values
     return lo + (hi - lo) * torch.rand(n, 3, generator=generator)
 
@@ -66,15 +67,15 @@ def main(args: Args) -> str:
     codec = load_codec("taef2", device=device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     lines = [f"device {name}, torch {torch.__version__}, {args.steps} steps, downscale {args.downscale}, "
-             f"{args.trainer.random_init_points} random initial points (scenes without a point cloud)\n",
+             f"{args.trainer.num_random} random initial points (scenes without a point cloud)\n",
              "| scene | size | init | train/held-out | Gaussians | decoded PSNR | decoded SSIM | RGB PSNR | RGB SSIM | TAEF2 round trip PSNR | train s |"
              + (" train views: decoded / RGB PSNR |" if args.train_views else ""),
              "|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if args.train_views else "")]
     runs = [(path, init) for path in args.scenes for init in args.inits]
-    frustums = trainer_module.frustum_points
+    frustums = points_module.frustum_points
     for path, init in runs:
-        scene = crop_to_multiple(load_scene(path, downscale=args.downscale), codec.downscale)
-        trainer_module.frustum_points = frustums if init == "frustums" else _camera_box_points
+        scene = load_scene(path, downscale=args.downscale, size_multiple=codec.downscale)
+        points_module.frustum_points = frustums if init == "frustums" else _camera_box_points
         cfg = args.trainer
         cfg.steps = args.steps
         cfg.strategy.refine_stop_iter = args.steps // 2
@@ -84,7 +85,7 @@ def main(args: Args) -> str:
         try:
             result = train_latent_splats(scene=scene, codec=codec, config=cfg, device=device, progress=False)
         finally:
-            trainer_module.frustum_points = frustums
+            points_module.frustum_points = frustums
         if device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - t0

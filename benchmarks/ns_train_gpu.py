@@ -15,7 +15,7 @@ imports every method's dependencies, is not needed); splatfacto's LPIPS metric i
     python benchmarks/ns_train_gpu.py --scenes temple:nerfstudio fern:nerfstudio --root DIR --steps 7000 \
         --output results.md
     # splatent with the decoded-image loss (rows labelled "splatent+decoded"):
-    python benchmarks/ns_train_gpu.py --methods splatent --decoded-loss-weight 1.0 --decoded-loss-every 1 ...
+    python benchmarks/ns_train_gpu.py --methods splatent --decoded-weight 1.0 --decoded-every 1 ...
 """
 
 from __future__ import annotations
@@ -47,10 +47,10 @@ class Args:
     """Markdown table (appended row by row) and a .json beside it."""
     device: str = "cuda"
     """cuda (splatfacto needs it); cpu only smoke-tests splatent."""
-    decoded_loss_weight: Optional[float] = None
-    """splatent's --pipeline.model.decoded-loss-weight (None: the method's default); set, its rows read splatent+decoded."""
-    decoded_loss_every: Optional[int] = None
-    """splatent's --pipeline.model.decoded-loss-every (None: the method's default)."""
+    decoded_weight: Optional[float] = None
+    """splatent's --pipeline.model.loss.decoded-weight (None: the method's default); set, its rows read splatent+decoded."""
+    decoded_every: Optional[int] = None
+    """splatent's --pipeline.model.loss.decoded-every (None: the method's default)."""
     refiner: Optional[str] = None
     """splatent's --pipeline.model.refiner (None: the method's default, the shipped refiner; "none" leaves the
     rgb_enhanced metrics out, e.g. on a machine without diffusers)."""
@@ -71,10 +71,14 @@ def _config(method: str, scene: Path, dataparser: str, steps: int, output_dir: P
 
     cfg = copy.deepcopy(splatent_config)
     if method == "splatent":
-        for name, value in (model_overrides or {}).items():
-            if not hasattr(cfg.pipeline.model, name):
+        for name, value in (model_overrides or {}).items():  # dotted names reach nested configs (loss.decoded_weight)
+            *parents, leaf = name.split(".")
+            target = cfg.pipeline.model
+            for part in parents:
+                target = getattr(target, part, None)
+            if target is None or not hasattr(target, leaf):
                 raise ValueError(f"SplatentModelConfig has no field {name!r}")
-            setattr(cfg.pipeline.model, name, value)
+            setattr(target, leaf, value)
     if method == "splatfacto":
 
         class SplatfactoNoLPIPS(SplatfactoModel):
@@ -142,7 +146,7 @@ def run_one(method: str, scene: Path, dataparser: str, steps: int, output_dir: P
     metrics = pipeline.get_average_eval_image_metrics(output_path=None, get_std=False)
     n_eval = len(pipeline.datamanager.eval_dataset)
     n_train = len(pipeline.datamanager.train_dataset)
-    label = method + ("+decoded" if method == "splatent" and (model_overrides or {}).get("decoded_loss_weight") else "")
+    label = method + ("+decoded" if method == "splatent" and (model_overrides or {}).get("loss.decoded_weight") else "")
     out = {"method": label, "model_overrides": model_overrides or {}, "scene": scene.name, "steps": steps, "train_seconds": seconds,
            "gaussians": int(pipeline.model.num_points), "train_views": n_train, "eval_views": n_eval,
            "metrics": {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))},
@@ -154,7 +158,7 @@ def run_one(method: str, scene: Path, dataparser: str, steps: int, output_dir: P
 
 def splatent_overrides(args: Args) -> dict:
     """The SplatentModelConfig fields the arguments set (only those given)."""
-    given = {"decoded_loss_weight": args.decoded_loss_weight, "decoded_loss_every": args.decoded_loss_every,
+    given = {"loss.decoded_weight": args.decoded_weight, "loss.decoded_every": args.decoded_every,
              "refiner": args.refiner}
     return {k: v for k, v in given.items() if v is not None}
 

@@ -37,9 +37,9 @@ import tyro
 from splatent_viewer.codecs import load_codec
 from splatent_viewer.errors import SplatentError, exit_on_error
 from splatent_viewer.refine.checkpoint import load_refiner
-from splatent_viewer.refine.dataset import RefinerDataset, read_index
-from splatent_viewer.refine.evaluate import evaluate_refiner, markdown_table
-from splatent_viewer.refine.train import RefinerTrainConfig, train_refiner
+from splatent_viewer.refiner_training.dataset import RefinerDataset, read_index
+from splatent_viewer.refiner_training.evaluate import evaluate_refiner, markdown_table
+from splatent_viewer.refiner_training.train import RefinerTrainConfig, train_refiner
 from splatent_viewer.training.trainer import LatentSplatTrainerConfig
 
 FOLD_FILE = "fold.json"
@@ -115,7 +115,7 @@ def run_fold(args: Args, scene: str) -> dict:
 
 def unit_trainer_summary(index: dict) -> str:
     """The dataset units' core-trainer settings that differ from the defaults (steps always; seeds left out), e.g.
-    "steps 2000, decoded_weight 1.0, decoded_every 1"; "" for datasets built before units recorded them."""
+    "steps 2000, loss.decoded_weight 1.0, loss.decoded_every 1"; "" for datasets built before units recorded them."""
     recorded = [u["trainer"] for u in index.get("units", []) if "trainer" in u]
     if not recorded:
         return ""

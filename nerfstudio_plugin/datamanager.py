@@ -23,8 +23,11 @@ import torch
 from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.data.datamanagers.full_images_datamanager import FullImageDatamanager, FullImageDatamanagerConfig
 from nerfstudio.data.datasets.base_dataset import InputDataset
+from nerfstudio_plugin.splatent_model import TRAIN_CAMERAS_KEY
 from splatent_viewer.data.check import check_scene
 from splatent_viewer.data.fit import FitMode, check_fit_arguments, describe_fit, fit_image, log_line
+from splatent_viewer.data.scene import fitted_cameras
+from splatent_viewer.training.points import TrainingCameras
 
 
 def fit_cached_images(
@@ -69,6 +72,14 @@ class SplatentDatamanager(FullImageDatamanager[InputDataset]):
         if kwargs.get("test_mode", "val") != "inference":
             check_scene(config.dataparser)
         super().__init__(config, *args, **kwargs)
+        # The model's frustum initialisation (scenes without a point cloud) needs the training cameras as the images
+        # will be (undistorted, fitted; no image is decoded for it); nerfstudio's pipeline hands the training dataset's
+        # metadata to the model.
+        cams = self.train_dataset.cameras
+        fitted = fitted_cameras(cams, size_multiple=config.size_multiple, fit=config.fit,
+                                image_paths=self.train_dataset.image_filenames)
+        self.train_dataset.metadata[TRAIN_CAMERAS_KEY] = TrainingCameras(
+            c2w=cams.camera_to_worlds.float().cpu(), Ks=fitted.Ks, widths=fitted.widths, heights=fitted.heights)
 
     def _load_images(
         self, split: Literal["train", "eval"], cache_images_device: Literal["cpu", "gpu"]

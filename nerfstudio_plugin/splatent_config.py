@@ -1,10 +1,11 @@
 """``ns-train splatent``: the Splatent method registered with nerfstudio (entry point
 ``nerfstudio.method_configs`` → :data:`splatent_method`).
 
-Splatfacto's training recipe with :class:`~nerfstudio_plugin.splatent_model.SplatentModel` and an
-extra optimizer group ``latents`` (densification clones/splits/prunes it with the other Gaussian
-parameters). Default dataparser: nerfstudio-data with ``load_3D_points``; other dataparsers are
-subcommands (e.g. ``ns-train splatent blender-data --data lego``). CPU: ``--machine.device-type cpu``.
+Splatfacto's training recipe with :class:`~nerfstudio_plugin.splatent_model.SplatentModel` (the core latent-splat
+step inside nerfstudio's Trainer); the optimiser table is the core's
+:class:`~splatent_viewer.training.step.LearningRates` (with a ``latents`` group: densification clones/splits/prunes
+it with the other Gaussian parameters). Default dataparser: nerfstudio-data with ``load_3D_points``; other
+dataparsers are subcommands (e.g. ``ns-train splatent blender-data --data lego``). CPU: ``--machine.device-type cpu``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from nerfstudio.plugins.types import MethodSpecification
 
 from nerfstudio_plugin.datamanager import SplatentDatamanagerConfig
 from nerfstudio_plugin.splatent_model import SplatentModelConfig
+from splatent_viewer.training.step import LearningRates
 
 
 class FloatExponentialDecayScheduler(ExponentialDecayScheduler):
@@ -62,8 +64,18 @@ class FloatExponentialDecaySchedulerConfig(ExponentialDecaySchedulerConfig):
     _target: Type = field(default_factory=lambda: FloatExponentialDecayScheduler)
 
 
-def _adam(lr: float) -> dict:
-    return {"optimizer": AdamOptimizerConfig(lr=lr, eps=1e-15), "scheduler": None}
+def nerfstudio_optimizers(lr: LearningRates, *, max_steps: int = 30000) -> dict[str, dict]:
+    """nerfstudio's ``optimizers`` table from the core :class:`LearningRates` (the means decay exponentially to
+    ``lr.means_final`` over ``max_steps``, as in the core trainer), plus splatfacto's camera optimiser."""
+    table: dict[str, dict] = {}
+    for name, rate in lr.table(scene_scale=1.0).items():  # nerfstudio normalises the scene: scale 1
+        scheduler = FloatExponentialDecaySchedulerConfig(lr_final=lr.means_final, max_steps=max_steps) if name == "means" else None
+        table[name] = {"optimizer": AdamOptimizerConfig(lr=rate, eps=1e-15), "scheduler": scheduler}
+    table["camera_opt"] = {
+        "optimizer": AdamOptimizerConfig(lr=1e-4, eps=1e-15),
+        "scheduler": FloatExponentialDecaySchedulerConfig(lr_final=5e-7, max_steps=max_steps, warmup_steps=1000, lr_pre_warmup=0),
+    }
+    return table
 
 
 splatent_config = TrainerConfig(
@@ -81,23 +93,7 @@ splatent_config = TrainerConfig(
         ),
         model=SplatentModelConfig(),
     ),
-    optimizers={
-        "means": {
-            "optimizer": AdamOptimizerConfig(lr=1.6e-4, eps=1e-15),
-            "scheduler": FloatExponentialDecaySchedulerConfig(lr_final=1.6e-6, max_steps=30000),
-        },
-        "features_dc": _adam(0.0025),
-        "features_rest": _adam(0.0025 / 20),
-        "opacities": _adam(0.05),
-        "scales": _adam(0.005),
-        "quats": _adam(0.001),
-        # TAEF2 latents span roughly [-3, 3]: a larger step than the SH colours (as the core trainer).
-        "latents": _adam(0.025),
-        "camera_opt": {
-            "optimizer": AdamOptimizerConfig(lr=1e-4, eps=1e-15),
-            "scheduler": FloatExponentialDecaySchedulerConfig(lr_final=5e-7, max_steps=30000, warmup_steps=1000, lr_pre_warmup=0),
-        },
-    },
+    optimizers=nerfstudio_optimizers(LearningRates()),
     # Loopback unless asked (--viewer.websocket-host 0.0.0.0): nerfstudio's default serves every interface.
     viewer=ViewerConfig(num_rays_per_chunk=1 << 15, websocket_host="127.0.0.1"),
     vis="viewer",
@@ -108,4 +104,4 @@ splatent_method = MethodSpecification(
     description="Splatent: Gaussians carrying RGB and a diffusion-VAE latent (taef2 default), CPU or CUDA.",
 )
 
-__all__ = ["FloatExponentialDecaySchedulerConfig", "splatent_config", "splatent_method"]
+__all__ = ["FloatExponentialDecaySchedulerConfig", "nerfstudio_optimizers", "splatent_config", "splatent_method"]

@@ -1,31 +1,36 @@
-"""Splatent as a nerfstudio model: splatfacto Gaussians that also carry a codec latent.
+"""Splatent as a nerfstudio model: nerfstudio's API mapped onto the core latent-splat step.
 
-Each Gaussian has RGB (spherical harmonics, trained with splatfacto's own L1+SSIM loss at image
-resolution) and a latent vector with the codec's channel count, trained with an L1 loss against the
-codec-encoded training image at latent resolution (intrinsics scaled by 1/downscale). Densification
-is splatfacto's gsplat ``DefaultStrategy``; ``latents`` is one of ``gauss_params``, so it is cloned,
-split and pruned with everything else.
+What a training step is lives once, in :mod:`splatent_viewer.training` (the core trainer of ``splatent-demo`` and
+``splatent-refiner make-dataset`` runs the same functions in its own loop):
 
-Rendering goes through :func:`splatent_viewer.render.rasterize` (gsplat on CUDA, the pure-torch
-rasterizer on CPU), so ``ns-train splatent --machine.device-type cpu`` works.
+- initialisation: nerfstudio's seed points, or random points in the training cameras' frustums when the scene has
+  none (:func:`~splatent_viewer.training.points.initial_points`; the datamanager hands the cameras over);
+- both passes of a camera: :func:`~splatent_viewer.training.step.render_step` (RGB at splatfacto's resolution
+  schedule, latents at 1/downscale), whose RGB ``info`` drives gsplat's ``DefaultStrategy`` with splatfacto's
+  settings (``latents`` is one of ``gauss_params``: cloned, split and pruned with everything else);
+- losses: :func:`~splatent_viewer.training.step.step_losses` (``--pipeline.model.loss.*``), plus the camera
+  optimiser's;
+- optimiser groups: :class:`~splatent_viewer.training.step.LearningRates` (``splatent_config`` builds nerfstudio's
+  ``optimizers`` from it);
+- training latents: :func:`~splatent_viewer.training.encode.encode_images` through the on-disk latent cache, into a
+  :class:`~splatent_viewer.trained.ReferenceBank` kept in the checkpoint.
 
-Images whose height/width are not multiples of the codec's downscale are cropped to the largest
-multiple **from the top-left corner** for the latent targets (intrinsics stay valid unchanged).
-
-With a refiner (``--pipeline.model.refiner``: ``embedded``, a refiner folder, or ``none``), eval /
-viewer renders (never training steps) also output ``rgb_enhanced``: the rendered latent refined
-with its nearest training views' latents from the reference bank, decoded. The refiner is loaded
-on the first such render and kept out of the checkpoint.
+Eval and viewer renders go through :func:`splatent_viewer.frame.render_frame`, the function the viewer and the
+exporter use: ``rgb`` (decoded latent render), ``rgb_enhanced`` (with a refiner: the latent refined with its nearest
+training views' latents, decoded), ``rgb_gaussians``, ``latent`` (PCA view), ``depth``, ``accumulation``. The
+refiner is loaded on the first such render and kept out of the checkpoint; training steps never use it.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Literal, Optional, Tuple, Type, Union
 
 import torch
-from jaxtyping import Float, Int
+import torch.nn.functional as F
+from jaxtyping import Float
 from pytorch_msssim import SSIM
 from torch import Tensor
 
@@ -37,20 +42,31 @@ from nerfstudio.utils.rich_utils import CONSOLE
 
 from gsplat.strategy import DefaultStrategy
 
-from nerfstudio_plugin.latent_cache import LatentCache, crop_to_multiple, image_key
-from nerfstudio_plugin.pca import fit_pca, project_pca
-from splatent_viewer.cameras import opengl_c2w_to_viewmat, scale_intrinsics
+from splatent_viewer.atomic import write_json_atomic
+from splatent_viewer.cameras import opengl_c2w_to_viewmat
 from splatent_viewer.codecs import CodecConfig, LatentCodec
 from splatent_viewer.errors import SplatentError
-from splatent_viewer.frame import resize_latent
-from splatent_viewer.references import select_references
-from splatent_viewer.refine import Refiner, load_refiner, read_refiner_config
-from splatent_viewer.refine.checkpoint import check_codec
-from splatent_viewer.splats import init_splats, sh_colors
-from splatent_viewer.render import rasterize
+from splatent_viewer.frame import render_frame
+from splatent_viewer.pca import LatentPCA
+from splatent_viewer.refine import Refiner
+from splatent_viewer.refine.checkpoint import check_codec, read_refiner_config
+from splatent_viewer.splats import init_splats
+from splatent_viewer.trained import ReferenceBank, TrainedScene, load_refiner_for
+from splatent_viewer.training.encode import LatentCache, encode_images
+from splatent_viewer.training.losses import l1_ssim_loss
+from splatent_viewer.training.points import TrainingCameras, initial_points
+from splatent_viewer.training.step import LossConfig, StepRender, render_step, step_losses
+
+TRAIN_CAMERAS_KEY = "splatent_train_cameras"
+"""Key of the training cameras (:class:`TrainingCameras`) that :class:`~nerfstudio_plugin.datamanager.SplatentDatamanager`
+puts in the training dataset's metadata, which nerfstudio's pipeline hands to the model (for the frustum init)."""
+LATENTS_RECORD = "splatent_latents.json"
+"""Written into the run folder when training starts: the latent cache, hits and encoded images."""
 
 # torchvision's AlexNet weights, as torchmetrics' LPIPS (net_type="alex") loads them.
 _ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
+_BANK_BUFFERS = ("reference_c2w", "reference_Ks", "reference_sizes", "reference_latents")
+_PCA_BUFFERS = ("pca_mean", "pca_components", "pca_lo", "pca_hi")
 
 
 def lpips_weights_available() -> bool:
@@ -65,27 +81,19 @@ class SplatentModelConfig(SplatfactoModelConfig):
     _target: Type = field(default_factory=lambda: SplatentModel)
     codec: CodecConfig = field(default_factory=CodecConfig)
     """Latent codec whose latent space the Gaussians learn (taef2: 32 channels; sd-turbo/taesd: 4)."""
-    latent_loss_weight: float = 1.0
-    """Weight of the L1 loss between the latent render and the encoded training image (latent resolution)."""
-    rgb_loss_weight: float = 1.0
-    """Weight of splatfacto's RGB (1-λ)·L1 + λ·(1-SSIM) loss on the SH colours (image resolution)."""
-    decoded_loss_weight: float = 0.0
-    """Weight of an L1 loss on the decoded latent render vs. the image (backpropagates through the decoder)."""
-    decoded_loss_every: int = 10
-    """Apply the decoded-image loss every this many steps (decoding is slow on CPU)."""
+    loss: LossConfig = field(default_factory=LossConfig)
+    """Loss weights: latent L1, RGB L1+SSIM (with splatfacto's ssim_lambda), decoded-image L1 (the core trainer's)."""
     latent_cache_dir: Optional[Path] = None
     """Where encoded training latents are cached (<dir>/<codec>/<sha256>.safetensors). Default:
     $SPLATENT_LATENT_CACHE, else ~/.cache/splatent/latents."""
-    num_references: int = 3
-    """Default k of nearest_references (nearest training views of a camera)."""
     use_absgrad: bool = False
     """Densify on absgrad (gsplat CUDA only); False uses the plain screen-space gradient, on any device."""
     use_lpips: bool = True
     """Report LPIPS in eval metrics when torchvision's AlexNet weights are in the torch hub cache (never downloads)."""
     refiner: Union[Literal["embedded", "none"], Path] = "embedded"
     """Refiner for the rgb_enhanced output (eval/viewer renders only): embedded (the shipped
-    assets/refiner; skipped with one log line while none is shipped), a refiner folder, or none."""
-    refiner_num_references: Optional[int] = None
+    assets/refiner; skipped with one log line when it does not fit the codec), a refiner folder, or none."""
+    num_references: Optional[int] = None
     """Training views the refiner attends to for rgb_enhanced; default the refiner's own k."""
 
 
@@ -96,14 +104,15 @@ class SplatentModel(SplatfactoModel):
 
     # ---------------------------------------------------------------- setup
     def populate_modules(self) -> None:
-        # Not calling SplatfactoModel.populate_modules: it builds LPIPS (downloads) and uses .cuda().
-        if self.config.use_bilateral_grid:
-            raise SplatentError("splatent does not support --pipeline.model.use-bilateral-grid; leave it False.")
-        if self.config.use_absgrad:
-            raise SplatentError("splatent densifies on plain screen-space gradients; set --pipeline.model.use-absgrad False.")
+        # Not calling SplatfactoModel.populate_modules: it builds LPIPS (downloads) and moves tensors to CUDA itself.
+        for flag, reason in (("use_bilateral_grid", "use-bilateral-grid"), ("use_absgrad", "use-absgrad"),
+                             ("use_scale_regularization", "use-scale-regularization")):
+            if getattr(self.config, flag):
+                raise SplatentError(f"splatent does not support --pipeline.model.{reason}; leave it False.")
         codec = self.config.codec.setup(device="cpu")
         object.__setattr__(self, "_codec", codec)  # not a submodule: kept out of checkpoints and param groups
         object.__setattr__(self, "_refiner", None)  # loaded on the first eval render; never a submodule either
+        object.__setattr__(self, "_bank", None)  # ReferenceBank view of the reference buffers
         self._refiner_missing = self.config.refiner == "none"
         if self.config.refiner not in ("embedded", "none"):  # an explicit folder: fail now, not mid-render
             refiner_config, _ = read_refiner_config(Path(self.config.refiner))
@@ -112,16 +121,19 @@ class SplatentModel(SplatfactoModel):
         self.latent_channels = C
         self.downscale = codec.downscale
 
-        if self.seed_points is not None and not self.config.random_init:
-            points = self.seed_points[0].float()
-            colors = self.seed_points[1].float() / 255.0 if self.seed_points[1].shape[0] > 0 else None
-        else:
-            points = (torch.rand(self.config.num_random, 3) - 0.5) * self.config.random_scale
-            colors = None
-        raw = init_splats(points=points, colors=colors, latent_channels=C, sh_degree=self.config.sh_degree)
-        if self.config.sh_degree == 0:  # splatfacto's colour-only mode uses sigmoid colours
-            rgb = colors if colors is not None else torch.rand(points.shape[0], 3)
-            raw["features_dc"] = torch.logit(rgb.clamp(1e-4, 1 - 1e-4))
+        seed = None
+        if self.seed_points is not None and not self.config.random_init and len(self.seed_points[0]) > 0:
+            rgb = self.seed_points[1].float() / 255.0 if self.seed_points[1].shape[0] > 0 else None
+            seed = (self.seed_points[0].float(), rgb)
+        cameras: Optional[TrainingCameras] = (self.kwargs.get("metadata") or {}).get(TRAIN_CAMERAS_KEY)
+        generator = torch.Generator().manual_seed(int(torch.randint(0, 2**31 - 1, (1,))))  # follows --machine.seed
+        if seed is None and cameras is None:
+            # Loading a checkpoint (ns-eval, ns-render, the viewer): every parameter is replaced on load.
+            seed = ((torch.rand(64, 3, generator=generator) - 0.5) * self.config.random_scale, None)
+        points, colors = initial_points(points=seed, cameras=cameras, num_random=self.config.num_random,  # type: ignore[arg-type]
+                                        generator=generator)
+        raw = init_splats(points=points, colors=colors, latent_channels=C, sh_degree=self.config.sh_degree,
+                          generator=generator)
         order = ["means", "scales", "quats", "features_dc", "features_rest", "opacities", "latents"]
         self.gauss_params = torch.nn.ParameterDict({k: torch.nn.Parameter(raw[k].contiguous()) for k in order})
 
@@ -144,10 +156,11 @@ class SplatentModel(SplatfactoModel):
             self.background_color = get_color(self.config.background_color)
 
         # Reference bank (training cameras + their latents), latent background, PCA basis: buffers,
-        # filled before training, saved in checkpoints, resized on load.
-        self.register_buffer("reference_c2w", torch.zeros(0, 3, 4))
-        self.register_buffer("reference_latents", torch.zeros(0, C, 1, 1))
+        # filled when training starts, saved in checkpoints, resized on load.
+        self.register_buffer("reference_c2w", torch.zeros(0, 4, 4))
+        self.register_buffer("reference_Ks", torch.zeros(0, 3, 3))
         self.register_buffer("reference_sizes", torch.zeros(0, 2, dtype=torch.long))
+        self.register_buffer("reference_latents", torch.zeros(0, C, 1, 1))
         self.register_buffer("background_latent", torch.zeros(C))
         self.register_buffer("pca_mean", torch.zeros(C))
         self.register_buffer("pca_components", torch.eye(C, 3))
@@ -188,13 +201,11 @@ class SplatentModel(SplatfactoModel):
         refiner: Optional[Refiner] = self._refiner
         if refiner is None and not self._refiner_missing:
             source = self.config.refiner
-            try:
-                refiner = load_refiner(source if source == "embedded" else Path(source), device=self.device, codec=self.codec)
-            except SplatentError as err:
-                if source != "embedded":
-                    raise
+            refiner = load_refiner_for(source if source == "embedded" else Path(source), codec=self.codec,
+                                       device=self.device, dtype=torch.float32)
+            if refiner is None:
                 self._refiner_missing = True
-                CONSOLE.log(f"splatent: no rgb_enhanced output ({err})")
+                CONSOLE.log("splatent: no rgb_enhanced output (the shipped refiner does not fit this codec)")
                 return None
             object.__setattr__(self, "_refiner", refiner)
         if refiner is not None and refiner.device != self.device:
@@ -211,9 +222,10 @@ class SplatentModel(SplatfactoModel):
 
     def load_state_dict(self, dict, **kwargs):  # type: ignore  # noqa: A002
         # Buffers sized by the training set: resize before loading (gauss_params are resized by splatfacto).
-        self.__dict__.pop("_reference_sizes_list", None)
-        for name in ["reference_c2w", "reference_latents", "reference_sizes", "background_latent",
-                     "pca_mean", "pca_components", "pca_lo", "pca_hi"]:
+        if "reference_latents" in dict and "reference_Ks" not in dict:
+            raise SplatentError("This checkpoint was written by an older splatent (its reference bank has no "
+                                "intrinsics); re-train the run with `ns-train splatent`.")
+        for name in (*_BANK_BUFFERS, "background_latent", *_PCA_BUFFERS):
             if name in dict:
                 setattr(self, name, torch.zeros_like(dict[name], device=self.device))
         if "gauss_params.latents" in dict and dict["gauss_params.latents"].shape[1] != self.latent_channels:
@@ -221,246 +233,196 @@ class SplatentModel(SplatfactoModel):
                 f"The checkpoint's Gaussians carry {dict['gauss_params.latents'].shape[1]}-channel latents but the codec "
                 f"{self.config.codec.name!r} has {self.latent_channels}; load it with the codec it was trained with."
             )
+        object.__setattr__(self, "_bank", None)
         return super().load_state_dict(dict, **kwargs)
 
     # ---------------------------------------------------------------- reference bank
     def get_training_callbacks(self, training_callback_attributes: TrainingCallbackAttributes) -> List[TrainingCallback]:
         pipeline = training_callback_attributes.pipeline
         if pipeline is not None:
-            self.build_reference_bank(datamanager=pipeline.datamanager)
+            trainer = training_callback_attributes.trainer
+            self.build_reference_bank(datamanager=pipeline.datamanager,
+                                      record_dir=None if trainer is None else Path(trainer.base_dir))
         return super().get_training_callbacks(training_callback_attributes)
 
-    def _latent_background_rgb(self) -> Tensor:
-        """Colour that RGBA images are composited with before encoding (the eval background)."""
-        return self.background_color.float().cpu()
-
     @torch.no_grad()
-    def build_reference_bank(self, *, datamanager) -> Dict[str, int]:
-        """Encodes every training image (through the on-disk cache) into the reference bank, fits the
-        PCA basis and the background latent. Returns ``{"hits": n, "encoded": m}``."""
+    def build_reference_bank(self, *, datamanager, record_dir: Optional[Path] = None) -> Dict[str, int]:
+        """Encodes every (undistorted, size-fitted) training image through the latent cache into the reference bank,
+        fits the PCA basis and the background latent; writes ``record_dir/splatent_latents.json`` when given.
+        Returns ``{"hits": n, "encoded": m}``."""
+        multiple = getattr(datamanager.config, "size_multiple", None)
+        if multiple is None or multiple % self.downscale:
+            raise SplatentError(f"The datamanager fits images to multiples of {multiple}, but codec {self.config.codec.name} "
+                                f"needs multiples of {self.downscale}; set --pipeline.datamanager.size-multiple {self.downscale} "
+                                "(splatent's datamanager does by default).")
         dataset = datamanager.train_dataset
-        cached = getattr(datamanager, "cached_train", None)
-        n = len(dataset)
-        ds = self.downscale
+        cached = datamanager.cached_train  # undistorted and fitted to the codec's multiple by the datamanager
+        bg = self.background_color.float()
         cache = LatentCache(codec_name=self.config.codec.name, root=self.config.latent_cache_dir)
-        bg = self._latent_background_rgb()
-        latents: List[Tensor] = []
-        hits = encoded = cropped = 0
-        for i in range(n):
-            image = cached[i]["image"] if cached is not None else dataset.get_data(i, image_type="uint8")["image"]
-            image = image.cpu()
-            if image.shape[0] < ds or image.shape[1] < ds:
-                raise SplatentError(
-                    f"Training image {dataset.image_filenames[i]} is {image.shape[1]}x{image.shape[0]}, smaller than the "
-                    f"codec's {ds}x{ds} latent cell; use larger images."
-                )
-            crop = crop_to_multiple(image, ds)
-            cropped += int(crop.shape[:2] != image.shape[:2])
-            has_alpha = crop.shape[-1] == 4
-            key = image_key(crop, extra=f"bg={bg.tolist()}" if has_alpha else "")
-            latent = cache.get(key)
-            if latent is None or latent.shape[0] != self.latent_channels:
-                img = crop.float() / 255.0 if crop.dtype == torch.uint8 else crop.float()
-                if has_alpha:
-                    img = img[..., :3] * img[..., 3:] + (1 - img[..., 3:]) * bg
-                latent = self.codec.encode(img[None].permute(0, 3, 1, 2).to(self.device)).float()[0].cpu()
-                cache.put(key, latent)
-                encoded += 1
-            else:
-                hits += 1
-            latents.append(latent.float())
-        if cropped:
-            CONSOLE.log(
-                f"splatent: {cropped} training image(s) have a size that is not a multiple of {ds}; their latent "
-                "targets use the top-left crop to the largest multiple (intrinsics unchanged)."
-            )
-        CONSOLE.log(f"splatent latent cache ({cache.dir}): {hits} hits, {encoded} encoded")
 
-        hmax = max(t.shape[1] for t in latents)
-        wmax = max(t.shape[2] for t in latents)
-        bank = torch.zeros(n, self.latent_channels, hmax, wmax)
-        sizes = torch.zeros(n, 2, dtype=torch.long)
-        for i, t in enumerate(latents):
-            bank[i, :, : t.shape[1], : t.shape[2]] = t
-            sizes[i] = torch.tensor(t.shape[1:])
-        self.reference_latents = bank.to(self.device)
-        self.reference_sizes = sizes.to(self.device)
-        self.__dict__.pop("_reference_sizes_list", None)
-        self.reference_c2w = dataset.cameras.camera_to_worlds.float().to(self.device)
+        def images():
+            for data in cached:
+                image = data["image"]
+                image = image.float() / 255.0 if image.dtype == torch.uint8 else image.float()
+                yield self.composite_with_background(image, bg.to(image.device))
 
-        samples = torch.cat([t.flatten(1).T for t in latents])
-        mean, comps, lo, hi = fit_pca(samples)
-        self.pca_mean, self.pca_components = mean.to(self.device), comps.to(self.device)
-        self.pca_lo, self.pca_hi = lo.to(self.device), hi.to(self.device)
+        latents, stats = encode_images(images=images(), codec=self.codec, device=self.device, cache=cache)
+        cams = dataset.cameras
+        bank = ReferenceBank.from_latents(c2w=cams.camera_to_worlds.float(), Ks=cams.get_intrinsics_matrices().float(),
+                                          latents=latents, downscale=self.downscale)
+        for name, value in zip(_BANK_BUFFERS, (bank.c2w, bank.Ks, bank.sizes, bank.latents)):
+            setattr(self, name, value.to(self.device))
+        object.__setattr__(self, "_bank", None)
+        pca = LatentPCA.fit(latents=latents)
+        for name, value in zip(_PCA_BUFFERS, (pca.mean, pca.components, pca.lo, pca.hi)):
+            setattr(self, name, value.to(self.device))
+        ds = self.downscale
         flat = bg.view(1, 3, 1, 1).expand(1, 3, ds * 2, ds * 2).to(self.device)
         self.background_latent = self.codec.encode(flat).float().mean(dim=(0, 2, 3))
-        return {"hits": hits, "encoded": encoded}
+        record = {"cache_dir": str(cache.dir), "hits": stats.hits, "encoded": stats.encoded, "images": len(latents)}
+        CONSOLE.log(f"splatent latent cache ({cache.dir}): {stats.hits} hits, {stats.encoded} encoded")
+        if record_dir is not None:
+            write_json_atomic(record_dir / LATENTS_RECORD, record)
+        return {"hits": stats.hits, "encoded": stats.encoded}
 
-    def reference_latent(self, index: int) -> Float[Tensor, "C h w"]:
-        """Encoded latent of training image ``index`` (unpadded)."""
-        # Sizes as a Python list: indexing the GPU tensor would sync the device at every training step.
-        sizes = self.__dict__.get("_reference_sizes_list")
-        if sizes is None or len(sizes) != self.reference_sizes.shape[0]:
-            sizes = self.reference_sizes.tolist()
-            self.__dict__["_reference_sizes_list"] = sizes
-        h, w = sizes[index]
-        return self.reference_latents[index, :, :h, :w]
+    @property
+    def reference_bank(self) -> ReferenceBank:
+        """The training cameras and latents (the checkpoint's buffers) as the core's :class:`ReferenceBank` (empty
+        before training starts: renders then use no references)."""
+        bank: Optional[ReferenceBank] = self._bank
+        if bank is None or bank.latents.device != self.reference_latents.device:
+            bank = ReferenceBank(c2w=self.reference_c2w, Ks=self.reference_Ks, sizes=self.reference_sizes,
+                                 latents=self.reference_latents, downscale=self.downscale)
+            object.__setattr__(self, "_bank", bank)
+        return bank
 
-    def nearest_references(
-        self, camera_to_world: Float[Tensor, "*Q 3 4"] | Float[Tensor, "*Q 4 4"], k: Optional[int] = None
-    ) -> Int[Tensor, "*Q k"]:
+    def nearest_references(self, camera_to_world: Float[Tensor, "3 4"] | Float[Tensor, "4 4"], k: int) -> List[int]:
         """Indices (into the training set / reference bank) of the ``k`` training cameras nearest to
-        ``camera_to_world`` (nerfstudio OpenGL convention), nearest first; a training camera with the
-        same pose is skipped. ``k`` defaults to ``config.num_references``."""
+        ``camera_to_world`` (nerfstudio OpenGL convention), nearest first; a training camera with the same pose is skipped."""
         if self.reference_c2w.shape[0] == 0:
             raise SplatentError("The model has no reference bank yet; it is built when training starts (or loaded from a checkpoint).")
-        k = self.config.num_references if k is None else k
-        return select_references(query_c2ws=camera_to_world.to(self.reference_c2w), train_c2ws=self.reference_c2w, k=k)
+        c2w = camera_to_world.reshape(-1, 4)[:3]
+        return self.reference_bank.nearest(c2w=torch.cat([c2w, c2w.new_tensor([[0, 0, 0, 1]])]), k=k)
+
+    def trained_scene(self, *, params: Optional[Dict[str, Tensor]] = None, rgb_background: Optional[Tensor] = None,
+                      with_refiner: bool = True) -> TrainedScene:
+        """This model as the core's :class:`TrainedScene` (what :func:`render_frame`, the viewer and the exporter
+        render): the current Gaussians (or ``params``), codec, reference bank and (``with_refiner``) refiner."""
+        sh_degree = min(self.step // self.config.sh_degree_interval, self.config.sh_degree)
+        return TrainedScene(
+            params={k: v.detach() for k, v in (params or self.gauss_params).items()}, codec=self.codec,
+            sh_degree=sh_degree, references=self.reference_bank, refiner=self.refiner if with_refiner else None,
+            latent_background=self.background_latent.detach().float(), name="splatent", source=Path("."),
+            device=self.device, rgb_background=rgb_background if rgb_background is not None else
+            self.background_color.float().to(self.device))
 
     # ---------------------------------------------------------------- rendering
-    def _raster_params(self, crop_ids: Optional[Tensor]) -> Dict[str, Tensor]:
-        if crop_ids is None:
-            return dict(self.gauss_params.items())
-        return {k: v[crop_ids] for k, v in self.gauss_params.items()}
-
     def get_outputs(self, camera: Cameras) -> Dict[str, Union[torch.Tensor, List]]:
-        """Outputs: ``rgb`` (decoded latent render in eval; the RGB splats while training, unless the
-        decoded loss needs the decode), ``rgb_gaussians``, ``latent`` (PCA view, eval), ``depth``,
-        ``accumulation``, ``background``; while training also ``latent_render`` [h, w, C]."""
+        """Training: ``rgb`` (RGB splats at splatfacto's resolution schedule), ``latent_render`` [C, h, w], ``depth``,
+        ``accumulation``, ``background``. Eval/viewer: ``rgb`` (decoded latent render), ``rgb_enhanced`` (with a
+        refiner), ``rgb_gaussians``, ``latent`` (PCA view), ``depth``, ``accumulation``, ``background``."""
         if not isinstance(camera, Cameras):
             return {}
         if self.training:
-            assert camera.shape[0] == 1, "Only one camera at a time"
-            c2w = self.camera_optimizer.apply_to_camera(camera)
-        else:
-            c2w = camera.camera_to_worlds
-        W_full, H_full = int(camera.width.item()), int(camera.height.item())
+            return self._training_outputs(camera)
+        return self._render_outputs(camera)
 
-        crop_ids = None
-        if self.crop_box is not None and not self.training:
-            crop_ids = self.crop_box.within(self.means).squeeze()
-            if crop_ids.sum() == 0:
-                empty = self.get_empty_outputs(W_full, H_full, self.background_color)
-                empty["rgb_gaussians"] = empty["rgb"]
-                empty["latent"] = torch.zeros_like(empty["rgb"])
-                return empty
-        params = self._raster_params(crop_ids)
-
-        viewmat = opengl_c2w_to_viewmat(c2w.to(self.device))
-        K_full = camera.get_intrinsics_matrices().to(self.device)
-        d = self._get_downscale_factor()
-        camera.rescale_output_resolution(1 / d)
-        K = camera.get_intrinsics_matrices().to(self.device)
-        W, H = int(camera.width.item()), int(camera.height.item())
-        self.last_size = (H, W)
-        camera.rescale_output_resolution(d)
-
-        sh_degree = min(self.step // self.config.sh_degree_interval, self.config.sh_degree) if self.config.sh_degree > 0 else 0
-        if self.config.sh_degree > 0:
-            colors = sh_colors(params=params, viewmats=viewmat, sh_degree=sh_degree)
-        else:
-            colors = torch.sigmoid(params["features_dc"])
-        scales = torch.exp(params["scales"])
-        opac = torch.sigmoid(params["opacities"]).squeeze(-1)
+    def _training_outputs(self, camera: Cameras) -> Dict[str, Union[torch.Tensor, List]]:
+        assert camera.shape[0] == 1, "Only one camera at a time"
+        c2w = self.camera_optimizer.apply_to_camera(camera)
         background = self._get_background_color()
-        out_rgb = rasterize(
-            means=params["means"], quats=params["quats"], scales=scales, opacities=opac, features=colors,
-            viewmats=viewmat, Ks=K, width=W, height=H,
-        )
-        self.info = out_rgb.info
-        if self.training:
-            self.strategy.step_pre_backward(self.gauss_params, self.optimizers, self.strategy_state, self.step, self.info)
-        alpha = out_rgb.alpha[0]
-        rgb = torch.clamp(out_rgb.features[0] + (1 - alpha) * background, 0.0, 1.0)
-        depth = out_rgb.depth[0]
-        depth = torch.where(alpha > 0, depth, depth.detach().max())
-
-        ds = self.downscale
-        lat_h, lat_w = H_full // ds, W_full // ds
-        out_lat = rasterize(
-            means=params["means"], quats=params["quats"], scales=scales, opacities=opac, features=params["latents"],
-            viewmats=viewmat, Ks=scale_intrinsics(K_full, 1.0 / ds), width=lat_w, height=lat_h,
-            backgrounds=self.background_latent[None].to(params["latents"]),
-        )
-        latent_render = out_lat.features[0]  # [h, w, C]
-
-        outputs: Dict[str, Union[Tensor, List]] = {
-            "rgb_gaussians": rgb,
-            "depth": depth,
-            "accumulation": alpha,
-            "background": background,
-        }
-        if self.training:
-            outputs["rgb"] = rgb
-            outputs["latent_render"] = latent_render
-            return outputs
-
-        bg_eval = background.to(self.device)
-        decoded = self.codec.decode(latent_render.permute(2, 0, 1)[None]).float()[0].permute(1, 2, 0).clamp(0, 1)
-        full = bg_eval.expand(H_full, W_full, 3).clone()
-        full[: decoded.shape[0], : decoded.shape[1]] = decoded
-        pca = project_pca(latent_render, mean=self.pca_mean, components=self.pca_components, lo=self.pca_lo, hi=self.pca_hi)
-        pca_full = torch.zeros(H_full, W_full, 3, device=self.device)
-        up = pca.repeat_interleave(ds, 0).repeat_interleave(ds, 1)
-        pca_full[: up.shape[0], : up.shape[1]] = up
-        outputs["rgb"] = full
-        enhanced = self._enhanced(latent_render=latent_render, camera_to_world=c2w)
-        if enhanced is not None:
-            full_enhanced = bg_eval.expand(H_full, W_full, 3).clone()
-            full_enhanced[: enhanced.shape[0], : enhanced.shape[1]] = enhanced
-            outputs["rgb_enhanced"] = full_enhanced
-        outputs["latent"] = pca_full
-        outputs["background"] = bg_eval.expand(H_full, W_full, 3)
-        return outputs
+        render = render_step(
+            params=self.gauss_params, viewmat=opengl_c2w_to_viewmat(c2w), K=camera.get_intrinsics_matrices().to(self.device),
+            width=int(camera.width.item()), height=int(camera.height.item()), latent_downscale=self.downscale,
+            sh_degree=min(self.step // self.config.sh_degree_interval, self.config.sh_degree),
+            rgb_downscale=self._get_downscale_factor(), depth=True, rgb_background=background,
+            latent_background=self.background_latent)
+        self.info = render.info
+        self.strategy.step_pre_backward(self.gauss_params, self.optimizers, self.strategy_state, self.step, self.info)
+        assert render.rgb is not None and render.alpha is not None and render.depth is not None
+        self.last_size = tuple(render.rgb.shape[:2])
+        depth = torch.where(render.alpha > 0, render.depth, render.depth.detach().max())
+        return {"rgb": render.rgb, "latent_render": render.latent, "depth": depth, "accumulation": render.alpha,
+                "background": background}
 
     @torch.no_grad()
-    def _enhanced(
-        self, *, latent_render: Float[Tensor, "h w C"], camera_to_world: Float[Tensor, "1 3 4"]
-    ) -> Optional[Float[Tensor, "H W 3"]]:
-        """The latent render refined with its nearest reference latents (resized to its size), decoded;
-        None without a refiner or a reference bank."""
-        if self.training or self.reference_latents.shape[0] == 0:
-            return None
-        refiner = self.refiner
-        if refiner is None:
-            return None
-        k = self.config.refiner_num_references
-        k = refiner.config.num_references if k is None else k
-        k = max(0, min(k, refiner.config.num_references, self.reference_latents.shape[0] - 1))
-        h, w, C = latent_render.shape
-        refs = latent_render.new_zeros(1, 0, C, h, w)
-        if k > 0:
-            indices = self.nearest_references(camera_to_world.reshape(-1, 3, 4)[0], k=k)
-            # The viewer/exporter's resize, so every renderer feeds the refiner the same references.
-            refs = torch.stack([resize_latent(self.reference_latent(int(i)), height=h, width=w)
-                                for i in indices.tolist()])[None]
-        latent = refiner(target=latent_render.permute(2, 0, 1)[None], references=refs)
-        return self.codec.decode(latent).float()[0].permute(1, 2, 0).clamp(0, 1)
+    def _render_outputs(self, camera: Cameras) -> Dict[str, Union[torch.Tensor, List]]:
+        W, H = int(camera.width.item()), int(camera.height.item())
+        params = None
+        if self.crop_box is not None:
+            crop_ids = self.crop_box.within(self.means).squeeze()
+            if crop_ids.sum() == 0:
+                empty = self.get_empty_outputs(W, H, self.background_color.to(self.device))
+                return {**empty, "rgb_gaussians": empty["rgb"], "latent": torch.zeros_like(empty["rgb"])}
+            params = {k: v[crop_ids] for k, v in self.gauss_params.items()}
+        background = self._get_background_color()
+        scene = self.trained_scene(params=params, rgb_background=background)
+        c2w = camera.camera_to_worlds.reshape(3, 4).float()
+        c2w = torch.cat([c2w, c2w.new_tensor([[0.0, 0.0, 0.0, 1.0]])])
+        K = camera.get_intrinsics_matrices().reshape(3, 3).float()
+        # The latent passes cover the largest multiple of the downscale (the datamanager fits training and eval
+        # images to it; the viewer's own sizes may not be); the rest shows the background.
+        ds = self.downscale
+        Wc, Hc = W // ds * ds, H // ds * ds
+        wanted = ("decoded", "latent", "enhanced") if self.refiner is not None else ("decoded", "latent")
+        frame = render_frame(scene=scene, c2w=c2w, K=K, width=Wc, height=Hc, outputs=wanted,
+                             num_references=self.config.num_references)
+        full = render_frame(scene=scene, c2w=c2w, K=K, width=W, height=H, outputs=("rgb", "depth", "alpha"))
+        assert frame.decoded is not None and frame.latent is not None and full.rgb is not None
+        assert full.depth is not None and full.alpha is not None
+
+        def padded(image: Tensor) -> Tensor:
+            out = background.expand(H, W, 3).clone()
+            out[: image.shape[0], : image.shape[1]] = image
+            return out
+
+        pca = LatentPCA(mean=self.pca_mean, components=self.pca_components, lo=self.pca_lo, hi=self.pca_hi)
+        latent_view = pca.project(frame.latent).repeat_interleave(ds, 0).repeat_interleave(ds, 1)
+        alpha = full.alpha[..., None]
+        depth = full.depth[..., None]
+        outputs: Dict[str, Union[Tensor, List]] = {
+            "rgb": padded(frame.decoded),
+            "rgb_gaussians": full.rgb,
+            "latent": F.pad(latent_view.permute(2, 0, 1), (0, W - latent_view.shape[1], 0, H - latent_view.shape[0])).permute(1, 2, 0),
+            "depth": torch.where(alpha > 0, depth, depth.max()),
+            "accumulation": alpha,
+            "background": background.expand(H, W, 3),
+        }
+        if frame.enhanced is not None:
+            outputs["rgb_enhanced"] = padded(frame.enhanced)
+        return outputs
 
     # ---------------------------------------------------------------- losses / metrics
-    def _gt_full(self, batch: Dict[str, Tensor]) -> Tensor:
+    def _gt_full(self, batch: Dict[str, Tensor], background: Tensor) -> Tensor:
         image = batch["image"]
         image = image.float() / 255.0 if image.dtype == torch.uint8 else image.float()
-        return self.composite_with_background(image.to(self.device), self.background_color.to(self.device))
+        return self.composite_with_background(image.to(self.device), background.to(self.device))
 
     def get_loss_dict(self, outputs, batch, metrics_dict=None) -> Dict[str, torch.Tensor]:
-        loss_dict = super().get_loss_dict(outputs, batch, metrics_dict)  # RGB splats: outputs["rgb"] while training
-        loss_dict["main_loss"] = self.config.rgb_loss_weight * loss_dict["main_loss"]
-        if "latent_render" in outputs and self.reference_latents.shape[0] > 0:
-            idx = int(batch["image_idx"])
-            target = self.reference_latent(idx).permute(1, 2, 0)
-            render = outputs["latent_render"]
-            if render.shape != target.shape:
+        """The core step's losses (:func:`step_losses`: ``latent_loss``, ``rgb_loss``, ``decoded_loss``) and the
+        camera optimiser's."""
+        background = outputs["background"]
+        gt = self.composite_with_background(self.get_gt_img(batch["image"]), background)
+        mask = self._downscale_if_required(batch["mask"]).to(self.device) if "mask" in batch else None
+        if "latent_render" in outputs:
+            render = StepRender(rgb=outputs["rgb"], alpha=outputs["accumulation"], depth=outputs["depth"],
+                                latent=outputs["latent_render"], info=self.info)
+            target = self.reference_bank.latent(int(batch["image_idx"]))
+            if render.latent.shape != target.shape:
                 raise SplatentError(
-                    f"Latent render {tuple(render.shape)} and encoded target {tuple(target.shape)} of training image "
-                    f"{idx} differ; the image size does not match its camera."
-                )
-            loss_dict["latent_loss"] = self.config.latent_loss_weight * (render - target).abs().mean()
-            if self.config.decoded_loss_weight > 0 and self.step % max(self.config.decoded_loss_every, 1) == 0:
-                decoded = self.codec.decode(render.permute(2, 0, 1)[None]).float()[0].permute(1, 2, 0)
-                gt = self._gt_full(batch)[: decoded.shape[0], : decoded.shape[1]]
-                loss_dict["decoded_loss"] = self.config.decoded_loss_weight * (decoded - gt).abs().mean()
-        return loss_dict
+                    f"Latent render {tuple(render.latent.shape)} and encoded target {tuple(target.shape)} of training "
+                    f"image {int(batch['image_idx'])} differ; the image size does not match its camera.")
+            losses = step_losses(render=render, image=gt, target_latent=target, loss=self.config.loss,
+                                 ssim_lambda=self.config.ssim_lambda, step=self.step, decode=self.codec.decode,
+                                 full_image=self._gt_full(batch, background), mask=mask)
+        else:  # an eval batch (nerfstudio's eval loss): the RGB splats only
+            pred = outputs["rgb_gaussians"] * (mask if mask is not None else 1)
+            gt = gt * (mask if mask is not None else 1)
+            losses = {"rgb_loss": l1_ssim_loss(pred.permute(2, 0, 1)[None], gt.permute(2, 0, 1)[None],
+                                               ssim_lambda=self.config.ssim_lambda)}
+        if self.training:
+            self.camera_optimizer.get_loss_dict(losses)
+        return losses
 
     def get_image_metrics_and_images(
         self, outputs: Dict[str, torch.Tensor], batch: Dict[str, torch.Tensor]
@@ -469,7 +431,7 @@ class SplatentModel(SplatfactoModel):
         ``ssim``, ``lpips``; over the top-left crop that the codec covers), of the refined render when
         there is one (``psnr_enhanced``, ``ssim_enhanced``, ``lpips_enhanced``; same crop) and of the
         RGB splats (``psnr_rgb_gaussians``, ``ssim_rgb_gaussians``, ``lpips_rgb_gaussians``)."""
-        gt = self._gt_full(batch)
+        gt = self._gt_full(batch, self._get_background_color())
         ds = self.downscale
         hc, wc = gt.shape[0] // ds * ds, gt.shape[1] // ds * ds
 
@@ -494,4 +456,4 @@ class SplatentModel(SplatfactoModel):
         return metrics, images
 
 
-__all__ = ["SplatentModel", "SplatentModelConfig", "lpips_weights_available"]
+__all__ = ["LATENTS_RECORD", "TRAIN_CAMERAS_KEY", "SplatentModel", "SplatentModelConfig", "lpips_weights_available"]

@@ -1,8 +1,9 @@
-"""A nerfstudio ``ns-train splatent`` run as a :class:`splatent_viewer.trained.TrainedScene`.
+"""An ``ns-train splatent`` run as a :class:`splatent_viewer.trained.TrainedScene` (the run loader this plugin
+registers under the ``splatent_viewer.run_loaders`` entry-point group, so the viewer and ``splatent-render`` read
+``config.yml`` files without the core importing the plugin).
 
-The scene lives in nerfstudio's dataparser-transformed world (the one ``ns-render`` camera paths
-and the nerfstudio viewer use). Splats, reference bank and background latent come from the
-checkpoint; the codec from the run's config.
+The scene lives in nerfstudio's dataparser-transformed world (the one ``ns-render`` camera paths and the nerfstudio
+viewer use). Splats, reference bank and background latent come from the checkpoint; the codec from the run's config.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import torch
 import yaml
 
 from splatent_viewer.errors import SplatentError
-from splatent_viewer.trained import ReferenceBank, TrainedScene
+from splatent_viewer.trained import TrainedScene
 
 
 def _train_indices(scene_path: Path, train_files: list[Path]) -> list[int] | None:
@@ -31,13 +32,16 @@ def _train_indices(scene_path: Path, train_files: list[Path]) -> list[int] | Non
     return None if any(i is None for i in found) else [int(i) for i in found]  # type: ignore[arg-type]
 
 
-def load_nerfstudio_run(config_path: Path, *, device: torch.device | str = "cpu") -> TrainedScene:
-    """Loads ``outputs/<exp>/splatent/<timestamp>/config.yml`` and its latest checkpoint (no refiner attached)."""
+def load_nerfstudio_run(config_path: Path, *, device: torch.device | str = "cpu") -> TrainedScene | None:
+    """Loads ``outputs/<exp>/splatent/<timestamp>/config.yml`` and its latest checkpoint (no refiner attached);
+    None for a file that is not a ``.yml``/``.yaml``."""
     from nerfstudio.utils.eval_utils import eval_setup
 
     from nerfstudio_plugin.splatent_model import SplatentModel
 
     config_path = Path(config_path)
+    if config_path.suffix not in (".yml", ".yaml"):
+        return None
     device = torch.device(device)
     if not config_path.is_file():
         raise SplatentError(f"{config_path} does not exist; pass the config.yml of an `ns-train splatent` run "
@@ -49,32 +53,16 @@ def load_nerfstudio_run(config_path: Path, *, device: torch.device | str = "cpu"
     if method != "splatent":
         raise SplatentError(f"{config_path} is a `{method}` run; only `ns-train splatent` runs carry latents. "
                             f"Train one with `ns-train splatent --data SCENE`.")
-    _, pipeline, ckpt, step = eval_setup(config_path, test_mode="inference")
+    _, pipeline, ckpt, _ = eval_setup(config_path, test_mode="inference")
     model = pipeline.model
     assert isinstance(model, SplatentModel)
     model.eval()
-    n = model.reference_c2w.shape[0]
-    if n == 0:
+    if model.reference_c2w.shape[0] == 0:
         raise SplatentError(f"{ckpt} has no reference bank (it is built when training starts); re-train the run.")
-    cams = pipeline.datamanager.train_dataset.cameras
-    latents = [model.reference_latent(i).float().to(device) for i in range(n)]
-    bank = ReferenceBank.from_latents(c2w=model.reference_c2w.float().to(device),
-                                      Ks=cams.get_intrinsics_matrices().float().to(device), latents=latents,
-                                      downscale=model.downscale)
-    scene_path = Path(pipeline.datamanager.config.data or pipeline.datamanager.config.dataparser.data)
-    params = {k: v.detach().to(device) for k, v in model.gauss_params.items()}
-    codec = model.codec.to(device)
-    return TrainedScene(
-        params=params,
-        codec=codec,
-        sh_degree=model.config.sh_degree,
-        references=bank,
-        refiner=None,
-        latent_background=model.background_latent.detach().float().to(device),
-        name=config_path.parent.parent.parent.name,
-        source=config_path,
-        device=device,
-        scene_path=scene_path,
-        train_indices=_train_indices(scene_path, pipeline.datamanager.train_dataset.image_filenames),
-        rgb_background=model.background_color.detach().float().to(device),
-    )
+    model.to(device)
+    scene = model.trained_scene(with_refiner=False)  # the caller attaches the refiner it was asked for
+    scene.name = config_path.parent.parent.parent.name
+    scene.source = config_path
+    scene.scene_path = Path(pipeline.datamanager.config.data or pipeline.datamanager.config.dataparser.data)
+    scene.train_indices = _train_indices(scene.scene_path, pipeline.datamanager.train_dataset.image_filenames)
+    return scene

@@ -29,7 +29,7 @@
 #     dashes, e.g. "embedded.block-out-channels=64,128,256 embedded.attention-from-level=1 lr-schedule=cosine"
 #     (list values comma-separated)
 #   UNIT_ARGS="NAME=VALUE ..." core-trainer options of every dataset unit (`make-dataset --trainer.NAME VALUE`), e.g.
-#     "decoded-weight=1.0 decoded-every=1" (a decoded-image loss; measured: the units' decoded renders rise, the refiner's
+#     "loss.decoded-weight=1.0 loss.decoded-every=1" (a decoded-image loss; measured: the units' decoded renders rise, the refiner's
 #     leave-one-scene-out Δ falls; benchmarks/RESULTS.md, "Decoded-image loss in every dataset unit");
 #     each unit's settings are recorded in the dataset's index.json (units[].trainer)
 #   THREADS= CPU threads per training process (default: cores / processes)   GPU_OFFSET=0 (first GPU of the round-robin,
@@ -46,7 +46,7 @@
 # worker processes per GPU, start NVIDIA's MPS daemon first (nvidia-cuda-mps-control -d) so their kernels overlap.
 #   PYTHON=.venv/bin/python when it exists, else python3
 #
-# CPU toy run (~1.5 min on 2 busy cores; tests/refine/test_train_embedded_refiner_script.py):
+# CPU toy run (~1.5 min on 2 busy cores; tests/refiner_training/test_train_embedded_refiner_script.py):
 #   SCENES= PROCEDURAL=2 PROCEDURAL_VIEWS=6 PROCEDURAL_RESOLUTION=32 UNIT_STEPS=30 STEPS=20 LOSO_STEPS=10 \
 #     BATCH=2 WORKERS=2 DEVICE=cpu scripts/train_embedded_refiner.sh /tmp/toy
 #
@@ -61,7 +61,7 @@
 # procedural units in 510 s) and lower PROCEDURAL, or build in several STAGE=dataset runs (they resume).
 # If steps get cut, lower PROCEDURAL (dataset time is ~linear in it) rather than STEPS.
 # Not better on the leave-one-scene-out table (benchmarks/RESULTS.md, 2026-11-21/22): folds of 8000 steps, the shared
-# scenes at SHARED_FRACTIONS="1.0 0.75 0.5 0.25", UNIT_ARGS="decoded-weight=1.0 decoded-every=1" (dataset 358 s; ±
+# scenes at SHARED_FRACTIONS="1.0 0.75 0.5 0.25", UNIT_ARGS="loss.decoded-weight=1.0 loss.decoded-every=1" (dataset 358 s; ±
 # REFINER_ARGS="image-loss=mse ssim-weight=0"); before the core trainer's initialisation fix also PROCEDURAL=44 with
 # ~2x the steps and REFINER_ARGS="lr-schedule=cosine" (± a wider refiner), and the real scenes alone (PROCEDURAL=0).
 set -euo pipefail

@@ -19,7 +19,7 @@ from splatent_viewer.errors import SplatentError
 from splatent_viewer.splats import render_splats
 from splatent_viewer.trained import NO_REFINER_MESSAGE, TrainedScene
 
-OUTPUTS = ("decoded", "enhanced", "rgb", "depth", "latent")
+OUTPUTS = ("decoded", "enhanced", "rgb", "depth", "alpha", "latent")
 
 
 @dataclass
@@ -34,6 +34,8 @@ class Frame:
     """The RGB splats render."""
     depth: Float[Tensor, "H W"] | None = None
     """Expected depth (image resolution)."""
+    alpha: Float[Tensor, "H W"] | None = None
+    """Accumulated opacity of the Gaussians (image resolution)."""
     latent: Float[Tensor, "C h w"] | None = None
     """The rendered latent."""
     latent_enhanced: Float[Tensor, "C h w"] | None = None
@@ -113,7 +115,8 @@ def render_frame(
 ) -> Frame:
     """Renders what ``outputs`` asks for one camera (``c2w`` OpenGL camera-to-world, ``K`` at ``width``x``height``).
 
-    ``width``/``height`` must be multiples of the codec's downscale. ``enhanced`` refines the rendered
+    ``width``/``height`` must be multiples of the codec's downscale for the latent outputs (decoded, enhanced,
+    latent). ``enhanced`` refines the rendered
     latent with the ``num_references`` nearest training views (default: the refiner's k), or with
     the explicit ``references`` (e.g. from hysteresis), nearest first.
     """
@@ -121,7 +124,7 @@ def render_frame(
     if unknown:
         raise SplatentError(f"Unknown frame outputs {sorted(unknown)}; choose from {OUTPUTS}.")
     codec, ds, dev = scene.codec, scene.codec.downscale, scene.device
-    if width % ds or height % ds:
+    if (width % ds or height % ds) and {"decoded", "enhanced", "latent"} & set(outputs):
         raise SplatentError(f"Frame size {width}x{height} is not a multiple of the codec's downscale {ds}; round it.")
     if "enhanced" in outputs and scene.refiner is None:
         raise SplatentError(NO_REFINER_MESSAGE)  # before any rendering
@@ -156,15 +159,17 @@ def render_frame(
             frame.enhanced = scene.decode(refined)[0].float().clamp(0, 1).permute(1, 2, 0)
             timer.stop("decode_enhanced")
 
-    if {"rgb", "depth"} & set(outputs):
+    if {"rgb", "depth", "alpha"} & set(outputs):
         timer.start()
         bg = None if scene.rgb_background is None else scene.rgb_background.to(dev, torch.float32)[None]
         out = render_splats(params=scene.params, viewmats=vm, Ks=Kb, width=width, height=height, content="rgb",
-                            sh_degree=scene.sh_degree, backgrounds=bg)
+                            sh_degree=scene.sh_degree, backgrounds=bg, depth="depth" in outputs)
         if "rgb" in outputs:
             frame.rgb = out.features[0].clamp(0, 1)
         if "depth" in outputs:
             frame.depth = out.depth[0, ..., 0]
+        if "alpha" in outputs:
+            frame.alpha = out.alpha[0, ..., 0]
         timer.stop("rgb")
     frame.timings_ms = timer.result()
     return frame

@@ -4,9 +4,9 @@ This is what the viewer, the exporter and the refiner's dataset builder load. Tw
 
 - a run folder written by ``splatent-demo`` / :func:`save_trained_run` (``splats.safetensors`` +
   ``references.safetensors``), in the scene's own world coordinates;
-- a nerfstudio run's ``config.yml`` (``ns-train splatent``), converted by
-  :mod:`nerfstudio_plugin.trained_scene` in nerfstudio's dataparser-transformed world (the world
-  that ``ns-render`` camera paths use).
+- another tool's run file, through a loader registered under the ``splatent_viewer.run_loaders`` entry-point
+  group: the nerfstudio plugin registers one for ``ns-train splatent``'s ``config.yml`` (the scene in nerfstudio's
+  dataparser-transformed world, the one ``ns-render`` camera paths use). The core never imports the plugin.
 """
 
 from __future__ import annotations
@@ -32,6 +32,10 @@ if TYPE_CHECKING:
     from splatent_viewer.refine.refiner import Refiner
 
 LOG = logging.getLogger(__name__)
+
+RUN_LOADERS_GROUP = "splatent_viewer.run_loaders"
+"""Entry-point group of run loaders: ``name = "module:function"``, the function taking ``(path, *, device)`` and
+returning a :class:`TrainedScene` (no refiner attached) or ``None`` when the file is not its kind."""
 
 REFERENCES_FORMAT = "splatent-references"
 SPLATS_FILE = "splats.safetensors"
@@ -245,7 +249,7 @@ def trained_scene_from_splats(
     device: torch.device | str,
     refiner: Refiner | None = None,
     name: str = "trained",
-    train_latents: Float[Tensor, "N C h w"] | None = None,
+    train_latents: list[Float[Tensor, "C h w"]] | None = None,
 ) -> TrainedScene:
     """A :class:`TrainedScene` for freshly trained splats. The reference bank holds the training views'
     latents: ``train_latents`` when the caller has them (the trainer's targets, :attr:`TrainResult.train_latents`,
@@ -254,7 +258,7 @@ def trained_scene_from_splats(
         bank = ReferenceBank.from_scene(scene=scene, indices=train_indices, codec=codec, device=device)
     else:
         bank = ReferenceBank.from_latents(c2w=scene.camera_to_worlds[train_indices].to(device),
-                                          Ks=scene.Ks[train_indices].to(device), latents=list(train_latents.float()),
+                                          Ks=scene.Ks[train_indices].to(device), latents=[t.float() for t in train_latents],
                                           downscale=codec.downscale)
     return TrainedScene(params=params, codec=codec, sh_degree=sh_degree, references=bank, refiner=refiner,
                         latent_background=None, name=name, source=scene.root, scene_path=scene.root,
@@ -299,6 +303,19 @@ def load_refiner_for(
     return load_refiner(Path(refiner), device=device, dtype=dtype, codec=codec)
 
 
+def _load_registered_run(path: Path, *, device: torch.device) -> TrainedScene:
+    """The first registered run loader (:data:`RUN_LOADERS_GROUP`) that takes ``path``."""
+    from importlib.metadata import entry_points
+
+    for entry in sorted(entry_points(group=RUN_LOADERS_GROUP), key=lambda e: e.name):
+        scene = entry.load()(path, device=device)
+        if scene is not None:
+            return scene
+    raise SplatentError(f"{path} is not a run this tool can read: pass a splatent-demo output folder (or its "
+                        "splats.safetensors) or an `ns-train splatent` config.yml (outputs/<name>/splatent/<timestamp>/"
+                        "config.yml; needs the nerfstudio plugin installed with splatent-viewer).")
+
+
 def load_trained_scene(
     path: Path,
     *,
@@ -308,7 +325,8 @@ def load_trained_scene(
     refiner_dtype: torch.dtype | None = None,
     live_decoder: LiveDecoderConfig | None = None,
 ) -> TrainedScene:
-    """Loads a run folder (``splatent-demo``), its ``splats.safetensors``, or a nerfstudio ``config.yml``.
+    """Loads a run folder (``splatent-demo``), its ``splats.safetensors``, or a file a registered run loader reads
+    (:data:`RUN_LOADERS_GROUP`; e.g. an ``ns-train splatent`` ``config.yml``).
 
     ``refiner="embedded"`` uses the shipped refiner when it exists and the codec matches (else no
     enhancement, with a warning); a path must load or it is an error; ``"none"`` disables it.
@@ -319,12 +337,8 @@ def load_trained_scene(
     path = Path(path)
     device = torch.device(device)
     dtype = refiner_dtype or (torch.float16 if device.type == "cuda" else torch.float32)
-    if path.suffix in (".yml", ".yaml"):
-        try:
-            from nerfstudio_plugin.trained_scene import load_nerfstudio_run
-        except ImportError as e:  # pragma: no cover - nerfstudio is a dependency
-            raise SplatentError(f"{path} is a nerfstudio config but nerfstudio is not importable ({e}).") from e
-        scene = load_nerfstudio_run(path, device=device)
+    if path.is_file() and path.suffix not in (".safetensors",):
+        scene = _load_registered_run(path, device=device)
         if live_decoder is not None:
             scene.codec = live_decoder.setup(codec=scene.codec)  # before the refiner: a bad decoder fails fast
         scene.refiner = load_refiner_for(refiner, codec=scene.codec, device=device, dtype=dtype)

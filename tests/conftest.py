@@ -25,6 +25,19 @@ def load_benchmark():
 
 
 @pytest.fixture(scope="session")
+def scene_makers() -> ModuleType:
+    """``tests/data/scene_makers.py`` (tests/ is not a package): scene folders derived from the demo scene —
+    distorted (OPENCV / fisheye), odd image sizes, COLMAP."""
+    name = "splatent_test_scene_makers"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parent / "data" / "scene_makers.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+@pytest.fixture(scope="session")
 def tiny_scene_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small procedural scene (12 views at 64², seed 1; 11 train / 1 held out) made by our own ray tracer."""
     from splatent_viewer.data.demo_scene import DemoSceneConfig, render_demo_scene

@@ -6,6 +6,8 @@
 - :mod:`.embedded_unet`: the compact UNet trained from scratch (identity at init).
 - :mod:`.sd_turbo`: SD-Turbo's UNet with a cached prompt embedding (4-channel SD latents).
 - :mod:`.checkpoint`: ``save_refiner`` / ``load_refiner`` (folder: refiner.safetensors + refiner.json).
+
+Making refiners (dataset, training, evaluation) is :mod:`splatent_viewer.refiner_training`, a floor above.
 """
 
 from splatent_viewer.refine.checkpoint import load_refiner, read_refiner_config, save_refiner

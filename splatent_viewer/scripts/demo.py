@@ -11,7 +11,7 @@ orbit); "enhanced" when a refiner is given or shipped.
 
 On the CPU the run is sized for a few minutes on 2 cores: the training views are encoded once (the trainer's
 targets are also the reference bank), the refiner loads while they encode, and held-out views and video
-frames render two at a time, one core each (:func:`~splatent_viewer.training.evaluate.threaded_map`).
+frames render two at a time, one core each (:func:`~splatent_viewer.evaluation.threaded_map`).
 """
 
 from __future__ import annotations
@@ -21,27 +21,30 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Optional
 
 import numpy as np
 import torch
 import tyro
 from PIL import Image
 from rich.console import Console
-from rich.progress import track
 from rich.table import Table
 
 from splatent_viewer.atomic import write_json_atomic
 from splatent_viewer.codecs import CodecConfig
+from splatent_viewer.data.fit import FitMode
 from splatent_viewer.data.scene import load_scene
+from splatent_viewer.devices import DeviceName, resolve_device
 from splatent_viewer.errors import exit_on_error
+from splatent_viewer.evaluation import evaluate_views, mean_metrics, threaded_map
 from splatent_viewer.export.camera_paths import orbit_path
 from splatent_viewer.export.video import write_mp4
 from splatent_viewer.frame import render_frame
 from splatent_viewer.paths import assets_dir
+from splatent_viewer.progress import track
 from splatent_viewer.trained import ReferenceBank, TrainedScene, load_refiner_for, save_trained_run
-from splatent_viewer.training.evaluate import evaluate_views, mean_metrics, threaded_map
-from splatent_viewer.training.trainer import LatentSplatTrainerConfig, encode_images, train_latent_splats
+from splatent_viewer.training.encode import LatentCache
+from splatent_viewer.training.trainer import LatentSplatTrainerConfig, encode_views, train_latent_splats
 
 CONSOLE = Console()
 
@@ -51,12 +54,19 @@ class DemoConfig:
     """Train latent Gaussians on a scene and render a decoded flythrough."""
 
     scene: Path = field(default_factory=lambda: assets_dir() / "demo_scene")
-    """Scene folder (nerfstudio transforms.json or blender format). Default: the embedded demo scene."""
+    """Scene folder: nerfstudio-data (transforms.json; PINHOLE/OPENCV/OPENCV_FISHEYE, undistorted as nerfstudio
+    does), blender-data (transforms_train.json) or COLMAP (sparse/0 + images/). Default: the embedded demo scene."""
+    fit: FitMode = "crop"
+    """Images whose size is not a multiple of the codec's downscale: crop (top-left, intrinsics kept) or resize
+    (intrinsics scaled); as ns-train splatent's --pipeline.datamanager.fit."""
+    latent_cache_dir: Optional[Path] = None
+    """Where encoded training latents are cached (<dir>/<codec>/<sha256>.safetensors; shared with ns-train splatent).
+    Default: $SPLATENT_LATENT_CACHE, else ~/.cache/splatent/latents."""
     output_dir: Path = Path("outputs/demo")
     """Where the splats, metrics, comparison image and video go."""
     codec: CodecConfig = field(default_factory=CodecConfig)
     """Latent codec (default: the embedded TAEF2)."""
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device: DeviceName = "auto"
     """Compute device; auto = cuda when available."""
     steps: Optional[int] = None
     """Training steps (default: 400 on CPU, 7000 on CUDA)."""
@@ -99,8 +109,7 @@ def main(config: DemoConfig) -> dict:
     """Runs the demo and returns the metrics it wrote."""
     t_start = time.perf_counter()
     phases = _Phases()
-    device = torch.device("cuda" if config.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if config.device == "auto" else config.device))
+    device = resolve_device(config.device)
     torch.manual_seed(config.seed)
     # Defaults sized so the CPU run ends in a few minutes on 2 cores, and the GPU run trains fully.
     on_cpu = device.type == "cpu"
@@ -116,8 +125,8 @@ def main(config: DemoConfig) -> dict:
     workers = config.render_workers if config.render_workers is not None else (
         min(2, torch.get_num_threads()) if on_cpu else 1)
 
-    scene = load_scene(config.scene)
     codec = config.codec.setup(device=device, dtype=torch.float32)
+    scene = load_scene(config.scene, size_multiple=codec.downscale, fit=config.fit)
     CONSOLE.print(f"[bold]scene[/] {config.scene} ({len(scene.split_indices['train'])} train / "
                   f"{len(scene.split_indices['val'])} held-out views) · [bold]codec[/] {codec.name} "
                   f"({codec.latent_channels} ch, /{codec.downscale}) · [bold]device[/] {device}")
@@ -131,7 +140,8 @@ def main(config: DemoConfig) -> dict:
                                 dtype=torch.float16 if device.type == "cuda" else torch.float32)
         loader.submit(importlib.import_module, "torch._dynamo")
         with CONSOLE.status(f"encoding {len(train_indices)} training views"):
-            train_latents = encode_images(scene=scene, indices=train_indices, codec=codec, device=device).float()
+            train_latents = encode_views(scene=scene, indices=train_indices, codec=codec, device=device,
+                                         cache=LatentCache(codec_name=codec.name, root=config.latent_cache_dir))
         refiner = refiner.result()
     phases.done("load_and_encode")
 
@@ -141,7 +151,7 @@ def main(config: DemoConfig) -> dict:
     phases.done("train")
     config.output_dir.mkdir(parents=True, exist_ok=True)
     bank = ReferenceBank.from_latents(c2w=scene.camera_to_worlds[train_indices].to(device),
-                                      Ks=scene.Ks[train_indices].to(device), latents=list(train_latents),
+                                      Ks=scene.Ks[train_indices].to(device), latents=train_latents,
                                       downscale=codec.downscale)
     save_trained_run(output_dir=config.output_dir, params=params, codec=codec, sh_degree=result.sh_degree,
                      references=bank, scene_path=config.scene, train_indices=train_indices,

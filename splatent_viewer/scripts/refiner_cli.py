@@ -15,9 +15,9 @@ import tyro
 from rich.console import Console
 
 from splatent_viewer.errors import exit_on_error
-from splatent_viewer.refine.build_dataset import MakeDatasetConfig
-from splatent_viewer.refine.evaluate import RefinerEvalConfig
-from splatent_viewer.refine.train import RefinerTrainConfig
+from splatent_viewer.refiner_training.build_dataset import MakeDatasetConfig
+from splatent_viewer.refiner_training.evaluate import RefinerEvalConfig
+from splatent_viewer.refiner_training.train import RefinerTrainConfig
 
 CONSOLE = Console()
 
@@ -31,14 +31,14 @@ Command = Union[
 def main(command: MakeDatasetConfig | RefinerTrainConfig | RefinerEvalConfig) -> object:
     """Runs one subcommand; returns its result (dataset path, train result or eval rows)."""
     if isinstance(command, MakeDatasetConfig):
-        from splatent_viewer.refine.build_dataset import make_dataset
+        from splatent_viewer.refiner_training.build_dataset import make_dataset
 
         return make_dataset(command)
     if isinstance(command, RefinerTrainConfig):
-        from splatent_viewer.refine.train import train_refiner
+        from splatent_viewer.refiner_training.train import train_refiner
 
         return train_refiner(command)
-    from splatent_viewer.refine.evaluate import run_eval
+    from splatent_viewer.refiner_training.evaluate import run_eval
 
     return run_eval(command)
 

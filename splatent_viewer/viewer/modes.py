@@ -14,7 +14,7 @@ from torch import Tensor
 
 from splatent_viewer.errors import SplatentError
 from splatent_viewer.frame import Frame
-from splatent_viewer.viewer.pca import LatentPCA
+from splatent_viewer.pca import LatentPCA
 
 Mode = Literal["decoded", "enhanced", "split", "rgb", "latent", "depth"]
 MODES: tuple[Mode, ...] = get_args(Mode)

@@ -49,26 +49,6 @@ def shared_scene():
     return get
 
 
-def import_scene_makers():
-    """``tests/data/scene_makers.py`` (tests/ is not a package), imported once by file path."""
-    import importlib.util
-    import sys
-
-    name = "splatent_test_scene_makers"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("scene_makers.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-@pytest.fixture(scope="session")
-def scene_makers():
-    """Scene folders derived from the demo scene: distorted, odd sizes, COLMAP (``tests/data/scene_makers.py``)."""
-    return import_scene_makers()
-
-
 @pytest.fixture(scope="session")
 def distorted_scene(scene_makers, tmp_path_factory):
     """``distorted_scene("OPENCV" | "OPENCV_FISHEYE")`` → a 6-view nerfstudio-data folder of distorted demo views

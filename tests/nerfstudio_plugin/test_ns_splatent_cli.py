@@ -30,7 +30,7 @@ model = pipeline.model
 cams = pipeline.datamanager.eval_dataset.cameras
 out = model.get_outputs_for_camera(cams[0:1])
 res = {k: out[k].contiguous().float() for k in ["rgb", "rgb_gaussians", "latent", "depth", "accumulation"]}
-res["refs"] = model.nearest_references(cams.camera_to_worlds[0], k=3)
+res["refs"] = torch.tensor(model.nearest_references(cams.camera_to_worlds[0], k=3))
 res["c2w"] = cams.camera_to_worlds[0:1].contiguous()
 res["K"] = cams.get_intrinsics_matrices()[0:1].contiguous()
 res["bg"] = model.background_color.float()
@@ -78,14 +78,18 @@ def test_training_writes_checkpoint_with_latents(trained: dict) -> None:
     assert state["_model.gauss_params.latents"].shape == (n, 32)  # taef2: 32 channels
     # reference bank: 11 training views, 64² images → 8² latents
     assert state["_model.reference_latents"].shape == (11, 32, 8, 8)
-    assert state["_model.reference_c2w"].shape == (11, 3, 4)
+    assert state["_model.reference_c2w"].shape == (11, 4, 4)
+    assert state["_model.reference_Ks"].shape == (11, 3, 3) and state["_model.reference_sizes"].tolist() == [[64, 64]] * 11
     assert state["_model.reference_latents"].abs().sum() > 0
     assert state["_model.pca_components"].shape == (32, 3)
 
 
 def test_latent_cache_hit_on_second_run(trained: dict) -> None:
-    assert "0 hits, 11 encoded" in trained["log1"]
-    assert "11 hits, 0 encoded" in trained["log2"]
+    # The run folder's record, not the console (whose lines wrap with the terminal width and temp-path length).
+    first, second = (json.loads((c.parent / "splatent_latents.json").read_text()) for c in (trained["config"], trained["config2"]))
+    assert (first["hits"], first["encoded"], first["images"]) == (0, 11, 11)
+    assert (second["hits"], second["encoded"]) == (11, 0)
+    assert first["cache_dir"] == str(trained["cache"] / "taef2")
     assert len(trained["files"]) == 11
     after = sorted((trained["cache"] / "taef2").glob("*.safetensors"))
     assert after == trained["files"]
@@ -171,8 +175,8 @@ def test_refiner_dataset_from_a_nerfstudio_run(trained: dict, tmp_path: Path) ->
     """`splatent-refiner make-dataset --runs config.yml` renders the run's held-out views in its (transformed) world."""
     from splatent_viewer.data.scene import load_scene
     from splatent_viewer.frame import render_frame
-    from splatent_viewer.refine.build_dataset import MakeDatasetConfig, make_dataset
-    from splatent_viewer.refine.dataset import read_index
+    from splatent_viewer.refiner_training.build_dataset import MakeDatasetConfig, make_dataset
+    from splatent_viewer.refiner_training.dataset import read_index
     from splatent_viewer.trained import load_trained_scene
 
     make_dataset(MakeDatasetConfig(output=tmp_path / "ds", runs=(trained["config"],), device="cpu"))

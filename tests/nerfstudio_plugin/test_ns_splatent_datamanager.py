@@ -5,8 +5,6 @@ and cameras that match the cached images in every way the model reads them."""
 from __future__ import annotations
 
 import copy
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,20 +16,9 @@ from splatent_viewer.data.scene import fitted_cameras, load_scene
 from splatent_viewer.errors import SplatentError
 
 
-def _scene_makers():
-    """tests/data/scene_makers.py, imported by file path (tests/ is not a package)."""
-    name = "splatent_test_scene_makers"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "data" / "scene_makers.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 @pytest.fixture(scope="module")
-def scenes(tmp_path_factory) -> dict[str, Path]:
-    makers = _scene_makers()
+def scenes(tmp_path_factory, scene_makers) -> dict[str, Path]:
+    makers = scene_makers
     return {
         "opencv": makers.make_distorted_scene(tmp_path_factory.mktemp("opencv"), model="OPENCV"),
         "fisheye": makers.make_distorted_scene(tmp_path_factory.mktemp("fisheye"), model="OPENCV_FISHEYE"),

@@ -38,12 +38,13 @@ def _model(**overrides) -> SplatentModel:
         scene_box=SceneBox(aabb=torch.tensor([[-1.0] * 3, [1.0] * 3])), num_train_data=4, seed_points=(pts, rgb)
     )
     # reference bank: 4 cameras at x = 0, 1, 2, 3 (z = 3), latents 5x6 (the 32² render's latent is 4x4: resized)
-    c2w = torch.eye(4)[:3].repeat(4, 1, 1)
+    c2w = torch.eye(4).repeat(4, 1, 1)
     c2w[:, 0, 3] = torch.arange(4.0)
     c2w[:, 2, 3] = 3.0
     model.reference_c2w = c2w
+    model.reference_Ks = torch.tensor([[40.0, 0, 24], [0, 40.0, 20], [0, 0, 1]]).repeat(4, 1, 1)
     model.reference_latents = torch.randn(4, 32, 5, 6, generator=g)
-    model.reference_sizes = torch.tensor([[5, 6]] * 4)
+    model.reference_sizes = torch.tensor([[40, 48]] * 4)  # image sizes: 5x6 latents
     return model
 
 
@@ -75,7 +76,7 @@ def test_enhanced_render_uses_the_nearest_references(tmp_path: Path) -> None:
     model = _model(refiner=_refiner_dir(tmp_path, trained=True))
     model.eval()
     camera = _camera(x=0.2)  # nearest training cameras: 0 and 1 (k = the refiner's 2)
-    assert model.nearest_references(camera.camera_to_worlds[0], k=2).tolist() == [0, 1]
+    assert model.nearest_references(camera.camera_to_worlds[0], k=2) == [0, 1]
     with torch.no_grad():
         base = model.get_outputs_for_camera(camera)
         assert not torch.allclose(base["rgb_enhanced"], base["rgb"])
@@ -84,7 +85,7 @@ def test_enhanced_render_uses_the_nearest_references(tmp_path: Path) -> None:
         model.reference_latents[1] += 2.0  # the second nearest: changes the refined image
         assert not torch.allclose(model.get_outputs_for_camera(camera)["rgb_enhanced"], base["rgb_enhanced"])
     with torch.no_grad():  # k = 0 still works (target-only grid)
-        model.config.refiner_num_references = 0
+        model.config.num_references = 0
         assert model.get_outputs_for_camera(camera)["rgb_enhanced"].shape == (32, 32, 3)
 
 

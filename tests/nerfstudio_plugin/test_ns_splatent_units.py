@@ -1,4 +1,4 @@
-"""Unit tests of the splatent nerfstudio model, latent cache and PCA (no nerfstudio trainer)."""
+"""Unit tests of the splatent nerfstudio model (no nerfstudio trainer): the adapter over the core step."""
 
 from __future__ import annotations
 
@@ -9,21 +9,36 @@ from nerfstudio.cameras.cameras import Cameras, CameraType
 from nerfstudio.data.scene_box import SceneBox
 from nerfstudio.engine.optimizers import Optimizers
 
-from nerfstudio_plugin.latent_cache import ENV_VAR, LatentCache, crop_to_multiple, default_cache_root, image_key
-from nerfstudio_plugin.pca import fit_pca, project_pca
 from nerfstudio_plugin.splatent_config import splatent_config
-from nerfstudio_plugin.splatent_model import SplatentModel, SplatentModelConfig
+from nerfstudio_plugin.splatent_model import TRAIN_CAMERAS_KEY, SplatentModel, SplatentModelConfig
+from splatent_viewer.cameras import opengl_c2w_to_viewmat
 from splatent_viewer.errors import SplatentError
 from splatent_viewer.references import select_references
+from splatent_viewer.training.losses import l1_ssim_loss
+from splatent_viewer.training.points import TrainingCameras
+from splatent_viewer.training.step import LearningRates, LossConfig, render_step, step_losses
 
 
-def _model(n_points: int = 300, seed: int = 0, **overrides) -> SplatentModel:
+def _model(n_points: int = 300, seed: int = 0, seed_points: bool = True, metadata: dict | None = None,
+           **overrides) -> SplatentModel:
     g = torch.Generator().manual_seed(seed)
     pts = torch.rand(n_points, 3, generator=g) - 0.5
     rgb = (torch.rand(n_points, 3, generator=g) * 255).to(torch.uint8)
     config = SplatentModelConfig(**overrides)
     torch.manual_seed(seed)
-    return config.setup(scene_box=SceneBox(aabb=torch.tensor([[-1.0] * 3, [1.0] * 3])), num_train_data=4, seed_points=(pts, rgb))
+    return config.setup(scene_box=SceneBox(aabb=torch.tensor([[-1.0] * 3, [1.0] * 3])), num_train_data=4,
+                        seed_points=(pts, rgb) if seed_points else None, metadata=metadata or {})
+
+
+def _fill_bank(model: SplatentModel, n: int = 4, size: int = 32, seed: int = 5) -> None:
+    """A reference bank of ``n`` cameras around the origin with random latents (as build_reference_bank leaves it)."""
+    g = torch.Generator().manual_seed(seed)
+    c2w = torch.eye(4).repeat(n, 1, 1)
+    c2w[:, :3, 3] = torch.randn(n, 3, generator=g) * 0.1 + torch.tensor([0.0, 0.0, 3.0])
+    model.reference_c2w = c2w
+    model.reference_Ks = torch.tensor([[40.0, 0, size / 2], [0, 40.0, size / 2], [0, 0, 1]]).repeat(n, 1, 1)
+    model.reference_sizes = torch.tensor([[size, size]] * n)
+    model.reference_latents = torch.randn(n, 32, size // 8, size // 8, generator=g)
 
 
 def _camera(z: float = 3.0, size: int = 32) -> Cameras:
@@ -37,7 +52,10 @@ def test_latent_channels_match_codec() -> None:
     assert model.latent_channels == 32 and model.downscale == 8  # taef2
     assert model.gauss_params["latents"].shape == (300, 32)
     assert "latents" in model.get_param_groups()
-    assert "latents" in splatent_config.optimizers
+    # nerfstudio's optimiser table is the core's learning-rate table
+    rates = LearningRates().table()
+    assert {k: v["optimizer"].lr for k, v in splatent_config.optimizers.items() if k != "camera_opt"} == rates
+    assert splatent_config.optimizers["means"]["scheduler"].lr_final == LearningRates().means_final
 
 
 def test_densification_keeps_latents_aligned() -> None:
@@ -101,15 +119,22 @@ def test_outputs_in_eval_mode() -> None:
 
 def test_state_dict_roundtrip_resizes_buffers_and_gaussians() -> None:
     src = _model(n_points=200, seed=1)
-    src.reference_c2w = torch.randn(5, 3, 4)
+    _fill_bank(src, n=5)
     src.reference_latents = torch.randn(5, 32, 4, 6)
-    src.reference_sizes = torch.tensor([[4, 6]] * 5)
+    src.reference_sizes = torch.tensor([[32, 48]] * 5)
     src.pca_mean = torch.randn(32)
     dst = _model(n_points=50, seed=2)
     dst.load_state_dict(src.state_dict())
     for name, value in src.state_dict().items():
         torch.testing.assert_close(dst.state_dict()[name], value, rtol=0, atol=0, msg=name)
-    assert dst.reference_latent(2).shape == (32, 4, 6)
+    assert dst.reference_bank.latent(2).shape == (32, 4, 6)
+
+
+def test_checkpoints_without_bank_intrinsics_are_refused_with_the_fix() -> None:
+    model = _model()
+    state = {k: v for k, v in model.state_dict().items() if k != "reference_Ks"}
+    with pytest.raises(SplatentError, match="re-train the run"):
+        model.load_state_dict(state)
 
 
 def test_loading_latents_of_another_codec_is_refused() -> None:
@@ -124,75 +149,79 @@ def test_nearest_references_uses_the_bank() -> None:
     model = _model()
     with pytest.raises(SplatentError, match="no reference bank"):
         model.nearest_references(torch.eye(4)[:3], k=2)
-    g = torch.Generator().manual_seed(3)
-    c2w = torch.eye(4)[:3].repeat(8, 1, 1)
-    c2w[:, :, 3] = torch.randn(8, 3, generator=g)
-    model.reference_c2w = c2w
-    query = c2w[0].clone()
+    _fill_bank(model, n=8)
+    c2w = model.reference_c2w
+    query = c2w[0, :3].clone()
     query[:, 3] += 0.01
     got = model.nearest_references(query, k=3)
-    assert got.tolist() == select_references(query_c2ws=query, train_c2ws=c2w, k=3).tolist()
-    assert got[0].item() == 0
-    assert model.nearest_references(query).shape == (3,)  # config default k
-
-
-def test_crop_to_multiple_keeps_top_left() -> None:
-    image = torch.arange(20 * 27).reshape(20, 27, 1)
-    crop = crop_to_multiple(image, 8)
-    assert crop.shape == (16, 24, 1)
-    assert torch.equal(crop, image[:16, :24])
-
-
-def test_latent_cache_roundtrip_and_keys(tmp_path, monkeypatch) -> None:
-    monkeypatch.setenv(ENV_VAR, str(tmp_path / "env"))
-    assert default_cache_root() == tmp_path / "env"
-    assert LatentCache(codec_name="taef2").dir == tmp_path / "env" / "taef2"
-    image = torch.randint(0, 255, (16, 16, 3), dtype=torch.uint8)
-    other = image.clone()
-    other[0, 0, 0] ^= 1
-    assert image_key(image) != image_key(other)
-    assert image_key(image) != image_key(image, extra="bg")
-    assert image_key(image) == image_key(image.clone())
-    cache = LatentCache(codec_name="taef2", root=tmp_path / "explicit")
-    key = image_key(image)
-    assert cache.get(key) is None
-    latent = torch.randn(32, 2, 2)
-    cache.put(key, latent)
-    assert torch.equal(cache.get(key), latent)
-    assert [p.name for p in cache.dir.iterdir()] == [f"{key}.safetensors"]  # no temp files left
-    cache.path(key).write_bytes(b"truncated")
-    assert cache.get(key) is None  # a corrupt entry is a miss, not a crash
-
-
-def test_pca_basis_is_fixed_and_in_range() -> None:
-    g = torch.Generator().manual_seed(0)
-    basis = torch.randn(3, 8, generator=g)
-    samples = torch.randn(2000, 3, generator=g) * torch.tensor([5.0, 2.0, 1.0]) @ basis + 3.0
-    mean, comps, lo, hi = fit_pca(samples)
-    torch.testing.assert_close(comps.T @ comps, torch.eye(3), atol=1e-4, rtol=0)
-    # the data lie in a 3D subspace: the 3 components span it
-    recon = (samples - mean) @ comps @ comps.T + mean
-    torch.testing.assert_close(recon, samples, atol=1e-3, rtol=0)
-    again = fit_pca(samples[torch.randperm(2000, generator=g)])  # same set, shuffled
-    torch.testing.assert_close(again[1], comps, atol=1e-4, rtol=0)
-    img = project_pca(samples[:64].reshape(8, 8, 8), mean=mean, components=comps, lo=lo, hi=hi)
-    assert img.shape == (8, 8, 3) and float(img.min()) >= 0 and float(img.max()) <= 1
+    assert got == select_references(query_c2ws=query, train_c2ws=c2w, k=3).tolist()
+    assert got[0] == 0
+    assert model.nearest_references(c2w[1], k=3)[0] != 1  # a training camera's own pose is skipped
 
 
 def test_training_losses_latent_and_decoded() -> None:
-    model = _model(decoded_loss_weight=0.5, decoded_loss_every=1, latent_loss_weight=2.0)
+    model = _model(loss=LossConfig(decoded_weight=0.5, decoded_every=1, latent_weight=2.0))
     model.train()
     optimizers = Optimizers(splatent_config.optimizers, model.get_param_groups())
     model.step_cb(optimizers, 0)
-    g = torch.Generator().manual_seed(5)
-    model.reference_latents = torch.randn(4, 32, 4, 4, generator=g)
-    model.reference_sizes = torch.tensor([[4, 4]] * 4)
+    _fill_bank(model)
     outputs = model.get_outputs(_camera())
-    assert outputs["latent_render"].shape == (4, 4, 32)  # 32x32 image / 8
+    assert outputs["latent_render"].shape == (32, 4, 4)  # 32x32 image / 8
+    g = torch.Generator().manual_seed(5)
     batch = {"image": torch.randint(0, 255, (32, 32, 3), dtype=torch.uint8, generator=g), "image_idx": 2}
     losses = model.get_loss_dict(outputs, batch)
-    expected = 2.0 * (outputs["latent_render"] - model.reference_latents[2].permute(1, 2, 0)).abs().mean()
+    expected = 2.0 * (outputs["latent_render"] - model.reference_latents[2]).abs().mean()
     torch.testing.assert_close(losses["latent_loss"], expected)
-    assert {"main_loss", "latent_loss", "decoded_loss"} <= set(losses)
+    assert {"rgb_loss", "latent_loss", "decoded_loss"} <= set(losses)
     losses["decoded_loss"].backward()
     assert model.gauss_params["latents"].grad is not None and model.gauss_params["latents"].grad.abs().sum() > 0
+
+
+def test_a_training_step_is_the_core_step() -> None:
+    """The same Gaussians, camera and image give the same outputs and losses through ns-train's model as through
+    the core trainer's step functions (camera conventions, intrinsics, backgrounds, resolution schedule)."""
+    model = _model(loss=LossConfig(latent_weight=1.5, rgb_weight=0.7), num_downscales=1, resolution_schedule=1000,
+                   background_color="black")
+    model.train()
+    optimizers = Optimizers(splatent_config.optimizers, model.get_param_groups())
+    model.step_cb(optimizers, 600)  # SH degree 0 (interval 1000), RGB at 1/2 (one downscale before step 1000)
+    _fill_bank(model, size=48)
+    camera = _camera(z=2.5, size=48)
+    outputs = model.get_outputs(camera)
+    image = torch.rand(48, 48, 3, generator=torch.Generator().manual_seed(1))
+    losses = model.get_loss_dict(outputs, {"image": image, "image_idx": 1})
+
+    params = {k: v.detach() for k, v in model.gauss_params.items()}
+    c2w = torch.cat([camera.camera_to_worlds[0], torch.tensor([[0.0, 0, 0, 1]])])
+    core = render_step(params=params, viewmat=opengl_c2w_to_viewmat(c2w)[None], K=camera.get_intrinsics_matrices(),
+                       width=48, height=48, latent_downscale=8, sh_degree=0, rgb_downscale=2, depth=True,
+                       rgb_background=torch.zeros(3), latent_background=model.background_latent)
+    torch.testing.assert_close(outputs["rgb"].detach(), core.rgb, rtol=0, atol=1e-6)
+    torch.testing.assert_close(outputs["latent_render"].detach(), core.latent, rtol=0, atol=1e-6)
+    small = model.get_gt_img(image)
+    expected = step_losses(render=core, image=small, target_latent=model.reference_latents[1], loss=model.config.loss,
+                           ssim_lambda=model.config.ssim_lambda, step=600)
+    assert small.shape == (24, 24, 3)
+    for name in ("latent_loss", "rgb_loss"):
+        torch.testing.assert_close(losses[name].detach(), expected[name], rtol=1e-5, atol=1e-6, msg=name)
+    torch.testing.assert_close(expected["rgb_loss"], 0.7 * l1_ssim_loss(core.rgb.permute(2, 0, 1)[None],
+                                                                          small.permute(2, 0, 1)[None], ssim_lambda=0.2))
+
+
+def test_scenes_without_points_start_in_the_training_frustums() -> None:
+    """No seed points (e.g. the Middlebury dino): the model starts from random points the training cameras see,
+    as the core trainer does, not splatfacto's cube."""
+    c2w = torch.eye(4).repeat(2, 1, 1)
+    c2w[:, :3, 3] = torch.tensor([[0.0, 0.0, 3.0], [0.3, 0.0, 3.0]])
+    K = torch.tensor([[40.0, 0, 16], [0, 40.0, 16], [0, 0, 1]]).repeat(2, 1, 1)
+    cams = TrainingCameras(c2w=c2w, Ks=K, widths=torch.tensor([32, 32]), heights=torch.tensor([32, 32]))
+    model = _model(seed_points=False, metadata={TRAIN_CAMERAS_KEY: cams}, num_random=2000)
+    means = model.gauss_params["means"].detach()
+    assert means.shape == (2000, 3)
+    seen = torch.zeros(2000, dtype=torch.bool)
+    for i in range(2):
+        cam = (opengl_c2w_to_viewmat(c2w[i]) @ torch.cat([means, torch.ones(2000, 1)], 1).T).T[:, :3]
+        uv = (K[i] @ cam.T).T
+        u, v = uv[:, 0] / uv[:, 2], uv[:, 1] / uv[:, 2]
+        seen |= (cam[:, 2] > 0) & (u >= 0) & (u <= 32) & (v >= 0) & (v <= 32)  # in front (OpenCV +z), in the image
+    assert bool(seen.all())

@@ -7,19 +7,19 @@ import pytest
 
 def test_overrides_reach_splatent_and_not_splatfacto(tmp_path, load_benchmark):
     bench = load_benchmark("ns_train_gpu")
-    args = bench.Args(decoded_loss_weight=1.0, decoded_loss_every=1, refiner="none")
+    args = bench.Args(decoded_weight=1.0, decoded_every=1, refiner="none")
     overrides = bench.splatent_overrides(args)
-    assert overrides == {"decoded_loss_weight": 1.0, "decoded_loss_every": 1, "refiner": "none"}
+    assert overrides == {"loss.decoded_weight": 1.0, "loss.decoded_every": 1, "refiner": "none"}
     assert bench.splatent_overrides(bench.Args()) == {}  # nothing given: the method's defaults
 
     cfg = bench._config("splatent", tmp_path / "scene", "nerfstudio", 10, tmp_path, "cpu", overrides)
     model = cfg.pipeline.model
-    assert (model.decoded_loss_weight, model.decoded_loss_every, model.refiner) == (1.0, 1, "none")
+    assert (model.loss.decoded_weight, model.loss.decoded_every, model.refiner) == (1.0, 1, "none")
     assert cfg.max_num_iterations == 10
     default = bench._config("splatent", tmp_path / "scene", "nerfstudio", 10, tmp_path, "cpu").pipeline.model
-    assert (default.decoded_loss_weight, default.refiner) == (0.0, "embedded")
+    assert (default.loss.decoded_weight, default.refiner) == (0.0, "embedded")
     splatfacto = bench._config("splatfacto", tmp_path / "scene", "nerfstudio", 10, tmp_path, "cpu", overrides)
-    assert not hasattr(splatfacto.pipeline.model, "decoded_loss_weight")
+    assert not hasattr(splatfacto.pipeline.model, "loss")
 
-    with pytest.raises(ValueError, match="no field 'decoded_weight'"):
-        bench._config("splatent", tmp_path / "scene", "nerfstudio", 10, tmp_path, "cpu", {"decoded_weight": 1.0})
+    with pytest.raises(ValueError, match="no field 'loss.decoded_wieght'"):
+        bench._config("splatent", tmp_path / "scene", "nerfstudio", 10, tmp_path, "cpu", {"loss.decoded_wieght": 1.0})

@@ -10,7 +10,8 @@ import torch
 
 from splatent_viewer.cameras import intrinsics_matrix, opengl_c2w_to_viewmat, optical_axes_focus
 from splatent_viewer.data.scene import Scene
-from splatent_viewer.training.trainer import LatentSplatTrainerConfig, initial_points
+from splatent_viewer.training.points import initial_points
+from splatent_viewer.training.trainer import training_cameras
 
 
 def _look_at(eye, target) -> torch.Tensor:
@@ -49,8 +50,8 @@ def _seen_by(points: torch.Tensor, scene: Scene, views: list[int]) -> torch.Tens
 
 
 def _points(scene: Scene, n=3000) -> torch.Tensor:
-    points, colors = initial_points(scene=scene, config=LatentSplatTrainerConfig(random_init_points=n),
-                                    generator=torch.Generator().manual_seed(0))
+    points, colors = initial_points(points=scene.load_points(), cameras=training_cameras(scene, scene.split_indices["train"].tolist()),
+                                    num_random=n, generator=torch.Generator().manual_seed(0))
     assert colors is None and points.shape == (n, 3)
     return points
 

@@ -8,7 +8,8 @@ from gsplat.strategy import DefaultStrategy
 from splatent_viewer.codecs import load_codec
 from splatent_viewer.data.scene import load_scene
 from splatent_viewer.splats import SPLAT_KEYS
-from splatent_viewer.training.trainer import LatentSplatTrainerConfig, encode_images, train_latent_splats
+from splatent_viewer.training.step import LossConfig
+from splatent_viewer.training.trainer import LatentSplatTrainerConfig, encode_views, train_latent_splats
 
 
 def test_training_lowers_loss_and_keeps_parameters_aligned(tiny_scene_dir):
@@ -35,7 +36,7 @@ def test_training_lowers_loss_and_keeps_parameters_aligned(tiny_scene_dir):
 def test_latent_only_training_leaves_rgb_untouched(tiny_scene_dir):
     scene = load_scene(tiny_scene_dir)
     codec = load_codec("taef2")
-    config = LatentSplatTrainerConfig(steps=10, rgb_weight=0.0, densify=False)
+    config = LatentSplatTrainerConfig(steps=10, loss=LossConfig(rgb_weight=0.0), densify=False)
     result = train_latent_splats(scene=scene, codec=codec, config=config, progress=False)
     # Without the RGB loss the SH colours get no gradient: they stay at their initial values.
     from splatent_viewer.splats.sh import rgb_to_sh
@@ -45,10 +46,10 @@ def test_latent_only_training_leaves_rgb_untouched(tiny_scene_dir):
     assert result.params["latents"].abs().sum() > 0
 
 
-def test_encode_images_matches_codec(tiny_scene_dir):
+def test_encode_views_matches_codec(tiny_scene_dir):
     scene = load_scene(tiny_scene_dir)
     codec = load_codec("taef2")
-    lat = encode_images(scene=scene, indices=[0, 3], codec=codec, device="cpu", batch_size=1)
+    lat = torch.stack(encode_views(scene=scene, indices=[0, 3], codec=codec, device="cpu"))
     assert lat.shape == (2, 32, 8, 8)
     with torch.no_grad():
         direct = codec.encode(scene.load_image(3).permute(2, 0, 1)[None])
@@ -58,11 +59,11 @@ def test_encode_images_matches_codec(tiny_scene_dir):
 def test_decoded_image_loss_backpropagates_through_the_decoder(tiny_scene_dir):
     scene = load_scene(tiny_scene_dir)
     codec = load_codec("taef2")
-    base = dict(steps=3, rgb_weight=0.0, densify=False, decoded_every=1)
-    plain = train_latent_splats(scene=scene, codec=codec, config=LatentSplatTrainerConfig(**base), progress=False)
-    with_decoded = train_latent_splats(
-        scene=scene, codec=codec, config=LatentSplatTrainerConfig(**base, decoded_weight=1.0), progress=False
-    )
+    base = dict(steps=3, densify=False)
+    plain = train_latent_splats(scene=scene, codec=codec, progress=False, config=LatentSplatTrainerConfig(
+        **base, loss=LossConfig(rgb_weight=0.0, decoded_every=1)))
+    with_decoded = train_latent_splats(scene=scene, codec=codec, progress=False, config=LatentSplatTrainerConfig(
+        **base, loss=LossConfig(rgb_weight=0.0, decoded_every=1, decoded_weight=1.0)))
     # Same seed and views: only the decoded-image term differs, so latents must move differently
     # and the logged loss must include the (positive) extra term.
     assert not torch.allclose(plain.params["latents"], with_decoded.params["latents"])
@@ -80,12 +81,43 @@ def test_given_training_latents_are_the_targets_and_come_back(tiny_scene_dir):
     train = scene.split_indices["train"].tolist()
     config = LatentSplatTrainerConfig(steps=4, densify=False)
     encoded = train_latent_splats(scene=scene, codec=codec, config=config, progress=False)
-    latents = encode_images(scene=scene, indices=train, codec=codec, device="cpu")
+    latents = encode_views(scene=scene, indices=train, codec=codec, device="cpu")
     torch.testing.assert_close(encoded.train_latents, latents)  # returned for the reference bank
     given = train_latent_splats(scene=scene, codec=codec, config=config, progress=False, train_latents=latents)
     torch.testing.assert_close(given.params["latents"], encoded.params["latents"])
     # They really are the loss targets: other targets train other latents.
-    other = train_latent_splats(scene=scene, codec=codec, config=config, progress=False, train_latents=latents.flip(0))
+    other = train_latent_splats(scene=scene, codec=codec, config=config, progress=False, train_latents=latents[::-1])
     assert not torch.allclose(other.params["latents"], encoded.params["latents"])
     with pytest.raises(SplatentError, match="expected"):
         train_latent_splats(scene=scene, codec=codec, config=config, progress=False, train_latents=latents[1:])
+
+
+def test_settings_record_flattens_nested_configs():
+    settings = LatentSplatTrainerConfig(loss=LossConfig(decoded_weight=0.5)).scalar_settings()
+    assert settings["loss.decoded_weight"] == 0.5 and settings["lr.latents"] == 0.025 and settings["steps"] == 2000
+    assert not any(k.startswith("strategy") for k in settings)
+
+
+def test_images_not_fitted_to_the_codec_are_refused_with_the_fix(tiny_scene_dir):
+    import pytest
+
+    from splatent_viewer.errors import SplatentError
+
+    scene = load_scene(tiny_scene_dir)
+    scene.widths = scene.widths - 4  # as a loader without size_multiple would report a 60-pixel-wide capture
+    with pytest.raises(SplatentError, match="size_multiple=8"):
+        train_latent_splats(scene=scene, codec=load_codec("taef2"), config=LatentSplatTrainerConfig(steps=1),
+                            progress=False)
+
+
+def test_views_of_different_sizes_train_together(scene_makers, tmp_path):
+    """A capture whose views differ in size (as ns-train splatent takes them): each view renders at its own size."""
+    folder = scene_makers.make_odd_size_scene(tmp_path / "odd", frames=(2, 9, 15, 21), sizes=((58, 66), (42, 66)))
+    scene = load_scene(folder, size_multiple=8)
+    train = scene.split_indices["train"].tolist()
+    assert {(int(scene.widths[i]), int(scene.heights[i])) for i in train} == {(56, 64), (40, 64)}
+    codec = load_codec("taef2")
+    result = train_latent_splats(scene=scene, codec=codec, progress=False,
+                                 config=LatentSplatTrainerConfig(steps=6, densify=False, num_random=500))
+    assert [tuple(t.shape) for t in result.train_latents] == [(32, 8, 7), (32, 8, 5), (32, 8, 7)]
+    assert all(torch.isfinite(torch.tensor(result.losses)))

@@ -11,17 +11,18 @@ import torch
 from splatent_viewer.codecs import load_codec
 from splatent_viewer.data.scene import load_scene
 from splatent_viewer.errors import SplatentError
-from splatent_viewer.refine.build_dataset import MakeDatasetConfig, evenly_spaced, make_dataset, similarity_to
-from splatent_viewer.refine.dataset import K_MAX, DatasetWriter, RefinerDataset, latent_statistics, read_index
+from splatent_viewer.refiner_training.build_dataset import MakeDatasetConfig, evenly_spaced, make_dataset, similarity_to
+from splatent_viewer.refiner_training.dataset import K_MAX, DatasetWriter, RefinerDataset, latent_statistics, read_index
 from splatent_viewer.references import select_references
 from splatent_viewer.training.losses import psnr, ssim
+from splatent_viewer.training.step import LossConfig
 from splatent_viewer.training.trainer import LatentSplatTrainerConfig
 
 
 def test_make_dataset_writes_held_out_samples_with_nearest_training_references(tiny_scene_dir, tmp_path):
     out = tmp_path / "ds"
     config = MakeDatasetConfig(output=out, scenes=(tiny_scene_dir,), train_fractions=(0.5,), steps=2, device="cpu",
-                               trainer=LatentSplatTrainerConfig(rgb_weight=0.0, densify=False))
+                               trainer=LatentSplatTrainerConfig(loss=LossConfig(rgb_weight=0.0), densify=False))
     make_dataset(config)
     index = read_index(out)
     scene = load_scene(tiny_scene_dir)
@@ -201,7 +202,7 @@ def test_max_seconds_starts_no_unit_after_the_budget_and_a_rerun_builds_the_rest
 ):
     from types import SimpleNamespace
 
-    from splatent_viewer.refine import build_dataset
+    from splatent_viewer.refiner_training import build_dataset
 
     # The build's clock stands still until the first unit is committed, then jumps past the 0.5 s budget:
     # the first jobs are handed out at once (one in process, one per worker), no later one starts.

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from splatent_viewer.data.scene import load_scene
-from splatent_viewer.training.evaluate import evaluate_views, threaded_map
+from splatent_viewer.evaluation import evaluate_views, threaded_map
 
 
 def test_threaded_map_keeps_order_runs_concurrently_and_restores_threads():

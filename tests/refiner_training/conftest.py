@@ -17,7 +17,7 @@ def refiner_dataset_dir(tiny_scene_dir: Path, tmp_path_factory: pytest.TempPathF
 
     from splatent_viewer.codecs import load_codec
     from splatent_viewer.data.scene import load_scene
-    from splatent_viewer.refine.dataset import DatasetWriter, RefinerSample
+    from splatent_viewer.refiner_training.dataset import DatasetWriter, RefinerSample
 
     scene = load_scene(tiny_scene_dir)
     codec = load_codec("taef2")

@@ -9,7 +9,7 @@ import pytest
 
 from splatent_viewer.errors import SplatentError
 from splatent_viewer.refine import EmbeddedUNetConfig, load_refiner
-from splatent_viewer.refine.train import RefinerTrainConfig
+from splatent_viewer.refiner_training.train import RefinerTrainConfig
 
 def test_folds_then_merge_write_one_table(refiner_dataset_dir, tmp_path, load_benchmark):
     loso = load_benchmark("refiner_loso")
@@ -43,9 +43,9 @@ def test_folds_then_merge_write_one_table(refiner_dataset_dir, tmp_path, load_be
 
 def test_unit_trainer_summary_names_what_differs_from_the_defaults(load_benchmark):
     loso = load_benchmark("refiner_loso")
-    base = {"steps": 2000, "decoded_weight": 0.0, "lr_latents": 0.025, "densify": True, "seed": 1}
-    units = [{"trainer": {**base, "seed": 1}}, {"trainer": {**base, "decoded_weight": 1.0, "seed": 2}}, {"key": "old"}]
+    base = {"steps": 2000, "loss.decoded_weight": 0.0, "lr.latents": 0.025, "densify": True, "seed": 1}
+    units = [{"trainer": {**base, "seed": 1}}, {"trainer": {**base, "loss.decoded_weight": 1.0, "seed": 2}}, {"key": "old"}]
     summary = loso.unit_trainer_summary({"units": units})
-    # seeds always differ per unit and are left out; defaults (lr_latents, densify) are not repeated
-    assert summary == "steps 2000, decoded_weight 0.0 / 1.0 (1 unit without a record)"
+    # seeds always differ per unit and are left out; defaults (lr.latents, densify) are not repeated
+    assert summary == "steps 2000, loss.decoded_weight 0.0 / 1.0 (1 unit without a record)"
     assert loso.unit_trainer_summary({"units": [{"key": "old"}]}) == ""

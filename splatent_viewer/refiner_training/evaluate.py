@@ -27,7 +27,7 @@ from splatent_viewer.atomic import write_text_atomic
 from splatent_viewer.codecs import LatentCodec, load_codec
 from splatent_viewer.errors import SplatentError
 from splatent_viewer.refine.checkpoint import load_refiner
-from splatent_viewer.refine.dataset import RefinerDataset
+from splatent_viewer.refiner_training.dataset import RefinerDataset
 from splatent_viewer.refine.refiner import Refiner
 from splatent_viewer.training.losses import psnr, ssim
 

@@ -1,7 +1,7 @@
 """A fixed 3-component PCA of latent vectors, to show a C-channel latent render as RGB.
 
 Fitted once on the reference bank's (training) latents, so a region keeps its colour from view
-to view. (The nerfstudio plugin has its own copy; ``splatent_viewer`` does not import the plugin.)
+to view. The viewer's latent mode and ``ns-train splatent``'s ``latent`` output both use it.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from splatent_viewer.refine.dataset import read_index
+from splatent_viewer.refiner_training.dataset import read_index
 from splatent_viewer.scripts.refiner_cli import entrypoint
 
 
@@ -12,7 +12,7 @@ def test_cli_make_dataset_with_a_procedural_scene(tmp_path):
     out = tmp_path / "ds"
     entrypoint(["make-dataset", "--output", str(out), "--procedural", "1", "--procedural-seed", "5",
                 "--procedural-views", "4", "--procedural-resolution", "32", "--train-fractions", "0.5",
-                "--steps", "2", "--densify", "False", "--trainer.rgb-weight", "0", "--device", "cpu"])
+                "--steps", "2", "--densify", "False", "--trainer.loss.rgb-weight", "0", "--device", "cpu"])
     index = read_index(out)
     assert (out / "scenes" / "procedural-005" / "transforms.json").is_file()
     assert [(u["key"], u["num_train_views"], u["num_samples"]) for u in index["units"]] == [("procedural-005@0.5", 2, 2)]

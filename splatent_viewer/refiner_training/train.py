@@ -53,7 +53,7 @@ from splatent_viewer.codecs import LatentCodec, load_codec
 from splatent_viewer.errors import SplatentError
 from splatent_viewer.safetensors_io import read_safetensors
 from splatent_viewer.refine.checkpoint import load_refiner, save_refiner
-from splatent_viewer.refine.dataset import RefinerDataset, latent_statistics
+from splatent_viewer.refiner_training.dataset import RefinerDataset, latent_statistics
 from splatent_viewer.refine.embedded_unet import EmbeddedUNetConfig
 from splatent_viewer.refine.refiner import Refiner, RefinerConfig
 from splatent_viewer.training.losses import ssim

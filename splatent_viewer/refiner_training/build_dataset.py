@@ -12,8 +12,9 @@ Units (one trained set of Gaussians each):
 Procedural scenes (``--procedural N``) are made with the demo-scene generator, seeds
 ``procedural_seed`` … ``+N-1`` (seed 0 is the shipped demo scene, kept out by default); they
 train at ``--procedural-fractions`` (default: ``--train-fractions``).
-Images whose size is not a multiple of the codec's downscale are top-left-cropped (intrinsics
-stay valid), like the nerfstudio plugin does.
+Scenes load through the one scene loader with sizes fitted to the codec's downscale (``--fit``: crop or
+resize), as ``splatent-demo`` and ``ns-train splatent`` load them; training latents go through the latent
+cache, so the units of one scene at several fractions encode each view once.
 
 Every sample also records the PSNR/SSIM of the same Gaussians' RGB (SH) splats at that view (the
 RGB-splat baseline of the evaluation tables).
@@ -37,22 +38,26 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Optional
 
 import numpy as np
 import torch
-from jaxtyping import Float, Int
+from jaxtyping import Float
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, track
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from torch import Tensor
 
 from splatent_viewer.codecs import CodecConfig, LatentCodec
+from splatent_viewer.data.fit import FitMode
 from splatent_viewer.data.scene import Scene, load_scene
+from splatent_viewer.devices import DeviceName, resolve_device
 from splatent_viewer.errors import SplatentError
 from splatent_viewer.frame import reference_latents, render_frame
-from splatent_viewer.refine.dataset import K_MAX, DatasetWriter, RefinerSample, UnitRecord, write_unit_shards
+from splatent_viewer.progress import Progress, track
+from splatent_viewer.refiner_training.dataset import K_MAX, DatasetWriter, RefinerSample, UnitRecord, write_unit_shards
 from splatent_viewer.trained import TrainedScene, load_trained_scene, trained_scene_from_splats
 from splatent_viewer.training.losses import psnr, ssim
+from splatent_viewer.training.encode import LatentCache, encode_images
 from splatent_viewer.training.trainer import LatentSplatTrainerConfig, train_latent_splats
 
 CONSOLE = Console()
@@ -82,6 +87,10 @@ class MakeDatasetConfig:
     """Image width and height of the procedural scenes."""
     downscale: int = 1
     """Load scene images at 1/downscale (nerfstudio images_{d} folders when present, else resized)."""
+    fit: FitMode = "crop"
+    """Images whose size is not a multiple of the codec's downscale: crop (top-left, intrinsics kept) or resize."""
+    latent_cache_dir: Optional[Path] = None
+    """Where encoded training latents are cached (default: $SPLATENT_LATENT_CACHE, else ~/.cache/splatent/latents)."""
     min_train_views: int = 2
     """Skip a fraction that leaves fewer training views than this."""
     steps: Optional[int] = None
@@ -92,7 +101,7 @@ class MakeDatasetConfig:
     """Core trainer settings."""
     codec: CodecConfig = field(default_factory=CodecConfig)
     """Latent codec (default: the embedded TAEF2)."""
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device: DeviceName = "auto"
     """Compute device; auto = cuda when available."""
     shard_size: int = 64
     """Samples per shard file."""
@@ -103,37 +112,6 @@ class MakeDatasetConfig:
     max_seconds: Optional[float] = None
     """Start no new unit or procedural scene after this many seconds (the running ones finish): a time budget.
     The units built so far are in the index; rerun the same command (without it) to build the rest."""
-
-
-@dataclass
-class CroppedScene(Scene):
-    """A scene whose images are top-left-cropped to ``widths`` x ``heights`` (intrinsics unchanged)."""
-
-    full_widths: Int[Tensor, " N"] | None = None
-    """Image widths before cropping."""
-    full_heights: Int[Tensor, " N"] | None = None
-    """Image heights before cropping."""
-
-    def load_image(self, i: int) -> Float[Tensor, "H W 3"]:
-        full = Scene.load_image(replace(self, widths=self.full_widths, heights=self.full_heights), i)
-        return full[: int(self.heights[i]), : int(self.widths[i])]
-
-    def subset(self, indices: Int[Tensor, " M"] | list[int]) -> CroppedScene:
-        idx = torch.as_tensor(indices, dtype=torch.long)
-        sub = super().subset(idx)
-        return replace(sub, full_widths=self.full_widths[idx], full_heights=self.full_heights[idx])
-
-
-def crop_to_multiple(scene: Scene, multiple: int) -> Scene:
-    """``scene`` unchanged when every image size is a multiple of ``multiple``, else a :class:`CroppedScene`."""
-    widths, heights = scene.widths // multiple * multiple, scene.heights // multiple * multiple
-    if bool((widths == scene.widths).all() and (heights == scene.heights).all()):
-        return scene
-    if bool((widths == 0).any() or (heights == 0).any()):
-        raise SplatentError(f"Scene {scene.root} has images smaller than {multiple} px; use a smaller --downscale.")
-    fields = {f: getattr(scene, f) for f in Scene.__dataclass_fields__ if f != "_cache"}
-    fields.update(widths=widths, heights=heights)
-    return CroppedScene(**fields, full_widths=scene.widths, full_heights=scene.heights)
 
 
 def evenly_spaced(indices: list[int], fraction: float) -> list[int]:
@@ -190,7 +168,7 @@ def heldout_samples(
         h, w = frame.latent.shape[-2:]
         ref_idx = trained.references.nearest(c2w=c2w, k=K_MAX)
         refs = reference_latents(scene=trained, indices=ref_idx, height=h, width=w)
-        target = codec.encode(image.permute(2, 0, 1)[None].to(dev))[0].float()
+        target = encode_images(images=[image], codec=codec, device=dev)[0][0]
         image_u8 = (image * 255.0 + 0.5).to(torch.uint8)
         gt = image_u8.to(dev).float().div(255.0).permute(2, 0, 1)[None]
         rgb = frame.rgb.float().permute(2, 0, 1)[None]
@@ -198,12 +176,6 @@ def heldout_samples(
                                      ref_views=[train_indices[i] for i in ref_idx], rgb_psnr=psnr(rgb, gt),
                                      rgb_ssim=float(ssim(rgb, gt))))
     return samples
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def procedural_scene_folder(config: MakeDatasetConfig, seed: int) -> Path:
@@ -296,7 +268,7 @@ def build_unit(
 
     The index is not touched (the caller commits the record), so this runs in worker processes too."""
     start = time.perf_counter()
-    scene = crop_to_multiple(load_scene(job.path, downscale=config.downscale), codec.downscale)
+    scene = load_scene(job.path, downscale=config.downscale, size_multiple=codec.downscale, fit=config.fit)
     subset = evenly_spaced(scene.split_indices["train"].tolist(), job.fraction)
     chosen = set(subset)
     heldout = [v for v in range(len(scene)) if v not in chosen]
@@ -310,7 +282,8 @@ def build_unit(
     unit_trainer = replace(trainer, seed=config.trainer.seed + job.number)
     # The unit's core-trainer settings go into the index with it (scalars; the densification strategy is left out).
     info["trainer"] = unit_trainer.scalar_settings()
-    result = train_latent_splats(scene=sub, codec=codec, config=unit_trainer, device=device, progress=progress)
+    result = train_latent_splats(scene=sub, codec=codec, config=unit_trainer, device=device, progress=progress,
+                                 cache=LatentCache(codec_name=codec.name, root=config.latent_cache_dir))
     trained = trained_scene_from_splats(scene=scene, params=result.params, codec=codec, sh_degree=result.sh_degree,
                                         train_indices=subset, device=device, name=job.key,
                                         train_latents=result.train_latents)  # the trainer's targets: not encoded again
@@ -476,7 +449,7 @@ def _build_in_workers(
 
 def make_dataset(config: MakeDatasetConfig) -> Path:
     """Builds (or resumes) the dataset at ``config.output``; returns it."""
-    device = _device(config.device)
+    device = resolve_device(config.device)
     on_cpu = device.type == "cpu"
     trainer_cfg = replace(config.trainer, steps=config.steps if config.steps is not None else (400 if on_cpu else 3000),
                           densify=config.densify if config.densify is not None else not on_cpu)
@@ -545,7 +518,7 @@ def make_dataset(config: MakeDatasetConfig) -> Path:
             continue
         if trained.codec.name != codec.name:
             raise SplatentError(f"Run {run} uses codec {trained.codec.name}, the dataset {codec.name}; pass --codec.name {trained.codec.name}.")
-        scene = crop_to_multiple(load_scene(trained.scene_path, downscale=config.downscale), codec.downscale)
+        scene = load_scene(trained.scene_path, downscale=config.downscale, size_multiple=codec.downscale, fit=config.fit)
         train = [int(i) for i in trained.train_indices]
         heldout = [v for v in range(len(scene)) if v not in set(train)]
         CONSOLE.print(f"[bold]run {n}/{len(config.runs)} {key}[/]: rendering {len(heldout)} held-out views")

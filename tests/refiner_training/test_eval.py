@@ -10,8 +10,8 @@ import torch
 from splatent_viewer.codecs import load_codec
 from splatent_viewer.errors import SplatentError
 from splatent_viewer.refine import EmbeddedUNetConfig, RefinerConfig, save_refiner
-from splatent_viewer.refine.dataset import RefinerDataset
-from splatent_viewer.refine.evaluate import RefinerEvalConfig, evaluate_refiner, run_eval
+from splatent_viewer.refiner_training.dataset import RefinerDataset
+from splatent_viewer.refiner_training.evaluate import RefinerEvalConfig, evaluate_refiner, run_eval
 from splatent_viewer.training.losses import psnr
 
 TINY_UNET = EmbeddedUNetConfig(block_out_channels=(32,), attention_from_level=1)
@@ -59,8 +59,8 @@ def test_eval_uses_the_refiner_and_its_references(refiner_dataset_dir):
 
 
 def test_eval_splits_rows_by_training_fraction_and_reports_the_rgb_splat_baseline(tmp_path):
-    from splatent_viewer.refine.dataset import DatasetWriter, RefinerSample
-    from splatent_viewer.refine.evaluate import markdown_table
+    from splatent_viewer.refiner_training.dataset import DatasetWriter, RefinerSample
+    from splatent_viewer.refiner_training.evaluate import markdown_table
 
     gen = torch.Generator().manual_seed(0)
 
