@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import numpy as np
 import viser
@@ -40,6 +41,8 @@ class ViewerApp:
         )
         """Every browser's initial settings."""
         self._sessions: dict[int, tuple[ClientSession, ViserClientView]] = {}
+        self._retired: list[tuple[ClientSession, ViserClientView]] = []
+        """Disconnected clients whose render thread or export may still run."""
         self._lock = threading.Lock()
         self.server = viser.ViserServer(host=config.host, port=config.port, label=f"Splatent · {scene.name}",
                                         verbose=False)
@@ -111,15 +114,40 @@ class ViewerApp:
     def _disconnect(self, client: viser.ClientHandle) -> None:
         with self._lock:
             entry = self._sessions.pop(client.client_id, None)
+            if entry is not None:  # kept until its threads end, so close() can wait for a frame still in flight
+                self._retired = [e for e in self._retired if _busy(e)] + [entry]
         if entry is not None:
+            session, view = entry
+            if view.export_panel is not None:
+                view.export_panel.cancel()
             # viser runs this on its event loop: join the render thread elsewhere so the server never stalls.
-            threading.Thread(target=entry[0].stop, name=f"splatent-stop-{client.client_id}", daemon=True).start()
+            threading.Thread(target=session.stop, name=f"splatent-stop-{client.client_id}", daemon=True).start()
             LOG.info("viewer client %d disconnected", client.client_id)
 
-    def close(self) -> None:
-        """Stops every client's render thread and the server."""
+    def close(self, *, timeout: float = 120.0) -> None:
+        """Stops every client's render thread (connected or not: a disconnected client's frame may still be
+        rendering) and export, waits up to ``timeout`` seconds for them, then stops the server. Torch work still
+        running in a thread when the interpreter exits aborts the process, so this waits rather than leaves."""
         with self._lock:
-            entries, self._sessions = list(self._sessions.values()), {}
-        for session, _ in entries:
-            session.stop()
+            entries = list(self._sessions.values()) + self._retired
+            self._sessions, self._retired = {}, []
+        for session, view in entries:
+            session.stop(timeout=0)  # closes its slot: the thread ends after the frame in flight
+            if view.export_panel is not None:
+                view.export_panel.cancel()
+        deadline = time.monotonic() + timeout
+        if any(_busy(e) for e in entries):
+            LOG.info("waiting for the frames in flight to finish")
+        for session, view in entries:
+            session.stop(timeout=max(0.0, deadline - time.monotonic()))
+            if view.export_panel is not None:
+                view.export_panel.join(max(0.0, deadline - time.monotonic()))
+        busy = [session.name for session, view in entries if _busy((session, view))]
+        if busy:
+            LOG.warning("%s still rendering after %.0f s; stopping anyway", ", ".join(busy), timeout)
         self.server.stop()
+
+
+def _busy(entry: tuple[ClientSession, ViserClientView]) -> bool:
+    session, view = entry
+    return session.alive or (view.export_panel is not None and view.export_panel.running)

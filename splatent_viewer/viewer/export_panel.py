@@ -25,6 +25,10 @@ LOG = logging.getLogger(__name__)
 PATHS = ("orbit", "interpolate")
 
 
+class ExportCancelled(Exception):
+    """Raised from the progress callback to stop an export (export_flythrough then removes its temporary output)."""
+
+
 def flythrough_path(*, scene: TrainedScene, kind: str, num_frames: int, max_side: int) -> CameraPath:
     """An orbit around the scene focus or a smooth path through the training cameras, at the first
     training view's field of view, its longer side scaled to ``max_side`` (rounded to the codec's downscale)."""
@@ -53,6 +57,7 @@ class ExportPanel:
                  on_done: Callable[[ExportResult | None, str | None], None] | None = None) -> None:
         self.scene = scene
         self._thread: threading.Thread | None = None
+        self._cancel = threading.Event()
         self._on_done = on_done
         modes = ["decoded", "rgb"] + (["enhanced", "side-by-side"] if scene.refiner is not None else [])
         with gui.add_folder("Export flythrough", expand_by_default=False):
@@ -69,6 +74,10 @@ class ExportPanel:
             self.status = gui.add_markdown("")
         self.button.on_click(lambda _event: self.start())
 
+    def cancel(self) -> None:
+        """Stops a running export after its current frame (its temporary output is removed; nothing is written)."""
+        self._cancel.set()
+
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
@@ -78,6 +87,7 @@ class ExportPanel:
         if self.running:
             self.status.content = "_An export is already running._"
             return False
+        self._cancel.clear()
         self.button.disabled = True
         self.progress.value, self.progress.visible = 0.0, True
         self.status.content = "Rendering…"
@@ -97,6 +107,8 @@ class ExportPanel:
                               fps=float(self.fps.value))
 
         def progress(done: int, total: int) -> None:
+            if self._cancel.is_set():
+                raise ExportCancelled("the export was cancelled (the viewer is stopping or the tab closed)")
             self.progress.value = 100.0 * done / max(total, 1)
 
         return export_flythrough(scene=self.scene, cameras=cameras, config=config, progress_callback=progress)
@@ -110,6 +122,10 @@ class ExportPanel:
                 flicker = " · flicker " + ", ".join(f"{k} {v:.4f}" for k, v in result.flicker.items())
             self.status.content = f"Wrote `{result.output}` ({result.frames} frames{flicker})"
             LOG.info("exported %s", result.output)
+        except ExportCancelled as e:
+            error = str(e)
+            self.status.content = "_Export cancelled; nothing written._"
+            LOG.info("flythrough export cancelled")
         except Exception as e:  # noqa: BLE001 - reported in the GUI, the viewer keeps running
             error = str(e) if isinstance(e, SplatentError) else f"{type(e).__name__}: {e}"
             self.status.content = f"**Export failed:** {error}"

@@ -14,6 +14,7 @@ import json
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.request
 from contextlib import ExitStack
@@ -57,6 +58,7 @@ class HeadlessChromium:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         self._ids = itertools.count(1)
+        self._call_lock = threading.Lock()
         self._ws: ClientConnection | None = None
         self._stack = ExitStack()
         try:
@@ -95,17 +97,19 @@ class HeadlessChromium:
         raise SplatentError("Chromium has no page target.")
 
     def call(self, method: str, *, timeout: float = 30.0, **params: object) -> dict:
-        """Sends one CDP command and returns its result (events in between are dropped)."""
-        assert self._ws is not None
-        msg_id = next(self._ids)
-        self._ws.send(json.dumps({"id": msg_id, "method": method, "params": params}))
-        deadline = time.monotonic() + timeout
-        while True:
-            reply = json.loads(self._ws.recv(timeout=max(0.01, deadline - time.monotonic())))
-            if reply.get("id") == msg_id:
-                if "error" in reply:
-                    raise SplatentError(f"CDP {method} failed: {reply['error']}")
-                return reply.get("result", {})
+        """Sends one CDP command and returns its result (events in between are dropped). Thread-safe: one command
+        at a time (e.g. a thread driving the mouse while another reads the page)."""
+        with self._call_lock:
+            assert self._ws is not None
+            msg_id = next(self._ids)
+            self._ws.send(json.dumps({"id": msg_id, "method": method, "params": params}))
+            deadline = time.monotonic() + timeout
+            while True:
+                reply = json.loads(self._ws.recv(timeout=max(0.01, deadline - time.monotonic())))
+                if reply.get("id") == msg_id:
+                    if "error" in reply:
+                        raise SplatentError(f"CDP {method} failed: {reply['error']}")
+                    return reply.get("result", {})
 
     def navigate(self, url: str) -> None:
         self.call("Page.navigate", url=url)
@@ -119,6 +123,13 @@ class HeadlessChromium:
         """The page as ``uint8`` HxWx3."""
         data = base64.b64decode(self.call("Page.captureScreenshot", format="png")["data"])
         return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+    def kill(self) -> None:
+        """Ends the browser abruptly (SIGKILL), as a crash or a killed tab would: its connections drop without a
+        goodbye. :meth:`close` still cleans up afterwards."""
+        if self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait(timeout=10)
 
     def close(self) -> None:
         """Closes the connection, ends the browser process (only ours) and removes its profile."""
