@@ -30,7 +30,7 @@ PY="$VENV/bin/python"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
 if ! "$PY" -c "import torch" 2>/dev/null; then
-  echo "[install] installing torch==2.13.0"
+  echo "[install] installing torch==2.13.0 (a large download: a few minutes, quiet until it ends)"
   "$PY" -m pip install -q "torch==2.13.0" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
 fi
 TORCH_VERSION="$("$PY" -W ignore -c 'import torch; print(torch.__version__)')"
@@ -57,7 +57,8 @@ if [[ "$("$PY" -W ignore -c 'import torch; print(torch.version.cuda is None)')" 
   echo "[install] CPU torch: torchvision operator-schema fix installed"
 fi
 
-echo "[install] installing splatent-viewer (editable) with nerfstudio==1.1.5 ..."
+echo "[install] installing splatent-viewer (editable) with nerfstudio==1.1.5 and its dependencies:"
+echo "[install] this pip call takes ~3 minutes on a fresh venv (2-core machine) and prints nothing until it ends"
 # (grep drops the pip-config noise about missing local index folders on these machines)
 "$PY" -m pip install -q -c "$CONSTRAINTS" -e "$ROOT[dev]" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
 "$PY" - <<'PYEOF'
