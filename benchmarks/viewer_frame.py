@@ -43,13 +43,13 @@ from splatent_viewer.codecs import load_codec
 from splatent_viewer.devices import DeviceName, resolve_device
 from splatent_viewer.errors import SplatentError, exit_on_error
 from splatent_viewer.progress import track
-from splatent_viewer.splats.params import init_splats
 from splatent_viewer.run_config import TrainedSceneConfig
+from splatent_viewer.splats.params import init_splats
 from splatent_viewer.trained import ReferenceBank, TrainedScene
 from splatent_viewer.viewer.camera import intrinsics_from_fov
 from splatent_viewer.viewer.gui import ViewSettings
-from splatent_viewer.viewer.modes import available_modes
 from splatent_viewer.viewer.jpeg import encode_jpeg, gpu_jpeg_available
+from splatent_viewer.viewer.modes import available_modes
 from splatent_viewer.viewer.renderer import CameraState, SceneRenderer
 
 CONSOLE = Console()

@@ -66,7 +66,7 @@ def select_references(
     scene_scale: float | None = None,
     angle_weight: float = 0.5,
     exclude_tolerance: float = 1e-5,
-) -> Int[Tensor, "Q k"] | Int[Tensor, "k"]:
+) -> Int[Tensor, "Q k"] | Int[Tensor, " k"]:
     """Indices of the ``k`` nearest training cameras for each query, nearest first.
 
     A training camera whose pose equals the query's (within ``exclude_tolerance``) is the query

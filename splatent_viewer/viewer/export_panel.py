@@ -16,7 +16,13 @@ import torch
 import viser
 
 from splatent_viewer.errors import SplatentError
-from splatent_viewer.export.camera_paths import CameraPath, interpolate_path, intrinsics_for_fov, orbit_path, vertical_fov
+from splatent_viewer.export.camera_paths import (
+    CameraPath,
+    interpolate_path,
+    intrinsics_for_fov,
+    orbit_path,
+    vertical_fov,
+)
 from splatent_viewer.export.flythrough import DEFAULT_FPS, ExportConfig, ExportResult, export_flythrough
 from splatent_viewer.trained import TrainedScene
 

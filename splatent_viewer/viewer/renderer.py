@@ -13,11 +13,11 @@ from torch import Tensor
 
 from splatent_viewer.errors import SplatentError
 from splatent_viewer.frame import render_frame
+from splatent_viewer.pca import LatentPCA
 from splatent_viewer.trained import TrainedScene
 from splatent_viewer.viewer.camera import intrinsics_from_fov, render_size
 from splatent_viewer.viewer.gui import ViewSettings
 from splatent_viewer.viewer.modes import NEEDS_REFINER, frame_image, outputs_for
-from splatent_viewer.pca import LatentPCA
 
 
 @dataclass(frozen=True)

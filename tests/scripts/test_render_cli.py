@@ -14,7 +14,14 @@ import torch
 import tyro
 
 from splatent_viewer.references import select_references
-from splatent_viewer.scripts.render_cli import Command, CameraPathCommand, InterpolateCommand, SpiralCommand, entrypoint, main
+from splatent_viewer.scripts.render_cli import (
+    CameraPathCommand,
+    Command,
+    InterpolateCommand,
+    SpiralCommand,
+    entrypoint,
+    main,
+)
 from splatent_viewer.trained import load_trained_scene
 
 

@@ -7,8 +7,8 @@ import torch
 
 from splatent_viewer.errors import SplatentError
 from splatent_viewer.frame import Frame
-from splatent_viewer.viewer.modes import MODES, available_modes, colorize_depth, compose_split, frame_image, outputs_for
 from splatent_viewer.pca import LatentPCA
+from splatent_viewer.viewer.modes import MODES, available_modes, colorize_depth, compose_split, frame_image, outputs_for
 from splatent_viewer.viewer.stats import FrameStats
 
 
