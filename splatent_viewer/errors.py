@@ -41,7 +41,7 @@ def exit_on_error(main: Callable[[T], R], arg: T, *, interrupted: str | Callable
     except KeyboardInterrupt:
         if interrupted is None:
             method = getattr(arg, "interrupted_message", None)
-            kept = method() if callable(method) else KEPT_ON_INTERRUPT
+            kept = str(method()) if callable(method) else KEPT_ON_INTERRUPT
         else:
             kept = interrupted(arg) if callable(interrupted) else interrupted
         _print_line("[bold yellow]interrupted;[/]", kept)

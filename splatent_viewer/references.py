@@ -135,7 +135,7 @@ class StickyReferences:
     switches: int = 0
     """Frames whose set differed from the previous frame's (the first selection is not counted)."""
 
-    def __post_init__(self) -> None:
+    def __post_init__(self) -> None:  # (scene_scale is a float from here on)
         if not 0.0 <= self.relative_margin < 1.0 or self.absolute_margin < 0.0:
             raise SplatentError(
                 f"Hysteresis margins must satisfy 0 <= relative < 1 and absolute >= 0, got "
@@ -159,6 +159,7 @@ class StickyReferences:
             return list(self.current)
         if set(nearest) == set(self.current):  # (summing in another order could differ in the last bit)
             return list(self.current)
+        assert self.scene_scale is not None  # set in __post_init__
         costs = reference_costs(
             query_c2ws=c2w[None], train_c2ws=self.train_c2ws, scene_scale=self.scene_scale, angle_weight=self.angle_weight
         )[0]

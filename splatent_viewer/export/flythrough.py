@@ -237,9 +237,11 @@ def export_flythrough(
     fps = float(config.fps or cameras.fps or DEFAULT_FPS)
     outputs = _outputs_for(config.mode, measure_flicker=config.measure_flicker)
 
-    k = sticky = None
+    k: int | None = None
+    sticky: StickyReferences | None = None
     train_c2ws = scene.references.c2w.detach().cpu()
     if enhanced:
+        assert scene.refiner is not None  # checked above
         k = scene.refiner.config.num_references if config.num_references is None else config.num_references
         if config.sticky_references:
             sticky = StickyReferences(train_c2ws=train_c2ws, k=k, scene_scale=scene.references.scene_scale,
@@ -258,6 +260,7 @@ def export_flythrough(
             frame = render_frame(scene=scene, c2w=c2w, K=K, width=cameras.width, height=cameras.height, outputs=outputs,
                                  num_references=k, references=refs, time_stages=config.time_stages)
             if enhanced:
+                assert k is not None
                 nearest = frame.references if sticky is None else scene.references.nearest(c2w=c2w, k=k)
                 for key, now, prev in (("used", frame.references, prev_used), ("nearest", nearest, prev_nearest)):
                     switches[key] += int(prev is not None and list(prev) != list(now))  # set or tile order
@@ -267,6 +270,7 @@ def export_flythrough(
             for stage, ms in frame.timings_ms.items():
                 stage_totals[stage] = stage_totals.get(stage, 0.0) + ms
             if config.mode == "side-by-side":
+                assert frame.decoded is not None and frame.enhanced is not None  # both in outputs
                 image = torch.cat([frame.decoded, frame.enhanced], dim=1)
             else:
                 image = getattr(frame, "decoded" if config.mode == "decoded" else config.mode)

@@ -183,6 +183,7 @@ class InterpolateCommand(_GeneratedPath):
         # Default length: half a second per training camera, as ns-render's 10 steps per transition at 20 fps.
         c2ws, fov = interpolate_path(keyframes=train[order], num_frames=self._num_frames(0.5 * len(order)),
                                      fovs=fovs, closed=self.loop)
+        assert fov is not None  # given fovs, the path interpolates them
         return self._path(scene, c2ws, fov)
 
 
@@ -201,10 +202,12 @@ class CameraPathCommand(_RenderOptions):
         if self.data_transforms is not None:
             transform, scale = load_dataparser_transform(self.data_transforms)
             path.c2ws = to_dataparser_world(path.c2ws, transform=transform, scale=scale)
-        if self.width or self.height:
-            w = self.width or round(path.width * self.height / path.height)
-            h = self.height or round(path.height * self.width / path.width)
-            path = path.resized(width=w, height=h)
+        if self.width is not None and self.height is not None:
+            path = path.resized(width=self.width, height=self.height)
+        elif self.width is not None:  # keep the path's aspect ratio
+            path = path.resized(width=self.width, height=round(path.height * self.width / path.width))
+        elif self.height is not None:
+            path = path.resized(width=round(path.width * self.height / path.height), height=self.height)
         return path
 
 

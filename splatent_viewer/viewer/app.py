@@ -76,8 +76,13 @@ class ViewerApp:
 
     def _connect(self, client: viser.ClientHandle) -> None:
         holder: list[ClientSession] = []
+
+        def on_change() -> None:  # a control changed: re-render at full quality (once the session exists)
+            if holder:
+                holder[0].refresh()
+
         gui = ViewerGui(gui=client.gui, defaults=self.defaults, has_refiner=self.scene.refiner is not None,
-                        max_references=max_references(self.scene), on_change=lambda: holder and holder[0].refresh())
+                        max_references=max_references(self.scene), on_change=on_change)
         frustums = CameraFrustums(scene=client.scene, bank=self.scene.references, thumbnail=self.renderer.thumbnail)
         view = ViserClientView(client=client, gui=gui, frustums=frustums)
         # One exporter per browser tab, in its own thread like the tab's render thread.

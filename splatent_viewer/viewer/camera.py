@@ -38,7 +38,7 @@ def opengl_c2w_to_viser(*, c2w: Float[Tensor, "4 4"] | Float[Tensor, "3 4"]) -> 
     # Re-orthonormalise (training poses may carry tiny scale/shear) before turning into a quaternion.
     u, _, vt = np.linalg.svd(rot)
     rot = u @ vt
-    return vtf.SO3.from_matrix(rot @ _FLIP_YZ).wxyz, m[:3, 3].copy()
+    return vtf.SO3.from_matrix(np.asarray(rot @ _FLIP_YZ, dtype=np.float64)).wxyz, m[:3, 3].copy()
 
 
 def render_size(*, aspect: float, max_resolution: int, multiple: int) -> tuple[int, int]:

@@ -114,8 +114,9 @@ class ClientSession:
             timings = dict(out.timings_ms)
             timings["encode/send"] = (time.perf_counter() - t0) * 1e3
             height, width = out.image.shape[:2]
+            mode = str(settings.mode)
             self.stats.record(timings_ms=timings, size=(width, height), kind="preview" if preview else "full",
-                              mode="decoded" if preview and settings.mode in ("enhanced", "split") else settings.mode,
+                              mode="decoded" if preview and mode in ("enhanced", "split") else mode,
                               references=out.references)
             if self.last_error is not None:
                 self.last_error = None

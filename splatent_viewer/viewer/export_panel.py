@@ -78,7 +78,11 @@ class ExportPanel:
             self.button = gui.add_button("Export")
             self.progress = gui.add_progress_bar(0.0, visible=False, animated=True)
             self.status = gui.add_markdown("")
-        self.button.on_click(lambda _event: self.start())
+
+        def clicked(_event: object) -> None:
+            self.start()
+
+        self.button.on_click(clicked)
 
     def cancel(self) -> None:
         """Stops a running export after its current frame (its temporary output is removed; nothing is written)."""

@@ -33,7 +33,9 @@ def encode_jpeg(image: UInt8[Tensor, "H W 3"], *, quality: int) -> bytes:
     if image.is_cuda and gpu_jpeg_available(image.device):
         from torchvision.io import encode_jpeg as tv_encode_jpeg
 
-        return tv_encode_jpeg(image.permute(2, 0, 1).contiguous(), quality=quality).cpu().numpy().tobytes()
+        data = tv_encode_jpeg(image.permute(2, 0, 1).contiguous(), quality=quality)
+        assert isinstance(data, Tensor)  # one image in, one JPEG out
+        return data.cpu().numpy().tobytes()
     buffer = io.BytesIO()
     Image.fromarray(image.cpu().numpy()).save(buffer, format="JPEG", quality=quality)
     return buffer.getvalue()

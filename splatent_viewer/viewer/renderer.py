@@ -77,14 +77,15 @@ class SceneRenderer:
             settings = settings.resolved(
                 has_refiner=scene.refiner is not None, max_references=max_references(scene),
                 refiner_references=scene.refiner.config.num_references if scene.refiner is not None else None)
-        mode = settings.mode
+        mode, asked = settings.mode, settings.num_references
+        assert mode is not None and asked is not None  # resolved above
         if mode in NEEDS_REFINER and scene.refiner is None:
             raise SplatentError(f"Mode {mode!r} needs a refiner and none is loaded; restart with --refiner PATH.")
         resolution = settings.preview_resolution if preview else settings.max_resolution
         width, height = render_size(aspect=camera.aspect, max_resolution=resolution, multiple=scene.codec.downscale)
         K = intrinsics_from_fov(fov_y=camera.fov_y, width=width, height=height)
         outputs = outputs_for(mode=mode, preview=preview)
-        k = min(settings.num_references, max_references(scene))
+        k = min(asked, max_references(scene))
         pca = self.pca() if mode == "latent" else None
         with self.lock:
             frame = render_frame(scene=scene, c2w=camera.c2w, K=K, width=width, height=height, outputs=outputs,
