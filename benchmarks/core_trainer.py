@@ -26,9 +26,9 @@ import tyro
 
 from splatent_viewer.codecs import load_codec
 from splatent_viewer.data.scene import load_scene
-from splatent_viewer.trained import trained_scene_from_splats
 from splatent_viewer.evaluation import evaluate_views, mean_metrics
 from splatent_viewer.refiner_training.build_dataset import evenly_spaced
+from splatent_viewer.trained import trained_scene_from_splats
 from splatent_viewer.training import points as points_module
 from splatent_viewer.training.trainer import LatentSplatTrainerConfig, train_latent_splats
 

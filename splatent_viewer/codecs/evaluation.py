@@ -17,7 +17,7 @@ from splatent_viewer.codecs.base import LatentCodec
 from splatent_viewer.errors import SplatentError
 
 
-def psnr(pred: Float[Tensor, "B 3 H W"], target: Float[Tensor, "B 3 H W"]) -> Float[Tensor, "B"]:
+def psnr(pred: Float[Tensor, "B 3 H W"], target: Float[Tensor, "B 3 H W"]) -> Float[Tensor, " B"]:
     """Per-image PSNR in dB for images in ``[0, 1]`` (``pred`` is clamped to ``[0, 1]`` first)."""
     mse = (pred.float().clamp(0, 1) - target.float()).square().flatten(1).mean(1)
     return -10 * torch.log10(mse.clamp_min(1e-12))
@@ -74,7 +74,7 @@ def evenly_spaced(items: list, count: int) -> list:
 
 
 @torch.no_grad()
-def round_trip_psnr(codec: LatentCodec, images: Float[Tensor, "B 3 H W"], *, batch_size: int = 4) -> Float[Tensor, "B"]:
+def round_trip_psnr(codec: LatentCodec, images: Float[Tensor, "B 3 H W"], *, batch_size: int = 4) -> Float[Tensor, " B"]:
     """PSNR (dB) of ``codec.decode(codec.encode(images))`` against ``images``, per image."""
     scores = []
     for chunk in images.split(batch_size):

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from nerfstudio.data.dataparsers.colmap_dataparser import ColmapDataParserConfig
+
 from splatent_viewer.data.ply import read_ply_points
 from splatent_viewer.data.scene import load_scene
 from splatent_viewer.errors import SplatentError
@@ -43,7 +43,7 @@ def test_colmap_scene_loads_in_nerfstudio_world(scene_makers, tmp_path: Path, mo
     assert torch.allclose(xyz, ply_xyz[:200] @ world[:3, :3].T, atol=1e-5)
     assert rgb is not None and torch.allclose(rgb, ply_rgb[:200], atol=0.5 / 255)
     # a point in front of a camera projects into its image the same way in both worlds
-    c2w_demo, c2w = demo.camera_to_worlds[by_id[0]], scene.camera_to_worlds[0]
+    c2w_demo = demo.camera_to_worlds[by_id[0]]
     p_demo = c2w_demo[:3, 3] - 2.0 * c2w_demo[:3, 2] + 0.3 * c2w_demo[:3, 0]
     cam_demo = demo.viewmats()[by_id[0]] @ torch.cat([p_demo, torch.ones(1)])
     cam = scene.viewmats()[0] @ (world @ torch.cat([p_demo, torch.ones(1)]))

@@ -9,7 +9,17 @@ import torch
 
 from splatent_viewer.data import textures as tx
 from splatent_viewer.data.demo_scene import look_at_c2w
-from splatent_viewer.data.raytracer import Box, Cylinder, Lighting, Plane, Sphere, Torus, World, camera_rays, render_view
+from splatent_viewer.data.raytracer import (
+    Box,
+    Cylinder,
+    Lighting,
+    Plane,
+    Sphere,
+    Torus,
+    World,
+    camera_rays,
+    render_view,
+)
 
 WHITE = tx.Checker(size=1.0, color_a=(1.0, 1.0, 1.0), color_b=(1.0, 1.0, 1.0))
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
+
 from nerfstudio_plugin.datamanager import SplatentDatamanager, SplatentDatamanagerConfig
 from splatent_viewer.data.scene import fitted_cameras, load_scene
 from splatent_viewer.errors import SplatentError

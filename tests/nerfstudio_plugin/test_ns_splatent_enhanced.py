@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from nerfstudio.cameras.cameras import Cameras, CameraType
 from nerfstudio.data.scene_box import SceneBox
 from nerfstudio.engine.optimizers import Optimizers

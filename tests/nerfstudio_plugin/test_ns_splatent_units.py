@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from nerfstudio.cameras.cameras import Cameras, CameraType
 from nerfstudio.data.scene_box import SceneBox
 from nerfstudio.engine.optimizers import Optimizers

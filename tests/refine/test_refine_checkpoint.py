@@ -11,7 +11,14 @@ import torch
 
 from splatent_viewer.codecs import load_codec
 from splatent_viewer.errors import SplatentError
-from splatent_viewer.refine import EmbeddedUNetConfig, Refiner, RefinerConfig, load_refiner, read_refiner_config, save_refiner
+from splatent_viewer.refine import (
+    EmbeddedUNetConfig,
+    Refiner,
+    RefinerConfig,
+    load_refiner,
+    read_refiner_config,
+    save_refiner,
+)
 from splatent_viewer.refine.checkpoint import CONFIG_FILE, WEIGHTS_FILE, check_codec
 
 TINY_UNET = EmbeddedUNetConfig(block_out_channels=(16, 16), attention_from_level=1, attention_head_dim=8, norm_num_groups=8)

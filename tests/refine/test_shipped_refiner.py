@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import pytest
 import torch
 
 from splatent_viewer.codecs import load_codec

@@ -11,9 +11,9 @@ import torch
 from splatent_viewer.codecs import load_codec
 from splatent_viewer.data.scene import load_scene
 from splatent_viewer.errors import SplatentError
+from splatent_viewer.references import select_references
 from splatent_viewer.refiner_training.build_dataset import MakeDatasetConfig, evenly_spaced, make_dataset, similarity_to
 from splatent_viewer.refiner_training.dataset import K_MAX, DatasetWriter, RefinerDataset, latent_statistics, read_index
-from splatent_viewer.references import select_references
 from splatent_viewer.training.losses import psnr, ssim
 from splatent_viewer.training.step import LossConfig
 from splatent_viewer.training.trainer import LatentSplatTrainerConfig

@@ -11,6 +11,7 @@ from splatent_viewer.errors import SplatentError
 from splatent_viewer.refine import EmbeddedUNetConfig, load_refiner
 from splatent_viewer.refiner_training.train import RefinerTrainConfig
 
+
 def test_folds_then_merge_write_one_table(refiner_dataset_dir, tmp_path, load_benchmark):
     loso = load_benchmark("refiner_loso")
     train = RefinerTrainConfig(embedded=EmbeddedUNetConfig(block_out_channels=(32,), attention_from_level=1), crop=4,

@@ -12,9 +12,15 @@ from safetensors.torch import load_file
 
 from splatent_viewer.errors import SplatentError
 from splatent_viewer.refine import EmbeddedUNetConfig, load_refiner
-from splatent_viewer.refiner_training.dataset import RefinerDataset, latent_statistics
 from splatent_viewer.refiner_training import train
-from splatent_viewer.refiner_training.train import RefinerTrainConfig, latest_checkpoint, lr_factor, save_checkpoint, train_refiner
+from splatent_viewer.refiner_training.dataset import RefinerDataset, latent_statistics
+from splatent_viewer.refiner_training.train import (
+    RefinerTrainConfig,
+    latest_checkpoint,
+    lr_factor,
+    save_checkpoint,
+    train_refiner,
+)
 
 TINY_UNET = EmbeddedUNetConfig(block_out_channels=(32,), attention_from_level=1)
 
