@@ -18,6 +18,7 @@ The module imports gsplat lazily, so CPU-only code never touches its CUDA extens
 from __future__ import annotations
 
 import functools
+import importlib
 from typing import Any
 
 import torch
@@ -31,10 +32,11 @@ from splatent_viewer.errors import SplatentError
 def gsplat_available() -> bool:
     """True when gsplat imports and has its CUDA extension (prebuilt, or JIT-built with nvcc)."""
     try:
-        from gsplat.cuda._backend import _C
+        # by module: gsplat binds _C from an import pyright cannot resolve (the compiled gsplat.csrc)
+        backend = importlib.import_module("gsplat.cuda._backend")
     except Exception:  # noqa: BLE001 - any import failure means "not usable"
         return False
-    return _C is not None
+    return getattr(backend, "_C", None) is not None
 
 
 def rasterize_gsplat(

@@ -116,18 +116,18 @@ def _check_inputs(
 
 def rasterize(
     *,
-    means: Float[Tensor, "N 3"],
-    quats: Float[Tensor, "N 4"],
-    scales: Float[Tensor, "N 3"],
-    opacities: Float[Tensor, " N"],
-    features: Float[Tensor, "N D"] | Float[Tensor, "C N D"],
-    viewmats: Float[Tensor, "C 4 4"],
-    Ks: Float[Tensor, "C 3 3"],
+    means: Float[Tensor, "_N 3"],
+    quats: Float[Tensor, "_N 4"],
+    scales: Float[Tensor, "_N 3"],
+    opacities: Float[Tensor, " _N"],
+    features: Float[Tensor, "_N _D"] | Float[Tensor, "_C _N _D"],
+    viewmats: Float[Tensor, "_C 4 4"],
+    Ks: Float[Tensor, "_C 3 3"],
     width: int,
     height: int,
     near_plane: float = 0.01,
     far_plane: float = 1e10,
-    backgrounds: Float[Tensor, "C D"] | None = None,
+    backgrounds: Float[Tensor, "_C _D"] | None = None,
     backend: Backend = "auto",
     tile_size: int = 16,
     eps2d: float = 0.3,
@@ -135,6 +135,9 @@ def rasterize(
     depth: bool = True,
 ) -> RasterOutput:
     """Render features, expected depth and alpha of 3D Gaussians for ``C`` cameras.
+
+    Inputs whose ``N``, ``C`` or ``D`` disagree, or that mix devices or dtypes, are one :class:`SplatentError`
+    listing every problem (so those sizes are written ``_N``, ``_C``, ``_D``: not matched by the annotations).
 
     Args:
         means: Gaussian centres (world).
@@ -160,26 +163,17 @@ def rasterize(
         means, quats, scales, opacities, features, viewmats, Ks, width, height, near_plane, backgrounds, tile_size
     )
     which = resolve_backend(backend, means.device)
-    kwargs = dict(
-        means=means,
-        quats=quats,
-        scales=scales,
-        opacities=opacities,
-        features=features,
-        viewmats=viewmats,
-        Ks=Ks,
-        width=int(width),
-        height=int(height),
-        near_plane=near_plane,
-        far_plane=far_plane,
-        eps2d=eps2d,
-        radius_clip=radius_clip,
-        tile_size=int(tile_size),
-        backgrounds=backgrounds,
-    )
     if which == "gsplat":
-        feats, expected_depth, alpha, info = rasterize_gsplat(**kwargs, depth=depth)
+        feats, expected_depth, alpha, info = rasterize_gsplat(
+            means=means, quats=quats, scales=scales, opacities=opacities, features=features, viewmats=viewmats, Ks=Ks,
+            width=int(width), height=int(height), near_plane=near_plane, far_plane=far_plane, eps2d=eps2d,
+            radius_clip=radius_clip, tile_size=int(tile_size), backgrounds=backgrounds, depth=depth,
+        )  # fmt: skip
     else:
-        feats, expected_depth, alpha, info = rasterize_torch(**kwargs)
+        feats, expected_depth, alpha, info = rasterize_torch(
+            means=means, quats=quats, scales=scales, opacities=opacities, features=features, viewmats=viewmats, Ks=Ks,
+            width=int(width), height=int(height), near_plane=near_plane, far_plane=far_plane, eps2d=eps2d,
+            radius_clip=radius_clip, tile_size=int(tile_size), backgrounds=backgrounds,
+        )  # fmt: skip
     info["backend"] = which
     return RasterOutput(features=feats, depth=expected_depth if depth else None, alpha=alpha, info=info)

@@ -45,10 +45,9 @@ def random_scene(
     scales = torch.exp(torch.rand(n, 3, generator=g) * (hi - lo) + lo)
     opacities = torch.rand(n, generator=g) * 0.94 + 0.05
     features = torch.rand(n, channels, generator=g)
-    to = dict(device=device, dtype=dtype)
     return GaussianScene(
-        means=means.to(**to), quats=quats.to(**to), scales=scales.to(**to),
-        opacities=opacities.to(**to), features=features.to(**to),
+        means=means.to(device, dtype), quats=quats.to(device, dtype), scales=scales.to(device, dtype),
+        opacities=opacities.to(device, dtype), features=features.to(device, dtype),
     )  # fmt: skip
 
 
@@ -82,5 +81,4 @@ def orbit_cameras(
         viewmats.append(vm)
     f = focal_factor * width
     K = torch.tensor([[f, 0.0, width / 2], [0.0, f, height / 2], [0.0, 0.0, 1.0]], dtype=torch.float64)
-    to = dict(device=device, dtype=dtype)
-    return torch.stack(viewmats).to(**to), K.expand(n_cameras, 3, 3).clone().to(**to)
+    return torch.stack(viewmats).to(device, dtype), K.expand(n_cameras, 3, 3).clone().to(device, dtype)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import TypeAlias
 
 import torch
 from jaxtyping import Float
@@ -22,8 +23,12 @@ from splatent_viewer.splats.sh import num_sh_bases, rgb_to_sh
 
 SPLAT_KEYS = ("means", "scales", "quats", "opacities", "features_dc", "features_rest", "latents")
 
+SplatParams: TypeAlias = Mapping[str, Tensor] | torch.nn.ParameterDict
+"""Gaussian parameters by name: tensors in a mapping, or the ``ParameterDict`` being trained (which is no
+``Mapping``, to type checkers nor to ``isinstance``)."""
 
-def knn_mean_distance(points: Float[Tensor, "N 3"], *, k: int = 3, chunk: int = 4096) -> Float[Tensor, "N"]:
+
+def knn_mean_distance(points: Float[Tensor, "N 3"], *, k: int = 3, chunk: int = 4096) -> Float[Tensor, " N"]:
     """Mean distance of each point to its ``k`` nearest other points (chunked, CPU friendly)."""
     n = points.shape[0]
     k = min(k, max(n - 1, 1))
@@ -82,7 +87,7 @@ def init_splats(
     }
 
 
-def check_splats(params: Mapping[str, Tensor], *, latent_channels: int | None = None, where: str = "splats") -> int:
+def check_splats(params: SplatParams, *, latent_channels: int | None = None, where: str = "splats") -> int:
     """Validates keys and shapes; returns N. ``where`` names the source (e.g. a checkpoint path)."""
     missing = [k for k in SPLAT_KEYS if k not in params]
     if missing:

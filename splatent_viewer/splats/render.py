@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Literal
 
 import torch
@@ -10,11 +9,12 @@ from jaxtyping import Float
 from torch import Tensor
 
 from splatent_viewer.render import RasterOutput, rasterize
+from splatent_viewer.splats.params import SplatParams
 from splatent_viewer.splats.sh import eval_sh
 
 
 def sh_colors(
-    *, params: Mapping[str, Tensor], viewmats: Float[Tensor, "C 4 4"], sh_degree: int
+    *, params: SplatParams, viewmats: Float[Tensor, "C 4 4"], sh_degree: int
 ) -> Float[Tensor, "C N 3"]:
     """View-dependent RGB of every Gaussian for every camera."""
     coeffs = torch.cat([params["features_dc"][:, None, :], params["features_rest"]], dim=1)  # [N, K, 3]
@@ -27,7 +27,7 @@ def sh_colors(
 
 def render_splats(
     *,
-    params: Mapping[str, Tensor],
+    params: SplatParams,
     viewmats: Float[Tensor, "C 4 4"],
     Ks: Float[Tensor, "C 3 3"],
     width: int,

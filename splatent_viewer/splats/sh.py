@@ -63,15 +63,15 @@ def eval_sh(
             + C2[3] * xz * coeffs[..., 7, :]
             + C2[4] * (xx - yy) * coeffs[..., 8, :]
         )
-    if degree > 2:
-        out = (
-            out
-            + C3[0] * y * (3.0 * xx - yy) * coeffs[..., 9, :]
-            + C3[1] * xy * z * coeffs[..., 10, :]
-            + C3[2] * y * (4.0 * zz - xx - yy) * coeffs[..., 11, :]
-            + C3[3] * z * (2.0 * zz - 3.0 * xx - 3.0 * yy) * coeffs[..., 12, :]
-            + C3[4] * x * (4.0 * zz - xx - yy) * coeffs[..., 13, :]
-            + C3[5] * z * (xx - yy) * coeffs[..., 14, :]
-            + C3[6] * x * (xx - 3.0 * yy) * coeffs[..., 15, :]
-        )
+        if degree > 2:
+            out = (
+                out
+                + C3[0] * y * (3.0 * xx - yy) * coeffs[..., 9, :]
+                + C3[1] * xy * z * coeffs[..., 10, :]
+                + C3[2] * y * (4.0 * zz - xx - yy) * coeffs[..., 11, :]
+                + C3[3] * z * (2.0 * zz - 3.0 * xx - 3.0 * yy) * coeffs[..., 12, :]
+                + C3[4] * x * (4.0 * zz - xx - yy) * coeffs[..., 13, :]
+                + C3[5] * z * (xx - yy) * coeffs[..., 14, :]
+                + C3[6] * x * (xx - 3.0 * yy) * coeffs[..., 15, :]
+            )
     return torch.clamp_min(out + 0.5, 0.0)

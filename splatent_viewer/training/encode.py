@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from jaxtyping import Float
+from jaxtyping import Float, UInt8
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
@@ -33,7 +33,7 @@ def default_cache_root() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "splatent" / "latents"
 
 
-def image_key(image: Float[Tensor, "H W 3"], *, extra: str = "") -> str:
+def image_key(image: Float[Tensor, "H W 3"] | UInt8[Tensor, "H W 3"], *, extra: str = "") -> str:
     """SHA-256 hex digest of an image's 8-bit content and shape (plus ``extra``). Float images in [0, 1] are rounded
     to 8 bits, so the same PNG hashes the same whether it was loaded as uint8 or float."""
     data = image.detach().cpu()
@@ -96,13 +96,13 @@ class EncodeStats:
 
 def encode_images(
     *,
-    images: Iterable[Float[Tensor, "H W 3"]],
+    images: Iterable[Float[Tensor, "_H _W 3"] | UInt8[Tensor, "_H _W 3"]],
     codec: LatentCodec,
     device: torch.device | str,
     cache: LatentCache | None = None,
     batch_size: int | None = None,
     extra_key: str = "",
-) -> tuple[list[Float[Tensor, "C h w"]], EncodeStats]:
+) -> tuple[list[Float[Tensor, "C _h _w"]], EncodeStats]:
     """Codec latents (float32, on ``device``) of ``images`` (RGB in [0, 1], or uint8), read from ``cache`` where
     it has them. Sizes must be multiples of the codec's downscale (the scene loader's ``size_multiple``).
 

@@ -14,6 +14,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from splatent_viewer.cameras import optical_axes_focus
+from splatent_viewer.errors import SplatentError
 from splatent_viewer.references import camera_scene_scale
 
 
@@ -62,14 +63,16 @@ def frustum_points(
 def initial_points(
     *,
     points: tuple[Float[Tensor, "P 3"], Float[Tensor, "P 3"] | None] | None,
-    cameras: TrainingCameras,
+    cameras: TrainingCameras | None,
     num_random: int,
     generator: torch.Generator,
 ) -> tuple[Float[Tensor, "P 3"], Float[Tensor, "P 3"] | None]:
     """``points`` (positions, colours in [0, 1] or None) when the scene has a point cloud, else ``num_random``
-    :func:`frustum_points` of the training ``cameras`` (no colours)."""
+    :func:`frustum_points` of the training ``cameras`` (no colours; a scene with neither is an error)."""
     if points is not None and len(points[0]) > 0:
         return points
+    if cameras is None:
+        raise SplatentError("No point cloud and no training cameras: nothing to place the initial Gaussians in.")
     return frustum_points(cameras=cameras, n=num_random, generator=generator), None
 
 

@@ -18,7 +18,7 @@ densification is gsplat's ``DefaultStrategy`` (``step_pre_backward`` / ``step_po
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -28,7 +28,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from splatent_viewer.cameras import scale_intrinsics
-from splatent_viewer.splats import render_splats
+from splatent_viewer.splats import SplatParams, render_splats
 from splatent_viewer.training.losses import l1_ssim_loss
 
 
@@ -77,11 +77,11 @@ class LearningRates:
 
 
 def create_optimizers(
-    *, params: Mapping[str, torch.nn.Parameter], lr: LearningRates, scene_scale: float, steps: int
-) -> tuple[dict[str, torch.optim.Adam], torch.optim.lr_scheduler.LRScheduler]:
+    *, params: SplatParams, lr: LearningRates, scene_scale: float, steps: int
+) -> tuple[dict[str, torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler]:
     """One Adam per parameter group (as gsplat's strategies expect: group ``name`` = parameter name) and the means'
     exponential decay from ``lr.means`` to ``lr.means_final`` over ``steps`` (step it once per training step)."""
-    optimizers = {name: torch.optim.Adam([{"params": [params[name]], "lr": rate, "name": name}], eps=1e-15)
+    optimizers: dict[str, torch.optim.Optimizer] = {name: torch.optim.Adam([{"params": [params[name]], "lr": rate, "name": name}], eps=1e-15)
                   for name, rate in lr.table(scene_scale=scene_scale).items()}
     gamma = (lr.means_final / lr.means) ** (1.0 / max(steps, 1))
     return optimizers, torch.optim.lr_scheduler.ExponentialLR(optimizers["means"], gamma=gamma)
@@ -106,7 +106,7 @@ class StepRender:
 
 def render_step(
     *,
-    params: Mapping[str, Tensor],
+    params: SplatParams,
     viewmat: Float[Tensor, "1 4 4"],
     K: Float[Tensor, "1 3 3"],
     width: int,
@@ -117,7 +117,7 @@ def render_step(
     rgb: bool = True,
     depth: bool = False,
     rgb_background: Float[Tensor, "3"] | None = None,
-    latent_background: Float[Tensor, "C"] | None = None,
+    latent_background: Float[Tensor, " C"] | None = None,
 ) -> StepRender:
     """Renders one training camera: RGB at ``width/rgb_downscale`` x ``height/rgb_downscale`` and latents at
     ``width/latent_downscale`` x ``height/latent_downscale``.

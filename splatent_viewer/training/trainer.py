@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, is_dataclass
+from typing import Any
 
 import torch
 from gsplat.strategy import DefaultStrategy
@@ -92,7 +93,7 @@ class TrainResult:
     """Total loss per step."""
     scene_scale: float
     """Scene scale used by densification."""
-    train_latents: list[Float[Tensor, "C h w"]] | None = None
+    train_latents: list[Float[Tensor, "C _h _w"]] | None = None
     """Codec latents of the training views (``scene.split_indices["train"]`` order, float32): the loss targets, for a
     reference bank without encoding the images again (:meth:`ReferenceBank.from_latents`)."""
 
@@ -105,7 +106,7 @@ def training_cameras(scene: Scene, views: list[int]) -> TrainingCameras:
 
 def encode_views(
     *, scene: Scene, indices: list[int], codec: LatentCodec, device: torch.device | str, cache: LatentCache | None = None
-) -> list[Float[Tensor, "C h w"]]:
+) -> list[Float[Tensor, "C _h _w"]]:
     """Codec latents (float32, on ``device``) of the scene's views ``indices``, read from ``cache`` where it has
     them. Sizes must be multiples of the codec's downscale (``load_scene(..., size_multiple=codec.downscale)``)."""
     check_fitted(scene, indices, codec.downscale)
@@ -130,7 +131,7 @@ def train_latent_splats(
     config: LatentSplatTrainerConfig,
     device: torch.device | str = "cpu",
     progress: bool = True,
-    train_latents: Sequence[Float[Tensor, "C h w"]] | None = None,
+    train_latents: Sequence[Float[Tensor, "C _h _w"]] | None = None,
     cache: LatentCache | None = None,
 ) -> TrainResult:
     """Fits latent+RGB Gaussians to the training views of ``scene`` (sizes: multiples of the codec's downscale, as
@@ -172,7 +173,8 @@ def train_latent_splats(
     params = torch.nn.ParameterDict({k: torch.nn.Parameter(v.to(device)) for k, v in raw.items()})
     scene_scale = camera_scene_scale(scene.camera_to_worlds[train]) * 1.1
     optimizers, means_decay = create_optimizers(params=params, lr=config.lr, scene_scale=scene_scale, steps=config.steps)
-    strategy, state = None, None
+    strategy: DefaultStrategy | None = None
+    state: dict[str, Any] = {}
     if config.densify:
         strategy = config.strategy
         strategy.check_sanity(params, optimizers)
