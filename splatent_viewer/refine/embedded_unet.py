@@ -12,11 +12,13 @@ works in channels_last.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 
 from splatent_viewer.errors import SplatentError
+from splatent_viewer.refine.backbone import RefinerBackbone
 
 
 @dataclass
@@ -48,12 +50,12 @@ class EmbeddedUNetConfig:
             raise SplatentError(f"attention_from_level must be in 0..{levels}, got {self.attention_from_level}.")
 
 
-class EmbeddedUNet(nn.Module):
+class EmbeddedUNet(RefinerBackbone):
     """Residual one-step denoiser ``x0 = x_t + unet(x_t, t)``; the identity until trained."""
 
     def __init__(self, *, latent_channels: int, config: EmbeddedUNetConfig) -> None:
         super().__init__()
-        from diffusers import UNet2DModel
+        from diffusers.models.unets.unet_2d import UNet2DModel
 
         config.validate()
         levels = len(config.block_out_channels)
@@ -70,15 +72,17 @@ class EmbeddedUNet(nn.Module):
             add_attention=True,  # mid block (lowest resolution)
         )
         # Zero final conv: the residual starts at exactly 0 (identity refiner); its gradient is not zero.
-        nn.init.zeros_(self.unet.conv_out.weight)
-        nn.init.zeros_(self.unet.conv_out.bias)
+        conv_out = self.unet.conv_out
+        assert conv_out.bias is not None  # diffusers' output convolution has a bias
+        nn.init.zeros_(conv_out.weight)
+        nn.init.zeros_(conv_out.bias)
         self.downsample_factor = 2 ** (levels - 1)
         """Grid height/width must be multiples of this (the refiner pads)."""
 
     def forward(self, x_t: Float[Tensor, "B C H W"], timesteps: Int[Tensor, "1"]) -> Float[Tensor, "B C H W"]:
         return x_t + self.unet(x_t, timesteps).sample
 
-    def export_config(self) -> dict:
+    def export_config(self) -> dict[str, Any]:
         """Nothing beyond :class:`RefinerConfig` is needed to rebuild this backbone."""
         return {}
 

@@ -31,10 +31,12 @@ def grid_layout(k: int) -> tuple[int, int]:
 def tile_grid(
     *,
     target: Float[Tensor, "B C h w"],
-    references: Float[Tensor, "B K C h w"],
+    references: Float[Tensor, "_B K _C _h _w"],
     layout: tuple[int, int] | None = None,
 ) -> Float[Tensor, "B C H W"]:
     """One ``[B, C, rows*h, cols*w]`` grid: target top-left, references row-major after it, empty cells zero.
+
+    ``references`` must be ``[B, K, C, h, w]`` like the target; others are a :class:`SplatentError` saying so.
 
     ``layout`` defaults to :func:`grid_layout` of ``K``; a larger layout (e.g. the one a refiner was
     trained with) keeps its shape and leaves the cells past the last reference zero.

@@ -30,10 +30,11 @@ from typing import Literal, Optional
 
 import torch
 import torch.nn.functional as F
-from jaxtyping import Float
+from jaxtyping import Float, Int
 from torch import Tensor, nn
 
 from splatent_viewer.errors import SplatentError
+from splatent_viewer.refine.backbone import RefinerBackbone
 from splatent_viewer.refine.embedded_unet import EmbeddedUNet, EmbeddedUNetConfig
 from splatent_viewer.refine.grid import grid_layout, tile_grid, untile_target
 
@@ -108,7 +109,7 @@ class RefinerConfig:
         if self.backbone == "embedded":
             config = replace(self, prediction_type=self.prediction_type or "residual")
             config.validate()
-            backbone: nn.Module = EmbeddedUNet(latent_channels=config.latent_channels, config=config.embedded)
+            backbone: RefinerBackbone = EmbeddedUNet(latent_channels=config.latent_channels, config=config.embedded)
         else:
             from splatent_viewer.refine.sd_turbo import SDTurboBackbone
 
@@ -136,8 +137,12 @@ class Refiner(nn.Module):
     """Grid tiling + one UNet pass at a fixed timestep + x0 + target crop (see the module docstring)."""
 
     config: RefinerConfig
+    # buffers (declared for type checkers)
+    shift: Float[Tensor, "1 C 1 1"]
+    scale: Float[Tensor, "1 C 1 1"]
+    timesteps: Int[Tensor, "1"]
 
-    def __init__(self, *, config: RefinerConfig, backbone: nn.Module) -> None:
+    def __init__(self, *, config: RefinerConfig, backbone: RefinerBackbone) -> None:
         super().__init__()
         config.validate()
         self.config = config
@@ -161,7 +166,7 @@ class Refiner(nn.Module):
     def use_channels_last(self, enabled: bool = True) -> Refiner:
         """Keeps the weights and the UNet input in channels_last (faster convolutions on tensor cores)."""
         self.memory_format = torch.channels_last if enabled else torch.contiguous_format
-        return self.to(memory_format=self.memory_format)
+        return self.to(memory_format=self.memory_format)  # pyright: ignore[reportCallIssue] - torch's stubs lack this form
 
     def forward(
         self, *, target: Float[Tensor, "B C h w"], references: Float[Tensor, "B K C h w"]
@@ -200,7 +205,9 @@ class Refiner(nn.Module):
         kind = self.config.resolved_prediction_type()
         if kind in ("residual", "sample"):  # the embedded backbone adds its residual itself
             return out
-        a = float(self.config.alpha_cumprod)  # validated in (0, 1]
+        alpha = self.config.alpha_cumprod
+        assert alpha is not None  # validated in (0, 1] for these prediction types
+        a = float(alpha)
         if kind == "epsilon":
             return (x_t - (1 - a) ** 0.5 * out) / a**0.5
         return a**0.5 * x_t - (1 - a) ** 0.5 * out  # v_prediction

@@ -19,12 +19,16 @@ import json
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
+from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
+from diffusers.schedulers.scheduling_ddpm import DDPMScheduler
 from jaxtyping import Float, Int
-from torch import Tensor, nn
+from torch import Tensor
 
 from splatent_viewer.errors import SplatentError
+from splatent_viewer.refine.backbone import RefinerBackbone
 
 SD_TURBO_REPO = "stabilityai/sd-turbo"
 _HOWTO = (
@@ -67,8 +71,6 @@ def check_sd_turbo_folder(folder: Path) -> Path:
 
 def scheduler_terms(folder: Path, *, timestep: int) -> tuple[str, float]:
     """``(prediction_type, ā_timestep)`` from ``folder/scheduler/scheduler_config.json`` (DDPM noise schedule)."""
-    from diffusers import DDPMScheduler
-
     path = folder / "scheduler" / "scheduler_config.json"
     try:
         config = json.loads(path.read_text())
@@ -79,6 +81,7 @@ def scheduler_terms(folder: Path, *, timestep: int) -> tuple[str, float]:
         raise SplatentError(f"{path}: prediction_type {prediction!r} is not supported (epsilon, v_prediction, sample).")
     with _quiet():  # Euler/DDPM configs share the beta schedule keys; DDPM ignores the rest
         scheduler = DDPMScheduler.from_config({k: v for k, v in config.items() if not k.startswith("_")})
+    assert isinstance(scheduler, DDPMScheduler)  # not the (scheduler, unused kwargs) pair: none were asked for
     n = scheduler.alphas_cumprod.shape[0]
     if not 0 <= timestep < n:
         raise SplatentError(f"Refiner timestep {timestep} is outside the scheduler's 0..{n - 1} ({path}).")
@@ -107,14 +110,16 @@ def embed_prompt(folder: Path, *, prompt: str) -> Float[Tensor, "1 L D"]:
     return encoder.eval()(ids)[0].float()
 
 
-class SDTurboBackbone(nn.Module):
+class SDTurboBackbone(RefinerBackbone):
     """``UNet2DConditionModel`` run with a cached prompt embedding; returns the raw UNet output."""
 
-    def __init__(self, *, unet: nn.Module, prompt_embeds: Float[Tensor, "1 L D"]) -> None:
+    prompt_embeds: Float[Tensor, "1 L D"]  # a buffer (declared for type checkers)
+
+    def __init__(self, *, unet: UNet2DConditionModel, prompt_embeds: Float[Tensor, "1 L D"]) -> None:
         super().__init__()
         self.unet = unet
         self.register_buffer("prompt_embeds", prompt_embeds.detach().clone())  # saved with the weights
-        self.downsample_factor = 2 ** (len(unet.config.block_out_channels) - 1)
+        self.downsample_factor = 2 ** (len(unet.config["block_out_channels"]) - 1)
         """Grid height/width must be multiples of this (the refiner pads)."""
 
     @classmethod
@@ -122,8 +127,6 @@ class SDTurboBackbone(nn.Module):
         cls, folder: Path, *, prompt: str, timestep: int, latent_channels: int
     ) -> tuple[SDTurboBackbone, str, float]:
         """``(backbone, prediction_type, ā_timestep)`` from a local SD-Turbo folder (never downloads)."""
-        from diffusers import UNet2DConditionModel
-
         folder = check_sd_turbo_folder(folder)
         prediction, alpha = scheduler_terms(folder, timestep=timestep)
         try:
@@ -132,29 +135,28 @@ class SDTurboBackbone(nn.Module):
         except Exception as err:  # noqa: BLE001
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise SplatentError(f"could not load the UNet from {folder / 'unet'}: {first}; {_HOWTO}.") from err
-        if unet.config.in_channels != latent_channels or unet.config.out_channels != latent_channels:
+        if unet.config["in_channels"] != latent_channels or unet.config["out_channels"] != latent_channels:
             raise SplatentError(
-                f"The UNet in {folder / 'unet'} takes {unet.config.in_channels}-channel latents, the refiner config says "
+                f"The UNet in {folder / 'unet'} takes {unet.config['in_channels']}-channel latents, the refiner config says "
                 f"{latent_channels}; sd-turbo refiners work on 4-channel SD latents (codecs sd-turbo, taesd)."
             )
         embeds = embed_prompt(folder, prompt=prompt)
-        if embeds.shape[-1] != unet.config.cross_attention_dim:
+        if embeds.shape[-1] != unet.config["cross_attention_dim"]:
             raise SplatentError(
                 f"The text encoder in {folder / 'text_encoder'} gives {embeds.shape[-1]}-d embeddings but the UNet "
-                f"expects {unet.config.cross_attention_dim}; the folder mixes models. {_HOWTO}."
+                f"expects {unet.config['cross_attention_dim']}; the folder mixes models. {_HOWTO}."
             )
         return cls(unet=unet, prompt_embeds=embeds), prediction, alpha
 
     @classmethod
     def from_export(cls, extra: dict) -> SDTurboBackbone:
         """An empty backbone of the saved architecture (weights are loaded afterwards)."""
-        from diffusers import UNet2DConditionModel
-
         with _quiet():
             unet = UNet2DConditionModel.from_config(extra["unet_config"])
+        assert isinstance(unet, UNet2DConditionModel)  # not the (model, unused kwargs) pair: none were asked for
         return cls(unet=unet, prompt_embeds=torch.zeros(*extra["prompt_embeds_shape"]))
 
-    def export_config(self) -> dict:
+    def export_config(self) -> dict[str, Any]:
         """What :meth:`from_export` needs: the UNet config and the prompt embedding's shape."""
         unet_config = {k: v for k, v in dict(self.unet.config).items() if not k.startswith("_")}
         return {"unet_config": unet_config, "prompt_embeds_shape": list(self.prompt_embeds.shape)}
