@@ -29,14 +29,15 @@ CODEC_NAMES: tuple[str, ...] = get_args(CodecName)
 
 
 def load_codec(
-    name: CodecName,
+    name: CodecName | str,
     *,
     path: Path | None = None,
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
     allow_download: bool = False,
 ) -> LatentCodec:
-    """Builds the codec ``name`` with its weights, frozen, on ``device`` in ``dtype``.
+    """Builds the codec ``name`` with its weights, frozen, on ``device`` in ``dtype``; a name not in
+    :data:`CODEC_NAMES` (e.g. read from a file) is a :class:`SplatentError`.
 
     ``path``: taef2 — folder with the safetensors (default ``assets/taef2``); sd-turbo — an
     SD-Turbo folder (with a ``vae/`` subfolder) or a VAE folder (default: the Hugging Face cache,

@@ -61,8 +61,9 @@ class LatentCodec(nn.Module, abc.ABC):
         self.requires_grad_(False)
         return self
 
-    def encode(self, images: Float[Tensor, "B 3 H W"]) -> Float[Tensor, "B C h w"]:
-        """RGB images in ``[0, 1]`` → latents with ``h = H / downscale``, ``w = W / downscale``."""
+    def encode(self, images: Float[Tensor, "B _rgb H W"]) -> Float[Tensor, "B C h w"]:
+        """RGB images in ``[0, 1]`` → latents with ``h = H / downscale``, ``w = W / downscale``. Images with other
+        than 3 channels (RGBA) are a :class:`SplatentError` saying so."""
         if images.ndim != 4 or images.shape[1] != 3:
             raise SplatentError(
                 f"{self.name}.encode expects RGB images shaped [B, 3, H, W], got {list(images.shape)}; "

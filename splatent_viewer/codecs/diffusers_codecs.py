@@ -119,7 +119,8 @@ class _DiffusersVAECodec(LatentCodec):
     _howto: str  # how to get the weights (error messages)
     _default_scaling: float
 
-    def __init__(self, vae, *, downscale: int) -> None:
+    def __init__(self, vae) -> None:
+        downscale = type(self)._vae_downscale(vae)
         super().__init__()
         self.vae = vae
         config = vae.config
@@ -128,6 +129,11 @@ class _DiffusersVAECodec(LatentCodec):
         self.scaling_factor = float(getattr(config, "scaling_factor", None) or self._default_scaling)
         self.shift_factor = float(getattr(config, "shift_factor", None) or 0.0)
         self.freeze()
+
+    @staticmethod
+    def _vae_downscale(vae) -> int:
+        """The image-to-latent size factor of ``vae`` (a :class:`SplatentError` for one the codec cannot use)."""
+        raise NotImplementedError
 
     @classmethod
     def load(
@@ -170,11 +176,15 @@ class SDTurboCodec(_DiffusersVAECodec):
     _default_scaling = 0.18215
 
     def __init__(self, vae) -> None:
-        super().__init__(vae, downscale=2 ** (len(vae.config.block_out_channels) - 1))
+        super().__init__(vae)
         known = [space for (scale, shift), space in _KL_LATENT_SPACES.items()
                  if abs(self.scaling_factor - scale) < 1e-6 and abs(self.shift_factor - shift) < 1e-6]
         self.latent_space = known[0] if known else (
             f"AutoencoderKL(scaling_factor={self.scaling_factor:g}, shift_factor={self.shift_factor:g})")
+
+    @staticmethod
+    def _vae_downscale(vae) -> int:
+        return 2 ** (len(vae.config.block_out_channels) - 1)
 
     def _raw_latents(self, images: Float[Tensor, "B 3 H W"]) -> Float[Tensor, "B C h w"]:
         return self.vae.encode(images).latent_dist.mean  # deterministic: the posterior mean
@@ -188,7 +198,8 @@ class TAESDCodec(_DiffusersVAECodec):
     _model_class, _repo, _repo_vae_subfolder, _howto = "AutoencoderTiny", TAESD_REPO, False, _TAESD_HOWTO
     _default_scaling = 1.0
 
-    def __init__(self, vae) -> None:
+    @staticmethod
+    def _vae_downscale(vae) -> int:
         config = vae.config
         downscale = 2 ** (len(config.encoder_block_out_channels) - 1)
         upscale = int(config.upsampling_scaling_factor) ** (len(config.decoder_block_out_channels) - 1)
@@ -196,7 +207,7 @@ class TAESDCodec(_DiffusersVAECodec):
             raise SplatentError(
                 f"this AutoencoderTiny downsamples by {downscale} but upsamples by {upscale}; use a matching TAESD config."
             )
-        super().__init__(vae, downscale=downscale)
+        return downscale
 
     def _raw_latents(self, images: Float[Tensor, "B 3 H W"]) -> Float[Tensor, "B C h w"]:
         return self.vae.encode(images).latents

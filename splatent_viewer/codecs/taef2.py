@@ -146,7 +146,8 @@ class TAEF2Codec(LatentCodec):
         codec = cls()
         _load_into(codec.encoder, folder / ENCODER_FILE)
         _load_into(codec.decoder, folder / DECODER_FILE)
-        return codec.to(device=device, dtype=dtype).freeze()
+        codec.to(device=device, dtype=dtype).freeze()
+        return codec
 
     def _encode(self, images: Float[Tensor, "B 3 H W"]) -> Float[Tensor, "B 32 h w"]:
         return self.encoder(images)
