@@ -78,7 +78,8 @@ class DemoSceneConfig:
 
 
 def _colour(rng: np.random.Generator, *, sat: tuple[float, float], val: tuple[float, float]) -> tuple[float, float, float]:
-    return tuple(float(c) for c in colorsys.hsv_to_rgb(rng.uniform(), rng.uniform(*sat), rng.uniform(*val)))
+    r, g, b = colorsys.hsv_to_rgb(rng.uniform(), rng.uniform(*sat), rng.uniform(*val))
+    return float(r), float(g), float(b)
 
 
 _KINDS = ("bricks", "glyphs", "checker", "stripes", "dots", "marble")

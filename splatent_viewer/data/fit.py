@@ -30,12 +30,16 @@ FitMode = Literal["crop", "resize"]
 FIT_MODES: tuple[FitMode, ...] = ("crop", "resize")
 
 
-def check_fit_arguments(multiple: int, mode: str) -> None:
-    """One clear :class:`SplatentError` for a bad ``size_multiple`` or ``fit``."""
+def check_fit_arguments(multiple: int, mode: FitMode | str) -> FitMode:
+    """One clear :class:`SplatentError` for a bad ``size_multiple`` or ``fit``; returns ``mode`` as a :data:`FitMode`.
+
+    The user-facing functions take ``fit`` as any string and check it here (their type says so, so that the
+    error is this one, also where annotations are checked at run time)."""
     if isinstance(multiple, bool) or not isinstance(multiple, int) or multiple < 1:
         raise SplatentError(f"size_multiple must be a positive integer (the codec's downscale, e.g. 8), not {multiple!r}.")
-    if mode not in FIT_MODES:
-        raise SplatentError(f"fit must be 'crop' or 'resize', not {mode!r}.")
+    if mode == "crop" or mode == "resize":
+        return mode
+    raise SplatentError(f"fit must be 'crop' or 'resize', not {mode!r}.")
 
 
 def fitted_size(width: int, height: int, multiple: int) -> tuple[int, int]:
@@ -66,7 +70,7 @@ def fit_image(
     K: Float[Tensor, "3 3"],
     *,
     multiple: int,
-    mode: FitMode = "crop",
+    mode: FitMode | str = "crop",
     nearest: bool = False,
 ) -> tuple[Shaped[Tensor, "h w C"], Float[Tensor, "3 3"]]:
     """``image`` and its intrinsics ``K`` fitted to the largest sides that are multiples of ``multiple``.
@@ -76,7 +80,7 @@ def fit_image(
     is (same tensor). ``mode="crop"`` keeps the top-left corner and ``K``; ``mode="resize"`` resamples the
     whole image (antialiased bilinear, or nearest for masks) and scales ``K``.
     """
-    check_fit_arguments(multiple, mode)
+    mode = check_fit_arguments(multiple, mode)
     height, width = int(image.shape[0]), int(image.shape[1])
     w, h = fitted_size(width, height, multiple)
     if (w, h) == (width, height):

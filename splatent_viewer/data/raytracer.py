@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass, field
 
 import torch
-from jaxtyping import Float, Int
+from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
 from splatent_viewer.data.textures import Texture
@@ -306,7 +306,7 @@ class World:
             idx[sel] = torch.where(closer, i, idx[sel])
         return best, idx
 
-    def occluded(self, o: Vec, d: Vec) -> Float[Tensor, " M"]:
+    def occluded(self, o: Vec, d: Vec) -> Bool[Tensor, " M"]:
         """Whether anything lies along each ray (shadow test)."""
         hit = torch.zeros(o.shape[1], dtype=torch.bool)
         for prim in self.primitives:

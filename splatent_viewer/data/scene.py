@@ -44,22 +44,30 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypedDict
 
 import numpy as np
 import torch
 from jaxtyping import Float, Int
-from PIL import Image, UnidentifiedImageError
-from torch import Tensor
-
 from nerfstudio.cameras.cameras import Cameras, CameraType
 from nerfstudio.data.dataparsers.base_dataparser import DataParserConfig, DataparserOutputs
 from nerfstudio.data.dataparsers.blender_dataparser import BlenderDataParserConfig
 from nerfstudio.data.dataparsers.colmap_dataparser import ColmapDataParserConfig
 from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
+from PIL import Image, UnidentifiedImageError
+from torch import Tensor
+
 from splatent_viewer.cameras import opengl_c2w_to_viewmat
 from splatent_viewer.data.check import SPLITS, CheckedScene, check_scene, image_size
-from splatent_viewer.data.fit import FitMode, check_fit_arguments, describe_fit, fit_image, fit_intrinsics, fitted_size, log_line
+from splatent_viewer.data.fit import (
+    FitMode,
+    check_fit_arguments,
+    describe_fit,
+    fit_image,
+    fit_intrinsics,
+    fitted_size,
+    log_line,
+)
 from splatent_viewer.data.undistort import is_distorted, undistort_image, undistorted_camera
 from splatent_viewer.errors import SplatentError
 
@@ -99,7 +107,7 @@ class Scene:
     """Pinhole intrinsics of :meth:`load_image`'s images (downscaled, undistorted, fitted), pixel centres at i + 0.5."""
     widths: Int[Tensor, " N"]
     heights: Int[Tensor, " N"]
-    split_indices: dict[str, Int[Tensor, " M"]]
+    split_indices: dict[str, Int[Tensor, " _M"]]
     """Indices into this scene's views of the "train", "val" and "test" frames, in the dataparser's order."""
     ply_path: Path | None = None
     """Point cloud named by ``ply_file_path`` (nerfstudio format), or None."""
@@ -236,6 +244,16 @@ def _resize_area(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 # ----------------------------------------------------------------------------- dataparsers
 
 
+class _AsStored(TypedDict):
+    """Dataparser settings that keep poses as stored and images at full resolution (module docstring)."""
+
+    orientation_method: Literal["none"]
+    center_method: Literal["none"]
+    auto_scale_poses: bool
+    scale_factor: float
+    downscale_factor: int
+
+
 def scene_dataparser_config(path: Path | str, *, train_split_fraction: float = 0.9) -> DataParserConfig:
     """The nerfstudio dataparser config that reads ``path`` with poses as stored (module docstring):
     nerfstudio-data for a ``transforms.json`` (or that file), blender-data for ``transforms_train.json``
@@ -243,7 +261,7 @@ def scene_dataparser_config(path: Path | str, *, train_split_fraction: float = 0
     path = Path(path)
     if not path.exists():
         raise SplatentError(f"Scene folder {path} does not exist. Check the path.")
-    as_stored = dict(orientation_method="none", center_method="none", auto_scale_poses=False, scale_factor=1.0, downscale_factor=1)
+    as_stored = _AsStored(orientation_method="none", center_method="none", auto_scale_poses=False, scale_factor=1.0, downscale_factor=1)
     if path.is_file():
         if path.suffix != ".json":
             raise SplatentError(f"{path} is not a transforms JSON file. Pass the scene folder or its transforms.json.")
@@ -347,14 +365,14 @@ class FittedCameras:
 
 
 def fitted_cameras(
-    cameras: Cameras, *, size_multiple: int = 1, fit: FitMode = "crop", image_paths: list[Path] | None = None
+    cameras: Cameras, *, size_multiple: int = 1, fit: FitMode | str = "crop", image_paths: list[Path] | None = None
 ) -> FittedCameras:
     """The cameras of the images made from nerfstudio ``cameras`` [N] (as a dataparser returns them): undistorted as
     nerfstudio's datamanager does (:func:`~splatent_viewer.data.undistort.undistorted_camera`), then fitted to
     ``size_multiple`` (:func:`~splatent_viewer.data.fit.fit_intrinsics`), without decoding an image. This is what
     :func:`load_scene` reports and what the plugin datamanager's cameras are after caching; ``image_paths`` only
     name the file in the error for an image smaller than ``size_multiple``."""
-    check_fit_arguments(size_multiple, fit)
+    fit = check_fit_arguments(size_multiple, fit)
     Ks, sizes, undistorted, fitted = [], [], [], []
     for i in range(len(cameras)):
         camera = cameras[i]
@@ -390,7 +408,7 @@ def load_scene(
     train_split_fraction: float = 0.9,
     cache_images: bool = False,
     size_multiple: int = 1,
-    fit: FitMode = "crop",
+    fit: FitMode | str = "crop",
 ) -> Scene:
     """Load a nerfstudio-data folder (or its ``transforms.json``), a blender-data folder or a COLMAP folder
     through nerfstudio's dataparser, poses as stored (module docstring).
@@ -408,7 +426,7 @@ def load_scene(
         raise SplatentError(f"downscale must be a positive integer, not {downscale!r}.")
     if split not in ("all", *SPLITS):
         raise SplatentError(f"split must be one of train, val, test, all; not {split!r}.")
-    check_fit_arguments(size_multiple, fit)
+    fit = check_fit_arguments(size_multiple, fit)
     config = scene_dataparser_config(path, train_split_fraction=train_split_fraction)
     checked = check_scene(config)
     assert checked is not None  # scene_dataparser_config makes only configs that check_scene knows
@@ -438,7 +456,7 @@ def load_scene(
         split_indices={s: torch.tensor(split_views.get(s, []), dtype=torch.long) for s in SPLITS},
         ply_path=checked.ply_path,
         downscale=downscale,
-        alpha_color=tuple(float(c) for c in alpha_color),
+        alpha_color=(float(alpha_color[0]), float(alpha_color[1]), float(alpha_color[2])),
         cache_images=cache_images,
         sources=ImageSources(cameras=cameras, size_multiple=size_multiple, fit=fit),
         dataparser=config,

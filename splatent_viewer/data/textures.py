@@ -10,7 +10,7 @@ restore.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import torch
 from jaxtyping import Float, Int
@@ -66,6 +66,7 @@ def _rgb(c: tuple[float, float, float]) -> Tensor:
     return torch.tensor(c, dtype=torch.float32)
 
 
+@runtime_checkable  # annotations are checked at run time in the tests
 class Texture(Protocol):
     """Albedo of a surface at ``(u, v)`` on face ``face`` (faces let a box texture its top apart)."""
 

@@ -22,9 +22,8 @@ from functools import lru_cache
 import numpy as np
 import torch
 from jaxtyping import Float
-from torch import Tensor
-
 from nerfstudio.cameras.cameras import Cameras, CameraType
+from torch import Tensor
 
 UNDISTORTED_CAMERA_TYPES = (CameraType.PERSPECTIVE, CameraType.FISHEYE)
 """Camera types whose images nerfstudio undistorts to pinhole images that splatent can train on."""
@@ -45,6 +44,7 @@ def _nerfstudio_undistort(camera: Cameras, image: np.ndarray) -> tuple[np.ndarra
     distortion parameters taken from the camera)."""
     from nerfstudio.data.datamanagers.full_images_datamanager import _undistort_image
 
+    assert camera.distortion_params is not None  # only distorted cameras come here
     K = camera.get_intrinsics_matrices().numpy()
     distortion_params = camera.distortion_params.numpy()
     K, image, _ = _undistort_image(camera, distortion_params, {}, image, K)
