@@ -32,6 +32,7 @@ stops the build with one error naming the unit (the units committed so far stay:
 from __future__ import annotations
 
 import os
+import signal
 import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -56,8 +57,8 @@ from splatent_viewer.frame import reference_latents, render_frame
 from splatent_viewer.progress import Progress, track
 from splatent_viewer.refiner_training.dataset import K_MAX, DatasetWriter, RefinerSample, UnitRecord, write_unit_shards
 from splatent_viewer.trained import TrainedScene, load_trained_scene, trained_scene_from_splats
-from splatent_viewer.training.losses import psnr, ssim
 from splatent_viewer.training.encode import LatentCache, encode_images
+from splatent_viewer.training.losses import psnr, ssim
 from splatent_viewer.training.trainer import LatentSplatTrainerConfig, train_latent_splats
 
 CONSOLE = Console()
@@ -113,6 +114,10 @@ class MakeDatasetConfig:
     """Start no new unit or procedural scene after this many seconds (the running ones finish): a time budget.
     The units built so far are in the index; rerun the same command (without it) to build the rest."""
 
+    def interrupted_message(self) -> str:
+        """What Ctrl+C leaves behind (printed by the CLI)."""
+        return f"the units finished so far are in {self.output}: rerun the same command to resume"
+
 
 def evenly_spaced(indices: list[int], fraction: float) -> list[int]:
     """``round(fraction · n)`` (at least 1) of ``indices``, evenly spaced from the first to the last."""
@@ -165,6 +170,7 @@ def heldout_samples(
         H, W = image.shape[:2]
         c2w = _to_world(scene.camera_to_worlds[v], R, s, t)
         frame = render_frame(scene=trained, c2w=c2w, K=scene.Ks[v], width=W, height=H, outputs=("latent", "rgb"))
+        assert frame.latent is not None and frame.rgb is not None
         h, w = frame.latent.shape[-2:]
         ref_idx = trained.references.nearest(c2w=c2w, k=K_MAX)
         refs = reference_latents(scene=trained, indices=ref_idx, height=h, width=w)
@@ -291,7 +297,7 @@ def build_unit(
                               desc=f"rendering {job.key} held-out views", progress=progress)
     record = write_unit_shards(config.output, key=job.key, scene=job.name, info=info, samples=samples,
                                shard_size=config.shard_size)
-    rgb = sum(s.rgb_psnr for s in samples) / len(samples)
+    rgb = sum(s.rgb_psnr for s in samples if s.rgb_psnr is not None) / len(samples)  # heldout_samples scores each
     return UnitResult(record=record, seconds=time.perf_counter() - start,
                       message=f"trained on {len(subset)} of {len(scene)} views, {len(samples)} samples, "
                               f"RGB splats {rgb:.2f} dB")
@@ -304,6 +310,7 @@ _WORKER: dict[str, Any] = {}
 
 
 def _init_worker(threads: int, device: str, counter: Any) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the main process's to handle (one line, no tracebacks)
     torch.set_num_threads(threads)
     try:
         torch.set_num_interop_threads(threads)
@@ -340,8 +347,9 @@ def _cpu_count() -> int:
 
 def _stop_workers(pool: ProcessPoolExecutor) -> None:
     """Cancels queued jobs and ends the running ones (their uncommitted shards are rewritten on resume)."""
-    if hasattr(pool, "terminate_workers"):  # Python >= 3.14
-        pool.terminate_workers()
+    terminate = getattr(pool, "terminate_workers", None)  # Python >= 3.14
+    if terminate is not None:
+        terminate()
         return
     procs = list((getattr(pool, "_processes", None) or {}).values())  # no public way before 3.14
     pool.shutdown(wait=False, cancel_futures=True)
@@ -380,7 +388,7 @@ def _build_in_workers(
     todo: list[UnitJob],
     seed_of: dict[str, int],
     num_units: int,
-) -> None:
+) -> list[str]:
     """Makes ``scene_seeds`` and builds ``todo`` in ``config.workers`` spawned processes (a unit of a procedural
     scene starts once its scene is made), committing each unit to the index as it finishes.
 
@@ -413,8 +421,10 @@ def _build_in_workers(
     def hand_out() -> None:
         while ready and len(pending) < config.workers and not time_is_up():
             kind, item = ready.pop(0)
-            fn, args = (_worker_scene, (config, item)) if kind == "scene" else (_worker_unit, (config, trainer, item))
-            pending[pool.submit(fn, *args)] = (kind, item)
+            if kind == "scene":
+                pending[pool.submit(_worker_scene, config, item)] = (kind, item)
+            else:
+                pending[pool.submit(_worker_unit, config, trainer, item)] = (kind, item)
 
     finished = False
     try:

@@ -186,7 +186,7 @@ def write_unit_shards(
     (root / SHARD_DIR).mkdir(parents=True, exist_ok=True)
     groups: dict[tuple[int, int], list[RefinerSample]] = {}
     for s in samples:
-        groups.setdefault(tuple(s.target.shape[-2:]), []).append(s)
+        groups.setdefault((int(s.target.shape[-2]), int(s.target.shape[-1])), []).append(s)
     shards: list[dict[str, Any]] = []
     entries: list[dict[str, Any]] = []
     for (h, w), group in sorted(groups.items()):

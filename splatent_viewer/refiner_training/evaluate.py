@@ -27,8 +27,8 @@ from splatent_viewer.atomic import write_text_atomic
 from splatent_viewer.codecs import LatentCodec, load_codec
 from splatent_viewer.errors import SplatentError
 from splatent_viewer.refine.checkpoint import load_refiner
-from splatent_viewer.refiner_training.dataset import RefinerDataset
 from splatent_viewer.refine.refiner import Refiner
+from splatent_viewer.refiner_training.dataset import RefinerDataset
 from splatent_viewer.training.losses import psnr, ssim
 
 CONSOLE = Console()
@@ -65,10 +65,10 @@ def _fraction_order(fraction: float | None) -> tuple[bool, float]:
 
 
 def _mean_row(sel: Sequence[dict]) -> dict:
-    row = {m: sum(v[m] for v in sel) / len(sel) for m in METRICS}
+    row: dict[str, float | None] = {m: sum(v[m] for v in sel) / len(sel) for m in METRICS}
     for m in BASELINE_METRICS:
-        values = [v.get(m) for v in sel]
-        row[m] = None if any(x is None for x in values) else sum(values) / len(values)
+        values = [x for x in (v.get(m) for v in sel) if x is not None]
+        row[m] = sum(values) / len(values) if len(values) == len(sel) else None  # None when a view lacks it
     return row
 
 

@@ -30,6 +30,7 @@ learning rate instead of being cut at its peak.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -51,11 +52,11 @@ from torch.utils.data import DataLoader, RandomSampler
 from splatent_viewer.atomic import write_json_atomic
 from splatent_viewer.codecs import LatentCodec, load_codec
 from splatent_viewer.errors import SplatentError
-from splatent_viewer.safetensors_io import read_safetensors
 from splatent_viewer.refine.checkpoint import load_refiner, save_refiner
-from splatent_viewer.refiner_training.dataset import RefinerDataset, latent_statistics
 from splatent_viewer.refine.embedded_unet import EmbeddedUNetConfig
 from splatent_viewer.refine.refiner import Refiner, RefinerConfig
+from splatent_viewer.refiner_training.dataset import RefinerDataset, latent_statistics
+from splatent_viewer.safetensors_io import read_safetensors
 from splatent_viewer.training.losses import ssim
 
 CONSOLE = Console()
@@ -136,6 +137,11 @@ class RefinerTrainConfig:
     """Weights folder of the dataset's codec (default: its usual location)."""
     max_seconds: Optional[float] = None
     """Stop after this many seconds of training steps even before --steps, saving the refiner as usual (a time budget)."""
+
+    def interrupted_message(self) -> str:
+        """What Ctrl+C leaves behind (printed by the CLI)."""
+        return (f"the checkpoints written every {self.checkpoint_every} steps are in {self.output / CHECKPOINT_DIR}: rerun "
+                "with --resume to continue from the latest; no final refiner was written")
 
 
 @dataclass
@@ -242,16 +248,16 @@ def _refiner_losses_fp32(*, pred, target, image, refiner, codec, config, lpips) 
 def _new_refiner(config: RefinerTrainConfig, dataset: RefinerDataset) -> Refiner:
     if not 0 <= config.num_references <= 5:
         raise SplatentError(f"--num-references must be in 0..5 (the dataset stores 5), got {config.num_references}.")
-    common = dict(codec=dataset.codec, latent_channels=dataset.latent_channels, num_references=config.num_references,
-                  timestep=config.timestep)
+    new_config = functools.partial(RefinerConfig, codec=dataset.codec, latent_channels=dataset.latent_channels,
+                                   num_references=config.num_references, timestep=config.timestep)
     if config.backbone == "sd-turbo":
         if config.base is None:
             raise SplatentError("--backbone sd-turbo needs --base DIR, a local SD-Turbo folder (unet/, scheduler/, text_encoder/, tokenizer/).")
-        refiner_config = RefinerConfig(backbone="sd-turbo", sd_turbo_path=config.base, **common)
+        refiner_config = new_config(backbone="sd-turbo", sd_turbo_path=config.base)
     else:
         mean, std = latent_statistics(dataset)
-        refiner_config = RefinerConfig(backbone="embedded", embedded=config.embedded, latent_shift=tuple(mean.tolist()),
-                                       latent_scale=tuple((1.0 / std).tolist()), **common)
+        refiner_config = new_config(backbone="embedded", embedded=config.embedded, latent_shift=tuple(mean.tolist()),
+                                    latent_scale=tuple((1.0 / std).tolist()))
     return refiner_config.setup(device="cpu", dtype=torch.float32)
 
 
@@ -337,7 +343,7 @@ def train_refiner(config: RefinerTrainConfig, *, progress: bool = True) -> Train
             optimizer.zero_grad(set_to_none=True)
             step += 1
             row = {"step": step, "k": k, "lr": step_lr, **{name: float(v.detach()) for name, v in terms.items()},
-                   "grad_norm": float(grad_norm)}
+                   "grad_norm": float(grad_norm) if grad_norm is not None else math.nan}  # None: DeepSpeed only
             log.append(row)
             bar.update(task, completed=step, loss=row["total"])
             if config.max_seconds is not None:
