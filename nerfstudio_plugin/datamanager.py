@@ -16,13 +16,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Literal, Type
-
-import torch
+from typing import Any, Dict, List, Literal, Type
 
 from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.data.datamanagers.full_images_datamanager import FullImageDatamanager, FullImageDatamanagerConfig
 from nerfstudio.data.datasets.base_dataset import InputDataset
+
 from nerfstudio_plugin.splatent_model import TRAIN_CAMERAS_KEY
 from splatent_viewer.data.check import check_scene
 from splatent_viewer.data.fit import FitMode, check_fit_arguments, describe_fit, fit_image, log_line
@@ -31,12 +30,13 @@ from splatent_viewer.training.points import TrainingCameras
 
 
 def fit_cached_images(
-    images: List[Dict[str, torch.Tensor]], cameras: Cameras, *, multiple: int, mode: FitMode
+    images: List[Dict[str, Any]], cameras: Cameras, *, multiple: int, mode: FitMode
 ) -> str | None:
     """Fits nerfstudio's cached (undistorted) images in place to multiples of ``multiple`` with
     :func:`~splatent_viewer.data.fit.fit_image` (masks and depth images alike, nearest), and writes each
     view's new width, height and intrinsics into ``cameras`` (the dataset's). Returns the log line, or None
-    when no image changed size."""
+    when no image changed size. ``images``: nerfstudio's cache entries ("image", "mask", "depth_image" tensors and
+    the "image_idx" int)."""
     Ks = cameras.get_intrinsics_matrices()
     before, after = [], []
     for idx, data in enumerate(images):
@@ -64,9 +64,11 @@ class SplatentDatamanager(FullImageDatamanager[InputDataset]):
     (after nerfstudio's undistortion) and cameras to the codec's size multiple."""
 
     config: "SplatentDatamanagerConfig"
+    fit_mode: FitMode
+    """``config.fit``, checked."""
 
     def __init__(self, config: "SplatentDatamanagerConfig", *args, **kwargs) -> None:
-        check_fit_arguments(config.size_multiple, config.fit)
+        self.fit_mode = check_fit_arguments(config.size_multiple, config.fit)
         if config.data is not None:  # what FullImageDatamanager does first, too
             config.dataparser.data = Path(config.data)
         if kwargs.get("test_mode", "val") != "inference":
@@ -76,18 +78,18 @@ class SplatentDatamanager(FullImageDatamanager[InputDataset]):
         # will be (undistorted, fitted; no image is decoded for it); nerfstudio's pipeline hands the training dataset's
         # metadata to the model.
         cams = self.train_dataset.cameras
-        fitted = fitted_cameras(cams, size_multiple=config.size_multiple, fit=config.fit,
+        fitted = fitted_cameras(cams, size_multiple=config.size_multiple, fit=self.fit_mode,
                                 image_paths=self.train_dataset.image_filenames)
         self.train_dataset.metadata[TRAIN_CAMERAS_KEY] = TrainingCameras(
             c2w=cams.camera_to_worlds.float().cpu(), Ks=fitted.Ks, widths=fitted.widths, heights=fitted.heights)
 
     def _load_images(
         self, split: Literal["train", "eval"], cache_images_device: Literal["cpu", "gpu"]
-    ) -> List[Dict[str, torch.Tensor]]:
+    ) -> List[Dict[str, Any]]:  # nerfstudio says Dict[str, Tensor]; "image_idx" is an int
         """nerfstudio's cached, undistorted images of ``split``, fitted to ``config.size_multiple`` (cameras too)."""
         images = super()._load_images(split, cache_images_device)
         dataset = self.train_dataset if split == "train" else self.eval_dataset
-        line = fit_cached_images(images, dataset.cameras, multiple=self.config.size_multiple, mode=self.config.fit)
+        line = fit_cached_images(images, dataset.cameras, multiple=self.config.size_multiple, mode=self.fit_mode)
         if line is not None:
             log_line(f"splatent: {split} {line}")
         # nerfstudio points train_cameras at (a device copy of) the training cameras while caching: refresh it
@@ -104,9 +106,9 @@ class SplatentDatamanagerConfig(FullImageDatamanagerConfig):
     size_multiple: int = 8
     """Cached images (after nerfstudio's undistortion) are fitted to sides that are multiples of this: the codec's
     downscale (8 for taef2, sd-turbo and taesd)."""
-    fit: FitMode = "crop"
+    fit: FitMode | str = "crop"
     """How images are fitted: "crop" keeps the top-left part (intrinsics unchanged), "resize" the whole image
-    (intrinsics scaled)."""
+    (intrinsics scaled). Checked when the datamanager is set up."""
 
 
 __all__ = ["SplatentDatamanager", "SplatentDatamanagerConfig", "check_scene", "fit_cached_images"]

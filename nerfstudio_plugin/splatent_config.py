@@ -14,8 +14,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Type
 
-from torch.optim import Optimizer, lr_scheduler
-
 from nerfstudio.configs.base_config import ViewerConfig
 from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
 from nerfstudio.engine.optimizers import AdamOptimizerConfig
@@ -23,6 +21,7 @@ from nerfstudio.engine.schedulers import ExponentialDecayScheduler, ExponentialD
 from nerfstudio.engine.trainer import TrainerConfig
 from nerfstudio.pipelines.base_pipeline import VanillaPipelineConfig
 from nerfstudio.plugins.types import MethodSpecification
+from torch.optim import Optimizer, lr_scheduler
 
 from nerfstudio_plugin.datamanager import SplatentDatamanagerConfig
 from nerfstudio_plugin.splatent_model import SplatentModelConfig
@@ -73,7 +72,7 @@ def nerfstudio_optimizers(lr: LearningRates, *, max_steps: int = 30000) -> dict[
         table[name] = {"optimizer": AdamOptimizerConfig(lr=rate, eps=1e-15), "scheduler": scheduler}
     table["camera_opt"] = {
         "optimizer": AdamOptimizerConfig(lr=1e-4, eps=1e-15),
-        "scheduler": FloatExponentialDecaySchedulerConfig(lr_final=5e-7, max_steps=max_steps, warmup_steps=1000, lr_pre_warmup=0),
+        "scheduler": FloatExponentialDecaySchedulerConfig(lr_final=5e-7, max_steps=max_steps, warmup_steps=1000, lr_pre_warmup=0.0),
     }
     return table
 

@@ -23,24 +23,21 @@ refiner is loaded on the first such render and kept out of the checkpoint; train
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Literal, Optional, Tuple, Type, Union
 
 import torch
 import torch.nn.functional as F
-from jaxtyping import Float
-from pytorch_msssim import SSIM
-from torch import Tensor
-
+from gsplat.strategy import DefaultStrategy
+from jaxtyping import Float, Int
 from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes
 from nerfstudio.models.splatfacto import SplatfactoModel, SplatfactoModelConfig
 from nerfstudio.utils.colors import get_color
 from nerfstudio.utils.rich_utils import CONSOLE
-
-from gsplat.strategy import DefaultStrategy
+from pytorch_msssim import SSIM
+from torch import Tensor
 
 from splatent_viewer.atomic import write_json_atomic
 from splatent_viewer.cameras import opengl_c2w_to_viewmat
@@ -101,6 +98,20 @@ class SplatentModel(SplatfactoModel):
     """Splatfacto with a latent vector per Gaussian, a codec, a reference bank and a PCA view of latents."""
 
     config: SplatentModelConfig
+    # Declared for type checkers only (no class attributes): nn.Module.__getattr__ types buffers and attributes
+    # set with object.__setattr__ as ``Tensor | Module``.
+    _codec: LatentCodec
+    _refiner: Optional[Refiner]
+    _bank: Optional[ReferenceBank]
+    reference_c2w: Float[Tensor, "N 4 4"]
+    reference_Ks: Float[Tensor, "N 3 3"]
+    reference_sizes: Int[Tensor, "N 2"]
+    reference_latents: Float[Tensor, "N C h w"]
+    background_latent: Float[Tensor, " C"]
+    pca_mean: Float[Tensor, " C"]
+    pca_components: Float[Tensor, "C 3"]
+    pca_lo: Float[Tensor, "3"]
+    pca_hi: Float[Tensor, "3"]
 
     # ---------------------------------------------------------------- setup
     def populate_modules(self) -> None:
@@ -130,7 +141,7 @@ class SplatentModel(SplatfactoModel):
         if seed is None and cameras is None:
             # Loading a checkpoint (ns-eval, ns-render, the viewer): every parameter is replaced on load.
             seed = ((torch.rand(64, 3, generator=generator) - 0.5) * self.config.random_scale, None)
-        points, colors = initial_points(points=seed, cameras=cameras, num_random=self.config.num_random,  # type: ignore[arg-type]
+        points, colors = initial_points(points=seed, cameras=cameras, num_random=self.config.num_random,
                                         generator=generator)
         raw = init_splats(points=points, colors=colors, latent_channels=C, sh_degree=self.config.sh_degree,
                           generator=generator)
@@ -353,7 +364,9 @@ class SplatentModel(SplatfactoModel):
             crop_ids = self.crop_box.within(self.means).squeeze()
             if crop_ids.sum() == 0:
                 empty = self.get_empty_outputs(W, H, self.background_color.to(self.device))
-                return {**empty, "rgb_gaussians": empty["rgb"], "latent": torch.zeros_like(empty["rgb"])}
+                rgb = empty["rgb"]
+                assert isinstance(rgb, Tensor)  # nerfstudio types its outputs Tensor | List
+                return {**empty, "rgb_gaussians": rgb, "latent": torch.zeros_like(rgb)}
             params = {k: v[crop_ids] for k, v in self.gauss_params.items()}
         background = self._get_background_color()
         scene = self.trained_scene(params=params, rgb_background=background)

@@ -29,12 +29,14 @@ def _train_indices(scene_path: Path, train_files: list[Path]) -> list[int] | Non
         return None
     index = {p.resolve(): i for i, p in enumerate(scene.image_paths)}
     found = [index.get(Path(f).resolve()) for f in train_files]
-    return None if any(i is None for i in found) else [int(i) for i in found]  # type: ignore[arg-type]
+    indices = [i for i in found if i is not None]
+    return indices if len(indices) == len(found) else None
 
 
 def load_nerfstudio_run(config_path: Path, *, device: torch.device | str = "cpu") -> TrainedScene | None:
     """Loads ``outputs/<exp>/splatent/<timestamp>/config.yml`` and its latest checkpoint (no refiner attached);
     None for a file that is not a ``.yml``/``.yaml``."""
+    from nerfstudio.data.datamanagers.full_images_datamanager import FullImageDatamanager
     from nerfstudio.utils.eval_utils import eval_setup
 
     from nerfstudio_plugin.splatent_model import SplatentModel
@@ -56,6 +58,8 @@ def load_nerfstudio_run(config_path: Path, *, device: torch.device | str = "cpu"
     _, pipeline, ckpt, _ = eval_setup(config_path, test_mode="inference")
     model = pipeline.model
     assert isinstance(model, SplatentModel)
+    datamanager = pipeline.datamanager
+    assert isinstance(datamanager, FullImageDatamanager)  # splatent's datamanager is one
     model.eval()
     if model.reference_c2w.shape[0] == 0:
         raise SplatentError(f"{ckpt} has no reference bank (it is built when training starts); re-train the run.")
@@ -63,6 +67,6 @@ def load_nerfstudio_run(config_path: Path, *, device: torch.device | str = "cpu"
     scene = model.trained_scene(with_refiner=False)  # the caller attaches the refiner it was asked for
     scene.name = config_path.parent.parent.parent.name
     scene.source = config_path
-    scene.scene_path = Path(pipeline.datamanager.config.data or pipeline.datamanager.config.dataparser.data)
-    scene.train_indices = _train_indices(scene.scene_path, pipeline.datamanager.train_dataset.image_filenames)
+    scene.scene_path = Path(datamanager.config.data or datamanager.config.dataparser.data)
+    scene.train_indices = _train_indices(scene.scene_path, datamanager.train_dataset.image_filenames)
     return scene
