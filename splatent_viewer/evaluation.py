@@ -101,6 +101,7 @@ def _evaluate_view(*, scene: Scene, index: int, trained: TrainedScene) -> ViewEv
     gt = scene.load_image(index).to(device)
     frame = render_frame(scene=trained, c2w=scene.camera_to_worlds[index], K=scene.Ks[index],
                          width=int(scene.widths[index]), height=int(scene.heights[index]), outputs=outputs)
+    assert frame.decoded is not None and frame.rgb is not None
     roundtrip = codec.decode(codec.encode(_chw(gt)))[0].float().clamp(0, 1).permute(1, 2, 0)
     metrics = {
         "view": index,

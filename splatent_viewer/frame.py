@@ -104,7 +104,7 @@ def reference_latents(
 def render_frame(
     *,
     scene: TrainedScene,
-    c2w: Float[Tensor, "4 4"],
+    c2w: Float[Tensor, "4 4"] | Float[Tensor, "3 4"],
     K: Float[Tensor, "3 3"],
     width: int,
     height: int,
@@ -123,7 +123,7 @@ def render_frame(
     unknown = set(outputs) - set(OUTPUTS)
     if unknown:
         raise SplatentError(f"Unknown frame outputs {sorted(unknown)}; choose from {OUTPUTS}.")
-    codec, ds, dev = scene.codec, scene.codec.downscale, scene.device
+    ds, dev = scene.codec.downscale, scene.device
     if (width % ds or height % ds) and {"decoded", "enhanced", "latent"} & set(outputs):
         raise SplatentError(f"Frame size {width}x{height} is not a multiple of the codec's downscale {ds}; round it.")
     if "enhanced" in outputs and scene.refiner is None:
@@ -167,6 +167,7 @@ def render_frame(
         if "rgb" in outputs:
             frame.rgb = out.features[0].clamp(0, 1)
         if "depth" in outputs:
+            assert out.depth is not None  # asked for
             frame.depth = out.depth[0, ..., 0]
         if "alpha" in outputs:
             frame.alpha = out.alpha[0, ..., 0]

@@ -20,7 +20,7 @@ from splatent_viewer.errors import SplatentError
 class LatentPCA:
     """Projection of C-dim latents onto 3 principal components, normalised to [0, 1]."""
 
-    mean: Float[Tensor, "C"]
+    mean: Float[Tensor, " C"]
     """Mean latent vector."""
     components: Float[Tensor, "C 3"]
     """Principal directions (columns), sign-fixed so each one's largest-magnitude entry is positive."""
@@ -30,7 +30,7 @@ class LatentPCA:
     """99th percentile of each projection (maps to 1)."""
 
     @classmethod
-    def fit(cls, *, latents: Sequence[Float[Tensor, "C h w"]], max_samples: int = 100_000) -> LatentPCA:
+    def fit(cls, *, latents: Sequence[Float[Tensor, "C _h _w"]], max_samples: int = 100_000) -> LatentPCA:
         """Fits on every pixel of ``latents`` (an evenly spaced subset of ``max_samples`` when larger)."""
         if len(latents) == 0:
             raise SplatentError("Cannot fit the latent PCA: the scene has no reference latents (empty reference bank).")

@@ -80,7 +80,7 @@ class ReferenceBank:
         h, w = (v // self.downscale for v in self._sizes_host[index])
         return self.latents[index, :, :h, :w]
 
-    def nearest(self, *, c2w: Float[Tensor, "4 4"], k: int) -> list[int]:
+    def nearest(self, *, c2w: Float[Tensor, "4 4"] | Float[Tensor, "3 4"], k: int) -> list[int]:
         """Indices of the ``k`` nearest training views, nearest first (a view at the query's exact pose is skipped)."""
         if k <= 0 or len(self) == 0:
             return []
@@ -103,19 +103,19 @@ class ReferenceBank:
         *,
         c2w: Float[Tensor, "N 4 4"],
         Ks: Float[Tensor, "N 3 3"],
-        latents: list[Float[Tensor, "C h w"]],
+        latents: list[Float[Tensor, "C _h _w"]],
         downscale: int,
     ) -> ReferenceBank:
         """A bank from per-view latents of possibly different sizes (padded here)."""
         if len(latents) != c2w.shape[0]:
             raise SplatentError(f"Reference bank: {c2w.shape[0]} cameras but {len(latents)} latents.")
         C = latents[0].shape[0]
-        H = max(int(l.shape[1]) for l in latents)
-        W = max(int(l.shape[2]) for l in latents)
+        H = max(int(lat.shape[1]) for lat in latents)
+        W = max(int(lat.shape[2]) for lat in latents)
         padded = latents[0].new_zeros(len(latents), C, H, W)
-        for i, l in enumerate(latents):
-            padded[i, :, : l.shape[1], : l.shape[2]] = l
-        sizes = torch.tensor([[int(l.shape[1]) * downscale, int(l.shape[2]) * downscale] for l in latents])
+        for i, lat in enumerate(latents):
+            padded[i, :, : lat.shape[1], : lat.shape[2]] = lat
+        sizes = torch.tensor([[int(lat.shape[1]) * downscale, int(lat.shape[2]) * downscale] for lat in latents])
         c2w4 = c2w if c2w.shape[-2] == 4 else torch.cat([c2w, c2w.new_tensor([0, 0, 0, 1]).expand(c2w.shape[0], 1, 4)], 1)
         return cls(c2w=c2w4.float(), Ks=Ks.float(), sizes=sizes, latents=padded, downscale=downscale)
 
@@ -169,7 +169,7 @@ class TrainedScene:
     """Training cameras + latents, for the refiner."""
     refiner: Refiner | None
     """The refiner, or None (then only decoded/RGB renders exist)."""
-    latent_background: Float[Tensor, "C"] | None
+    latent_background: Float[Tensor, " C"] | None
     """Latent of the background colour (None = zeros)."""
     name: str
     """Display name (folder or experiment name)."""
@@ -229,7 +229,7 @@ class TrainedScene:
         if cudnn_benchmark:
             torch.backends.cudnn.benchmark = True
         if channels_last:
-            self.codec.to(memory_format=torch.channels_last)
+            self.codec.to(memory_format=torch.channels_last)  # pyright: ignore[reportCallIssue] - torch's stubs lack this form
             if self.refiner is not None:
                 self.refiner.use_channels_last(True)
         if cuda_graphs:
@@ -249,7 +249,7 @@ def trained_scene_from_splats(
     device: torch.device | str,
     refiner: Refiner | None = None,
     name: str = "trained",
-    train_latents: list[Float[Tensor, "C h w"]] | None = None,
+    train_latents: list[Float[Tensor, "C _h _w"]] | None = None,
 ) -> TrainedScene:
     """A :class:`TrainedScene` for freshly trained splats. The reference bank holds the training views'
     latents: ``train_latents`` when the caller has them (the trainer's targets, :attr:`TrainResult.train_latents`,

@@ -35,7 +35,7 @@ def main(config: DemoSceneConfig) -> None:
 
 
 def entrypoint() -> None:
-    main(tyro.cli(DemoSceneConfig, description=__doc__.splitlines()[0]))
+    main(tyro.cli(DemoSceneConfig, description=__doc__.splitlines()[0] if __doc__ else None))
 
 
 if __name__ == "__main__":

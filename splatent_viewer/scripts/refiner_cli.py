@@ -45,7 +45,7 @@ def main(command: MakeDatasetConfig | RefinerTrainConfig | RefinerEvalConfig) ->
 
 def entrypoint(args: list[str] | None = None) -> None:
     """CLI entry point."""
-    command = tyro.cli(Command, args=args, description=__doc__.splitlines()[0])
+    command = tyro.cli(Command, args=args, description=__doc__.splitlines()[0] if __doc__ else None)
     exit_on_error(main, command)
 
 
