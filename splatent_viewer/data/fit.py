@@ -17,7 +17,8 @@ so they see the same pixels and cameras.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Literal, Sequence
+from collections.abc import Sequence
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
