@@ -13,4 +13,11 @@ if ! command -v chromium >/dev/null && [[ "$(id -u)" == 0 ]] && command -v apt-g
 fi
 export HF_HUB_OFFLINE=1
 cd "$ROOT"
+# The whole suite (no arguments) starts with the linter and the type checker; either one's errors fail the command.
+if [[ $# -eq 0 ]]; then
+  echo "[test] ruff check"
+  "$VENV/bin/ruff" check .
+  echo "[test] pyright"
+  "$VENV/bin/pyright" --pythonpath "$VENV/bin/python"
+fi
 exec "$VENV/bin/python" -m pytest "$@"
