@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
@@ -10,16 +9,15 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from splatent_viewer.atomic import write_atomic
 from splatent_viewer.errors import SplatentError
 
 
 def write_safetensors(path: Path, tensors: dict[str, Tensor], *, metadata: dict[str, str] | None = None) -> None:
     """Writes ``tensors`` (detached, contiguous, on the CPU) to ``path`` through a temp file + rename,
     so an interrupted write never leaves a truncated file under ``path``."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=metadata)
-    os.replace(tmp, path)
+    data = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    write_atomic(Path(path), lambda tmp: save_file(data, str(tmp), metadata=metadata))
 
 
 def read_safetensors(path: Path, *, device: torch.device | str = "cpu") -> tuple[dict[str, Tensor], dict[str, str]]:

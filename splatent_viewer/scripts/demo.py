@@ -30,7 +30,7 @@ from PIL import Image
 from rich.console import Console
 from rich.table import Table
 
-from splatent_viewer.atomic import write_json_atomic
+from splatent_viewer.atomic import write_atomic, write_json_atomic
 from splatent_viewer.codecs import CodecConfig
 from splatent_viewer.data.fit import FitMode
 from splatent_viewer.data.scene import load_scene
@@ -86,6 +86,11 @@ class DemoConfig:
     render_workers: Optional[int] = None
     """Held-out views and video frames rendered at once, each on its share of the CPU threads (default: 2 on
     a CPU with 2+ threads, where it is ~1.4x faster than one frame on all threads; 1 on CUDA)."""
+
+    def interrupted_message(self) -> str:
+        """What Ctrl+C leaves behind (printed by the CLI): every file is written whole (temp file + rename)."""
+        return (f"{self.output_dir} keeps the files finished so far (splats + references once training has ended); "
+                "none is half-written")
 
 
 def _to_uint8(img: torch.Tensor) -> np.ndarray:
@@ -172,7 +177,8 @@ def main(config: DemoConfig) -> dict:
     if panels is None:
         CONSOLE.print("[yellow]the scene has no held-out views (nerfstudio's 90/10 split left none): skipping evaluation")
     else:
-        Image.fromarray(_to_uint8(panels)).save(config.output_dir / "compare.png")
+        image = Image.fromarray(_to_uint8(panels))
+        write_atomic(config.output_dir / "compare.png", lambda tmp: image.save(tmp, format="PNG"))
     phases.done("evaluate")
 
     # Orbit video: decoded latent render | [enhanced |] RGB splats.

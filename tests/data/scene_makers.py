@@ -141,6 +141,17 @@ ODD_SIZES = ((500, 500), (270, 480), (500, 500), (270, 480), (270, 480))
 """(width, height) of the odd-size scene's frames."""
 
 
+def demo_along_rays(image: np.ndarray, K: np.ndarray, frame: int) -> tuple[np.ndarray, np.ndarray]:
+    """Demo ``frame`` sampled along the camera rays of ``image``'s pixels (intrinsics ``K``, same pose), in [0, 1],
+    and the mask of pixels whose rays fall inside the demo image: equal to ``image`` only where ``K`` is right."""
+    K0 = demo_K()
+    u, v = pixel_grid(image.shape[1], image.shape[0])
+    x, y = (u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1]
+    uo, vo = K0[0, 0] * x + K0[0, 2], K0[1, 1] * y + K0[1, 2]
+    reference = sample(demo_image(frame).astype(np.float32) / 255.0, uo, vo)
+    return reference, (uo > 1) & (uo < 255) & (vo > 1) & (vo < 255)
+
+
 def odd_size_view(k: int, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Demo frame ``k`` at ``size``: resized to the larger side (500x500 from 256x256), then centre-cropped in width
     (270x480 from 480x480); returns the image and its exact intrinsics."""

@@ -19,12 +19,7 @@ FRAMES = (0, 5, 11, 17, 23, 29)  # the demo frames make_distorted_scene uses
 def _psnr_vs_original(makers, image: np.ndarray, K: np.ndarray, frame: int) -> float:
     """PSNR of ``image`` (intrinsics ``K``) against demo ``frame`` sampled along the same rays, over the pixels
     whose rays fall inside the original image."""
-    K0 = makers.demo_K()
-    u, v = makers.pixel_grid(image.shape[1], image.shape[0])
-    x, y = (u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1]
-    uo, vo = K0[0, 0] * x + K0[0, 2], K0[1, 1] * y + K0[1, 2]
-    reference = makers.sample(makers.demo_image(frame).astype(np.float32) / 255.0, uo, vo)
-    valid = (uo > 1) & (uo < 255) & (vo > 1) & (vo < 255)
+    reference, valid = makers.demo_along_rays(image, K, frame)
     assert valid.mean() > 0.8
     return float(-10 * np.log10(((image - reference) ** 2)[valid].mean()))
 

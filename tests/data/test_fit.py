@@ -62,12 +62,7 @@ def test_describe_fit_counts_sizes() -> None:
 def _ray_consistency_error(makers, image: np.ndarray, K: np.ndarray, frame: int) -> float:
     """Mean |image - demo frame| where both are sampled along the same camera rays: small only when ``K`` is the
     image's true intrinsics (a point projected with K lands on the same content)."""
-    K0 = makers.demo_K()
-    u, v = makers.pixel_grid(image.shape[1], image.shape[0])
-    x, y = (u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1]
-    uo, vo = K0[0, 0] * x + K0[0, 2], K0[1, 1] * y + K0[1, 2]
-    reference = makers.sample(makers.demo_image(frame).astype(np.float32) / 255.0, uo, vo)
-    valid = (uo > 1) & (uo < 255) & (vo > 1) & (vo < 255)
+    reference, valid = makers.demo_along_rays(image, K, frame)
     return float(np.abs(image - reference)[valid].mean())
 
 
