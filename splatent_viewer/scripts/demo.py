@@ -189,6 +189,7 @@ def main(config: DemoConfig) -> dict:
 
     def frame(c2w: torch.Tensor) -> np.ndarray:
         f = render_frame(scene=trained, c2w=c2w, K=K, width=w, height=h, outputs=outputs)
+        assert f.decoded is not None and f.rgb is not None
         return _to_uint8(torch.cat([f.decoded] + ([f.enhanced] if f.enhanced is not None else []) + [f.rgb], dim=1))
 
     frames = track(threaded_map(frame, path, workers=workers), total=len(path), description="rendering orbit video",
