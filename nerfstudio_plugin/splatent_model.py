@@ -23,7 +23,7 @@ refiner is loaded on the first such render and kept out of the checkpoint; train
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Dict, List, Literal, Optional, Tuple, Type, Union
 
@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from gsplat.strategy import DefaultStrategy
 from jaxtyping import Float, Int
 from nerfstudio.cameras.cameras import Cameras
-from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes
+from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes, TrainingCallbackLocation
 from nerfstudio.models.splatfacto import SplatfactoModel, SplatfactoModelConfig
 from nerfstudio.utils.colors import get_color
 from nerfstudio.utils.rich_utils import CONSOLE
@@ -42,11 +42,13 @@ from torch import Tensor
 from splatent_viewer.atomic import write_json_atomic
 from splatent_viewer.cameras import opengl_c2w_to_viewmat
 from splatent_viewer.codecs import CodecConfig, LatentCodec
+from splatent_viewer.data.scene import Scene, load_scene
 from splatent_viewer.errors import SplatentError
 from splatent_viewer.frame import render_frame
 from splatent_viewer.pca import LatentPCA
 from splatent_viewer.refine import Refiner
 from splatent_viewer.refine.checkpoint import check_codec, read_refiner_config
+from splatent_viewer.refiner_training.adapt import AdaptationConfig, adapt_to_scene
 from splatent_viewer.splats import init_splats
 from splatent_viewer.trained import ReferenceBank, TrainedScene, load_refiner_for
 from splatent_viewer.training.encode import LatentCache, encode_images
@@ -64,6 +66,14 @@ LATENTS_RECORD = "splatent_latents.json"
 _ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
 _BANK_BUFFERS = ("reference_c2w", "reference_Ks", "reference_sizes", "reference_latents")
 _PCA_BUFFERS = ("pca_mean", "pca_components", "pca_lo", "pca_hi")
+
+
+def train_indices_in(scene: Scene, train_files: List[Path]) -> Optional[List[int]]:
+    """Indices of nerfstudio's training images among ``scene``'s frames (the core loader's order), matched by file;
+    None when a file is not among them (then the held-out views cannot be told apart)."""
+    index = {p.resolve(): i for i, p in enumerate(scene.image_paths)}
+    found = [index.get(Path(f).resolve()) for f in train_files]
+    return None if any(i is None for i in found) else [int(i) for i in found if i is not None]
 
 
 def lpips_weights_available() -> bool:
@@ -92,6 +102,12 @@ class SplatentModelConfig(SplatfactoModelConfig):
     assets/refiner; skipped with one log line when it does not fit the codec), a refiner folder, or none."""
     num_references: Optional[int] = None
     """Training views the refiner attends to for rgb_enhanced; default the refiner's own k."""
+    adapt_refiner: Optional[bool] = None
+    """Adapt the refiner to this scene as the last phase of training (`splatent-refiner adapt` on the run's training
+    views only; written to the run folder as refiner_adapted/, which ns-eval, ns-render, the viewers and
+    splatent-render then use). None: on CUDA only (on the CPU it takes long)."""
+    adaptation: AdaptationConfig = field(default_factory=lambda: AdaptationConfig(max_seconds=180.0))
+    """How the refiner is adapted (starting weights, guidance, units, steps, time budget)."""
 
 
 class SplatentModel(SplatfactoModel):
@@ -250,11 +266,47 @@ class SplatentModel(SplatfactoModel):
     # ---------------------------------------------------------------- reference bank
     def get_training_callbacks(self, training_callback_attributes: TrainingCallbackAttributes) -> List[TrainingCallback]:
         pipeline = training_callback_attributes.pipeline
+        trainer = training_callback_attributes.trainer
         if pipeline is not None:
-            trainer = training_callback_attributes.trainer
             self.build_reference_bank(datamanager=pipeline.datamanager,
                                       record_dir=None if trainer is None else Path(trainer.base_dir))
-        return super().get_training_callbacks(training_callback_attributes)
+        callbacks = super().get_training_callbacks(training_callback_attributes)
+        adapt = self.config.adapt_refiner if self.config.adapt_refiner is not None else self.device.type == "cuda"
+        if adapt and trainer is not None and self.config.refiner != "none":
+            callbacks.append(TrainingCallback([TrainingCallbackLocation.AFTER_TRAIN_ITERATION], self._adapt_after_last_step,
+                                              args=[trainer]))
+        return callbacks
+
+    def _adapt_after_last_step(self, trainer, step: int) -> None:  # nerfstudio calls func(*args, step=step)
+        if step == trainer._start_step + trainer.config.max_num_iterations - 1:  # the Trainer's last step (resumes too)
+            self.adapt_to_run(trainer)
+
+    def adapt_to_run(self, trainer) -> None:
+        """The last phase of training: adapts the refiner to this scene's training views (:func:`adapt_to_scene`),
+        writes it to the run folder and points the run's config.yml at it (so ns-eval, ns-render and the viewers use
+        it). A scene the core loader cannot match to nerfstudio's training images is skipped with one line."""
+        datamanager = trainer.pipeline.datamanager
+        scene_path = Path(datamanager.config.data or datamanager.config.dataparser.data)
+        fit = getattr(datamanager.config, "fit", "crop")
+        try:
+            scene = load_scene(scene_path, size_multiple=self.downscale, fit=fit)
+        except SplatentError as err:
+            CONSOLE.log(f"splatent: refiner not adapted ({err})")
+            return
+        train_views = train_indices_in(scene, datamanager.train_dataset.image_filenames)
+        if train_views is None:
+            CONSOLE.log(f"splatent: refiner not adapted (the training images are not frames of {scene_path})")
+            return
+        settings = self.config.adaptation
+        if self.config.refiner != "embedded":
+            settings = replace(settings, refiner=str(self.config.refiner))
+        result = adapt_to_scene(scene=scene, train_views=train_views, codec=self.codec, run=Path(trainer.base_dir),
+                                config=settings, device=self.device)
+        self.config.refiner = result.refiner  # the trainer's config object: saved below into config.yml
+        object.__setattr__(self, "_refiner", None)
+        self._refiner_missing = False
+        trainer.config.pipeline.model.refiner = result.refiner
+        trainer.config.save_config()
 
     @torch.no_grad()
     def build_reference_bank(self, *, datamanager, record_dir: Optional[Path] = None) -> Dict[str, int]:

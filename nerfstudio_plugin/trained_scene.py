@@ -13,24 +13,21 @@ from pathlib import Path
 import torch
 import yaml
 
+from nerfstudio_plugin.splatent_model import train_indices_in
 from splatent_viewer.errors import SplatentError
 from splatent_viewer.trained import TrainedScene
 
 
 def _train_indices(scene_path: Path, train_files: list[Path]) -> list[int] | None:
-    """Indices of nerfstudio's training images among the scene folder's frames (as
-    :func:`splatent_viewer.data.scene.load_scene` orders them), matched by file; None when the folder
-    is gone or a file is not among its frames (then held-out views cannot be told apart)."""
+    """Indices of nerfstudio's training images among the scene folder's frames (the core loader's order); None when
+    the folder is gone or a file is not among its frames."""
     from splatent_viewer.data.scene import load_scene
 
     try:
         scene = load_scene(scene_path)
     except (SplatentError, OSError):
         return None
-    index = {p.resolve(): i for i, p in enumerate(scene.image_paths)}
-    found = [index.get(Path(f).resolve()) for f in train_files]
-    indices = [i for i in found if i is not None]
-    return indices if len(indices) == len(found) else None
+    return train_indices_in(scene, train_files)
 
 
 def load_nerfstudio_run(config_path: Path, *, device: torch.device | str = "cpu") -> TrainedScene | None:

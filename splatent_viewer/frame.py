@@ -19,7 +19,7 @@ from splatent_viewer.errors import SplatentError
 from splatent_viewer.splats import render_splats
 from splatent_viewer.trained import NO_REFINER_MESSAGE, TrainedScene
 
-OUTPUTS = ("decoded", "enhanced", "rgb", "depth", "alpha", "latent")
+OUTPUTS = ("decoded", "enhanced", "rgb", "depth", "alpha", "latent", "guide")
 
 
 @dataclass
@@ -40,10 +40,13 @@ class Frame:
     """The rendered latent."""
     latent_enhanced: Float[Tensor, "C h w"] | None = None
     """The refined latent."""
+    guide: Float[Tensor, "C h w"] | None = None
+    """The RGB splats' render encoded by the codec: an RGB-guided refiner's base (made for ``enhanced`` with a guided
+    refiner, or when asked for)."""
     references: list[int] = field(default_factory=list)
     """Reference indices (into the scene's reference bank) used for enhancement, nearest first."""
     timings_ms: dict[str, float] = field(default_factory=dict)
-    """Milliseconds per stage (raster, decode, refine, decode_enhanced, rgb) when ``time_stages`` was set
+    """Milliseconds per stage (rgb, guide, raster, decode, refine, decode_enhanced) when ``time_stages`` was set
     (device time between CUDA events on the GPU)."""
 
 
@@ -116,15 +119,16 @@ def render_frame(
     """Renders what ``outputs`` asks for one camera (``c2w`` OpenGL camera-to-world, ``K`` at ``width``x``height``).
 
     ``width``/``height`` must be multiples of the codec's downscale for the latent outputs (decoded, enhanced,
-    latent). ``enhanced`` refines the rendered
+    latent, guide). ``enhanced`` refines the rendered
     latent with the ``num_references`` nearest training views (default: the refiner's k), or with
-    the explicit ``references`` (e.g. from hysteresis), nearest first.
+    the explicit ``references`` (e.g. from hysteresis), nearest first; an RGB-guided refiner also gets the
+    encoded RGB render (``guide``, rendered first).
     """
     unknown = set(outputs) - set(OUTPUTS)
     if unknown:
         raise SplatentError(f"Unknown frame outputs {sorted(unknown)}; choose from {OUTPUTS}.")
     ds, dev = scene.codec.downscale, scene.device
-    if (width % ds or height % ds) and {"decoded", "enhanced", "latent"} & set(outputs):
+    if (width % ds or height % ds) and {"decoded", "enhanced", "latent", "guide"} & set(outputs):
         raise SplatentError(f"Frame size {width}x{height} is not a multiple of the codec's downscale {ds}; round it.")
     if "enhanced" in outputs and scene.refiner is None:
         raise SplatentError(NO_REFINER_MESSAGE)  # before any rendering
@@ -133,6 +137,24 @@ def render_frame(
     c2w = c2w.to(dev, torch.float32)
     vm, Kb = opengl_c2w_to_viewmat(c2w)[None], K.to(dev, torch.float32)[None]
     frame = Frame()
+
+    guided = "enhanced" in outputs and scene.refiner is not None and scene.refiner.config.guided
+    if {"rgb", "depth", "alpha", "guide"} & set(outputs) or guided:
+        timer.start()
+        bg = None if scene.rgb_background is None else scene.rgb_background.to(dev, torch.float32)[None]
+        out = render_splats(params=scene.params, viewmats=vm, Ks=Kb, width=width, height=height, content="rgb",
+                            sh_degree=scene.sh_degree, backgrounds=bg, depth="depth" in outputs)
+        frame.rgb = out.features[0].clamp(0, 1)
+        if "depth" in outputs:
+            assert out.depth is not None  # asked for
+            frame.depth = out.depth[0, ..., 0]
+        if "alpha" in outputs:
+            frame.alpha = out.alpha[0, ..., 0]
+        timer.stop("rgb")
+        if "guide" in outputs or guided:
+            timer.start()
+            frame.guide = scene.encode_guide(frame.rgb)[0].float()
+            timer.stop("guide")
 
     if {"decoded", "enhanced", "latent"} & set(outputs):
         timer.start()
@@ -152,25 +174,14 @@ def render_frame(
             frame.references = list(references) if references is not None else scene.references.nearest(c2w=query, k=k)
             timer.start()
             refs = reference_latents(scene=scene, indices=frame.references, height=height // ds, width=width // ds)
-            refined = scene.refine(target=frame.latent[None], references=refs[None])
+            refined = scene.refine(target=frame.latent[None], references=refs[None],
+                                   guide=frame.guide[None] if guided and frame.guide is not None else None)
             frame.latent_enhanced = refined[0].float()
             timer.stop("refine")
             timer.start()
             frame.enhanced = scene.decode(refined)[0].float().clamp(0, 1).permute(1, 2, 0)
             timer.stop("decode_enhanced")
-
-    if {"rgb", "depth", "alpha"} & set(outputs):
-        timer.start()
-        bg = None if scene.rgb_background is None else scene.rgb_background.to(dev, torch.float32)[None]
-        out = render_splats(params=scene.params, viewmats=vm, Ks=Kb, width=width, height=height, content="rgb",
-                            sh_degree=scene.sh_degree, backgrounds=bg, depth="depth" in outputs)
-        if "rgb" in outputs:
-            frame.rgb = out.features[0].clamp(0, 1)
-        if "depth" in outputs:
-            assert out.depth is not None  # asked for
-            frame.depth = out.depth[0, ..., 0]
-        if "alpha" in outputs:
-            frame.alpha = out.alpha[0, ..., 0]
-        timer.stop("rgb")
+    if "rgb" not in outputs:
+        frame.rgb = None  # rendered only for the guide
     frame.timings_ms = timer.result()
     return frame

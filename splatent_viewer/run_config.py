@@ -23,9 +23,10 @@ class TrainedSceneConfig:
     (ns-train splatent: outputs/<name>/splatent/<timestamp>/config.yml)."""
     device: DeviceName = "auto"
     """Compute device; auto = cuda when available, else cpu."""
-    refiner: str = "embedded"
-    """Refiner of the enhanced modes: embedded (the shipped one, when it fits the codec), none (no enhancement),
-    or a folder written by `splatent-refiner train`."""
+    refiner: str = "auto"
+    """Refiner of the enhanced modes: auto (the run's scene-adapted refiner from `splatent-refiner adapt` when it has
+    one, else the shipped one), embedded (the shipped one, when it fits the codec), none (no enhancement), or a
+    folder written by `splatent-refiner train`."""
     codec_path: Path | None = None
     """Local weights of the scene's codec when it is not embedded (e.g. an SD-Turbo folder); default: the run's
     codec from its usual place."""
@@ -45,7 +46,7 @@ class TrainedSceneConfig:
         """Loads the scene on ``device`` (default: :meth:`resolved_device`) with its refiner and live decoder, with
         the CUDA fast-inference path when ``cuda_graphs``."""
         device = self.resolved_device() if device is None else device
-        refiner: Path | str = self.refiner if self.refiner in ("embedded", "none") else Path(self.refiner)
+        refiner: Path | str = self.refiner if self.refiner in ("auto", "embedded", "none") else Path(self.refiner)
         scene = load_trained_scene(self.load_config, device=device, refiner=refiner,  # type: ignore[arg-type]
                                    codec_path=self.codec_path, live_decoder=self.live_decoder)
         if self.cuda_graphs:

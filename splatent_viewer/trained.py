@@ -40,6 +40,9 @@ returning a :class:`TrainedScene` (no refiner attached) or ``None`` when the fil
 REFERENCES_FORMAT = "splatent-references"
 SPLATS_FILE = "splats.safetensors"
 REFERENCES_FILE = "references.safetensors"
+ADAPTED_REFINER_DIR = "refiner_adapted"
+"""Where ``splatent-refiner adapt`` (and ``ns-train splatent``'s last phase) writes a run's scene-adapted refiner, in
+the run folder (beside ``splats.safetensors`` or ``config.yml``); ``refiner="auto"`` loads it."""
 NO_REFINER_MESSAGE = ("No refiner is loaded, so there is no enhanced render; pass --refiner PATH "
                       "(a folder written by `splatent-refiner train`) or choose the decoded mode.")
 
@@ -205,17 +208,27 @@ class TrainedScene:
         return self
 
     def refine(
-        self, *, target: Float[Tensor, "B C h w"], references: Float[Tensor, "B K C h w"]
+        self,
+        *,
+        target: Float[Tensor, "B C h w"],
+        references: Float[Tensor, "B K C h w"],
+        guide: Float[Tensor, "B C h w"] | None = None,
     ) -> Float[Tensor, "B C h w"]:
-        """The refiner's output for ``target`` and ``references`` (in the refiner's dtype)."""
+        """The refiner's output for ``target`` and ``references`` (and the RGB ``guide`` of a guided refiner), in the
+        refiner's dtype."""
         if self.refiner is None:
             raise SplatentError(NO_REFINER_MESSAGE)
         dtype = self.refiner.dtype
-        target, references = target.to(dtype), references.to(dtype)
+        inputs = [t.to(dtype) for t in (target, references, guide) if t is not None]
         graphed = self._refine_graph
         if graphed is not None and graphed.fn == self.refiner.forward_positional:  # same refiner (bound methods: ==)
-            return graphed(target, references)
-        return self.refiner(target=target, references=references)
+            return graphed(*inputs)
+        return self.refiner.forward_positional(*inputs)
+
+    def encode_guide(self, rgb: Float[Tensor, "H W 3"]) -> Float[Tensor, "1 C h w"]:
+        """The RGB guide of a guided refiner: the RGB-splat render encoded by the scene codec (its encoder, also when
+        a live decoder decodes frames)."""
+        return self.codec.encode(rgb.clamp(0, 1).permute(2, 0, 1)[None].to(self.codec.dtype))
 
     def enable_fast_inference(
         self, *, cuda_graphs: bool = True, channels_last: bool = False, cudnn_benchmark: bool = True
@@ -285,14 +298,28 @@ def save_trained_run(
     references.save(output_dir / REFERENCES_FILE)
 
 
+def run_folder(path: Path) -> Path:
+    """The folder of a run: a splatent-demo folder itself, or the folder of its splats.safetensors or config.yml."""
+    path = Path(path)
+    return path if path.is_dir() else path.parent
+
+
 def load_refiner_for(
-    refiner: Path | str | None, *, codec: LatentCodec, device: torch.device, dtype: torch.dtype
+    refiner: Path | str | None, *, codec: LatentCodec, device: torch.device, dtype: torch.dtype, run: Path | None = None
 ) -> Refiner | None:
-    """``"none"``/None → None; ``"embedded"`` → the shipped refiner, or None with a warning when there is none
-    (or it does not fit ``codec``); a path → that refiner (errors if it does not load or fit)."""
+    """``"none"``/None → None; ``"auto"`` → the run's scene-adapted refiner (``<run>/refiner_adapted``) when it has
+    one, else as ``"embedded"``; ``"embedded"`` → the shipped refiner, or None with a warning when there is none (or it
+    does not fit ``codec``); a path → that refiner (errors if it does not load or fit)."""
     if refiner is None or refiner == "none":
         return None
     from splatent_viewer.refine.checkpoint import load_refiner  # the refiner package pulls in diffusers
+
+    if refiner == "auto":
+        adapted = None if run is None else run_folder(run) / ADAPTED_REFINER_DIR
+        if adapted is not None and adapted.is_dir():
+            LOG.info("refiner: %s (adapted to this scene)", adapted)
+            return load_refiner(adapted, device=device, dtype=dtype, codec=codec)
+        refiner = "embedded"
 
     if refiner == "embedded":
         try:
@@ -320,7 +347,7 @@ def load_trained_scene(
     path: Path,
     *,
     device: torch.device | str = "cpu",
-    refiner: Path | Literal["embedded", "none"] | None = "embedded",
+    refiner: Path | Literal["auto", "embedded", "none"] | None = "auto",
     codec_path: Path | None = None,
     refiner_dtype: torch.dtype | None = None,
     live_decoder: LiveDecoderConfig | None = None,
@@ -328,8 +355,9 @@ def load_trained_scene(
     """Loads a run folder (``splatent-demo``), its ``splats.safetensors``, or a file a registered run loader reads
     (:data:`RUN_LOADERS_GROUP`; e.g. an ``ns-train splatent`` ``config.yml``).
 
-    ``refiner="embedded"`` uses the shipped refiner when it exists and the codec matches (else no
-    enhancement, with a warning); a path must load or it is an error; ``"none"`` disables it.
+    ``refiner="auto"`` uses the run's scene-adapted refiner (``refiner_adapted/`` in the run folder) when it has one,
+    else as ``"embedded"``: the shipped refiner when it exists and the codec matches (else no enhancement, with a
+    warning); a path must load or it is an error; ``"none"`` disables it.
     ``refiner_dtype`` defaults to float16 on CUDA, float32 on CPU. ``live_decoder`` (when it names one)
     decodes frames with another codec of the same latent space (:class:`PairedCodec`, as
     :meth:`TrainedScene.set_live_decoder` sets later).
@@ -341,7 +369,7 @@ def load_trained_scene(
         scene = _load_registered_run(path, device=device)
         if live_decoder is not None:
             scene.codec = live_decoder.setup(codec=scene.codec)  # before the refiner: a bad decoder fails fast
-        scene.refiner = load_refiner_for(refiner, codec=scene.codec, device=device, dtype=dtype)
+        scene.refiner = load_refiner_for(refiner, codec=scene.codec, device=device, dtype=dtype, run=path)
         return scene
     run_dir = path.parent if path.is_file() else path
     if not path.exists():
@@ -367,7 +395,7 @@ def load_trained_scene(
         codec=codec,
         sh_degree=splats.sh_degree,
         references=bank,
-        refiner=load_refiner_for(refiner, codec=codec, device=device, dtype=dtype),
+        refiner=load_refiner_for(refiner, codec=codec, device=device, dtype=dtype, run=run_dir),
         latent_background=None,
         name=run_dir.name,
         source=path,

@@ -70,3 +70,26 @@ def test_reference_latents_are_bank_latents_resized(trained):
     big = ts.references.latent(1)
     torch.testing.assert_close(small[0].mean(dim=(-1, -2)), big.mean(dim=(-1, -2)), atol=0.15 * big.abs().mean().item(), rtol=0)
     assert reference_latents(scene=ts, indices=[], height=8, width=8).shape == (0, 32, 8, 8)
+
+
+def test_a_guided_refiner_refines_the_encoded_rgb_render(trained):
+    """With an RGB-guided refiner the frame renders the RGB splats first, encodes them (the guide) and refines that:
+    an untrained guided refiner's enhanced frame is the decoded guide, not the decoded latent render."""
+    from splatent_viewer.refine import EmbeddedUNetConfig, RefinerConfig
+
+    scene, ts = trained
+    tiny = EmbeddedUNetConfig(block_out_channels=(16, 16), attention_from_level=1, attention_head_dim=8, norm_num_groups=8)
+    ts.refiner = RefinerConfig(latent_channels=32, num_references=2, embedded=tiny, guided=True).setup()
+    try:
+        c2w, K = scene.camera_to_worlds[0], scene.Ks[0]
+        f = render_frame(scene=ts, c2w=c2w, K=K, width=64, height=64, outputs=("enhanced", "decoded"), time_stages=True)
+        assert f.rgb is None and f.guide is not None  # rendered for the guide only
+        with torch.no_grad():
+            rgb = render_frame(scene=ts, c2w=c2w, K=K, width=64, height=64, outputs=("rgb",)).rgb
+            guide = ts.codec.encode(rgb.permute(2, 0, 1)[None])[0]
+        torch.testing.assert_close(f.guide, guide, rtol=0, atol=1e-5)
+        torch.testing.assert_close(f.latent_enhanced, guide, rtol=0, atol=1e-4)
+        assert not torch.allclose(f.enhanced, f.decoded, atol=1e-2)
+        assert {"rgb", "guide", "raster", "refine"} <= set(f.timings_ms)
+    finally:
+        ts.refiner = None

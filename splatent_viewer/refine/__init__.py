@@ -13,7 +13,7 @@ Making refiners (dataset, training, evaluation) is :mod:`splatent_viewer.refiner
 from splatent_viewer.refine.checkpoint import load_refiner, read_refiner_config, save_refiner
 from splatent_viewer.refine.embedded_unet import EmbeddedUNetConfig
 from splatent_viewer.refine.grid import grid_layout, tile_grid, untile_cells, untile_target
-from splatent_viewer.refine.refiner import Refiner, RefinerConfig, fit_latent_normalisation
+from splatent_viewer.refine.refiner import Refiner, RefinerConfig, fit_latent_normalisation, guided_from
 
 __all__ = [
     "EmbeddedUNetConfig",
@@ -21,6 +21,7 @@ __all__ = [
     "RefinerConfig",
     "fit_latent_normalisation",
     "grid_layout",
+    "guided_from",
     "load_refiner",
     "read_refiner_config",
     "save_refiner",

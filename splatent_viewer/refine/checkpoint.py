@@ -152,7 +152,8 @@ def load_refiner(
     except (SafetensorError, OSError, ValueError) as err:
         raise SplatentError(f"{weights} is not a readable safetensors file ({err}); re-save or re-copy the refiner.") from err
     if config.backbone == "embedded":
-        backbone = EmbeddedUNet(latent_channels=config.latent_channels, config=config.embedded)
+        backbone = EmbeddedUNet(latent_channels=config.latent_channels, config=config.embedded,
+                                extra_channels=config.guide_channels)
     else:
         from splatent_viewer.refine.sd_turbo import SDTurboBackbone
 

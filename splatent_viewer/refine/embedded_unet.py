@@ -51,9 +51,12 @@ class EmbeddedUNetConfig:
 
 
 class EmbeddedUNet(RefinerBackbone):
-    """Residual one-step denoiser ``x0 = x_t + unet(x_t, t)``; the identity until trained."""
+    """Residual one-step denoiser ``x0 = x_t + unet(x_t, t)``; the identity until trained.
 
-    def __init__(self, *, latent_channels: int, config: EmbeddedUNetConfig) -> None:
+    ``extra_channels`` more input channels (an RGB-guided refiner's second grid) are seen by the UNet but not part of
+    the base: ``x0 = x[:, :C] + unet(x, t)``."""
+
+    def __init__(self, *, latent_channels: int, config: EmbeddedUNetConfig, extra_channels: int = 0) -> None:
         super().__init__()
         from diffusers.models.unets.unet_2d import UNet2DModel
 
@@ -61,7 +64,7 @@ class EmbeddedUNet(RefinerBackbone):
         levels = len(config.block_out_channels)
         attn = [i >= config.attention_from_level for i in range(levels)]
         self.unet = UNet2DModel(
-            in_channels=latent_channels,
+            in_channels=latent_channels + extra_channels,
             out_channels=latent_channels,
             block_out_channels=tuple(config.block_out_channels),
             down_block_types=tuple("AttnDownBlock2D" if a else "DownBlock2D" for a in attn),
@@ -78,9 +81,11 @@ class EmbeddedUNet(RefinerBackbone):
         nn.init.zeros_(conv_out.bias)
         self.downsample_factor = 2 ** (levels - 1)
         """Grid height/width must be multiples of this (the refiner pads)."""
+        self.latent_channels = latent_channels
+        """Channels of the base the residual is added to (the first input channels) and of the output."""
 
-    def forward(self, x_t: Float[Tensor, "B C H W"], timesteps: Int[Tensor, "1"]) -> Float[Tensor, "B C H W"]:
-        return x_t + self.unet(x_t, timesteps).sample
+    def forward(self, x_t: Float[Tensor, "B Cin H W"], timesteps: Int[Tensor, "1"]) -> Float[Tensor, "B C H W"]:
+        return x_t[:, : self.latent_channels] + self.unet(x_t, timesteps).sample
 
     def export_config(self) -> dict[str, Any]:
         """Nothing beyond :class:`RefinerConfig` is needed to rebuild this backbone."""

@@ -14,6 +14,14 @@ References must already be at the target's latent size (resize them bilinearly o
 The grid is zero-padded at the bottom/right to a multiple of the backbone's downsampling
 factor; the padding never touches the target cell, which is cropped from the top-left.
 
+RGB guidance (``config.guided``, embedded backbone): the Gaussians also carry SH colours, and their RGB render of the
+target view, encoded by the codec (the *guide*), is usually closer to the ground truth than the latent render. A
+guided refiner's grid holds the guide in the target cell (references in theirs), and a second grid with the latent
+render in the target cell comes as ``latent_channels`` extra input channels; the UNet's residual is added to the
+first grid. An untrained guided refiner therefore returns the guide, and one made from a pure-latent refiner
+(:func:`guided_from`) keeps its body, sees the guide where it saw the render, and starts with zero weights on the
+render's channels. The pure-latent refiner (the paper's setting) is ``guided=False``.
+
 Backbones: ``"embedded"`` (:mod:`.embedded_unet`, a compact UNet trained from scratch, identity
 at init) and ``"sd-turbo"`` (:mod:`.sd_turbo`, SD-Turbo's UNet with a cached prompt embedding,
 for the 4-channel SD latent space of the ``sd-turbo`` / ``taesd`` codecs).
@@ -75,6 +83,14 @@ class RefinerConfig:
     initialised from; not needed once the refiner is saved."""
     prompt: str = ""
     """Fixed text prompt of the sd-turbo backbone, embedded once with its CLIP text encoder and cached."""
+    guided: bool = False
+    """RGB guidance: the codec-encoded RGB-splat render of the target view is the base the UNet refines, the latent
+    render extra input channels (embedded backbone). False: the paper's pure-latent refiner."""
+
+    @property
+    def guide_channels(self) -> int:
+        """Extra UNet input channels for the guidance (0 for a pure-latent refiner)."""
+        return self.latent_channels if self.guided else 0
 
     def resolved_prediction_type(self) -> PredictionType:
         """The prediction type in use (None resolved for the embedded backbone)."""
@@ -88,6 +104,9 @@ class RefinerConfig:
         """Raises a :class:`SplatentError` for inconsistent settings."""
         if self.backbone not in ("embedded", "sd-turbo"):
             raise SplatentError(f"Unknown refiner backbone {self.backbone!r}; use embedded or sd-turbo.")
+        if self.guided and self.backbone != "embedded":
+            raise SplatentError("RGB guidance is built for the embedded backbone; train an sd-turbo refiner with "
+                                "guided=False (--no-guided).")
         if self.latent_channels < 1 or self.num_references < 0 or self.timestep < 0:
             raise SplatentError("Refiner latent_channels must be >= 1, num_references >= 0 and timestep >= 0.")
         for name in ("latent_shift", "latent_scale"):
@@ -109,7 +128,8 @@ class RefinerConfig:
         if self.backbone == "embedded":
             config = replace(self, prediction_type=self.prediction_type or "residual")
             config.validate()
-            backbone: RefinerBackbone = EmbeddedUNet(latent_channels=config.latent_channels, config=config.embedded)
+            backbone: RefinerBackbone = EmbeddedUNet(latent_channels=config.latent_channels, config=config.embedded,
+                                                     extra_channels=config.guide_channels)
         else:
             from splatent_viewer.refine.sd_turbo import SDTurboBackbone
 
@@ -169,9 +189,14 @@ class Refiner(nn.Module):
         return self.to(memory_format=self.memory_format)  # pyright: ignore[reportCallIssue] - torch's stubs lack this form
 
     def forward(
-        self, *, target: Float[Tensor, "B C h w"], references: Float[Tensor, "B K C h w"]
+        self,
+        *,
+        target: Float[Tensor, "B C h w"],
+        references: Float[Tensor, "B K C h w"],
+        guide: Float[Tensor, "B C h w"] | None = None,
     ) -> Float[Tensor, "B C h w"]:
-        """Refined target latent (in the refiner's dtype). ``K`` may be 0..num_references."""
+        """Refined target latent (in the refiner's dtype). ``K`` may be 0..num_references. ``guide``: the codec latent
+        of the RGB splats' render of the target view, for (and only for) a guided refiner."""
         C = self.config.latent_channels
         if target.ndim != 4 or target.shape[1] != C:
             raise SplatentError(
@@ -183,22 +208,32 @@ class Refiner(nn.Module):
                 f"The refiner was trained with {self.config.num_references} references, got {references.shape[1]}; "
                 f"pass at most {self.config.num_references}."
             )
+        if self.config.guided != (guide is not None):
+            raise SplatentError("This refiner is RGB-guided: pass guide= (the encoded RGB render of the target view)."
+                                if self.config.guided else "This refiner is pure-latent: it takes no guide.")
+        if guide is not None and guide.shape != target.shape:
+            raise SplatentError(f"The guide latent is {list(guide.shape)}; it must match the target {list(target.shape)}.")
         B, _, h, w = target.shape
         dtype = self.dtype
         x = (target.to(dtype) - self.shift) * self.scale
         refs = (references.to(dtype) - self.shift[:, None]) * self.scale[:, None]
-        grid = tile_grid(target=x, references=refs, layout=self.layout)
+        if guide is None:
+            grid = tile_grid(target=x, references=refs, layout=self.layout)
+        else:  # the guide is the base; the latent render comes as a second grid of extra channels
+            g = (guide.to(dtype) - self.shift) * self.scale
+            grid = torch.cat([tile_grid(target=g, references=refs, layout=self.layout),
+                              tile_grid(target=x, references=refs[:, :0], layout=self.layout)], dim=1)
         factor = self.backbone.downsample_factor
         pad_h, pad_w = -grid.shape[-2] % factor, -grid.shape[-1] % factor
         if pad_h or pad_w:
             grid = F.pad(grid, (0, pad_w, 0, pad_h))
         out = self.backbone(grid.contiguous(memory_format=self.memory_format), self.timesteps)
-        x0 = self._x0(x_t=grid, out=out)
+        x0 = self._x0(x_t=grid[:, :C], out=out)
         return untile_target(x0, height=h, width=w) / self.scale + self.shift
 
-    def forward_positional(self, target: Tensor, references: Tensor) -> Tensor:
-        """``forward(target=target, references=references)`` (positional form, for CUDA-graph capture)."""
-        return self(target=target, references=references)
+    def forward_positional(self, target: Tensor, references: Tensor, guide: Tensor | None = None) -> Tensor:
+        """``forward(target=..., references=..., guide=...)`` (positional form, for CUDA-graph capture)."""
+        return self(target=target, references=references, guide=guide)
 
     def _x0(self, *, x_t: Tensor, out: Tensor) -> Tensor:
         """x0 from the backbone output (python-float coefficients: no host syncs)."""
@@ -217,4 +252,22 @@ class Refiner(nn.Module):
         return f"backbone={c.backbone!r}, codec={c.codec!r}, latent_channels={c.latent_channels}, grid={self.layout}"
 
 
-__all__ = ["PredictionType", "Refiner", "RefinerConfig", "fit_latent_normalisation"]
+def guided_from(refiner: Refiner) -> Refiner:
+    """An RGB-guided copy of a pure-latent embedded ``refiner`` that starts as the identity on the guide: the same
+    body (its first convolution reads the guide grid as it read the render grid), zero weights on the latent render's
+    extra channels, and a zero output convolution. For scene adaptation from the shipped pure-latent refiner."""
+    if refiner.config.guided or refiner.config.backbone != "embedded":
+        raise SplatentError("guided_from takes a pure-latent embedded refiner.")
+    guided = replace(refiner.config, guided=True).setup(device=refiner.device, dtype=refiner.dtype)
+    state = refiner.state_dict()
+    conv_in = "backbone.unet.conv_in.weight"
+    weight = torch.zeros_like(guided.state_dict()[conv_in])
+    weight[:, : refiner.config.latent_channels] = state[conv_in]
+    state[conv_in] = weight
+    for name in ("backbone.unet.conv_out.weight", "backbone.unet.conv_out.bias"):
+        state[name] = torch.zeros_like(state[name])
+    guided.load_state_dict(state)
+    return guided
+
+
+__all__ = ["PredictionType", "Refiner", "RefinerConfig", "fit_latent_normalisation", "guided_from"]

@@ -159,7 +159,8 @@ def heldout_samples(
 
     ``train_indices`` are the scene indices of ``trained.references`` (the bank's order). Cameras
     are mapped into the trained scene's world when it differs from the scene file's (nerfstudio runs).
-    The RGB splats are rendered too and scored against the stored (uint8) ground truth.
+    The RGB splats are rendered too, scored against the stored (uint8) ground truth, and encoded as the sample's RGB
+    guide (the frame's ``guide``, what a guided refiner gets when it renders).
     """
     codec: LatentCodec = trained.codec
     dev = trained.device
@@ -169,8 +170,8 @@ def heldout_samples(
         image = scene.load_image(v)
         H, W = image.shape[:2]
         c2w = _to_world(scene.camera_to_worlds[v], R, s, t)
-        frame = render_frame(scene=trained, c2w=c2w, K=scene.Ks[v], width=W, height=H, outputs=("latent", "rgb"))
-        assert frame.latent is not None and frame.rgb is not None
+        frame = render_frame(scene=trained, c2w=c2w, K=scene.Ks[v], width=W, height=H, outputs=("latent", "rgb", "guide"))
+        assert frame.latent is not None and frame.rgb is not None and frame.guide is not None
         h, w = frame.latent.shape[-2:]
         ref_idx = trained.references.nearest(c2w=c2w, k=K_MAX)
         refs = reference_latents(scene=trained, indices=ref_idx, height=h, width=w)
@@ -180,7 +181,7 @@ def heldout_samples(
         rgb = frame.rgb.float().permute(2, 0, 1)[None]
         samples.append(RefinerSample(target=target, render=frame.latent.float(), refs=refs.float(), image=image_u8, view=v,
                                      ref_views=[train_indices[i] for i in ref_idx], rgb_psnr=psnr(rgb, gt),
-                                     rgb_ssim=float(ssim(rgb, gt))))
+                                     rgb_ssim=float(ssim(rgb, gt)), guide=frame.guide.float()))
     return samples
 
 
@@ -261,6 +262,29 @@ def plan_units(config: MakeDatasetConfig) -> tuple[list[UnitJob], dict[str, int]
     return units, seed_of
 
 
+def unit_samples(
+    *,
+    scene: Scene,
+    train_views: list[int],
+    heldout_views: list[int],
+    codec: LatentCodec,
+    trainer: LatentSplatTrainerConfig,
+    device: torch.device,
+    cache: LatentCache | None = None,
+    name: str = "unit",
+    progress: bool = True,
+) -> list[RefinerSample]:
+    """One unit's samples: the core trainer fits Gaussians to ``train_views`` of ``scene`` only, then renders each of
+    ``heldout_views`` (references among ``train_views``). Shared by ``make-dataset`` and scene adaptation."""
+    sub = replace(scene, split_indices={**scene.split_indices, "train": torch.tensor(train_views)})  # what it trains on
+    result = train_latent_splats(scene=sub, codec=codec, config=trainer, device=device, progress=progress, cache=cache)
+    trained = trained_scene_from_splats(scene=scene, params=result.params, codec=codec, sh_degree=result.sh_degree,
+                                        train_indices=train_views, device=device, name=name,
+                                        train_latents=result.train_latents)  # the trainer's targets: not encoded again
+    return heldout_samples(trained=trained, scene=scene, views=heldout_views, train_indices=train_views,
+                           desc=f"rendering {name} held-out views", progress=progress)
+
+
 def build_unit(
     *,
     job: UnitJob,
@@ -283,18 +307,12 @@ def build_unit(
         record = write_unit_shards(config.output, key=job.key, scene=job.name, info={**info, "skipped": True}, samples=[])
         return UnitResult(record=record, seconds=time.perf_counter() - start,
                           message=f"[yellow]{len(subset)} training / {len(heldout)} held-out views, skipped")
-    # The core trainer trains on split_indices["train"]: point it at the subset.
-    sub = replace(scene, split_indices={**scene.split_indices, "train": torch.tensor(subset)})
     unit_trainer = replace(trainer, seed=config.trainer.seed + job.number)
     # The unit's core-trainer settings go into the index with it (scalars; the densification strategy is left out).
     info["trainer"] = unit_trainer.scalar_settings()
-    result = train_latent_splats(scene=sub, codec=codec, config=unit_trainer, device=device, progress=progress,
-                                 cache=LatentCache(codec_name=codec.name, root=config.latent_cache_dir))
-    trained = trained_scene_from_splats(scene=scene, params=result.params, codec=codec, sh_degree=result.sh_degree,
-                                        train_indices=subset, device=device, name=job.key,
-                                        train_latents=result.train_latents)  # the trainer's targets: not encoded again
-    samples = heldout_samples(trained=trained, scene=scene, views=heldout, train_indices=subset,
-                              desc=f"rendering {job.key} held-out views", progress=progress)
+    samples = unit_samples(scene=scene, train_views=subset, heldout_views=heldout, codec=codec, trainer=unit_trainer,
+                           device=device, cache=LatentCache(codec_name=codec.name, root=config.latent_cache_dir),
+                           name=job.key, progress=progress)
     record = write_unit_shards(config.output, key=job.key, scene=job.name, info=info, samples=samples,
                                shard_size=config.shard_size)
     rgb = sum(s.rgb_psnr for s in samples if s.rgb_psnr is not None) / len(samples)  # heldout_samples scores each

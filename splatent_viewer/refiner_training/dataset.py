@@ -8,6 +8,8 @@ One sample is one held-out view of a scene, with Splatent's fields:
   nearest first, resized to the target's latent size (zero-padded when fewer exist, see
   ``num_refs``);
 - ``image``: the ground-truth image (uint8), so evaluation is in pixel space;
+- ``guide`` (datasets built since RGB guidance): the codec latent of the same Gaussians' RGB (SH) splats rendered
+  at the view, what an RGB-guided refiner starts from;
 - ``rgb_psnr`` / ``rgb_ssim`` (index metadata only, datasets built since the RGB baseline): the
   same Gaussians' RGB (SH) splats rendered at the view, scored against the ground-truth image — the
   baseline that decoded and enhanced renders are compared with. Older datasets lack them.
@@ -15,7 +17,7 @@ One sample is one held-out view of a scene, with Splatent's fields:
 Layout of a dataset folder::
 
     index.json                  codec, channels, downscale, units, shards, per-sample metadata
-    shards/<unit>-<n>.safetensors   target/render [n C h w] fp16, refs [n K_MAX C h w] fp16,
+    shards/<unit>-<n>.safetensors   target/render[/guide] [n C h w] fp16, refs [n K_MAX C h w] fp16,
                                     image [n H W 3] uint8, num_refs [n] int64
 
 A *unit* is one trained set of Gaussians (one scene × one training fraction, or one already
@@ -43,6 +45,7 @@ from torch.utils.data import Dataset
 
 from splatent_viewer.atomic import write_json_atomic
 from splatent_viewer.errors import SplatentError
+from splatent_viewer.refine.refiner import Refiner
 from splatent_viewer.safetensors_io import write_safetensors
 
 FORMAT = "splatent-refiner-dataset"
@@ -73,6 +76,8 @@ class RefinerSample:
     """PSNR of the same Gaussians' RGB splats at this view against ``image`` (None = not rendered)."""
     rgb_ssim: float | None = None
     """SSIM of the RGB splats against ``image`` (None = not rendered)."""
+    guide: Float[Tensor, "C h w"] | None = None
+    """Codec latent of the same Gaussians' RGB splats rendered at this view (the RGB guide; None = not made)."""
 
 
 @dataclass
@@ -204,7 +209,7 @@ def write_unit_shards(
                     entry["rgb_ssim"] = float(s.rgb_ssim)
                 entries.append(entry)
             shards.append({"file": rel, "unit": key, "latent_size": [h, w], "image_size": list(chunk[0].image.shape[:2]),
-                           "num_samples": len(chunk)})
+                           "num_samples": len(chunk), "guide": all(s.guide is not None for s in chunk)})
     return UnitRecord(key=key, scene=scene, info=dict(info), shards=shards, samples=entries)
 
 
@@ -220,6 +225,9 @@ def _write_shard(path: Path, chunk: Sequence[RefinerSample]) -> None:
         "image": torch.stack([s.image.cpu() for s in chunk]).to(torch.uint8),
         "num_refs": torch.tensor([len(s.ref_views) for s in chunk], dtype=torch.int64),
     }
+    guides = [s.guide for s in chunk]
+    if all(g is not None for g in guides):
+        tensors["guide"] = torch.stack([g.detach().cpu() for g in guides if g is not None]).to(torch.float16)
     write_safetensors(path, tensors, metadata={"format": FORMAT})
 
 
@@ -279,21 +287,40 @@ class RefinerDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         """``target``/``render`` [C h w], ``refs`` [K_MAX C h w] (zeros past ``num_refs``), ``num_refs``,
-        ``image`` [3 H W] in [0, 1] (H = downscale × h), ``scene``, ``view``; float32."""
+        ``image`` [3 H W] in [0, 1] (H = downscale × h), ``scene``, ``view``, and ``guide`` [C h w] when the dataset
+        has RGB guides (:attr:`has_guides`); float32."""
         meta = self.samples[i]
         shard, row = self._shard(meta["shard"]), meta["row"]
-        target, render, refs = shard["target"][row].float(), shard["render"][row].float(), shard["refs"][row].float()
+        latents = {k: shard[k][row].float() for k in ("target", "render", "refs", "guide") if k in shard}
         image = shard["image"][row].permute(2, 0, 1).float() / 255.0
         if self.crop is not None:
-            h, w = target.shape[-2:]
+            h, w = latents["target"].shape[-2:]
             c, d = self.crop, self.downscale
             y, x = int(torch.randint(0, h - c + 1, ())), int(torch.randint(0, w - c + 1, ()))
-            target, render, refs = (t[..., y : y + c, x : x + c] for t in (target, render, refs))
+            latents = {k: t[..., y : y + c, x : x + c] for k, t in latents.items()}
             image = image[:, y * d : (y + c) * d, x * d : (x + c) * d]
         if self.flip and bool(torch.rand(()) < 0.5):
-            target, render, refs, image = (t.flip(-1) for t in (target, render, refs, image))
-        return {"target": target.contiguous(), "render": render.contiguous(), "refs": refs.contiguous(),
-                "num_refs": shard["num_refs"][row], "image": image.contiguous(), "scene": meta["scene"], "view": meta["view"]}
+            latents = {k: t.flip(-1) for k, t in latents.items()}
+            image = image.flip(-1)
+        return {**{k: t.contiguous() for k, t in latents.items()}, "num_refs": shard["num_refs"][row],
+                "image": image.contiguous(), "scene": meta["scene"], "view": meta["view"]}
+
+    @property
+    def has_guides(self) -> bool:
+        """True when every sample has an RGB guide (datasets built since RGB guidance; needed by guided refiners)."""
+        return all(self.index["shards"][i].get("guide", False) for i in {int(m["shard"]) for m in self.samples})
+
+
+def refiner_guide(refiner: Refiner, batch: dict) -> Tensor | None:
+    """The RGB guides of a dataset item or batch for a guided ``refiner`` (None for a pure-latent one); a clear error
+    for a dataset built before RGB guidance."""
+    if not refiner.config.guided:
+        return None
+    if "guide" not in batch:
+        raise SplatentError("This refiner is RGB-guided but the dataset has no RGB guides (built before RGB guidance); "
+                            "rebuild it with `splatent-refiner make-dataset`.")
+    guide = batch["guide"]
+    return guide if guide.ndim == 4 else guide[None]
 
 
 def latent_statistics(dataset: RefinerDataset, *, max_samples: int = 256) -> tuple[Float[Tensor, " C"], Float[Tensor, " C"]]:

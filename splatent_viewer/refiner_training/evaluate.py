@@ -21,14 +21,14 @@ from typing import Literal, Optional
 
 import torch
 from rich.console import Console
-from rich.progress import track
 
 from splatent_viewer.atomic import write_text_atomic
 from splatent_viewer.codecs import LatentCodec, load_codec
 from splatent_viewer.errors import SplatentError
+from splatent_viewer.progress import track
 from splatent_viewer.refine.checkpoint import load_refiner
 from splatent_viewer.refine.refiner import Refiner
-from splatent_viewer.refiner_training.dataset import RefinerDataset
+from splatent_viewer.refiner_training.dataset import RefinerDataset, refiner_guide
 from splatent_viewer.training.losses import psnr, ssim
 
 CONSOLE = Console()
@@ -93,9 +93,11 @@ def evaluate_refiner(
         base = {"scene": item["scene"], "unit": meta["unit"], "fraction": fraction_of.get(meta["unit"]),
                 "view": item["view"], "decoded_psnr": psnr(decoded, gt), "decoded_ssim": float(ssim(decoded, gt)),
                 "roundtrip_psnr": psnr(roundtrip, gt), "rgb_psnr": meta.get("rgb_psnr"), "rgb_ssim": meta.get("rgb_ssim")}
+        guide = refiner_guide(refiner, item)
         for k in ks:
             used = min(k, int(item["num_refs"]))
-            enhanced = decode(refiner(target=render.to(dtype), references=refs[:, :used].to(dtype)))
+            enhanced = decode(refiner(target=render.to(dtype), references=refs[:, :used].to(dtype),
+                                      guide=None if guide is None else guide.to(dev, dtype)))
             views.append({**base, "k": k, "num_refs": used, "enhanced_psnr": psnr(enhanced, gt),
                           "enhanced_ssim": float(ssim(enhanced, gt))})
     rows = []

@@ -54,8 +54,8 @@ from splatent_viewer.codecs import LatentCodec, load_codec
 from splatent_viewer.errors import SplatentError
 from splatent_viewer.refine.checkpoint import load_refiner, save_refiner
 from splatent_viewer.refine.embedded_unet import EmbeddedUNetConfig
-from splatent_viewer.refine.refiner import Refiner, RefinerConfig
-from splatent_viewer.refiner_training.dataset import RefinerDataset, latent_statistics
+from splatent_viewer.refine.refiner import Refiner, RefinerConfig, guided_from
+from splatent_viewer.refiner_training.dataset import RefinerDataset, latent_statistics, refiner_guide
 from splatent_viewer.safetensors_io import read_safetensors
 from splatent_viewer.training.losses import ssim
 
@@ -137,6 +137,13 @@ class RefinerTrainConfig:
     """Weights folder of the dataset's codec (default: its usual location)."""
     max_seconds: Optional[float] = None
     """Stop after this many seconds of training steps even before --steps, saving the refiner as usual (a time budget)."""
+    guided: bool = False
+    """RGB guidance: the refiner refines the encoded RGB-splat render (the dataset's guides) with the latent render as
+    extra input channels (embedded backbone). False: the paper's pure-latent refiner."""
+    init: Optional[str] = None
+    """Start from these weights instead of a new refiner: embedded (the shipped refiner) or a refiner folder (fine-tuning,
+    e.g. scene adaptation). A pure-latent one becomes guided with --guided (same body, starts as the identity on the
+    guide); its k, timestep and normalisation are kept."""
 
     def interrupted_message(self) -> str:
         """What Ctrl+C leaves behind (printed by the CLI)."""
@@ -246,6 +253,17 @@ def _refiner_losses_fp32(*, pred, target, image, refiner, codec, config, lpips) 
 
 
 def _new_refiner(config: RefinerTrainConfig, dataset: RefinerDataset) -> Refiner:
+    if config.init is not None:
+        start = load_refiner("embedded" if config.init == "embedded" else Path(config.init), device="cpu",
+                             dtype=torch.float32)
+        if (start.config.codec, start.config.latent_channels) != (dataset.codec, dataset.latent_channels):
+            raise SplatentError(f"--init {config.init} is a {start.config.codec} refiner ({start.config.latent_channels} "
+                                f"channels); {config.dataset} holds {dataset.codec} latents ({dataset.latent_channels}).")
+        if config.guided and not start.config.guided:
+            start = guided_from(start)
+        elif start.config.guided and not config.guided:
+            raise SplatentError(f"--init {config.init} is RGB-guided; pass --guided to fine-tune it.")
+        return start.requires_grad_(True)
     if not 0 <= config.num_references <= 5:
         raise SplatentError(f"--num-references must be in 0..5 (the dataset stores 5), got {config.num_references}.")
     new_config = functools.partial(RefinerConfig, codec=dataset.codec, latent_channels=dataset.latent_channels,
@@ -257,7 +275,7 @@ def _new_refiner(config: RefinerTrainConfig, dataset: RefinerDataset) -> Refiner
     else:
         mean, std = latent_statistics(dataset)
         refiner_config = new_config(backbone="embedded", embedded=config.embedded, latent_shift=tuple(mean.tolist()),
-                                    latent_scale=tuple((1.0 / std).tolist()))
+                                    latent_scale=tuple((1.0 / std).tolist()), guided=config.guided)
     return refiner_config.setup(device="cpu", dtype=torch.float32)
 
 
@@ -308,6 +326,13 @@ def train_refiner(config: RefinerTrainConfig, *, progress: bool = True) -> Train
         raise SplatentError(f"{config.dataset} holds {codec.latent_channels}-channel latents but the checkpoint's refiner "
                             f"takes {refiner.config.latent_channels}; use another --output or drop --resume.")
     lpips = _lpips_loss(device) if config.lpips_weight > 0 else None
+    if refiner.config.guided and not dataset.has_guides:
+        raise SplatentError(f"{config.dataset} has no RGB guides (built before RGB guidance): rebuild it with "
+                            "`splatent-refiner make-dataset`, or train a pure-latent refiner (no --guided).")
+
+    def guide_of(batch: dict) -> Tensor | None:
+        return refiner_guide(refiner, batch)
+
     model, optimizer, loader = accelerator.prepare(refiner, optimizer, loader)
     k_rng = torch.Generator().manual_seed(config.seed * 7919 + start)
     if accelerator.is_main_process:
@@ -334,7 +359,7 @@ def train_refiner(config: RefinerTrainConfig, *, progress: bool = True) -> Train
                 group["lr"] = step_lr
             k = min(k, int(batch["num_refs"].min()))  # a scene with few training views stores fewer
             with accelerator.autocast():
-                pred = model(target=batch["render"], references=batch["refs"][:, :k])
+                pred = model(target=batch["render"], references=batch["refs"][:, :k], guide=guide_of(batch))
                 terms = refiner_losses(pred=pred, target=batch["target"], image=batch["image"],
                                        refiner=accelerator.unwrap_model(model), codec=codec, config=config, lpips=lpips)
             accelerator.backward(terms["total"])

@@ -1,8 +1,9 @@
-"""``splatent-refiner``: build the refiner's dataset, train a refiner on it, and evaluate it.
+"""``splatent-refiner``: build the refiner's dataset, train a refiner on it, evaluate it, adapt it to a scene.
 
     splatent-refiner make-dataset --scenes DIR [DIR ...] --procedural 4 --output data/refiner
-    splatent-refiner train --dataset data/refiner --output outputs/refiner --steps 2000
+    splatent-refiner train --dataset data/refiner --output outputs/refiner --steps 2000 [--guided]
     splatent-refiner eval --dataset data/refiner --refiner outputs/refiner/refiner --ks 0 3 --output table.md
+    splatent-refiner adapt --load-config RUN [--max-seconds 180]     # the run's own training views only
 
 Data parallel training: ``accelerate launch -m splatent_viewer.scripts.refiner_cli train ...``.
 """
@@ -15,6 +16,7 @@ import tyro
 from rich.console import Console
 
 from splatent_viewer.errors import exit_on_error
+from splatent_viewer.refiner_training.adapt import AdaptConfig
 from splatent_viewer.refiner_training.build_dataset import MakeDatasetConfig
 from splatent_viewer.refiner_training.evaluate import RefinerEvalConfig
 from splatent_viewer.refiner_training.train import RefinerTrainConfig
@@ -25,11 +27,16 @@ Command = Union[
     Annotated[MakeDatasetConfig, tyro.conf.subcommand("make-dataset")],
     Annotated[RefinerTrainConfig, tyro.conf.subcommand("train")],
     Annotated[RefinerEvalConfig, tyro.conf.subcommand("eval")],
+    Annotated[AdaptConfig, tyro.conf.subcommand("adapt")],
 ]
 
 
-def main(command: MakeDatasetConfig | RefinerTrainConfig | RefinerEvalConfig) -> object:
-    """Runs one subcommand; returns its result (dataset path, train result or eval rows)."""
+def main(command: MakeDatasetConfig | RefinerTrainConfig | RefinerEvalConfig | AdaptConfig) -> object:
+    """Runs one subcommand; returns its result (dataset path, train result, eval rows or adaptation result)."""
+    if isinstance(command, AdaptConfig):
+        from splatent_viewer.refiner_training.adapt import adapt_refiner
+
+        return adapt_refiner(command)
     if isinstance(command, MakeDatasetConfig):
         from splatent_viewer.refiner_training.build_dataset import make_dataset
 

@@ -44,11 +44,16 @@ def _env(cache: Path) -> dict[str, str]:
     return env
 
 
-def _train(scene: Path, out: Path, cache: Path) -> tuple[Path, str]:
+ADAPT = ["--pipeline.model.adapt-refiner", "True", "--pipeline.model.adaptation.folds", "2",
+         "--pipeline.model.adaptation.unit-steps", "10", "--pipeline.model.adaptation.steps", "2",
+         "--pipeline.model.adaptation.batch-size", "2"]
+
+
+def _train(scene: Path, out: Path, cache: Path, extra: list[str] | None = None) -> tuple[Path, str]:
     cmd = [
         str(BIN / "ns-train"), "splatent", "--data", str(scene), "--machine.device-type", "cpu",
         "--max-num-iterations", "30", "--steps-per-eval-image", "1000", "--viewer.quit-on-train-completion", "True",
-        "--vis", "tensorboard", "--output-dir", str(out),
+        "--vis", "tensorboard", "--output-dir", str(out), *(extra or []),
     ]
     proc = subprocess.run(cmd, env=_env(cache), capture_output=True, text=True, timeout=600)
     log = proc.stdout + proc.stderr
@@ -65,7 +70,7 @@ def trained(tiny_scene_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> d
     config1, log1 = _train(tiny_scene_dir, root / "run1", cache)
     files = sorted((cache / "taef2").glob("*.safetensors"))
     mtimes = {p: p.stat().st_mtime_ns for p in files}
-    config2, log2 = _train(tiny_scene_dir, root / "run2", cache)
+    config2, log2 = _train(tiny_scene_dir, root / "run2", cache, extra=ADAPT)  # the second run also adapts its refiner
     return dict(root=root, cache=cache, config=config1, log1=log1, log2=log2, files=files, mtimes=mtimes, config2=config2)
 
 
@@ -193,3 +198,27 @@ def test_refiner_dataset_from_a_nerfstudio_run(trained: dict, tmp_path: Path) ->
     ref = load_file(str(trained["root"] / "render_for_loader.safetensors"))  # eval view 0 of the model
     frame = render_frame(scene=scene, c2w=ref["c2w"][0], K=ref["K"][0], width=64, height=64, outputs=("latent",))
     torch.testing.assert_close(shard["render"][0].float(), frame.latent, atol=2e-2, rtol=2e-2)
+
+
+def test_ns_train_adapts_the_refiner_as_its_last_phase_and_every_tool_uses_it(trained: dict) -> None:
+    """--pipeline.model.adapt-refiner (on by default on CUDA): refiner_adapted/ in the run folder, config.yml points at
+    it, and the viewer/exporter's loader and ns-eval use it without flags; the first run (no adaptation) has none."""
+    import yaml
+
+    from splatent_viewer.refiner_training.dataset import read_index
+    from splatent_viewer.trained import ADAPTED_REFINER_DIR, load_trained_scene
+
+    run2 = trained["config2"].parent
+    adapted = run2 / ADAPTED_REFINER_DIR
+    assert (adapted / "refiner.json").is_file() and not (trained["config"].parent / ADAPTED_REFINER_DIR).exists()
+    config = yaml.load(trained["config2"].read_text(), Loader=yaml.Loader)
+    assert Path(config.pipeline.model.refiner) == adapted
+    scene = load_trained_scene(trained["config2"])  # refiner="auto"
+    assert scene.refiner is not None and scene.refiner.config.guided
+    index = read_index(run2 / "adaptation" / "dataset")
+    assert {s["view"] for s in index["samples"]} == set(scene.train_indices)  # training views only
+    out = trained["root"] / "eval2.json"
+    proc = subprocess.run([str(BIN / "ns-eval"), "--load-config", str(trained["config2"]), "--output-path", str(out)],
+                          env=_env(trained["cache"]), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    assert "psnr_enhanced" in json.loads(out.read_text())["results"]

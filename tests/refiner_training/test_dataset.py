@@ -52,6 +52,9 @@ def test_make_dataset_writes_held_out_samples_with_nearest_training_references(t
             ref0 = codec.encode(scene.load_image(meta["ref_views"][0]).permute(2, 0, 1)[None])[0]
         torch.testing.assert_close(item["target"], target, atol=5e-3, rtol=5e-3)  # stored as fp16
         torch.testing.assert_close(item["refs"][0], ref0, atol=5e-3, rtol=5e-3)
+        # the RGB guide: the unit's RGB splats at the view, encoded (what a guided refiner gets when it renders)
+        assert item["guide"].shape == (32, 8, 8) and not torch.allclose(item["guide"], item["render"], atol=0.1)
+    assert data.has_guides and all(s["guide"] for s in index["shards"])
 
     # Resume: a second build skips the unit (no retraining, shards untouched).
     shard = out / index["shards"][0]["file"]

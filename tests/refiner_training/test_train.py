@@ -78,6 +78,14 @@ def test_training_refuses_bad_reference_counts(refiner_dataset_dir, tmp_path):
         train_refiner(_config(refiner_dataset_dir, tmp_path / "o", steps=1, backbone="sd-turbo"), progress=False)
 
 
+def test_guided_training_needs_a_dataset_with_rgb_guides(refiner_dataset_dir, tmp_path):
+    from splatent_viewer.refiner_training.dataset import RefinerDataset
+
+    assert not RefinerDataset(refiner_dataset_dir).has_guides  # the fixture's samples are hand-made, without guides
+    with pytest.raises(SplatentError, match="no RGB guides"):
+        train_refiner(_config(refiner_dataset_dir, tmp_path / "o", steps=1, guided=True), progress=False)
+
+
 def test_max_seconds_stops_early_and_still_saves_the_refiner(refiner_dataset_dir, tmp_path):
     result = train_refiner(_config(refiner_dataset_dir, tmp_path / "o", steps=50, max_seconds=0.0), progress=False)
     assert result.steps_done == 1 and [row["step"] for row in result.log] == [1]

@@ -113,3 +113,21 @@ def test_demo_without_held_out_views_still_trains_and_renders(tmp_path):
     assert metrics["views"] == [] and metrics["mean"] == {}
     assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "orbit.mp4", "references.safetensors",
                                                      "splats.safetensors"]
+
+
+def test_demo_adapts_the_refiner_to_its_training_views(tiny_scene_dir, tmp_path):
+    """--adapt: after training, the shipped refiner is adapted to the scene's training views (guided), written into the
+    run folder, and the held-out numbers are taken with it; metrics.json keeps the generic refiner's too."""
+    from splatent_viewer.refiner_training.adapt import AdaptationConfig
+    from splatent_viewer.refiner_training.dataset import read_index
+    from splatent_viewer.trained import ADAPTED_REFINER_DIR, load_trained_scene
+
+    out = tmp_path / "demo"
+    metrics = main(DemoConfig(scene=tiny_scene_dir, output_dir=out, device="cpu", steps=20, video_frames=2, fps=2,
+                              adapt=True, adaptation=AdaptationConfig(folds=2, unit_steps=10, steps=2, batch_size=2)))
+    assert (out / ADAPTED_REFINER_DIR / "refiner.json").is_file()
+    assert "enhanced_psnr" in metrics["mean"] and "enhanced_psnr" in metrics["generic_refiner_mean"]
+    assert "adapt" in metrics["phase_seconds"]
+    held_out = {r["view"] for r in metrics["views"]}
+    assert not {s["view"] for s in read_index(out / "adaptation" / "dataset")["samples"]} & held_out
+    assert load_trained_scene(out).refiner.config.guided  # the viewer's default (--refiner auto) picks it up

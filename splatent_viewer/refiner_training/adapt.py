@@ -1,0 +1,206 @@
+"""Scene adaptation (``splatent-refiner adapt``): fine-tune a run's refiner on that scene's own training views.
+
+A run's held-out views are exactly what the refiner must never see while adapting, so the data comes from the
+training views alone, as leave-some-out units:
+
+1. the run's training views are split into ``folds`` interleaved folds;
+2. for each fold, the core trainer fits latent Gaussians to the *other* training views and renders the fold's
+   views; each becomes a sample (render, target = the view's encoded image, references among the unit's training
+   views, and the RGB guide) in a refiner dataset under ``<output>/dataset`` (a unit per fold, resumable);
+3. the refiner is fine-tuned on those samples from its starting weights (the shipped refiner by default) for
+   ``steps`` steps or the time left in ``max_seconds``, with resumable checkpoints under ``<output>/train``;
+4. the result is written into the run as ``refiner_adapted/`` (a whole folder, renamed into place), where
+   ``splatent-viewer``, ``splatent-render``, ``ns-eval`` and the viewer's export panel find it by default
+   (``--refiner auto``).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Annotated, Optional
+
+import torch
+import tyro
+
+from splatent_viewer.codecs import LatentCodec
+from splatent_viewer.data.fit import FitMode
+from splatent_viewer.data.scene import Scene, load_scene
+from splatent_viewer.devices import DeviceName, resolve_device
+from splatent_viewer.errors import SplatentError
+from splatent_viewer.progress import track
+from splatent_viewer.refiner_training.build_dataset import CONSOLE, unit_samples
+from splatent_viewer.refiner_training.dataset import DatasetWriter
+from splatent_viewer.refiner_training.train import RefinerTrainConfig, train_refiner
+from splatent_viewer.trained import ADAPTED_REFINER_DIR, TrainedScene, load_trained_scene, run_folder
+from splatent_viewer.training.encode import LatentCache
+from splatent_viewer.training.trainer import LatentSplatTrainerConfig
+
+
+@dataclass
+class AdaptationConfig:
+    """How a refiner is adapted to one scene (``splatent-refiner adapt``, ``ns-train splatent``'s last phase,
+    ``splatent-demo --adapt``)."""
+
+    refiner: str = "embedded"
+    """Weights to start from: embedded (the shipped refiner) or a refiner folder."""
+    guided: bool = True
+    """Adapt into an RGB-guided refiner (a pure-latent starting refiner keeps its body and starts as the identity on
+    the RGB guide); --no-guided keeps the paper's pure-latent refiner."""
+    folds: int = 4
+    """Leave-some-out units: the training views are split into this many interleaved folds; a unit trains on the other
+    folds and renders its own."""
+    unit_steps: Optional[int] = None
+    """Core-trainer steps per unit (default: 2000 on CUDA, 300 on the CPU)."""
+    trainer: LatentSplatTrainerConfig = field(default_factory=LatentSplatTrainerConfig)
+    """Core-trainer settings of the units (``unit_steps`` overrides ``trainer.steps``)."""
+    steps: int = 400
+    """Refiner fine-tuning steps."""
+    lr: float = 5e-5
+    """Learning rate of the fine-tuning (a quarter of training from scratch)."""
+    batch_size: int = 4
+    """Samples per fine-tuning step."""
+    max_seconds: Optional[float] = None
+    """Time budget for the whole adaptation (units and fine-tuning): no new unit starts after it, and the fine-tuning
+    stops (saving as usual) when it is spent."""
+    seed: int = 0
+    """Random seed of the units and the fine-tuning."""
+
+
+@dataclass
+class AdaptConfig:
+    """Fine-tune a run's refiner on the scene's own training views (never its held-out views)."""
+
+    load_config: Path
+    """The run: a splatent-demo output folder or an `ns-train splatent` config.yml."""
+    adaptation: Annotated[AdaptationConfig, tyro.conf.arg(name="")] = field(default_factory=AdaptationConfig)
+    """What is adapted and how (--refiner, --steps, --max-seconds, ...)."""
+    fit: FitMode = "crop"
+    """How images whose size is not a multiple of the codec's downscale are fitted (as the run was trained)."""
+    output: Optional[Path] = None
+    """Work folder (dataset + checkpoints). Default: <run folder>/adaptation."""
+    resume: bool = False
+    """Continue an interrupted fine-tuning from its checkpoints (finished units are kept either way)."""
+    device: DeviceName = "auto"
+    """Compute device; auto = cuda when available."""
+
+    def interrupted_message(self) -> str:
+        """What Ctrl+C leaves behind (printed by the CLI)."""
+        work = self.output or run_folder(self.load_config) / "adaptation"
+        return (f"the finished units and the fine-tuning checkpoints are in {work}: rerun with --resume to continue; "
+                "the run's refiner is unchanged")
+
+
+@dataclass
+class AdaptResult:
+    """What an adaptation did."""
+
+    refiner: Path
+    """The adapted refiner folder inside the run."""
+    samples: int
+    """Training-view samples it was fine-tuned on."""
+    steps: int
+    """Fine-tuning steps done."""
+    seconds: dict[str, float]
+    """Wall seconds of the units and of the fine-tuning."""
+
+
+def leave_some_out_folds(train_views: list[int], folds: int) -> list[list[int]]:
+    """``train_views`` split into ``folds`` interleaved folds (every ``folds``-th view), none empty."""
+    if folds < 2:
+        raise SplatentError(f"--folds must be at least 2 (a unit needs views to train on and views to render), got {folds}.")
+    if len(train_views) < folds:
+        raise SplatentError(f"The run has {len(train_views)} training views, fewer than --folds {folds}; use fewer folds.")
+    return [train_views[f::folds] for f in range(folds)]
+
+
+def _scene_of(trained: TrainedScene, run: Path) -> tuple[Path, list[int]]:
+    if trained.scene_path is None or trained.train_indices is None:
+        raise SplatentError(f"Run {run} does not record its scene folder and training views; scene adaptation needs "
+                            "them (re-create it with splatent-demo or ns-train splatent).")
+    if not Path(trained.scene_path).exists():
+        raise SplatentError(f"Run {run} was trained on {trained.scene_path}, which no longer exists; restore the scene "
+                            "folder (adaptation re-reads its training views).")
+    return Path(trained.scene_path), [int(i) for i in trained.train_indices]
+
+
+def adapt_refiner(config: AdaptConfig, *, progress: bool = True) -> AdaptResult:
+    """Adapts the refiner of the run ``config.load_config`` to its scene (:func:`adapt_to_scene`) and writes it into
+    the run as ``refiner_adapted/``."""
+    device = resolve_device(config.device)
+    run = run_folder(config.load_config)
+    trained = load_trained_scene(config.load_config, device=device, refiner="none")
+    scene_path, train_views = _scene_of(trained, config.load_config)
+    scene = load_scene(scene_path, size_multiple=trained.codec.downscale, fit=config.fit)
+    return adapt_to_scene(scene=scene, train_views=train_views, codec=trained.codec, run=run, config=config.adaptation,
+                          device=device, output=config.output, resume=config.resume, progress=progress)
+
+
+def adapt_to_scene(
+    *,
+    scene: Scene,
+    train_views: list[int],
+    codec: LatentCodec,
+    run: Path,
+    config: AdaptationConfig,
+    device: torch.device,
+    output: Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+) -> AdaptResult:
+    """Builds the leave-some-out units of ``train_views`` (indices into ``scene``, loaded with the codec's
+    ``size_multiple``), fine-tunes the refiner on them and writes it to ``run/refiner_adapted`` (whole, renamed into
+    place); work files go to ``output`` (default ``run/adaptation``). The other views of ``scene`` are never read."""
+    started = time.perf_counter()
+    output = output or run / "adaptation"
+    eval_views = set(range(len(scene))) - set(train_views)
+    folds = leave_some_out_folds(train_views, config.folds)
+    on_cpu = device.type == "cpu"
+    trainer = replace(config.trainer, steps=config.unit_steps or (300 if on_cpu else 2000),
+                      densify=config.trainer.densify and not on_cpu)
+    if on_cpu:
+        trainer.rgb_downscale = max(trainer.rgb_downscale, 2)
+    writer = DatasetWriter(output / "dataset", codec=codec.name, latent_channels=codec.latent_channels,
+                           downscale=codec.downscale)
+    cache = LatentCache(codec_name=codec.name)
+    CONSOLE.print(f"[bold]adapting[/] the refiner to the {len(train_views)} training views of {scene.root} "
+                  f"({config.folds} leave-some-out units; its {len(eval_views)} other views stay out)")
+    for f in track(range(len(folds)), description="adaptation units", console=CONSOLE, disable=not progress):
+        key = f"fold-{f}"
+        if writer.has_unit(key):
+            continue
+        if config.max_seconds is not None and time.perf_counter() - started > config.max_seconds:
+            CONSOLE.print(f"[yellow]time budget {config.max_seconds:g} s: unit {key} and later not built")
+            break
+        rendered = folds[f]
+        fitted = [v for v in train_views if v not in set(rendered)]
+        assert not (set(fitted) | set(rendered)) & eval_views  # only the training views, ever
+        samples = unit_samples(scene=scene, train_views=fitted, heldout_views=rendered, codec=codec,
+                               trainer=replace(trainer, seed=config.seed + f), device=device, cache=cache, name=key,
+                               progress=False)
+        writer.add_unit(key=key, scene=scene.root.name, info={"source": str(run), "fold": f, "train_views": fitted,
+                                                              "rendered_views": rendered}, samples=samples)
+    units_seconds = time.perf_counter() - started
+    if not writer.index["samples"]:
+        raise SplatentError("No adaptation unit was built within the time budget; give it more time (--max-seconds).")
+    budget = None if config.max_seconds is None else max(config.max_seconds - units_seconds, 1.0)
+    result = train_refiner(RefinerTrainConfig(
+        dataset=output / "dataset", output=output / "train", init=config.refiner, guided=config.guided,
+        steps=config.steps, lr=config.lr, batch_size=config.batch_size, warmup_steps=min(50, config.steps // 10),
+        max_seconds=budget, resume=resume, seed=config.seed, device="cuda" if device.type == "cuda" else "cpu",
+        checkpoint_every=max(config.steps // 4, 1)), progress=progress)
+    target = run / ADAPTED_REFINER_DIR
+    staging = run / f".{ADAPTED_REFINER_DIR}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(result.refiner_dir, staging)
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)
+    seconds = {"units": round(units_seconds, 1), "fine_tune": round(time.perf_counter() - started - units_seconds, 1)}
+    CONSOLE.print(f"wrote {target} ({len(writer.index['samples'])} training-view samples, {result.steps_done} steps, "
+                  f"{seconds['units']:.0f} s units + {seconds['fine_tune']:.0f} s fine-tuning)")
+    return AdaptResult(refiner=target, samples=len(writer.index["samples"]), steps=result.steps_done, seconds=seconds)
+
+
+__all__ = ["AdaptConfig", "AdaptResult", "AdaptationConfig", "adapt_refiner", "adapt_to_scene", "leave_some_out_folds"]

@@ -1,0 +1,91 @@
+"""RGB-guided refiner: the codec-encoded RGB-splat render of the target view (the guide) is the base the UNet refines,
+the latent render rides along as extra input channels; an untrained guided refiner returns the guide."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from splatent_viewer.errors import SplatentError
+from splatent_viewer.refine import EmbeddedUNetConfig, Refiner, RefinerConfig, guided_from
+from splatent_viewer.refine.checkpoint import load_refiner, save_refiner
+
+TINY_UNET = EmbeddedUNetConfig(block_out_channels=(16, 16), attention_from_level=1, attention_head_dim=8, norm_num_groups=8)
+
+
+def _refiner(*, guided: bool, channels: int = 6, k: int = 3) -> Refiner:
+    torch.manual_seed(0)
+    return RefinerConfig(latent_channels=channels, num_references=k, embedded=TINY_UNET, guided=guided).setup()
+
+
+def _perturb_out(refiner: Refiner, scale: float = 0.1) -> Refiner:
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in refiner.backbone.unet.conv_out.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * scale)
+    return refiner
+
+
+@pytest.mark.parametrize("k", [0, 2, 3])
+def test_untrained_guided_refiner_returns_the_guide(k: int) -> None:
+    refiner = _refiner(guided=True)
+    target, guide = torch.randn(2, 6, 5, 7), torch.randn(2, 6, 5, 7)
+    out = refiner(target=target, references=torch.randn(2, k, 6, 5, 7), guide=guide)
+    assert out.shape == target.shape
+    torch.testing.assert_close(out, guide, rtol=0, atol=1e-6)
+
+
+def test_the_latent_render_reaches_a_trained_guided_refiner() -> None:
+    refiner = _perturb_out(_refiner(guided=True))
+    target, refs, guide = torch.randn(1, 6, 4, 4), torch.randn(1, 3, 6, 4, 4), torch.randn(1, 6, 4, 4)
+    base = refiner(target=target, references=refs, guide=guide)
+    assert not torch.allclose(base, guide)
+    assert not torch.allclose(refiner(target=target + 1.0, references=refs, guide=guide), base)
+    assert not torch.allclose(refiner(target=target, references=refs, guide=guide + 1.0), base)
+
+
+def test_guide_is_required_by_a_guided_refiner_and_refused_by_a_pure_latent_one() -> None:
+    target, refs = torch.randn(1, 6, 4, 4), torch.randn(1, 1, 6, 4, 4)
+    with pytest.raises(SplatentError, match="guide"):
+        _refiner(guided=True)(target=target, references=refs)
+    with pytest.raises(SplatentError, match="guide"):
+        _refiner(guided=False)(target=target, references=refs, guide=target)
+    with pytest.raises(SplatentError, match="guide"):
+        _refiner(guided=True)(target=target, references=refs, guide=target[:, :, :2])
+
+
+def test_gradients_reach_the_latent_render_channels() -> None:
+    refiner = _refiner(guided=True)
+    target, refs, guide = torch.randn(1, 6, 4, 4), torch.randn(1, 3, 6, 4, 4), torch.randn(1, 6, 4, 4)
+    (refiner(target=target, references=refs, guide=guide) - torch.randn(1, 6, 4, 4)).square().mean().backward()
+    grad = refiner.backbone.unet.conv_in.weight.grad
+    assert grad is not None and grad.shape[1] == 12  # guide-based grid + latent-render grid
+    assert refiner.backbone.unet.conv_out.weight.grad.abs().sum() > 0
+
+
+def test_guided_from_a_pure_latent_refiner_keeps_its_body_and_starts_on_the_guide() -> None:
+    plain = _perturb_out(_refiner(guided=False))
+    with torch.no_grad():
+        for p in plain.backbone.unet.conv_in.parameters():
+            p.add_(0.05)
+    guided = guided_from(plain)
+    assert guided.config.guided and not plain.config.guided
+    target, refs, guide = torch.randn(1, 6, 4, 4), torch.randn(1, 3, 6, 4, 4), torch.randn(1, 6, 4, 4)
+    torch.testing.assert_close(guided(target=target, references=refs, guide=guide), guide, rtol=0, atol=1e-6)
+    w_plain, w_guided = plain.backbone.unet.conv_in.weight, guided.backbone.unet.conv_in.weight
+    torch.testing.assert_close(w_guided[:, :6], w_plain)  # the body sees the guide grid as it saw the render grid
+    assert torch.equal(w_guided[:, 6:], torch.zeros_like(w_guided[:, 6:]))  # the render channels start at zero
+    body = [n for n, _ in plain.named_parameters() if "conv_in" not in n and "conv_out" not in n]
+    state_plain, state_guided = plain.state_dict(), guided.state_dict()
+    assert body and all(torch.equal(state_plain[n], state_guided[n]) for n in body)
+
+
+def test_a_guided_refiner_saves_and_loads(tmp_path) -> None:
+    refiner = _perturb_out(_refiner(guided=True))
+    folder = save_refiner(refiner, tmp_path / "guided")
+    loaded = load_refiner(folder)
+    assert loaded.config.guided
+    target, refs, guide = torch.randn(1, 6, 4, 4), torch.randn(1, 2, 6, 4, 4), torch.randn(1, 6, 4, 4)
+    torch.testing.assert_close(loaded(target=target, references=refs, guide=guide),
+                               refiner(target=target, references=refs, guide=guide))
+    assert not load_refiner(save_refiner(_refiner(guided=False), tmp_path / "plain")).config.guided

@@ -1,0 +1,89 @@
+"""Scene adaptation: leave-some-out units of a run's training views, a fine-tuned refiner written into the run, and
+no held-out view (image or pose) anywhere near the adaptation data."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from splatent_viewer.data.scene import Scene, load_scene
+from splatent_viewer.errors import SplatentError
+from splatent_viewer.refiner_training import build_dataset
+from splatent_viewer.refiner_training.adapt import AdaptationConfig, AdaptConfig, adapt_refiner, leave_some_out_folds
+from splatent_viewer.refiner_training.dataset import read_index
+from splatent_viewer.trained import ADAPTED_REFINER_DIR, load_trained_scene
+
+
+def test_folds_cover_the_training_views_once() -> None:
+    views = [0, 2, 3, 5, 7, 8, 9]
+    folds = leave_some_out_folds(views, 3)
+    assert sorted(v for f in folds for v in f) == views and all(folds)
+    with pytest.raises(SplatentError, match="--folds"):
+        leave_some_out_folds(views, 1)
+    with pytest.raises(SplatentError, match="fewer than --folds"):
+        leave_some_out_folds(views[:2], 3)
+
+
+def test_adaptation_sees_only_training_views_and_writes_the_refiner_into_the_run(
+    tiny_trained_scene_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(tiny_trained_scene_dir, run)
+    before = load_trained_scene(run, refiner="auto")
+    scene = load_scene(before.scene_path, size_multiple=8)
+    train = list(before.train_indices)
+    held_out = sorted(set(range(len(scene))) - set(train))
+    assert held_out  # the tiny scene holds one view out
+
+    loaded_images: list[int] = []
+    original_load = Scene.load_image
+
+    def recording_load(self: Scene, i: int) -> torch.Tensor:
+        loaded_images.append(int(i))
+        return original_load(self, i)
+
+    rendered_poses: list[torch.Tensor] = []
+    original_render = build_dataset.render_frame
+
+    def recording_render(**kwargs):
+        rendered_poses.append(kwargs["c2w"].detach().cpu().float())
+        return original_render(**kwargs)
+
+    monkeypatch.setattr(Scene, "load_image", recording_load)
+    monkeypatch.setattr(build_dataset, "render_frame", recording_render)
+    settings = AdaptationConfig(folds=2, unit_steps=15, steps=3, batch_size=2)
+    result = adapt_refiner(AdaptConfig(load_config=run, adaptation=settings, device="cpu"), progress=False)
+    monkeypatch.undo()
+
+    # Only training views were read, rendered, used as references or as targets.
+    assert loaded_images and not set(loaded_images) & set(held_out)
+    eval_poses = scene.camera_to_worlds[held_out]
+    for pose in rendered_poses:
+        assert (pose - eval_poses).abs().amax(dim=(-1, -2)).min() > 1e-3, "a held-out pose was rendered"
+    index = read_index(run / "adaptation" / "dataset")
+    assert {s["view"] for s in index["samples"]} == set(train)  # every training view once, rendered by a unit
+    assert all(set(s["ref_views"]) <= set(train) for s in index["samples"])
+    assert all(set(u["train_views"]) <= set(train) for u in index["units"])
+    assert result.samples == len(train) and result.steps == 3
+
+    adapted = load_trained_scene(run, refiner="auto")  # the default of the viewer and splatent-render
+    assert result.refiner == run / ADAPTED_REFINER_DIR and adapted.refiner is not None and adapted.refiner.config.guided
+    assert not before.refiner.config.guided  # it was the shipped pure-latent refiner before
+    assert load_trained_scene(run, refiner="embedded").refiner.config.guided is False
+    assert not list(run.glob(f".{ADAPTED_REFINER_DIR}*"))  # no staging folder left
+
+
+def test_a_run_without_its_scene_folder_is_refused_with_the_fix(tiny_trained_scene_dir: Path, tmp_path: Path) -> None:
+    from splatent_viewer.splats.io import load_splats, save_splats
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_trained_scene_dir, run)
+    splats = load_splats(run / "splats.safetensors")
+    extra = {**splats.extra, "scene": str(tmp_path / "gone")}
+    save_splats(path=run / "splats.safetensors", params=splats.params, codec=splats.codec, sh_degree=splats.sh_degree,
+                extra=extra)
+    with pytest.raises(SplatentError, match="no longer exists"):
+        adapt_refiner(AdaptConfig(load_config=run, device="cpu"), progress=False)
