@@ -193,10 +193,11 @@ class Refiner(nn.Module):
         *,
         target: Float[Tensor, "B C h w"],
         references: Float[Tensor, "B K C h w"],
-        guide: Float[Tensor, "B C h w"] | None = None,
+        guide: Float[Tensor, "_B _C _h _w"] | None = None,
     ) -> Float[Tensor, "B C h w"]:
         """Refined target latent (in the refiner's dtype). ``K`` may be 0..num_references. ``guide``: the codec latent
-        of the RGB splats' render of the target view, for (and only for) a guided refiner."""
+        of the RGB splats' render of the target view, for (and only for) a guided refiner; one of another shape than
+        the target is a :class:`SplatentError` (so its sizes are written ``_B`` ...: not matched by the annotation)."""
         C = self.config.latent_channels
         if target.ndim != 4 or target.shape[1] != C:
             raise SplatentError(
