@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import torch
@@ -129,7 +130,9 @@ def vertical_fov(*, K: Float[Tensor, "3 3"], height: int) -> float:
     return 2.0 * math.atan(0.5 * height / float(K[1, 1]))
 
 
-def intrinsics_for_fov(*, fov: Float[Tensor, " F"] | float, width: int, height: int) -> Float[Tensor, "F 3 3"]:
+def intrinsics_for_fov(
+    *, fov: Float[Tensor, " F"] | Sequence[float] | float, width: int, height: int
+) -> Float[Tensor, "F 3 3"]:
     """Centred pinhole intrinsics with square pixels and vertical field of view ``fov`` (radians)."""
     fov = torch.as_tensor(fov, dtype=torch.float64).reshape(-1)
     focal = 0.5 * height / torch.tan(0.5 * fov)

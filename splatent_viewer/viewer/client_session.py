@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from jaxtyping import UInt8
 from torch import Tensor
@@ -30,6 +30,7 @@ RenderFn = Callable[..., RenderedImage]
 """``render(*, camera: CameraState, settings: ViewSettings, preview: bool) -> RenderedImage``."""
 
 
+@runtime_checkable  # annotations are checked at run time in the tests
 class ClientView(Protocol):
     """Where a session's output goes (the viser client; a recorder in tests)."""
 

@@ -35,8 +35,9 @@ def available_modes(*, has_refiner: bool) -> tuple[Mode, ...]:
     return tuple(m for m in MODES if has_refiner or m not in NEEDS_REFINER)
 
 
-def outputs_for(*, mode: Mode, preview: bool) -> tuple[str, ...]:
-    """``render_frame`` outputs for ``mode``; a preview (camera moving) skips the refiner and shows decoded."""
+def outputs_for(*, mode: Mode | str, preview: bool) -> tuple[str, ...]:
+    """``render_frame`` outputs for ``mode``; a preview (camera moving) skips the refiner and shows decoded. Another
+    mode name is a :class:`SplatentError` listing the modes."""
     if mode not in _OUTPUTS:
         raise SplatentError(f"Unknown viewer mode {mode!r}; choose from {MODES}.")
     if preview and mode in NEEDS_REFINER:
