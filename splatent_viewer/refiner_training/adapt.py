@@ -45,7 +45,8 @@ class AdaptationConfig:
     ``splatent-demo --adapt``)."""
 
     refiner: str = "embedded"
-    """Weights to start from: embedded (the shipped refiner) or a refiner folder."""
+    """Weights to start from: embedded (the shipped refiner), a refiner folder, or fresh (a new refiner that starts as
+    the identity on the RGB guide, so nothing but this scene's training views shapes it; needs --guided)."""
     guided: bool = True
     """Adapt into an RGB-guided refiner (a pure-latent starting refiner keeps its body and starts as the identity on
     the RGB guide); --no-guided keeps the paper's pure-latent refiner."""
@@ -157,6 +158,9 @@ def adapt_to_scene(
     output = output or run / "adaptation"
     eval_views = set(range(len(scene))) - set(train_views)
     folds = leave_some_out_folds(train_views, config.folds)
+    if config.refiner == "fresh" and not config.guided:
+        raise SplatentError("--refiner fresh adapts a new refiner, which is only useful RGB-guided (it starts as the "
+                            "identity on the guide); drop --no-guided or start from embedded / a refiner folder.")
     on_cpu = device.type == "cpu"
     trainer = replace(config.trainer, steps=config.unit_steps or (300 if on_cpu else 2000),
                       densify=config.trainer.densify and not on_cpu)
@@ -187,7 +191,8 @@ def adapt_to_scene(
         raise SplatentError("No adaptation unit was built within the time budget; give it more time (--max-seconds).")
     budget = None if config.max_seconds is None else max(config.max_seconds - units_seconds, 1.0)
     result = train_refiner(RefinerTrainConfig(
-        dataset=output / "dataset", output=output / "train", init=config.refiner, guided=config.guided,
+        dataset=output / "dataset", output=output / "train", guided=config.guided,
+        init=None if config.refiner == "fresh" else config.refiner,
         steps=config.steps, lr=config.lr, batch_size=config.batch_size, warmup_steps=min(50, config.steps // 10),
         max_seconds=budget, resume=resume, seed=config.seed, device="cuda" if device.type == "cuda" else "cpu",
         checkpoint_every=max(config.steps // 4, 1)), progress=progress)

@@ -87,3 +87,21 @@ def test_a_run_without_its_scene_folder_is_refused_with_the_fix(tiny_trained_sce
                 extra=extra)
     with pytest.raises(SplatentError, match="no longer exists"):
         adapt_refiner(AdaptConfig(load_config=run, device="cpu"), progress=False)
+
+
+def test_a_fresh_start_is_guided_and_only_this_scene_shapes_it(tiny_trained_scene_dir: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(tiny_trained_scene_dir, run)
+    with pytest.raises(SplatentError, match="--refiner fresh"):
+        adapt_refiner(AdaptConfig(load_config=run, adaptation=AdaptationConfig(refiner="fresh", guided=False),
+                                  device="cpu"), progress=False)
+    settings = AdaptationConfig(refiner="fresh", folds=2, unit_steps=10, steps=2, batch_size=2)
+    result = adapt_refiner(AdaptConfig(load_config=run, adaptation=settings, device="cpu"), progress=False)
+    adapted = load_trained_scene(run, refiner="auto").refiner
+    shipped = load_trained_scene(run, refiner="embedded").refiner
+    assert result.steps == 2 and adapted is not None and shipped is not None and adapted.config.guided
+    # a new body, not the shipped refiner's: its first convolution differs in the channels both have
+    key = "backbone.unet.conv_in.weight"
+    base = shipped.state_dict()[key].float()
+    first = adapted.state_dict()[key].float()[:, : base.shape[1]]
+    assert first.shape != base.shape or not torch.allclose(first, base)

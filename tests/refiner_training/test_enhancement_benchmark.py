@@ -1,0 +1,54 @@
+"""benchmarks/enhancement.py (issue 17's protocol): every refiner variant is scored on the held-out views, generic
+cells from a refiner that saw the scene are marked, splatfacto rows merge in, and the goals are checked."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+
+from splatent_viewer.refiner_training.adapt import AdaptationConfig
+from splatent_viewer.trained import ADAPTED_REFINER_DIR
+
+
+def test_held_out_views_are_the_test_split_evenly_thinned(load_benchmark) -> None:
+    bench = load_benchmark("enhancement")
+    blender = SimpleNamespace(split_indices={"test": torch.arange(100, 200), "val": torch.arange(100, 200)})
+    views = bench.eval_indices(blender, 20)
+    assert len(views) == 20 and views[0] == 100 and views[-1] == 199 and views == sorted(set(views))
+    nerfstudio = SimpleNamespace(split_indices={"test": torch.tensor([], dtype=torch.long), "val": torch.tensor([3, 9])})
+    assert bench.eval_indices(nerfstudio, 20) == [3, 9]
+
+
+def test_protocol_scores_every_refiner_and_marks_a_scene_the_shipped_refiner_saw(
+    tiny_scene_dir: Path, tmp_path: Path, load_benchmark
+) -> None:
+    bench = load_benchmark("enhancement")
+    root = tmp_path / "scenes"
+    root.mkdir()
+    (root / "dino").symlink_to(tiny_scene_dir)  # a name the shipped refiner was trained on
+    splatfacto = tmp_path / "ns.json"
+    splatfacto.write_text(json.dumps([{"method": "splatfacto", "scene": "dino", "metrics": {"psnr": 21.5, "ssim": 0.7}},
+                                      {"method": "splatent", "scene": "dino", "metrics": {"psnr": 1.0, "ssim": 0.1}}]))
+    args = bench.Args(scenes=("dino",), root=root, steps=5, max_eval_views=1, orbit_frames=2, device="cpu",
+                      splatfacto=splatfacto, output_dir=tmp_path / "runs", output=tmp_path / "out" / "table.md",
+                      adaptation=AdaptationConfig(folds=2, unit_steps=3, steps=1, batch_size=2, max_seconds=None),
+                      adapt_fresh=False)  # the fresh start: tests/refiner_training/test_adapt.py
+    (row,) = bench.main(args)
+
+    for variant in ("decoded", "generic latent", "generic guided", "adapted guided", "rgb"):
+        assert 0 < row[variant]["psnr"] < 100 and 0 < row[variant]["ssim"] <= 1, variant
+    assert set(row["flicker"]) == {"decoded", "generic latent", "generic guided", "adapted guided"}
+    assert "SAW" in row["notes"]["generic latent"] and "identity on the guide" in row["notes"]["generic guided"]
+    assert (tmp_path / "runs" / "dino" / "adapted_guided" / ADAPTED_REFINER_DIR / "refiner.json").is_file()
+
+    text = args.output.read_text()
+    (line,) = [ln for ln in text.splitlines() if ln.startswith("| dino 64×64 ")]
+    cells = [c.strip() for c in line.split("|")[1:-1]]
+    assert len(cells) == 10 and cells[1] == "1" and cells[3].endswith("(SAW)") and cells[6] == "—"
+    assert cells[8] == "21.50 / 0.700"
+    assert "Goals: adapted guided PSNR ≥" in text and "generic guided ≥ RGB − 0.5 dB" in text
+    assert json.loads(args.output.with_suffix(".json").read_text())[0]["scene"] == "dino"
+    assert not list(args.output.parent.glob(".*partial"))
