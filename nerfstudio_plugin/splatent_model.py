@@ -176,6 +176,7 @@ class SplatentModel(SplatfactoModel):
 
             self.lpips = LearnedPerceptualImagePatchSimilarity(normalize=True)
         self.step = 0
+        self._train_sizes: Optional[List[Tuple[int, int]]] = None  # set by build_reference_bank
         self.crop_box = None
         if self.config.background_color == "random":
             self.background_color = torch.tensor([0.1490, 0.1647, 0.2157])  # viser's background, as splatfacto
@@ -331,6 +332,8 @@ class SplatentModel(SplatfactoModel):
 
         latents, stats = encode_images(images=images(), codec=self.codec, device=self.device, cache=cache)
         cams = dataset.cameras
+        # host copy of the (fitted) training sizes: a training step then reads no size from the device
+        self._train_sizes = list(zip(cams.width.reshape(-1).tolist(), cams.height.reshape(-1).tolist()))
         bank = ReferenceBank.from_latents(c2w=cams.camera_to_worlds.float(), Ks=cams.get_intrinsics_matrices().float(),
                                           latents=latents, downscale=self.downscale)
         for name, value in zip(_BANK_BUFFERS, (bank.c2w, bank.Ks, bank.sizes, bank.latents)):
@@ -394,9 +397,10 @@ class SplatentModel(SplatfactoModel):
         assert camera.shape[0] == 1, "Only one camera at a time"
         c2w = self.camera_optimizer.apply_to_camera(camera)
         background = self._get_background_color()
+        width, height = self._training_size(camera)
         render = render_step(
             params=self.gauss_params, viewmat=opengl_c2w_to_viewmat(c2w), K=camera.get_intrinsics_matrices().to(self.device),
-            width=int(camera.width.item()), height=int(camera.height.item()), latent_downscale=self.downscale,
+            width=width, height=height, latent_downscale=self.downscale,
             sh_degree=min(self.step // self.config.sh_degree_interval, self.config.sh_degree),
             rgb_downscale=self._get_downscale_factor(), depth=True, rgb_background=background,
             latent_background=self.background_latent)
@@ -407,6 +411,15 @@ class SplatentModel(SplatfactoModel):
         depth = torch.where(render.alpha > 0, render.depth, render.depth.detach().max())
         return {"rgb": render.rgb, "latent_render": render.latent, "depth": depth, "accumulation": render.alpha,
                 "background": background}
+
+    def _training_size(self, camera: Cameras) -> Tuple[int, int]:
+        """(width, height) of a training camera: from the host copy of the training cameras' sizes (nerfstudio's
+        datamanager tags the camera with its index, ``cam_idx``), else read from the (device) camera, a sync."""
+        index = (camera.metadata or {}).get("cam_idx")
+        sizes = self._train_sizes
+        if isinstance(index, int) and sizes is not None and 0 <= index < len(sizes):
+            return sizes[index]
+        return int(camera.width.item()), int(camera.height.item())
 
     @torch.no_grad()
     def _render_outputs(self, camera: Cameras) -> Dict[str, Union[torch.Tensor, List]]:

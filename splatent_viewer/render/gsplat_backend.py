@@ -12,6 +12,11 @@ What gsplat does with the arguments (read from its 1.4.0 source, ``rendering.py`
 - defaults: ``near_plane=0.01``, ``far_plane=1e10``, ``radius_clip=0.0``, ``eps2d=0.3``;
 - CUDA kernels are float32 only.
 
+The shared-projection training path (:mod:`splatent_viewer.render.screen`) chains gsplat's lower-level calls the
+way ``rasterization`` does (``fully_fused_projection``, ``isect_tiles``, ``isect_offset_encode``,
+``rasterize_to_pixels``): :func:`project_gsplat` and :func:`rasterize_projected_gsplat`; :func:`sh_gsplat` is its
+fused SH kernel (``spherical_harmonics``).
+
 The module imports gsplat lazily, so CPU-only code never touches its CUDA extension.
 """
 
@@ -19,10 +24,12 @@ from __future__ import annotations
 
 import functools
 import importlib
+import math
+from types import ModuleType
 from typing import Any
 
 import torch
-from jaxtyping import Float
+from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
 from splatent_viewer.errors import SplatentError
@@ -37,6 +44,117 @@ def gsplat_available() -> bool:
     except Exception:  # noqa: BLE001 - any import failure means "not usable"
         return False
     return getattr(backend, "_C", None) is not None
+
+
+def _check_cuda_float32(x: Tensor) -> None:
+    if not x.is_cuda:
+        raise SplatentError(
+            "The gsplat rasterizer backend needs CUDA tensors; pass backend='torch' (or 'auto') to render on the CPU."
+        )
+    if x.dtype != torch.float32:
+        raise SplatentError(
+            f"The gsplat rasterizer backend renders float32 only, got {x.dtype}; cast the Gaussians and cameras "
+            "with .float() or use backend='torch'."
+        )
+
+
+def _gsplat_wrapper() -> ModuleType:
+    """``gsplat.cuda._wrapper`` (its lower-level kernels), or a :class:`SplatentError` saying how to get it."""
+    try:
+        return importlib.import_module("gsplat.cuda._wrapper")
+    except Exception as exc:  # noqa: BLE001
+        raise SplatentError(
+            f"gsplat could not be imported ({exc}); install gsplat==1.4.0 with its CUDA extension "
+            "or use backend='torch'."
+        ) from exc
+
+
+def project_gsplat(
+    *,
+    means: Float[Tensor, "N 3"],
+    quats: Float[Tensor, "N 4"],
+    scales: Float[Tensor, "N 3"],
+    viewmats: Float[Tensor, "C 4 4"],
+    Ks: Float[Tensor, "C 3 3"],
+    width: int,
+    height: int,
+    near_plane: float = 0.01,
+    far_plane: float = 1e10,
+    eps2d: float = 0.3,
+    radius_clip: float = 0.0,
+) -> tuple[Float[Tensor, "C N 2"], Float[Tensor, "C N 3"], Float[Tensor, "C N"], Int[Tensor, "C N"]]:
+    """gsplat's ``fully_fused_projection`` (pinhole, ``packed=False``, no compensation: ``rasterize_mode="classic"``):
+    ``means2d``, ``conics``, ``depths``, ``radii`` (entries with radius 0 are culled and hold garbage)."""
+    _check_cuda_float32(means)
+    wrapper = _gsplat_wrapper()
+    radii, means2d, depths, conics, _ = wrapper.fully_fused_projection(
+        means, None, quats, scales, viewmats, Ks, int(width), int(height), eps2d=eps2d, near_plane=near_plane,
+        far_plane=far_plane, radius_clip=radius_clip, packed=False, sparse_grad=False, calc_compensations=False,
+    )  # fmt: skip
+    return means2d, conics, depths, radii
+
+
+def rasterize_projected_gsplat(
+    *,
+    means2d: Float[Tensor, "C N 2"],
+    conics: Float[Tensor, "C N 3"],
+    depths: Float[Tensor, "C N"],
+    radii: Int[Tensor, "C N"],
+    opacities: Float[Tensor, "C N"],
+    features: Float[Tensor, "N D"] | Float[Tensor, "C N D"],
+    width: int,
+    height: int,
+    tile_size: int = 16,
+    backgrounds: Float[Tensor, "C D"] | None = None,
+    depth: bool = True,
+    absgrad: bool = False,
+) -> tuple[Float[Tensor, "C H W D"], Float[Tensor, "C H W 1"] | None, Float[Tensor, "C H W 1"], dict[str, Any]]:
+    """gsplat's ``isect_tiles`` + ``isect_offset_encode`` + ``rasterize_to_pixels`` of projected Gaussians, chained as
+    ``gsplat.rasterization`` does (channels in chunks of 32; the expected depth as an extra channel when ``depth``):
+    features, expected depth, alpha and its meta dict. ``absgrad`` makes the backward set ``means2d.absgrad``."""
+    _check_cuda_float32(means2d)
+    wrapper = _gsplat_wrapper()
+    C, N = radii.shape
+    D = features.shape[-1]
+    colors = features.expand(C, N, D) if features.dim() == 2 else features
+    if depth:
+        colors = torch.cat([colors, depths[..., None]], dim=-1)
+        if backgrounds is not None:
+            backgrounds = torch.cat([backgrounds, backgrounds.new_zeros(C, 1)], dim=-1)
+    tile_width, tile_height = math.ceil(width / tile_size), math.ceil(height / tile_size)
+    tiles_per_gauss, isect_ids, flatten_ids = wrapper.isect_tiles(
+        means2d, radii, depths, tile_size, tile_width, tile_height, packed=False
+    )
+    isect_offsets = wrapper.isect_offset_encode(isect_ids, C, tile_width, tile_height)
+    chunk = 32  # gsplat.rasterization's channel_chunk
+    renders, alpha = [], None
+    for i in range(0, colors.shape[-1], chunk):
+        render, chunk_alpha = wrapper.rasterize_to_pixels(
+            means2d, conics, colors[..., i : i + chunk], opacities, width, height, tile_size, isect_offsets,
+            flatten_ids, backgrounds=None if backgrounds is None else backgrounds[..., i : i + chunk], packed=False,
+            absgrad=absgrad,
+        )  # fmt: skip
+        renders.append(render)
+        alpha = chunk_alpha if alpha is None else alpha
+    assert alpha is not None
+    render = renders[0] if len(renders) == 1 else torch.cat(renders, dim=-1)
+    expected_depth = render[..., D : D + 1] / alpha.clamp(min=1e-10) if depth else None
+    info: dict[str, Any] = {
+        "camera_ids": None, "gaussian_ids": None, "radii": radii, "means2d": means2d, "depths": depths,
+        "conics": conics, "opacities": opacities, "width": width, "height": height, "tile_size": tile_size,
+        "n_cameras": C, "tile_width": tile_width, "tile_height": tile_height, "tiles_per_gauss": tiles_per_gauss,
+        "isect_ids": isect_ids, "flatten_ids": flatten_ids, "isect_offsets": isect_offsets,
+    }  # fmt: skip
+    return render[..., :D], expected_depth, alpha, info
+
+
+def sh_gsplat(
+    *, degree: int, coeffs: Float[Tensor, "*batch K 3"], dirs: Float[Tensor, "*batch 3"], masks: Bool[Tensor, "*batch"] | None
+) -> Float[Tensor, "*batch 3"]:
+    """gsplat's fused SH kernel (``spherical_harmonics``), offset and clamped as ``rasterization`` does: the colours
+    of :func:`splatent_viewer.splats.sh.eval_sh` (0.5 where ``masks`` is False)."""
+    _check_cuda_float32(dirs)
+    return torch.clamp_min(_gsplat_wrapper().spherical_harmonics(degree, dirs, coeffs, masks=masks) + 0.5, 0.0)
 
 
 def rasterize_gsplat(

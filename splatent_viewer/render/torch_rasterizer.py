@@ -541,7 +541,6 @@ def rasterize_torch(
 ) -> tuple[Float[Tensor, "C H W D"], Float[Tensor, "C H W 1"], Float[Tensor, "C H W 1"], dict[str, Any]]:
     """Features, expected depth, alpha and a gsplat-style meta dict (inputs already validated)."""
     C, N = viewmats.shape[0], means.shape[0]
-    D = features.shape[-1]
     proj = project_gaussians(
         means=means,
         quats=quats,
@@ -555,23 +554,56 @@ def rasterize_torch(
         eps2d=eps2d,
         radius_clip=radius_clip,
     )
-    opac = opacities.expand(C, N)
+    feats, depth, alpha, info = rasterize_projected_torch(
+        means2d=proj.means2d, conics=proj.conics, depths=proj.depths, radii=proj.radii, opacities=opacities.expand(C, N),
+        features=features, width=width, height=height, tile_size=tile_size, backgrounds=backgrounds, depth=True,
+        block_size=block_size, chunk_elems=chunk_elems, checkpoint_elems=checkpoint_elems,
+    )  # fmt: skip
+    assert depth is not None
+    return feats, depth, alpha, info
+
+
+def rasterize_projected_torch(
+    *,
+    means2d: Float[Tensor, "C N 2"],
+    conics: Float[Tensor, "C N 3"],
+    depths: Float[Tensor, "C N"],
+    radii: Int[Tensor, "C N"],
+    opacities: Float[Tensor, "C N"],
+    features: Float[Tensor, "N D"] | Float[Tensor, "C N D"],
+    width: int,
+    height: int,
+    tile_size: int = 16,
+    backgrounds: Float[Tensor, "C D"] | None = None,
+    depth: bool = True,
+    block_size: int | None = None,
+    chunk_elems: int = DEFAULT_CHUNK_ELEMS,
+    checkpoint_elems: int = DEFAULT_CHECKPOINT_ELEMS,
+) -> tuple[Float[Tensor, "C H W D"], Float[Tensor, "C H W 1"] | None, Float[Tensor, "C H W 1"], dict[str, Any]]:
+    """Tile lists and compositing of already projected Gaussians (gsplat's ``isect_tiles`` +
+    ``rasterize_to_pixels``): features, expected depth (None unless ``depth``), alpha and the meta dict.
+
+    The expected depth rides as an extra channel ("RGB+ED"); without ``depth`` only the features are composited
+    (the same values: channels are composited independently).
+    """
+    C, N = radii.shape
+    D = features.shape[-1]
     lists = build_tile_lists(
-        means2d=proj.means2d,
-        conics=proj.conics,
-        opacities=opac,
-        radii=proj.radii,
-        depths=proj.depths,
+        means2d=means2d,
+        conics=conics,
+        opacities=opacities,
+        radii=radii,
+        depths=depths,
         width=width,
         height=height,
         tile_size=tile_size,
     )
     feats = features.expand(C, N, D) if features.dim() == 2 else features
-    colors = torch.cat([feats, proj.depths[..., None]], dim=-1)  # "RGB+ED": depth rides along
+    colors = torch.cat([feats, depths[..., None]], dim=-1) if depth else feats
     render, alpha = composite_tiles(
-        means2d=proj.means2d,
-        conics=proj.conics,
-        opacities=opac,
+        means2d=means2d,
+        conics=conics,
+        opacities=opacities,
         colors=colors,
         lists=lists,
         width=width,
@@ -580,20 +612,20 @@ def rasterize_torch(
         chunk_elems=chunk_elems,
         checkpoint_elems=checkpoint_elems,
     )
-    out_feats, acc_depth = render[..., :D], render[..., D:]
+    out_feats = render[..., :D]
     if backgrounds is not None:
         # gsplat adds T * background with T the final transmittance; the depth channel gets 0.
         out_feats = out_feats + (1.0 - alpha) * backgrounds[:, None, None, :]
-    depth = acc_depth / alpha.clamp(min=1e-10)
+    expected_depth = render[..., D:] / alpha.clamp(min=1e-10) if depth else None
 
     info: dict[str, Any] = {
         "camera_ids": None,
         "gaussian_ids": None,
-        "radii": proj.radii,
-        "means2d": proj.means2d,
-        "depths": proj.depths,
-        "conics": proj.conics,
-        "opacities": opac,
+        "radii": radii,
+        "means2d": means2d,
+        "depths": depths,
+        "conics": conics,
+        "opacities": opacities,
         "tile_width": math.ceil(width / tile_size),
         "tile_height": math.ceil(height / tile_size),
         "tiles_per_gauss": lists.tiles_per_gauss,
@@ -602,4 +634,4 @@ def rasterize_torch(
         "tile_size": tile_size,
         "n_cameras": C,
     }
-    return out_feats, depth, alpha, info
+    return out_feats, expected_depth, alpha, info

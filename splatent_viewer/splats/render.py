@@ -1,28 +1,53 @@
-"""Rendering splats: RGB (spherical harmonics) or latent features, through the rasterizer backend."""
+"""Rendering splats: RGB (spherical harmonics) or latent features, through the rasterizer backend.
+
+:func:`render_splats` renders one kind of content per call; :func:`render_rgb_and_latents` renders both (a training
+step's two passes) from one projection (:mod:`splatent_viewer.render.screen`).
+"""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Literal
 
 import torch
-from jaxtyping import Float
+from jaxtyping import Bool, Float
 from torch import Tensor
 
 from splatent_viewer.render import RasterOutput, rasterize
+from splatent_viewer.render.gsplat_backend import sh_gsplat
+from splatent_viewer.render.rasterize import resolve_backend
+from splatent_viewer.render.screen import downscale_screen, project_screen, rasterize_screen
 from splatent_viewer.splats.params import SplatParams
 from splatent_viewer.splats.sh import eval_sh
 
 
+def camera_centres(viewmats: Float[Tensor, "C 4 4"]) -> Float[Tensor, "C 3"]:
+    """World positions of the cameras of rigid world-to-camera ``viewmats``: ``-Rᵀ t`` (no matrix inverse: on CUDA,
+    ``torch.linalg.inv`` checks its result on the host, a device sync)."""
+    R, t = viewmats[:, :3, :3], viewmats[:, :3, 3]
+    return -(R.transpose(-1, -2) @ t[..., None])[..., 0]
+
+
 def sh_colors(
-    *, params: SplatParams, viewmats: Float[Tensor, "C 4 4"], sh_degree: int
+    *,
+    params: SplatParams,
+    viewmats: Float[Tensor, "C 4 4"],
+    sh_degree: int,
+    masks: Bool[Tensor, "C N"] | None = None,
+    backend: Literal["auto", "gsplat", "torch"] = "auto",
 ) -> Float[Tensor, "C N 3"]:
-    """View-dependent RGB of every Gaussian for every camera."""
+    """View-dependent RGB of every Gaussian for every camera: gsplat's fused SH kernel on CUDA (``masks``: the
+    Gaussians to evaluate, e.g. ``radii > 0``; the others get 0.5), :func:`eval_sh` in torch otherwise (every
+    Gaussian). The two agree to float rounding."""
     coeffs = torch.cat([params["features_dc"][:, None, :], params["features_rest"]], dim=1)  # [N, K, 3]
+    C = viewmats.shape[0]
+    if resolve_backend(backend, params["means"].device) == "gsplat":
+        dirs = params["means"][None] - camera_centres(viewmats)[:, None]
+        return sh_gsplat(degree=sh_degree, coeffs=coeffs[None].expand(C, -1, -1, -1), dirs=dirs, masks=masks)
     if sh_degree == 0:
-        return eval_sh(degree=0, coeffs=coeffs, dirs=params["means"]).expand(viewmats.shape[0], -1, -1)
-    campos = torch.linalg.inv(viewmats)[:, :3, 3]  # [C, 3]
-    dirs = params["means"][None] - campos[:, None]
-    return eval_sh(degree=sh_degree, coeffs=coeffs[None].expand(viewmats.shape[0], -1, -1, -1), dirs=dirs)
+        return eval_sh(degree=0, coeffs=coeffs, dirs=params["means"]).expand(C, -1, -1)
+    dirs = params["means"][None] - camera_centres(viewmats)[:, None]
+    return eval_sh(degree=sh_degree, coeffs=coeffs[None].expand(C, -1, -1, -1), dirs=dirs)
 
 
 def render_splats(
@@ -44,7 +69,7 @@ def render_splats(
     codec's 1/downscale). ``depth=False`` skips the expected depth (``RasterOutput.depth`` is None).
     """
     if content == "rgb":
-        features = sh_colors(params=params, viewmats=viewmats, sh_degree=sh_degree)
+        features = sh_colors(params=params, viewmats=viewmats, sh_degree=sh_degree, backend=backend)
     else:
         features = params["latents"]
     return rasterize(
@@ -61,3 +86,43 @@ def render_splats(
         backend=backend,
         depth=depth,
     )
+
+
+def render_rgb_and_latents(
+    *,
+    params: SplatParams,
+    viewmats: Float[Tensor, "C 4 4"],
+    Ks: Float[Tensor, "C 3 3"],
+    width: int,
+    height: int,
+    latent_width: int,
+    latent_height: int,
+    latent_downscale: float,
+    sh_degree: int,
+    rgb_backgrounds: Float[Tensor, "C 3"] | None = None,
+    latent_backgrounds: Float[Tensor, "C D"] | None = None,
+    depth: bool = True,
+    backend: Literal["auto", "gsplat", "torch"] = "auto",
+    absgrad: bool = False,
+) -> tuple[RasterOutput, RasterOutput]:
+    """The RGB splats at ``width`` x ``height`` (intrinsics ``Ks``) and the latents at ``latent_width`` x
+    ``latent_height`` (``latent_downscale`` times coarser: ``scale_intrinsics(Ks, 1 / latent_downscale)``), from ONE
+    projection: :func:`~splatent_viewer.render.screen.downscale_screen` derives the latent grid's Gaussians from the
+    RGB grid's, then each grid gets its tile intersection and compositing. ``depth``: the RGB pass's expected depth.
+
+    The RGB pass composites its own copy of the projected centres, so ``rgb.info["means2d"].grad`` (what gsplat's
+    ``DefaultStrategy`` densifies on; ``.absgrad`` with ``absgrad``, gsplat only) holds the RGB render's screen-space
+    gradient only, as with two separate projections, while both renders' gradients reach the means.
+    """
+    screen = project_screen(means=params["means"], quats=params["quats"], scales=torch.exp(params["scales"]),
+                            opacities=torch.sigmoid(params["opacities"]).squeeze(-1), viewmats=viewmats, Ks=Ks,
+                            width=width, height=height, backend=backend)
+    colors = sh_colors(params=params, viewmats=viewmats, sh_degree=sh_degree, masks=screen.radii > 0,
+                       backend=screen.backend)
+    rgb_screen = replace(screen, means2d=screen.means2d.clone())  # the densification gradient's tap
+    rgb = rasterize_screen(screen=rgb_screen, features=colors, backgrounds=rgb_backgrounds, depth=depth,
+                           absgrad=absgrad)
+    latent_screen = downscale_screen(screen, downscale=latent_downscale, width=latent_width, height=latent_height)
+    latent = rasterize_screen(screen=latent_screen, features=params["latents"], backgrounds=latent_backgrounds,
+                              depth=False)
+    return rgb, latent

@@ -8,8 +8,8 @@ driven by nerfstudio's Trainer) both call these functions; only the loop around 
 - :class:`LearningRates`: the Adam learning-rate table of every Gaussian parameter (gsplat's
   ``create_splats_with_optimizers`` table, with the latents added);
 - :func:`render_step`: the RGB pass (SH colours, image resolution or 1/``rgb_downscale``) and the latent pass
-  (latent resolution, intrinsics scaled by 1/the codec's downscale) of one camera, with the RGB pass's
-  ``info`` for gsplat's densification (the gradients splatfacto densifies on);
+  (latent resolution, intrinsics scaled by 1/the codec's downscale) of one camera from one projection, with the
+  RGB pass's ``info`` for gsplat's densification (the gradients splatfacto densifies on: the RGB loss's only);
 - :func:`step_losses`: latent L1, RGB (1-λ)·L1 + λ·(1-SSIM) and the optional decoded-image L1.
 
 Initialisation is :func:`splatent_viewer.training.points.initial_points` + :func:`splatent_viewer.splats.init_splats`;
@@ -28,7 +28,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from splatent_viewer.cameras import scale_intrinsics
-from splatent_viewer.splats import SplatParams, render_splats
+from splatent_viewer.splats import SplatParams, render_rgb_and_latents, render_splats
 from splatent_viewer.training.losses import l1_ssim_loss
 
 
@@ -118,27 +118,31 @@ def render_step(
     depth: bool = False,
     rgb_background: Float[Tensor, "3"] | None = None,
     latent_background: Float[Tensor, " C"] | None = None,
+    absgrad: bool = False,
 ) -> StepRender:
     """Renders one training camera: RGB at ``width/rgb_downscale`` x ``height/rgb_downscale`` and latents at
-    ``width/latent_downscale`` x ``height/latent_downscale``.
+    ``width/latent_downscale`` x ``height/latent_downscale``, from one projection
+    (:func:`~splatent_viewer.splats.render.render_rgb_and_latents`; the latents alone without an RGB pass).
 
     ``K`` holds the intrinsics at ``width`` x ``height`` (the full image, a multiple of ``latent_downscale``);
     ``viewmat`` is OpenCV world-to-camera (gsplat's). Gradients flow to ``params``; the returned ``info`` is what
-    ``DefaultStrategy.step_pre_backward`` / ``step_post_backward`` take.
+    ``DefaultStrategy.step_pre_backward`` / ``step_post_backward`` take: its ``means2d`` gradient comes from the
+    RGB render alone (``absgrad``: gsplat's ``.absgrad`` too, for ``DefaultStrategy(absgrad=True)``).
     """
     lat_bg = None if latent_background is None else latent_background.to(params["latents"])[None]
-    lat = render_splats(params=params, viewmats=viewmat, Ks=scale_intrinsics(K, 1.0 / latent_downscale),
-                        width=width // latent_downscale, height=height // latent_downscale, content="latent",
-                        backgrounds=lat_bg, depth=False)
-    latent = lat.features[0].permute(2, 0, 1)
+    lat_w, lat_h = width // latent_downscale, height // latent_downscale
     if not rgb:
-        return StepRender(rgb=None, alpha=None, depth=None, latent=latent, info=lat.info)
+        lat = render_splats(params=params, viewmats=viewmat, Ks=scale_intrinsics(K, 1.0 / latent_downscale),
+                            width=lat_w, height=lat_h, content="latent", backgrounds=lat_bg, depth=False)
+        return StepRender(rgb=None, alpha=None, depth=None, latent=lat.features[0].permute(2, 0, 1), info=lat.info)
     bg = None if rgb_background is None else rgb_background.to(params["means"])[None]
-    out = render_splats(params=params, viewmats=viewmat, Ks=scale_intrinsics(K, 1.0 / rgb_downscale),
-                        width=width // rgb_downscale, height=height // rgb_downscale, content="rgb",
-                        sh_degree=sh_degree, backgrounds=bg, depth=depth)
+    out, lat = render_rgb_and_latents(
+        params=params, viewmats=viewmat, Ks=scale_intrinsics(K, 1.0 / rgb_downscale), width=width // rgb_downscale,
+        height=height // rgb_downscale, latent_width=lat_w, latent_height=lat_h,
+        latent_downscale=latent_downscale / rgb_downscale, sh_degree=sh_degree, rgb_backgrounds=bg,
+        latent_backgrounds=lat_bg, depth=depth, absgrad=absgrad)
     return StepRender(rgb=out.features[0].clamp(0.0, 1.0), alpha=out.alpha[0], depth=None if out.depth is None else out.depth[0],
-                      latent=latent, info=out.info)
+                      latent=lat.features[0].permute(2, 0, 1), info=out.info)
 
 
 def step_losses(
