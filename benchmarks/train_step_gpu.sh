@@ -26,7 +26,7 @@ for scene in .gpu_scenes/demo_scene .gpu_scenes/dino; do
     --output "$OUT/train_step_$name.md" --json-out "$OUT/train_step_$name.json" > "$OUT/train_step_$name.log" 2>&1
 done
 timeout 240 python3 -m pytest tests/render/test_render_shared_projection_gpu.py tests/render/test_render_gsplat_agreement.py \
-  -m gpu -v -p no:cacheprovider > "$OUT/pytest_gpu.log" 2>&1
+  -m gpu -v -p no:cacheprovider -o addopts="-ra --import-mode=importlib" > "$OUT/pytest_gpu.log" 2>&1
 echo "total: $(( $(date +%s) - t0 )) s" >> "$OUT/gpu.txt"
 cat "$OUT/gpu.txt" "$OUT"/train_step_*.md 2>/dev/null
 tail -n 5 "$OUT"/train_step_*.log "$OUT/pytest_gpu.log"
