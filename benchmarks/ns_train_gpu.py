@@ -54,6 +54,9 @@ class Args:
     refiner: Optional[str] = None
     """splatent's --pipeline.model.refiner (None: the method's default, the shipped refiner; "none" leaves the
     rgb_enhanced metrics out, e.g. on a machine without diffusers)."""
+    set: tuple[str, ...] = ()
+    """More splatent model fields as FIELD=VALUE (the value read as JSON, else kept as a string), e.g.
+    num_downscales=0 background_color=black."""
 
 
 class _NaNMetric(torch.nn.Module):
@@ -160,7 +163,16 @@ def splatent_overrides(args: Args) -> dict:
     """The SplatentModelConfig fields the arguments set (only those given)."""
     given = {"loss.decoded_weight": args.decoded_weight, "loss.decoded_every": args.decoded_every,
              "refiner": args.refiner}
-    return {k: v for k, v in given.items() if v is not None}
+    given = {k: v for k, v in given.items() if v is not None}
+    for item in args.set:
+        name, sep, raw = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set takes FIELD=VALUE, got {item!r}")
+        try:
+            given[name] = json.loads(raw)
+        except json.JSONDecodeError:
+            given[name] = raw
+    return given
 
 
 def main(args: Args) -> list[dict]:

@@ -23,3 +23,14 @@ def test_overrides_reach_splatent_and_not_splatfacto(tmp_path, load_benchmark):
 
     with pytest.raises(ValueError, match="no field 'loss.decoded_wieght'"):
         bench._config("splatent", tmp_path / "scene", "nerfstudio", 10, tmp_path, "cpu", {"loss.decoded_wieght": 1.0})
+
+
+def test_set_takes_any_model_field_as_json_or_text(tmp_path, load_benchmark):
+    bench = load_benchmark("ns_train_gpu")
+    args = bench.Args(set=("num_downscales=0", "background_color=black", "loss.rgb_weight=0.5"))
+    overrides = bench.splatent_overrides(args)
+    assert overrides == {"num_downscales": 0, "background_color": "black", "loss.rgb_weight": 0.5}
+    model = bench._config("splatent", tmp_path / "scene", "nerfstudio", 10, tmp_path, "cpu", overrides).pipeline.model
+    assert (model.num_downscales, model.background_color, model.loss.rgb_weight) == (0, "black", 0.5)
+    with pytest.raises(ValueError, match="FIELD=VALUE"):
+        bench.splatent_overrides(bench.Args(set=("num_downscales",)))
