@@ -3,6 +3,9 @@
 # steps with the plugin's settings moved towards the core trainer's, four runs at once on one GPU:
 #   full  = num_downscales=0 (RGB at full resolution from step 0, as the core trainer; splatfacto starts at 1/4)
 #   black = full + background_color=black (the core trainer's background; splatfacto's default is random)
+#   core  = black + the core trainer's densification (gsplat DefaultStrategy's defaults: grow_grad2d 0.0002, prune_opa
+#           0.005, prune_scale3d 0.1, no screen-size pruning, no opacity reset; refine from 300 to steps/2)
+#   (VARIANTS="full black core" picks which; default all)
 # Device call (carry [".whl", ".gpu_scenes", ".gpu_cache"]): bash benchmarks/ns_train_gap_gpu.sh 3000
 set -u
 STEPS=${1:-3000}
@@ -15,15 +18,20 @@ t0=$(date +%s)
 python3 -c "import torch, gsplat; from gsplat.cuda._backend import _C" > "$OUT/jit.log" 2>&1
 echo "setup + gsplat: $(( $(date +%s) - t0 )) s" >> "$OUT/gpu.txt"
 LIMIT=${LIMIT:-330}
-for scene in dino demo_scene; do
-  timeout "$LIMIT" python3 benchmarks/ns_train_gpu.py --methods splatent --scenes "$scene:nerfstudio" --root .gpu_scenes \
-    --steps "$STEPS" --refiner none --set num_downscales=0 --output-dir "/tmp/ns_full_$scene" \
-    --output "$OUT/full_$scene.md" > "$OUT/full_$scene.log" 2>&1 &
-  timeout "$LIMIT" python3 benchmarks/ns_train_gpu.py --methods splatent --scenes "$scene:nerfstudio" --root .gpu_scenes \
-    --steps "$STEPS" --refiner none --set num_downscales=0 background_color=black --output-dir "/tmp/ns_black_$scene" \
-    --output "$OUT/black_$scene.md" > "$OUT/black_$scene.log" 2>&1 &
+VARIANTS=${VARIANTS:-full black core}
+declare -A SETS=(
+  [full]="num_downscales=0"
+  [black]="num_downscales=0 background_color=black"
+  [core]="num_downscales=0 background_color=black densify_grad_thresh=0.0002 cull_alpha_thresh=0.005 cull_scale_thresh=0.1 stop_screen_size_at=0 reset_alpha_every=100000 warmup_length=300 stop_split_at=$((STEPS / 2))"
+)
+for variant in $VARIANTS; do
+  for scene in dino demo_scene; do
+    timeout "$LIMIT" python3 benchmarks/ns_train_gpu.py --methods splatent --scenes "$scene:nerfstudio" --root .gpu_scenes \
+      --steps "$STEPS" --refiner none --set ${SETS[$variant]} --output-dir "/tmp/ns_${variant}_$scene" \
+      --output "$OUT/${variant}_$scene.md" > "$OUT/${variant}_$scene.log" 2>&1 &
+  done
 done
 wait
 echo "total: $(( $(date +%s) - t0 )) s" >> "$OUT/gpu.txt"
-cat "$OUT/gpu.txt"; for f in "$OUT"/full_*.md "$OUT"/black_*.md; do echo "$f"; tail -n 1 "$f"; done
+cat "$OUT/gpu.txt"; for f in "$OUT"/*_dino.md "$OUT"/*_demo_scene.md; do echo "$f"; tail -n 1 "$f"; done
 tail -n 2 "$OUT"/*.log | cut -c1-300
