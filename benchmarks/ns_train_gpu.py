@@ -54,6 +54,8 @@ class Args:
     refiner: Optional[str] = None
     """splatent's --pipeline.model.refiner (None: the method's default, the shipped refiner; "none" leaves the
     rgb_enhanced metrics out, e.g. on a machine without diffusers)."""
+    seed: int = 42
+    """nerfstudio's --machine.seed (its default 42)."""
     set: tuple[str, ...] = ()
     """More splatent model fields as FIELD=VALUE (the value read as JSON, else kept as a string), e.g.
     num_downscales=0 background_color=black."""
@@ -65,7 +67,7 @@ class _NaNMetric(torch.nn.Module):
 
 
 def _config(method: str, scene: Path, dataparser: str, steps: int, output_dir: Path, device: str,
-            model_overrides: Optional[dict] = None):
+            model_overrides: Optional[dict] = None, seed: int = 42):
     from nerfstudio.data.dataparsers.blender_dataparser import BlenderDataParserConfig
     from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
     from nerfstudio.models.splatfacto import SplatfactoModel, SplatfactoModelConfig
@@ -120,6 +122,7 @@ def _config(method: str, scene: Path, dataparser: str, steps: int, output_dir: P
     cfg.output_dir = output_dir
     cfg.experiment_name = scene.name
     cfg.machine.device_type = device
+    cfg.machine.seed = seed
     cfg.viewer.quit_on_train_completion = True
     for group in cfg.optimizers.values():
         if group.get("scheduler") is not None and hasattr(group["scheduler"], "max_steps"):
@@ -133,8 +136,8 @@ def _sync(device: str) -> None:
 
 
 def run_one(method: str, scene: Path, dataparser: str, steps: int, output_dir: Path, device: str,
-            model_overrides: Optional[dict] = None) -> dict:
-    cfg = _config(method, scene, dataparser, steps, output_dir, device, model_overrides)
+            model_overrides: Optional[dict] = None, seed: int = 42) -> dict:
+    cfg = _config(method, scene, dataparser, steps, output_dir, device, model_overrides, seed)
     cfg.set_timestamp()
     cfg.save_config()
     trainer = cfg.setup(local_rank=0, world_size=1)
@@ -187,7 +190,8 @@ def main(args: Args) -> list[dict]:
     for spec in args.scenes:
         name, dataparser = spec.split(":")
         for method in args.methods:
-            r = run_one(method, args.root / name, dataparser, args.steps, args.output_dir, args.device, overrides)
+            r = run_one(method, args.root / name, dataparser, args.steps, args.output_dir, args.device, overrides,
+                        seed=args.seed)
             results.append(r)
             m = r["metrics"]
             row = (f"| {name} | {r['train_views']}/{r['eval_views']} | {r['method']} | {r['gaussians']} | {m['psnr']:.2f} | "

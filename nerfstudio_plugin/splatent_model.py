@@ -55,6 +55,7 @@ from splatent_viewer.training.encode import LatentCache, encode_images
 from splatent_viewer.training.losses import l1_ssim_loss
 from splatent_viewer.training.points import TrainingCameras, initial_points
 from splatent_viewer.training.step import LossConfig, StepRender, render_step, step_losses
+from splatent_viewer.training.trainer import default_strategy
 
 TRAIN_CAMERAS_KEY = "splatent_train_cameras"
 """Key of the training cameras (:class:`TrainingCameras`) that :class:`~nerfstudio_plugin.datamanager.SplatentDatamanager`
@@ -81,11 +82,44 @@ def lpips_weights_available() -> bool:
     return (Path(torch.hub.get_dir()) / "checkpoints" / _ALEXNET_FILE).is_file()
 
 
+_CORE_STRATEGY = default_strategy()  # the core trainer's densification table: splatfacto's fields default to it
+
+
 @dataclass
 class SplatentModelConfig(SplatfactoModelConfig):
-    """Splatfacto Gaussians carrying RGB and a codec latent (Splatent's latent 3DGS stage)."""
+    """Splatfacto Gaussians carrying RGB and a codec latent (Splatent's latent 3DGS stage).
+
+    Rendering resolution, background and densification default to the core trainer's (``splatent-demo``,
+    ``make-dataset``), not splatfacto's: one trainer, whichever loop runs it (benchmarks/RESULTS.md, issue 16)."""
 
     _target: Type = field(default_factory=lambda: SplatentModel)
+    num_downscales: int = 0
+    """RGB pass at 1/2^num_downscales resolution, halving the factor every resolution_schedule steps. 0 (the core
+    trainer's): full resolution from the first step; splatfacto's 2 rendered the demo scene's RGB at 1/4 for the first
+    3000 steps and scored 14.7 instead of 21.6 dB there after 3000 steps."""
+    background_color: Literal["random", "black", "white"] = "black"
+    """Background of the RGB pass (the core trainer's black; splatfacto's random made ns-train paint dino's black
+    background with 1.1M Gaussians)."""
+    warmup_length: int = _CORE_STRATEGY.refine_start_iter
+    """Steps before densification starts (the core trainer's)."""
+    refine_every: int = _CORE_STRATEGY.refine_every
+    """Densify every this many steps (the core trainer's)."""
+    reset_alpha_every: int = _CORE_STRATEGY.reset_every // _CORE_STRATEGY.refine_every
+    """Reset opacities every this many refinements (the core trainer's: effectively never)."""
+    densify_grad_thresh: float = _CORE_STRATEGY.grow_grad2d
+    """Grow Gaussians whose mean screen-space gradient exceeds this (the core trainer's, for plain gradients)."""
+    densify_size_thresh: float = _CORE_STRATEGY.grow_scale3d
+    """Gaussians larger than this (× scene scale) split, smaller ones clone (the core trainer's)."""
+    cull_alpha_thresh: float = _CORE_STRATEGY.prune_opa
+    """Prune Gaussians less opaque than this (the core trainer's)."""
+    cull_scale_thresh: float = _CORE_STRATEGY.prune_scale3d
+    """Prune Gaussians larger than this × scene scale (the core trainer's)."""
+    split_screen_size: float = _CORE_STRATEGY.grow_scale2d
+    """Split Gaussians larger than this fraction of the screen (the core trainer's)."""
+    cull_screen_size: float = _CORE_STRATEGY.prune_scale2d
+    """Prune Gaussians larger than this fraction of the screen, before stop_screen_size_at (the core trainer's)."""
+    stop_screen_size_at: int = _CORE_STRATEGY.refine_scale2d_stop_iter
+    """Screen-size splitting/pruning stops at this step (the core trainer's 0: none)."""
     codec: CodecConfig = field(default_factory=CodecConfig)
     """Latent codec whose latent space the Gaussians learn (taef2: 32 channels; sd-turbo/taesd: 4)."""
     loss: LossConfig = field(default_factory=LossConfig)
