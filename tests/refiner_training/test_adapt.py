@@ -105,3 +105,31 @@ def test_a_fresh_start_is_guided_and_only_this_scene_shapes_it(tiny_trained_scen
     base = shipped.state_dict()[key].float()
     first = adapted.state_dict()[key].float()[:, : base.shape[1]]
     assert first.shape != base.shape or not torch.allclose(first, base)
+
+
+def test_units_leave_the_fine_tuning_its_share_of_the_time_budget(
+    tiny_trained_scene_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from types import SimpleNamespace
+
+    from splatent_viewer.refiner_training import adapt
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_trained_scene_dir, run)
+    clock = SimpleNamespace(now=0.0)
+    real_unit_samples = adapt.unit_samples
+
+    def slow_unit(**kwargs):  # every unit "takes" 100 s on adaptation's clock
+        clock.now += 100.0
+        return real_unit_samples(**kwargs)
+
+    monkeypatch.setattr(adapt, "time", SimpleNamespace(perf_counter=lambda: clock.now))
+    monkeypatch.setattr(adapt, "unit_samples", slow_unit)
+    settings = AdaptationConfig(folds=3, unit_steps=3, steps=2, batch_size=2, max_seconds=300.0, units_share=0.5)
+    result = adapt_refiner(AdaptConfig(load_config=run, adaptation=settings, device="cpu"), progress=False)
+    # unit 1 ends at 100 s; unit 2 would end at ~200 s > 50 % of 300 s: not started, the fine-tuning keeps ~200 s
+    assert [u["key"] for u in read_index(run / "adaptation" / "dataset")["units"]] == ["fold-0"]
+    assert result.steps == 2 and result.seconds["units"] == 100.0
+    with pytest.raises(SplatentError, match="--units-share"):
+        adapt_refiner(AdaptConfig(load_config=run, adaptation=AdaptationConfig(units_share=0.0), device="cpu"),
+                      progress=False)
