@@ -66,11 +66,13 @@ def main(args: Args) -> str:
     device = torch.device(args.device)
     codec = load_codec("taef2", device=device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    lines = [f"device {name}, torch {torch.__version__}, {args.steps} steps, downscale {args.downscale}, "
-             f"{args.trainer.num_random} random initial points (scenes without a point cloud)\n",
-             "| scene | size | init | train/held-out | Gaussians | decoded PSNR | decoded SSIM | RGB PSNR | RGB SSIM | TAEF2 round trip PSNR | train s |"
-             + (" train views: decoded / RGB PSNR |" if args.train_views else ""),
-             "|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if args.train_views else "")]
+    lines = [
+        f"device {name}, torch {torch.__version__}, {args.steps} steps, downscale {args.downscale}, "
+        f"{args.trainer.num_random} random initial points (scenes without a point cloud)\n",
+        "| scene | size | init | train/held-out | Gaussians | decoded PSNR | decoded SSIM | RGB PSNR | RGB SSIM | TAEF2 round trip PSNR | train s |"
+        + (" train views: decoded / RGB PSNR |" if args.train_views else ""),
+        "|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if args.train_views else ""),
+    ]
     runs = [(path, init) for path in args.scenes for init in args.inits]
     frustums = points_module.frustum_points
     for path, init in runs:
@@ -89,10 +91,18 @@ def main(args: Args) -> str:
         if device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - t0
-        trained = trained_scene_from_splats(scene=scene, params=result.params, codec=codec, sh_degree=result.sh_degree,
-                                            train_indices=scene.split_indices["train"].tolist(), device=device)
-        rows = [ev.metrics for ev in evaluate_views(scene=scene, indices=scene.split_indices["val"].tolist(),
-                                                    trained=trained)]
+        trained = trained_scene_from_splats(
+            scene=scene,
+            params=result.params,
+            codec=codec,
+            sh_degree=result.sh_degree,
+            train_indices=scene.split_indices["train"].tolist(),
+            device=device,
+        )
+        rows = [
+            ev.metrics
+            for ev in evaluate_views(scene=scene, indices=scene.split_indices["val"].tolist(), trained=trained)
+        ]
         m = mean_metrics(rows)
         extra = ""
         if args.train_views:
@@ -100,10 +110,12 @@ def main(args: Args) -> str:
             picked = evenly_spaced(train, min(args.train_views, len(train)) / len(train))
             t = mean_metrics([ev.metrics for ev in evaluate_views(scene=scene, indices=picked, trained=trained)])
             extra = f" {t['decoded_psnr']:.2f} / {t['rgb_psnr']:.2f} |"
-        lines.append(f"| {Path(path).name} | {int(scene.widths[0])}×{int(scene.heights[0])} | {init} | "
-                     f"{len(scene.split_indices['train'])}/{len(rows)} | {result.params['means'].shape[0]} | "
-                     f"{m['decoded_psnr']:.2f} | {m['decoded_ssim']:.3f} | {m['rgb_psnr']:.2f} | {m['rgb_ssim']:.3f} | "
-                     f"{m['codec_psnr']:.2f} | {seconds:.0f} |" + extra)
+        lines.append(
+            f"| {Path(path).name} | {int(scene.widths[0])}×{int(scene.heights[0])} | {init} | "
+            f"{len(scene.split_indices['train'])}/{len(rows)} | {result.params['means'].shape[0]} | "
+            f"{m['decoded_psnr']:.2f} | {m['decoded_ssim']:.3f} | {m['rgb_psnr']:.2f} | {m['rgb_ssim']:.3f} | "
+            f"{m['codec_psnr']:.2f} | {seconds:.0f} |" + extra
+        )
         print(lines[-1], flush=True)
     table = "\n".join(lines)
     if args.output is not None:

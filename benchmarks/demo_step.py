@@ -33,14 +33,25 @@ def main(args: Args) -> None:
     torch.set_num_threads(args.threads)
     scene = load_scene(assets_dir() / "demo_scene")
     points, colors = scene.load_points()
-    params = {k: v.requires_grad_() for k, v in init_splats(points=points, colors=colors, latent_channels=32,
-                                                            generator=torch.Generator().manual_seed(0)).items()}
+    params = {
+        k: v.requires_grad_()
+        for k, v in init_splats(
+            points=points, colors=colors, latent_channels=32, generator=torch.Generator().manual_seed(0)
+        ).items()
+    }
     vm, K = scene.viewmats()[:1], scene.Ks[:1]
     size = int(scene.widths[0])
 
     def step(content: str, res: int) -> None:
-        out = render_splats(params=params, viewmats=vm, Ks=scale_intrinsics(K, res / size), width=res, height=res,
-                            content=content, sh_degree=3)
+        out = render_splats(
+            params=params,
+            viewmats=vm,
+            Ks=scale_intrinsics(K, res / size),
+            width=res,
+            height=res,
+            content=content,
+            sh_degree=3,
+        )
         out.features.sum().backward()
 
     print(f"demo scene, {points.shape[0]} initial Gaussians, torch {torch.__version__}, {args.threads} threads\n")

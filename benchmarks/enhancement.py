@@ -128,8 +128,10 @@ def generic_refiner(spec: str, scene_name: str, *, device: torch.device, dtype: 
         return load_refiner(fold, device=device, dtype=dtype), "leave-one-scene-out fold"
     if (folder / "refiner.json").is_file():
         return load_refiner(folder, device=device, dtype=dtype), f"{folder} (may have seen this scene)"
-    raise SplatentError(f"{folder} holds neither a refiner nor a fold refiner {fold}; pass a refiner folder or a "
-                        "benchmarks/refiner_loso.py output folder.")
+    raise SplatentError(
+        f"{folder} holds neither a refiner nor a fold refiner {fold}; pass a refiner folder or a "
+        "benchmarks/refiner_loso.py output folder."
+    )
 
 
 def score_enhanced(*, scene: Scene, trained: TrainedScene, indices: list[int], workers: int) -> dict[str, float]:
@@ -137,8 +139,14 @@ def score_enhanced(*, scene: Scene, trained: TrainedScene, indices: list[int], w
 
     def one(i: int) -> tuple[float, float]:
         gt = scene.load_image(i).to(trained.device)
-        f = render_frame(scene=trained, c2w=scene.camera_to_worlds[i], K=scene.Ks[i], width=int(scene.widths[i]),
-                         height=int(scene.heights[i]), outputs=("enhanced",))
+        f = render_frame(
+            scene=trained,
+            c2w=scene.camera_to_worlds[i],
+            K=scene.Ks[i],
+            width=int(scene.widths[i]),
+            height=int(scene.heights[i]),
+            outputs=("enhanced",),
+        )
         assert f.enhanced is not None
         return psnr(f.enhanced, gt), float(ssim(f.enhanced.permute(2, 0, 1)[None], gt.permute(2, 0, 1)[None].float()))
 
@@ -149,11 +157,19 @@ def score_enhanced(*, scene: Scene, trained: TrainedScene, indices: list[int], w
 def orbit_flicker(*, trained: TrainedScene, scene: Scene, frames: int, work: Path) -> dict[str, float]:
     """Flicker of the decoded and the enhanced stream on the default orbit of the training views at their size."""
     train = scene.split_indices["train"]
-    cams = CameraPath(c2ws=orbit_path(train_c2ws=scene.camera_to_worlds[train].double(), num_frames=frames).float(),
-                      Ks=scene.Ks[train[0]][None].expand(frames, 3, 3).float(), width=int(scene.widths[train[0]]),
-                      height=int(scene.heights[train[0]]))
-    result = export_flythrough(scene=trained, cameras=cams, config=ExportConfig(
-        output=work, mode="enhanced", measure_flicker=True, write_stats=False, sticky_references=True))
+    cams = CameraPath(
+        c2ws=orbit_path(train_c2ws=scene.camera_to_worlds[train].double(), num_frames=frames).float(),
+        Ks=scene.Ks[train[0]][None].expand(frames, 3, 3).float(),
+        width=int(scene.widths[train[0]]),
+        height=int(scene.heights[train[0]]),
+    )
+    result = export_flythrough(
+        scene=trained,
+        cameras=cams,
+        config=ExportConfig(
+            output=work, mode="enhanced", measure_flicker=True, write_stats=False, sticky_references=True
+        ),
+    )
     return dict(result.flicker)
 
 
@@ -163,42 +179,82 @@ def run_scene(args: Args, name: str, *, device: torch.device) -> dict:
     workers = min(2, torch.get_num_threads()) if on_cpu else 1
     dtype = torch.float32 if on_cpu else torch.float16
     codec = load_codec("taef2", device=device, dtype=torch.float32)
-    scene = load_scene(scene_folder(name, args.root), downscale=1 if name == "demo" else args.downscale, size_multiple=codec.downscale)
+    scene = load_scene(
+        scene_folder(name, args.root), downscale=1 if name == "demo" else args.downscale, size_multiple=codec.downscale
+    )
     train = scene.split_indices["train"].tolist()
     held_out = eval_indices(scene, args.max_eval_views)
     run = args.output_dir / name
-    CONSOLE.print(f"[bold]{name}[/]: {len(train)} training views, {len(held_out)} scored, "
-                  f"{int(scene.widths[train[0]])}x{int(scene.heights[train[0]])}")
+    CONSOLE.print(
+        f"[bold]{name}[/]: {len(train)} training views, {len(held_out)} scored, "
+        f"{int(scene.widths[train[0]])}x{int(scene.heights[train[0]])}"
+    )
 
-    trainer = LatentSplatTrainerConfig(steps=args.steps or (400 if on_cpu else 7000), densify=not on_cpu,
-                                       seed=args.seed)
+    trainer = LatentSplatTrainerConfig(
+        steps=args.steps or (400 if on_cpu else 7000), densify=not on_cpu, seed=args.seed
+    )
     if on_cpu:
         trainer.rgb_downscale = 2  # as splatent-demo on the CPU
     else:
         trainer.strategy.refine_stop_iter = trainer.steps // 2
-    latents = encode_views(scene=scene, indices=train, codec=codec, device=device, cache=LatentCache(codec_name=codec.name))
+    latents = encode_views(
+        scene=scene, indices=train, codec=codec, device=device, cache=LatentCache(codec_name=codec.name)
+    )
     t0 = time.perf_counter()
     result = train_latent_splats(scene=scene, codec=codec, config=trainer, device=device, train_latents=latents)
     train_seconds = time.perf_counter() - t0
-    bank = ReferenceBank.from_latents(c2w=scene.camera_to_worlds[train].to(device), Ks=scene.Ks[train].to(device),
-                                      latents=latents, downscale=codec.downscale)
-    save_trained_run(output_dir=run, params=result.params, codec=codec, sh_degree=result.sh_degree, references=bank,
-                     scene_path=scene.root, train_indices=train, extra={"steps": trainer.steps})
-    trained = TrainedScene(params=result.params, codec=codec, sh_degree=result.sh_degree, references=bank,
-                           refiner=None, latent_background=None, name=name, source=run, device=device)
-    base = mean_metrics([ev.metrics for ev in evaluate_views(scene=scene, indices=held_out, trained=trained,
-                                                              workers=workers)])
-    row: dict = {"scene": name, "views": len(held_out), "train_views": len(train), "steps": trainer.steps,
-                 "size": [int(scene.widths[train[0]]), int(scene.heights[train[0]])],
-                 "gaussians": int(result.params["means"].shape[0]), "train_seconds": round(train_seconds, 1),
-                 "decoded": {"psnr": base["decoded_psnr"], "ssim": base["decoded_ssim"]},
-                 "rgb": {"psnr": base["rgb_psnr"], "ssim": base["rgb_ssim"]}, "roundtrip": {"psnr": base["codec_psnr"]},
-                 "flicker": {}, "notes": {}}
+    bank = ReferenceBank.from_latents(
+        c2w=scene.camera_to_worlds[train].to(device),
+        Ks=scene.Ks[train].to(device),
+        latents=latents,
+        downscale=codec.downscale,
+    )
+    save_trained_run(
+        output_dir=run,
+        params=result.params,
+        codec=codec,
+        sh_degree=result.sh_degree,
+        references=bank,
+        scene_path=scene.root,
+        train_indices=train,
+        extra={"steps": trainer.steps},
+    )
+    trained = TrainedScene(
+        params=result.params,
+        codec=codec,
+        sh_degree=result.sh_degree,
+        references=bank,
+        refiner=None,
+        latent_background=None,
+        name=name,
+        source=run,
+        device=device,
+    )
+    base = mean_metrics(
+        [ev.metrics for ev in evaluate_views(scene=scene, indices=held_out, trained=trained, workers=workers)]
+    )
+    row: dict = {
+        "scene": name,
+        "views": len(held_out),
+        "train_views": len(train),
+        "steps": trainer.steps,
+        "size": [int(scene.widths[train[0]]), int(scene.heights[train[0]])],
+        "gaussians": int(result.params["means"].shape[0]),
+        "train_seconds": round(train_seconds, 1),
+        "decoded": {"psnr": base["decoded_psnr"], "ssim": base["decoded_ssim"]},
+        "rgb": {"psnr": base["rgb_psnr"], "ssim": base["rgb_ssim"]},
+        "roundtrip": {"psnr": base["codec_psnr"]},
+        "flicker": {},
+        "notes": {},
+    }
     orbit = Path(tempfile.mkdtemp(prefix="splatent-orbit-"))
 
     generic, row["notes"]["generic latent"] = generic_refiner(args.generic, name, device=device, dtype=dtype)
     if args.generic_guided is None:
-        guided, row["notes"]["generic guided"] = guided_from(generic), "generic latent made guided (identity on the guide)"
+        guided, row["notes"]["generic guided"] = (
+            guided_from(generic),
+            "generic latent made guided (identity on the guide)",
+        )
     else:
         guided, row["notes"]["generic guided"] = generic_refiner(args.generic_guided, name, device=device, dtype=dtype)
     variants: dict[str, Refiner] = {"generic latent": generic, "generic guided": guided}
@@ -210,8 +266,14 @@ def run_scene(args: Args, name: str, *, device: torch.device) -> dict:
     row["adapt_seconds"] = {}
     for label, init in starts.items():
         settings = replace(args.adaptation, refiner=init, guided=True, seed=args.seed)
-        adapted = adapt_to_scene(scene=scene, train_views=train, codec=codec, run=run / label.replace(" ", "_"),
-                                 config=settings, device=device)
+        adapted = adapt_to_scene(
+            scene=scene,
+            train_views=train,
+            codec=codec,
+            run=run / label.replace(" ", "_"),
+            config=settings,
+            device=device,
+        )
         row["adapt_seconds"][label] = adapted.seconds
         row["notes"][label] = f"{adapted.samples} training-view samples, {adapted.steps} steps"
         variants[label] = load_refiner(adapted.refiner, device=device, dtype=dtype, codec=codec)
@@ -220,8 +282,9 @@ def run_scene(args: Args, name: str, *, device: torch.device) -> dict:
         trained.refiner = refiner
         row[label] = score_enhanced(scene=scene, trained=trained, indices=held_out, workers=workers)
         if args.orbit_frames:
-            flicker = orbit_flicker(trained=trained, scene=scene, frames=args.orbit_frames,
-                                    work=orbit / label.replace(" ", "_"))
+            flicker = orbit_flicker(
+                trained=trained, scene=scene, frames=args.orbit_frames, work=orbit / label.replace(" ", "_")
+            )
             row["flicker"]["decoded"] = flicker["decoded"]
             row["flicker"][label] = flicker["enhanced"]
         CONSOLE.print(f"  {label}: {row[label]['psnr']:.2f} dB / {row[label]['ssim']:.3f}")
@@ -232,8 +295,11 @@ def run_scene(args: Args, name: str, *, device: torch.device) -> dict:
 def splatfacto_rows(path: Path | None) -> dict[str, dict]:
     if path is None:
         return {}
-    return {r["scene"]: {"psnr": r["metrics"]["psnr"], "ssim": r["metrics"]["ssim"]}
-            for r in json.loads(path.read_text()) if r.get("method") == "splatfacto"}
+    return {
+        r["scene"]: {"psnr": r["metrics"]["psnr"], "ssim": r["metrics"]["ssim"]}
+        for r in json.loads(path.read_text())
+        if r.get("method") == "splatfacto"
+    }
 
 
 def _cell(m: dict | None, *, note: str = "") -> str:
@@ -248,12 +314,18 @@ def goals(row: dict) -> list[str]:
     out = []
     a, rgb, dec, ceil = row["adapted guided"], row["rgb"], row["decoded"], row["roundtrip"]["psnr"]
     need = max(rgb["psnr"], dec["psnr"] + 3.0) + (1.0 if ceil - rgb["psnr"] >= 3.0 else 0.0)
-    out.append(f"adapted guided PSNR ≥ {need:.2f}: " + ("met" if a["psnr"] >= need else f"missed by {need - a['psnr']:.2f} dB"))
-    out.append(f"adapted guided SSIM ≥ RGB {rgb['ssim']:.3f}: "
-               + ("met" if a["ssim"] >= rgb["ssim"] else f"missed by {rgb['ssim'] - a['ssim']:.3f}"))
+    out.append(
+        f"adapted guided PSNR ≥ {need:.2f}: " + ("met" if a["psnr"] >= need else f"missed by {need - a['psnr']:.2f} dB")
+    )
+    out.append(
+        f"adapted guided SSIM ≥ RGB {rgb['ssim']:.3f}: "
+        + ("met" if a["ssim"] >= rgb["ssim"] else f"missed by {rgb['ssim'] - a['ssim']:.3f}")
+    )
     g = row["generic guided"]["psnr"]
-    out.append("generic guided ≥ RGB − 0.5 dB: " + ("met" if g >= rgb["psnr"] - 0.5 else
-                                                    f"missed by {rgb['psnr'] - 0.5 - g:.2f} dB"))
+    out.append(
+        "generic guided ≥ RGB − 0.5 dB: "
+        + ("met" if g >= rgb["psnr"] - 0.5 else f"missed by {rgb['psnr'] - 0.5 - g:.2f} dB")
+    )
     if row["flicker"]:
         f, d = row["flicker"]["adapted guided"], row["flicker"]["decoded"]
         out.append("adapted orbit flicker ≤ decoded: " + ("met" if f <= d else f"missed ({f:.4f} > {d:.4f})"))
@@ -261,40 +333,68 @@ def goals(row: dict) -> list[str]:
 
 
 def markdown(rows: list[dict], *, args: Args, device: torch.device, splatfacto: dict[str, dict]) -> str:
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else \
-        f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    )
     cmd = "python benchmarks/enhancement.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     cols = ["decoded", "generic latent", "generic guided", "adapted guided", "adapted fresh", "rgb"]
-    head = ("| scene | views | " + " | ".join(c.replace("rgb", "RGB splats") for c in cols)
-            + " | splatfacto | round trip |\n|" + "---|" * (len(cols) + 4) + "\n")
+    head = (
+        "| scene | views | "
+        + " | ".join(c.replace("rgb", "RGB splats") for c in cols)
+        + " | splatfacto | round trip |\n|"
+        + "---|" * (len(cols) + 4)
+        + "\n"
+    )
     lines = []
     for r in rows:
-        cells = [_cell(r.get(c), note="SAW" if c.startswith("generic") and "SAW" in r["notes"].get(c, "") else "")
-                 for c in cols]
-        lines.append(f"| {r['scene']} {r['size'][0]}×{r['size'][1]} | {r['views']} | " + " | ".join(cells)
-                     + f" | {_cell(splatfacto.get(r['scene']))} | {r['roundtrip']['psnr']:.2f} |")
-    flick = ["| scene | " + " | ".join(["decoded", *[c for c in cols[1:5]]]) + " | adaptation s (units + fine-tune) |",
-             "|---|---|---|---|---|---|---|"]
+        cells = [
+            _cell(r.get(c), note="SAW" if c.startswith("generic") and "SAW" in r["notes"].get(c, "") else "")
+            for c in cols
+        ]
+        lines.append(
+            f"| {r['scene']} {r['size'][0]}×{r['size'][1]} | {r['views']} | "
+            + " | ".join(cells)
+            + f" | {_cell(splatfacto.get(r['scene']))} | {r['roundtrip']['psnr']:.2f} |"
+        )
+    flick = [
+        "| scene | " + " | ".join(["decoded", *[c for c in cols[1:5]]]) + " | adaptation s (units + fine-tune) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         if r["flicker"]:
             secs = ", ".join(f"{k}: {v['units']:.0f} + {v['fine_tune']:.0f}" for k, v in r["adapt_seconds"].items())
-            flick.append(f"| {r['scene']} | " + " | ".join(f"{r['flicker'].get(c, float('nan')):.4f}"
-                                                          for c in ["decoded", *cols[1:5]]) + f" | {secs} |")
-    notes = "\n".join(f"- {r['scene']}: {r['gaussians']:,} Gaussians, {r['steps']} steps ({r['train_seconds']:.0f} s); "
-                      + "; ".join(f"{k}: {v}" for k, v in r["notes"].items()) + ". Goals: " + "; ".join(goals(r))
-                      for r in rows)
-    return (f"Enhancement protocol (issue 17), {name}, torch {torch.__version__}, {datetime.date.today().isoformat()}.\n"
-            f"Command: `{cmd}`\n\nHeld-out PSNR / SSIM (mean over the scored views; SAW = that generic refiner was "
-            f"trained on this scene's views, so the cell is not an unseen-scene number):\n\n{head}"
-            + "\n".join(lines) + "\n\nFlicker of a " + f"{args.orbit_frames}-frame orbit (mean |frame_t − frame_t−1|, "
-            "lower is steadier):\n\n" + "\n".join(flick) + "\n\n" + notes + "\n")
+            flick.append(
+                f"| {r['scene']} | "
+                + " | ".join(f"{r['flicker'].get(c, float('nan')):.4f}" for c in ["decoded", *cols[1:5]])
+                + f" | {secs} |"
+            )
+    notes = "\n".join(
+        f"- {r['scene']}: {r['gaussians']:,} Gaussians, {r['steps']} steps ({r['train_seconds']:.0f} s); "
+        + "; ".join(f"{k}: {v}" for k, v in r["notes"].items())
+        + ". Goals: "
+        + "; ".join(goals(r))
+        for r in rows
+    )
+    return (
+        f"Enhancement protocol (issue 17), {name}, torch {torch.__version__}, {datetime.date.today().isoformat()}.\n"
+        f"Command: `{cmd}`\n\nHeld-out PSNR / SSIM (mean over the scored views; SAW = that generic refiner was "
+        f"trained on this scene's views, so the cell is not an unseen-scene number):\n\n{head}"
+        + "\n".join(lines)
+        + "\n\nFlicker of a "
+        + f"{args.orbit_frames}-frame orbit (mean |frame_t − frame_t−1|, "
+        "lower is steadier):\n\n" + "\n".join(flick) + "\n\n" + notes + "\n"
+    )
 
 
 def main(args: Args) -> list[dict]:
     device = resolve_device(args.device)
     missing = [n for n in args.scenes if not scene_folder(n, args.root).exists()]
     if missing:
-        raise SplatentError(f"No scene folder for {missing} under {args.root} (pass --root, or demo for the demo scene).")
+        raise SplatentError(
+            f"No scene folder for {missing} under {args.root} (pass --root, or demo for the demo scene)."
+        )
     splatfacto = splatfacto_rows(args.splatfacto)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []

@@ -83,9 +83,15 @@ def _train_demo_scene(*, steps: int, device: torch.device) -> TrainedScene:
     result = train_latent_splats(scene=scene, codec=codec, config=config, device=device)
     if device.type == "cuda":  # render with the codec the way load_trained_scene sets it up on CUDA
         codec = load_codec("taef2", device=device, dtype=torch.float16)
-    return trained_scene_from_splats(scene=scene, params=result.params, codec=codec, sh_degree=result.sh_degree,
-                                     train_indices=scene.split_indices["train"].tolist(), device=device,
-                                     name=f"demo scene, {steps} steps")
+    return trained_scene_from_splats(
+        scene=scene,
+        params=result.params,
+        codec=codec,
+        sh_degree=result.sh_degree,
+        train_indices=scene.split_indices["train"].tolist(),
+        device=device,
+        name=f"demo scene, {steps} steps",
+    )
 
 
 def _refiner(args: Args, scene: TrainedScene, device: torch.device) -> str:
@@ -99,8 +105,9 @@ def _refiner(args: Args, scene: TrainedScene, device: torch.device) -> str:
         scene.refiner = load_refiner("embedded", device=device, dtype=dtype, codec=scene.codec)
         return "embedded (shipped)"
     except SplatentError:
-        config = RefinerConfig(backbone="embedded", codec=scene.codec.name, latent_channels=scene.codec.latent_channels,
-                               num_references=3)
+        config = RefinerConfig(
+            backbone="embedded", codec=scene.codec.name, latent_channels=scene.codec.latent_channels, num_references=3
+        )
         scene.refiner = config.setup(device=device, dtype=dtype).eval()
         return "embedded, UNTRAINED (fresh init: enhanced = decoded)"
 
@@ -110,13 +117,16 @@ def orbit_cameras(scene: TrainedScene, *, frames: int, size: int) -> CameraPath:
     bank = scene.references
     c2ws = orbit_path(train_c2ws=bank.c2w.detach().cpu().double(), num_frames=frames).float()
     fov = vertical_fov(K=bank.Ks[0].cpu(), height=int(bank.sizes[0][0]))
-    return CameraPath(c2ws=c2ws, Ks=intrinsics_for_fov(fov=[fov] * frames, width=size, height=size).float(),
-                      width=size, height=size)
+    return CameraPath(
+        c2ws=c2ws, Ks=intrinsics_for_fov(fov=[fov] * frames, width=size, height=size).float(), width=size, height=size
+    )
 
 
 def _row(label: str, r: ExportResult) -> str:
-    return (f"| {label} | {r.frames} | {r.wall_seconds:.1f} | {1e3 * r.wall_seconds / r.frames:.1f} | {r.fps_achieved:.2f} | "
-            f"{r.flicker['decoded']:.4f} | {r.flicker['enhanced']:.4f} | {r.reference_switches} |")
+    return (
+        f"| {label} | {r.frames} | {r.wall_seconds:.1f} | {1e3 * r.wall_seconds / r.frames:.1f} | {r.fps_achieved:.2f} | "
+        f"{r.flicker['decoded']:.4f} | {r.flicker['enhanced']:.4f} | {r.reference_switches} |"
+    )
 
 
 def main(args: Args) -> str:
@@ -125,8 +135,9 @@ def main(args: Args) -> str:
         raise SplatentError(f"--size must be a multiple of 8, got {args.size}.")
     if args.load_config is not None:
         # the refiner is attached below (--refiner); plain modules, as the export runs by default on the CPU
-        scene = TrainedSceneConfig(load_config=args.load_config, device=args.device, refiner="none",
-                                   cuda_graphs=False).setup(device=device)
+        scene = TrainedSceneConfig(
+            load_config=args.load_config, device=args.device, refiner="none", cuda_graphs=False
+        ).setup(device=device)
         source = str(args.load_config)
     else:
         steps = args.train_steps if args.train_steps is not None else (3000 if device.type == "cuda" else 20)
@@ -135,28 +146,53 @@ def main(args: Args) -> str:
     refiner_note = _refiner(args, scene, device)
     k = scene.refiner.config.num_references
     cams = orbit_cameras(scene, frames=args.frames, size=args.size)
-    CONSOLE.print(f"{source}: {scene.params['means'].shape[0]:,} Gaussians; refiner {refiner_note}, k={k}; "
-                  f"{args.frames} frames at {args.size}² on {device}")
+    CONSOLE.print(
+        f"{source}: {scene.params['means'].shape[0]:,} Gaussians; refiner {refiner_note}, k={k}; "
+        f"{args.frames} frames at {args.size}² on {device}"
+    )
 
     with tempfile.TemporaryDirectory() as tmp:  # warm-up (CUDA kernels, cuDNN autotuning), untimed
-        export_flythrough(scene=scene, cameras=orbit_cameras(scene, frames=2, size=args.size),
-                          config=ExportConfig(output=Path(tmp) / ("warmup.mp4" if args.video_format == "mp4" else "warmup"), mode="enhanced", write_stats=False))
+        export_flythrough(
+            scene=scene,
+            cameras=orbit_cameras(scene, frames=2, size=args.size),
+            config=ExportConfig(
+                output=Path(tmp) / ("warmup.mp4" if args.video_format == "mp4" else "warmup"),
+                mode="enhanced",
+                write_stats=False,
+            ),
+        )
     results = {}
     for label, sticky in (("sticky references", True), ("nearest references", False)):
-        out = args.video_dir / f"orbit_{'sticky' if sticky else 'nearest'}{'.mp4' if args.video_format == 'mp4' else ''}"
+        out = (
+            args.video_dir / f"orbit_{'sticky' if sticky else 'nearest'}{'.mp4' if args.video_format == 'mp4' else ''}"
+        )
         results[label] = export_flythrough(
-            scene=scene, cameras=cams,
-            config=ExportConfig(output=out, mode="enhanced", fps=args.fps, sticky_references=sticky, measure_flicker=True),
+            scene=scene,
+            cameras=cams,
+            config=ExportConfig(
+                output=out, mode="enhanced", fps=args.fps, sticky_references=sticky, measure_flicker=True
+            ),
         )
         CONSOLE.print(f"{label}: {results[label].wall_seconds:.1f} s → {out}")
 
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else \
-        f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    )
     plain = results["nearest references"]
-    cmd = (f"python benchmarks/export_orbit.py --size {args.size} --frames {args.frames}"
-           + (f" --load-config {args.load_config}" if args.load_config else f" --train-steps {args.train_steps}" if args.train_steps else "")
-           + (f" --refiner {args.refiner}" if args.refiner != "embedded" else "")
-           + (f" --video-format {args.video_format}" if args.video_format != "mp4" else ""))
+    cmd = (
+        f"python benchmarks/export_orbit.py --size {args.size} --frames {args.frames}"
+        + (
+            f" --load-config {args.load_config}"
+            if args.load_config
+            else f" --train-steps {args.train_steps}"
+            if args.train_steps
+            else ""
+        )
+        + (f" --refiner {args.refiner}" if args.refiner != "embedded" else "")
+        + (f" --video-format {args.video_format}" if args.video_format != "mp4" else "")
+    )
     table = (
         f"Enhanced orbit export, {args.frames} frames at {args.size}×{args.size} ({'H.264 MP4' if args.video_format == 'mp4' else 'PNG frames'}), k={k}; scene: {source}; "
         f"refiner: {refiner_note}; {name}; torch {torch.__version__}; {datetime.date.today().isoformat()}.\n"

@@ -44,10 +44,14 @@ def main() -> None:
     if not torch.cuda.is_available():
         raise SystemExit("benchmarks/gsplat_agreement.py needs a CUDA device (gsplat's kernels are CUDA only).")
     device = torch.device("cuda")
-    print(f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}, {args.gaussians} Gaussians, "
-          f"median of {args.repeats}\n")
-    print("| image | cameras | channels | max abs diff features | alpha | depth (alpha>0.5) "
-          "| pixels > 1e-3 | radii equal | gsplat ms/frame | torch ms/frame |")
+    print(
+        f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}, {args.gaussians} Gaussians, "
+        f"median of {args.repeats}\n"
+    )
+    print(
+        "| image | cameras | channels | max abs diff features | alpha | depth (alpha>0.5) "
+        "| pixels > 1e-3 | radii equal | gsplat ms/frame | torch ms/frame |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for size, n_cams, channels in CASES:
         scene = random_scene(args.gaussians, channels=channels, seed=size + n_cams, device=device)
@@ -65,8 +69,10 @@ def main() -> None:
             n_over = int((per_pixel > 1e-3).sum())
             t_gs = _ms_per_frame(lambda: rasterize(**common, backend="gsplat"), args.repeats, n_cams)
             t_tc = _ms_per_frame(lambda: rasterize(**common, backend="torch"), max(3, args.repeats // 4), n_cams)
-        print(f"| {size}x{size} | {n_cams} | {channels} | {d_feat:.2e} | {d_alpha:.2e} | {d_depth:.2e} "
-              f"| {n_over} / {per_pixel.numel()} | {radii_eq:.5f} | {t_gs:.2f} | {t_tc:.2f} |")
+        print(
+            f"| {size}x{size} | {n_cams} | {channels} | {d_feat:.2e} | {d_alpha:.2e} | {d_depth:.2e} "
+            f"| {n_over} / {per_pixel.numel()} | {radii_eq:.5f} | {t_gs:.2f} | {t_tc:.2f} |"
+        )
 
 
 if __name__ == "__main__":

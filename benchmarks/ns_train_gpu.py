@@ -66,8 +66,16 @@ class _NaNMetric(torch.nn.Module):
         return torch.tensor(float("nan"), device=a.device)
 
 
-def _config(method: str, scene: Path, dataparser: str, steps: int, output_dir: Path, device: str,
-            model_overrides: Optional[dict] = None, seed: int = 42):
+def _config(
+    method: str,
+    scene: Path,
+    dataparser: str,
+    steps: int,
+    output_dir: Path,
+    device: str,
+    model_overrides: Optional[dict] = None,
+    seed: int = 42,
+):
     from nerfstudio.data.dataparsers.blender_dataparser import BlenderDataParserConfig
     from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
     from nerfstudio.models.splatfacto import SplatfactoModel, SplatfactoModelConfig
@@ -135,8 +143,16 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def run_one(method: str, scene: Path, dataparser: str, steps: int, output_dir: Path, device: str,
-            model_overrides: Optional[dict] = None, seed: int = 42) -> dict:
+def run_one(
+    method: str,
+    scene: Path,
+    dataparser: str,
+    steps: int,
+    output_dir: Path,
+    device: str,
+    model_overrides: Optional[dict] = None,
+    seed: int = 42,
+) -> dict:
     cfg = _config(method, scene, dataparser, steps, output_dir, device, model_overrides, seed)
     cfg.set_timestamp()
     cfg.save_config()
@@ -153,10 +169,18 @@ def run_one(method: str, scene: Path, dataparser: str, steps: int, output_dir: P
     n_eval = len(pipeline.datamanager.eval_dataset)
     n_train = len(pipeline.datamanager.train_dataset)
     label = method + ("+decoded" if method == "splatent" and (model_overrides or {}).get("loss.decoded_weight") else "")
-    out = {"method": label, "model_overrides": model_overrides or {}, "scene": scene.name, "steps": steps, "train_seconds": seconds,
-           "gaussians": int(pipeline.model.num_points), "train_views": n_train, "eval_views": n_eval,
-           "metrics": {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))},
-           "config": str(cfg.get_base_dir() / "config.yml")}
+    out = {
+        "method": label,
+        "model_overrides": model_overrides or {},
+        "scene": scene.name,
+        "steps": steps,
+        "train_seconds": seconds,
+        "gaussians": int(pipeline.model.num_points),
+        "train_views": n_train,
+        "eval_views": n_eval,
+        "metrics": {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))},
+        "config": str(cfg.get_base_dir() / "config.yml"),
+    }
     del trainer, pipeline
     torch.cuda.empty_cache()
     return out
@@ -164,8 +188,11 @@ def run_one(method: str, scene: Path, dataparser: str, steps: int, output_dir: P
 
 def splatent_overrides(args: Args) -> dict:
     """The SplatentModelConfig fields the arguments set (only those given)."""
-    given = {"loss.decoded_weight": args.decoded_weight, "loss.decoded_every": args.decoded_every,
-             "refiner": args.refiner}
+    given = {
+        "loss.decoded_weight": args.decoded_weight,
+        "loss.decoded_every": args.decoded_every,
+        "refiner": args.refiner,
+    }
     given = {k: v for k, v in given.items() if v is not None}
     for item in args.set:
         name, sep, raw = item.partition("=")
@@ -181,22 +208,34 @@ def splatent_overrides(args: Args) -> dict:
 def main(args: Args) -> list[dict]:
     results = []
     overrides = splatent_overrides(args)
-    header = [f"device {torch.cuda.get_device_name() if args.device == 'cuda' else 'cpu'}, torch {torch.__version__}, {args.steps} steps, "
-              f"date {time.strftime('%Y-%m-%d')}" + (f", splatent with {overrides}" if overrides else "") + "\n",
-              "| scene | train/eval views | method | Gaussians | PSNR | SSIM | RGB-splats PSNR | RGB-splats SSIM | train s |",
-              "|---|---|---|---|---|---|---|---|---|"]
+    header = [
+        f"device {torch.cuda.get_device_name() if args.device == 'cuda' else 'cpu'}, torch {torch.__version__}, {args.steps} steps, "
+        f"date {time.strftime('%Y-%m-%d')}" + (f", splatent with {overrides}" if overrides else "") + "\n",
+        "| scene | train/eval views | method | Gaussians | PSNR | SSIM | RGB-splats PSNR | RGB-splats SSIM | train s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     if args.output:
         args.output.write_text("\n".join(header) + "\n")
     for spec in args.scenes:
         name, dataparser = spec.split(":")
         for method in args.methods:
-            r = run_one(method, args.root / name, dataparser, args.steps, args.output_dir, args.device, overrides,
-                        seed=args.seed)
+            r = run_one(
+                method,
+                args.root / name,
+                dataparser,
+                args.steps,
+                args.output_dir,
+                args.device,
+                overrides,
+                seed=args.seed,
+            )
             results.append(r)
             m = r["metrics"]
-            row = (f"| {name} | {r['train_views']}/{r['eval_views']} | {r['method']} | {r['gaussians']} | {m['psnr']:.2f} | "
-                   f"{m['ssim']:.3f} | {m.get('psnr_rgb_gaussians', m['psnr']):.2f} | "
-                   f"{m.get('ssim_rgb_gaussians', m['ssim']):.3f} | {r['train_seconds']:.1f} |")
+            row = (
+                f"| {name} | {r['train_views']}/{r['eval_views']} | {r['method']} | {r['gaussians']} | {m['psnr']:.2f} | "
+                f"{m['ssim']:.3f} | {m.get('psnr_rgb_gaussians', m['psnr']):.2f} | "
+                f"{m.get('ssim_rgb_gaussians', m['ssim']):.3f} | {r['train_seconds']:.1f} |"
+            )
             print(row, flush=True)
             if args.output:
                 with args.output.open("a") as f:

@@ -69,8 +69,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} threads, {platform.processor() or platform.machine()}, "
-          f"median of {args.repeats}\n")
+    print(
+        f"torch {torch.__version__}, {args.threads} threads, {platform.processor() or platform.machine()}, "
+        f"median of {args.repeats}\n"
+    )
     print("| gaussians (visible) | channels | image | tile pairs | forward (no grad) ms | forward+backward ms |")
     print("|---|---|---|---|---|---|")
     for n, ch, size in CASES:

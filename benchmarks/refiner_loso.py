@@ -93,8 +93,16 @@ def run_fold(args: Args, scene: str) -> dict:
     """Trains the fold without ``scene``, evaluates it on ``scene``; writes and returns OUTPUT_DIR/<scene>/fold.json."""
     device = _device(args.device)
     start = time.perf_counter()
-    fold = replace(args.train, dataset=args.dataset, output=args.output_dir / scene, steps=args.steps,
-                   batch_size=args.batch_size, scenes=None, exclude_scenes=(scene,), device=args.device)
+    fold = replace(
+        args.train,
+        dataset=args.dataset,
+        output=args.output_dir / scene,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        scenes=None,
+        exclude_scenes=(scene,),
+        device=args.device,
+    )
     result = train_refiner(fold)
     train_seconds = time.perf_counter() - start
     dataset = RefinerDataset(args.dataset, scenes=[scene])
@@ -135,8 +143,10 @@ def merge_folds(args: Args) -> str:
         paths = [args.output_dir / s / FOLD_FILE for s in args.scenes]
         missing = [str(p) for p in paths if not p.is_file()]
         if missing:
-            raise SplatentError(f"No fold result {', '.join(missing)}: those folds did not finish (see their logs); "
-                                "rerun them, or merge without them (--scenes).")
+            raise SplatentError(
+                f"No fold result {', '.join(missing)}: those folds did not finish (see their logs); "
+                "rerun them, or merge without them (--scenes)."
+            )
     else:
         paths = sorted(args.output_dir.glob(f"*/{FOLD_FILE}"))
         if not paths:
@@ -153,12 +163,11 @@ def merge_folds(args: Args) -> str:
         f"{', '.join(sorted({f['date'] for f in folds}))}.\n"
         f"Command: `{_command(args)}`\n"
         f"Dataset `{args.dataset}`: {len(index['samples'])} samples, {len(index['units'])} units, {len(scenes)} scenes"
-        + (f"; units' core trainer: {units}.\n" if units else ".\n") +
-        f"Per fold: train on every other scene (batch {', '.join(sorted({str(f['batch_size']) for f in folds}))}; "
+        + (f"; units' core trainer: {units}.\n" if units else ".\n")
+        + f"Per fold: train on every other scene (batch {', '.join(sorted({str(f['batch_size']) for f in folds}))}; "
         f"steps done/asked: {steps}), evaluate the held-out scene's samples per training fraction "
         f"(1 = its standard held-out split) against the ground-truth images; RGB splats = the same Gaussians' RGB render.\n"
-        f"Fold wall time (s, train + eval): {seconds}\n"
-        + (f"{args.note}\n" if args.note else "") + "\n"
+        f"Fold wall time (s, train + eval): {seconds}\n" + (f"{args.note}\n" if args.note else "") + "\n"
     )
     text = header + markdown_table(rows)
     _write_atomic(args.output_dir / "loso.md", text)
@@ -173,7 +182,9 @@ def main(args: Args) -> str:
         return merge_folds(args)
     all_scenes = RefinerDataset(args.dataset).scene_names()
     if len(all_scenes) < 2:
-        raise SplatentError(f"Leave-one-scene-out needs a dataset with at least two scenes; {args.dataset} has {all_scenes}.")
+        raise SplatentError(
+            f"Leave-one-scene-out needs a dataset with at least two scenes; {args.dataset} has {all_scenes}."
+        )
     scenes = args.scenes or tuple(all_scenes)
     for scene in scenes:
         run_fold(args, scene)

@@ -33,7 +33,9 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
-    refiner = RefinerConfig(latent_channels=args.channels, num_references=args.num_references).setup(device=device, dtype=dtype)
+    refiner = RefinerConfig(latent_channels=args.channels, num_references=args.num_references).setup(
+        device=device, dtype=dtype
+    )
     refiner.requires_grad_(False).eval()
     if args.channels_last:
         refiner.use_channels_last()
@@ -59,12 +61,18 @@ def main() -> None:
             sync()
             times.append((time.perf_counter() - t0) * 1e3)
     params = sum(p.numel() for p in refiner.parameters()) / 1e6
-    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or 'cpu'} ({torch.get_num_threads()} threads)"
+    where = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"{platform.processor() or 'cpu'} ({torch.get_num_threads()} threads)"
+    )
     rows, cols = refiner.layout
     print("| device | dtype | grid | latent | params | channels_last | cuda graph | median ms | min ms |")
     print("|---|---|---|---|---|---|---|---|---|")
-    print(f"| {where} | {args.dtype} | {rows}x{cols} | {s}² | {params:.2f} M | {args.channels_last} | {args.cuda_graph} | "
-          f"{statistics.median(times):.2f} | {min(times):.2f} |")
+    print(
+        f"| {where} | {args.dtype} | {rows}x{cols} | {s}² | {params:.2f} M | {args.channels_last} | {args.cuda_graph} | "
+        f"{statistics.median(times):.2f} | {min(times):.2f} |"
+    )
 
 
 if __name__ == "__main__":

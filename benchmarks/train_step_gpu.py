@@ -117,37 +117,73 @@ def _render_shared(params, *, viewmat, K, width, height, ds, rgb_ds, sh_degree, 
     mark = timer.mark if timer is not None else (lambda _stage: None)
     Ks = scale_intrinsics(K, 1.0 / rgb_ds)
     w, h = width // rgb_ds, height // rgb_ds
-    screen = project_screen(means=params["means"], quats=params["quats"], scales=torch.exp(params["scales"]),
-                            opacities=torch.sigmoid(params["opacities"]).squeeze(-1), viewmats=viewmat, Ks=Ks, width=w,
-                            height=h)
+    screen = project_screen(
+        means=params["means"],
+        quats=params["quats"],
+        scales=torch.exp(params["scales"]),
+        opacities=torch.sigmoid(params["opacities"]).squeeze(-1),
+        viewmats=viewmat,
+        Ks=Ks,
+        width=w,
+        height=h,
+    )
     mark("projection")
-    colors = sh_colors(params=params, viewmats=viewmat, sh_degree=sh_degree, masks=screen.radii > 0,
-                       backend=screen.backend)
+    colors = sh_colors(
+        params=params, viewmats=viewmat, sh_degree=sh_degree, masks=screen.radii > 0, backend=screen.backend
+    )
     mark("sh")
     rgb = rasterize_screen(screen=replace(screen, means2d=screen.means2d.clone()), features=colors, depth=False)
     mark("rasterize_rgb")
     lat_screen = downscale_screen(screen, downscale=ds / rgb_ds, width=width // ds, height=height // ds)
     lat = rasterize_screen(screen=lat_screen, features=params["latents"], depth=False)
     mark("rasterize_latent")
-    return StepRender(rgb=rgb.features[0].clamp(0.0, 1.0), alpha=rgb.alpha[0], depth=None,
-                      latent=lat.features[0].permute(2, 0, 1), info=rgb.info)
+    return StepRender(
+        rgb=rgb.features[0].clamp(0.0, 1.0),
+        alpha=rgb.alpha[0],
+        depth=None,
+        latent=lat.features[0].permute(2, 0, 1),
+        info=rgb.info,
+    )
 
 
-def _render_two_pass(params, *, viewmat, K, width, height, ds, rgb_ds, sh_degree, timer: StageTimer | None) -> StepRender:
+def _render_two_pass(
+    params, *, viewmat, K, width, height, ds, rgb_ds, sh_degree, timer: StageTimer | None
+) -> StepRender:
     """The step before issue 18: a projection per pass (stages: sh, rasterize_rgb and rasterize_latent, each pass's
     projection included)."""
     mark = timer.mark if timer is not None else (lambda _stage: None)
     colors = sh_colors(params=params, viewmats=viewmat, sh_degree=sh_degree)
     mark("sh")
-    rgb = rasterize(means=params["means"], quats=params["quats"], scales=torch.exp(params["scales"]),
-                    opacities=torch.sigmoid(params["opacities"]).squeeze(-1), features=colors, viewmats=viewmat,
-                    Ks=scale_intrinsics(K, 1.0 / rgb_ds), width=width // rgb_ds, height=height // rgb_ds, depth=False)
+    rgb = rasterize(
+        means=params["means"],
+        quats=params["quats"],
+        scales=torch.exp(params["scales"]),
+        opacities=torch.sigmoid(params["opacities"]).squeeze(-1),
+        features=colors,
+        viewmats=viewmat,
+        Ks=scale_intrinsics(K, 1.0 / rgb_ds),
+        width=width // rgb_ds,
+        height=height // rgb_ds,
+        depth=False,
+    )
     mark("rasterize_rgb")
-    lat = render_splats(params=params, viewmats=viewmat, Ks=scale_intrinsics(K, 1.0 / ds), width=width // ds,
-                        height=height // ds, content="latent", depth=False)
+    lat = render_splats(
+        params=params,
+        viewmats=viewmat,
+        Ks=scale_intrinsics(K, 1.0 / ds),
+        width=width // ds,
+        height=height // ds,
+        content="latent",
+        depth=False,
+    )
     mark("rasterize_latent")
-    return StepRender(rgb=rgb.features[0].clamp(0.0, 1.0), alpha=rgb.alpha[0], depth=None,
-                      latent=lat.features[0].permute(2, 0, 1), info=rgb.info)
+    return StepRender(
+        rgb=rgb.features[0].clamp(0.0, 1.0),
+        alpha=rgb.alpha[0],
+        depth=None,
+        latent=lat.features[0].permute(2, 0, 1),
+        info=rgb.info,
+    )
 
 
 def run_path(args: Args, path: Path_, setup: dict[str, Any], *, staged: bool) -> dict[str, Any]:
@@ -156,10 +192,12 @@ def run_path(args: Args, path: Path_, setup: dict[str, Any], *, staged: bool) ->
     torch.manual_seed(0)
     params = torch.nn.ParameterDict({k: torch.nn.Parameter(v.to(device)) for k, v in setup["raw"].items()})
     total = args.warmup + args.steps
-    optimizers, decay = create_optimizers(params=params, lr=LearningRates(), scene_scale=setup["scene_scale"],
-                                          steps=total)
-    strategy = DefaultStrategy(refine_start_iter=args.warmup // 2, refine_stop_iter=10**9, refine_every=args.refine_every,
-                               reset_every=10**9)
+    optimizers, decay = create_optimizers(
+        params=params, lr=LearningRates(), scene_scale=setup["scene_scale"], steps=total
+    )
+    strategy = DefaultStrategy(
+        refine_start_iter=args.warmup // 2, refine_stop_iter=10**9, refine_every=args.refine_every, reset_every=10**9
+    )
     state = strategy.initialize_state(scene_scale=setup["scene_scale"])
     timer = StageTimer(device) if staged else None
     viewmats, Ks, sizes = setup["viewmats"], setup["Ks"], setup["sizes"]
@@ -177,16 +215,29 @@ def run_path(args: Args, path: Path_, setup: dict[str, Any], *, staged: bool) ->
             t.start()
         view: dict[str, Any] = dict(viewmat=viewmats[i : i + 1], K=Ks[i : i + 1], width=width, height=height)
         if path == "two-pass":
-            render = _render_two_pass(params, **view, ds=setup["ds"], rgb_ds=args.rgb_downscale,
-                                      sh_degree=args.sh_degree, timer=t)
+            render = _render_two_pass(
+                params, **view, ds=setup["ds"], rgb_ds=args.rgb_downscale, sh_degree=args.sh_degree, timer=t
+            )
         elif staged:
-            render = _render_shared(params, **view, ds=setup["ds"], rgb_ds=args.rgb_downscale, sh_degree=args.sh_degree,
-                                    timer=t)
+            render = _render_shared(
+                params, **view, ds=setup["ds"], rgb_ds=args.rgb_downscale, sh_degree=args.sh_degree, timer=t
+            )
         else:
-            render = render_step(params=params, **view, latent_downscale=setup["ds"], sh_degree=args.sh_degree,
-                                 rgb_downscale=args.rgb_downscale)
-        terms = step_losses(render=render, image=setup["images"][i], target_latent=setup["targets"][i],
-                            loss=loss_config, ssim_lambda=0.2, step=step)
+            render = render_step(
+                params=params,
+                **view,
+                latent_downscale=setup["ds"],
+                sh_degree=args.sh_degree,
+                rgb_downscale=args.rgb_downscale,
+            )
+        terms = step_losses(
+            render=render,
+            image=setup["images"][i],
+            target_latent=setup["targets"][i],
+            loss=loss_config,
+            ssim_lambda=0.2,
+            step=step,
+        )
         loss = torch.stack(list(terms.values())).sum()
         if t is not None:
             t.mark("losses")
@@ -219,10 +270,16 @@ def check_stages_match_render_step(args: Args, setup: dict[str, Any]) -> float:
     width, height = setup["sizes"][0]
     view: dict[str, Any] = dict(viewmat=setup["viewmats"][:1], K=setup["Ks"][:1], width=width, height=height)
     with torch.no_grad():
-        a = _render_shared(params, **view, ds=setup["ds"], rgb_ds=args.rgb_downscale, sh_degree=args.sh_degree,
-                           timer=None)
-        b = render_step(params=params, **view, latent_downscale=setup["ds"], sh_degree=args.sh_degree,
-                        rgb_downscale=args.rgb_downscale)
+        a = _render_shared(
+            params, **view, ds=setup["ds"], rgb_ds=args.rgb_downscale, sh_degree=args.sh_degree, timer=None
+        )
+        b = render_step(
+            params=params,
+            **view,
+            latent_downscale=setup["ds"],
+            sh_degree=args.sh_degree,
+            rgb_downscale=args.rgb_downscale,
+        )
     assert a.rgb is not None and b.rgb is not None
     return max(float((a.rgb - b.rgb).abs().max()), float((a.latent - b.latent).abs().max()))
 
@@ -238,46 +295,81 @@ def prepare(args: Args) -> dict[str, Any]:
     targets = encode_views(scene=scene, indices=train, codec=codec, device=device)
     full = [scene.load_image(i).to(device) for i in train]
     d = args.rgb_downscale
-    images = full if d == 1 else [torch.nn.functional.avg_pool2d(im.permute(2, 0, 1)[None], d)[0].permute(1, 2, 0)
-                                  for im in full]
+    images = (
+        full
+        if d == 1
+        else [torch.nn.functional.avg_pool2d(im.permute(2, 0, 1)[None], d)[0].permute(1, 2, 0) for im in full]
+    )
     generator = torch.Generator().manual_seed(0)
-    points, colors = initial_points(points=scene.load_points(), cameras=training_cameras(scene, train),
-                                    num_random=args.num_random, generator=generator)
-    raw = init_splats(points=points, colors=colors, latent_channels=codec.latent_channels, sh_degree=args.sh_degree,
-                      init_opacity=0.1, generator=generator)
-    return {"raw": raw, "ds": ds, "targets": targets, "images": images, "viewmats": scene.viewmats()[train].to(device),
-            "Ks": scene.Ks[train].to(device), "sizes": [(int(scene.widths[i]), int(scene.heights[i])) for i in train],
-            "scene_scale": camera_scene_scale(scene.camera_to_worlds[train]) * 1.1}
+    points, colors = initial_points(
+        points=scene.load_points(),
+        cameras=training_cameras(scene, train),
+        num_random=args.num_random,
+        generator=generator,
+    )
+    raw = init_splats(
+        points=points,
+        colors=colors,
+        latent_channels=codec.latent_channels,
+        sh_degree=args.sh_degree,
+        init_opacity=0.1,
+        generator=generator,
+    )
+    return {
+        "raw": raw,
+        "ds": ds,
+        "targets": targets,
+        "images": images,
+        "viewmats": scene.viewmats()[train].to(device),
+        "Ks": scene.Ks[train].to(device),
+        "sizes": [(int(scene.widths[i]), int(scene.heights[i])) for i in train],
+        "scene_scale": camera_scene_scale(scene.camera_to_worlds[train]) * 1.1,
+    }
 
 
 def table(results: dict[str, dict[str, Any]], args: Args, setup: dict[str, Any], agreement: float) -> str:
     paths = list(results)
     w, h = setup["sizes"][0]
     device = torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU"
-    lines = [f"Training step of the core trainer on {args.scene} ({w}x{h}, {len(setup['sizes'])} views, RGB at "
-             f"1/{args.rgb_downscale}, SH degree {args.sh_degree}), {device}, {args.steps} timed steps after "
-             f"{args.warmup}; ms per step (stages: mean over the timed steps, "
-             f"{'CUDA events' if args.device.startswith('cuda') else 'wall time'}).", "",
-             "| stage | " + " | ".join(paths) + " |", "|---|" + "---|" * len(paths)]
+    lines = [
+        f"Training step of the core trainer on {args.scene} ({w}x{h}, {len(setup['sizes'])} views, RGB at "
+        f"1/{args.rgb_downscale}, SH degree {args.sh_degree}), {device}, {args.steps} timed steps after "
+        f"{args.warmup}; ms per step (stages: mean over the timed steps, "
+        f"{'CUDA events' if args.device.startswith('cuda') else 'wall time'}).",
+        "",
+        "| stage | " + " | ".join(paths) + " |",
+        "|---|" + "---|" * len(paths),
+    ]
     for stage in STAGES:
-        cells = [f"{results[p]['staged']['stages'][stage]:.3f}" if stage in results[p]["staged"]["stages"] else "—"
-                 for p in paths]
+        cells = [
+            f"{results[p]['staged']['stages'][stage]:.3f}" if stage in results[p]["staged"]["stages"] else "—"
+            for p in paths
+        ]
         lines.append(f"| {stage} | " + " | ".join(cells) + " |")
-    lines.append("| sum of stages | " + " | ".join(f"{sum(results[p]['staged']['stages'].values()):.3f}"
-                                                  for p in paths) + " |")
-    lines.append("| end-to-end ms/step (no events) | " + " | ".join(f"{results[p]['plain']['ms_per_step']:.3f}"
-                                                                   for p in paths) + " |")
+    lines.append(
+        "| sum of stages | " + " | ".join(f"{sum(results[p]['staged']['stages'].values()):.3f}" for p in paths) + " |"
+    )
+    lines.append(
+        "| end-to-end ms/step (no events) | "
+        + " | ".join(f"{results[p]['plain']['ms_per_step']:.3f}" for p in paths)
+        + " |"
+    )
     lines.append("| Gaussians at the end | " + " | ".join(str(results[p]["plain"]["gaussians"]) for p in paths) + " |")
-    lines += ["", "two-pass: its projection is inside rasterize_rgb / rasterize_latent. Shared stages vs render_step: "
-              f"max abs difference {agreement:.3g}."]
+    lines += [
+        "",
+        "two-pass: its projection is inside rasterize_rgb / rasterize_latent. Shared stages vs render_step: "
+        f"max abs difference {agreement:.3g}.",
+    ]
     return "\n".join(lines)
 
 
 def main(args: Args) -> dict[str, Any]:
     setup = prepare(args)
     agreement = check_stages_match_render_step(args, setup)
-    results = {p: {"staged": run_path(args, p, setup, staged=True), "plain": run_path(args, p, setup, staged=False)}
-               for p in args.paths}
+    results = {
+        p: {"staged": run_path(args, p, setup, staged=True), "plain": run_path(args, p, setup, staged=False)}
+        for p in args.paths
+    }
     text = table(results, args, setup, agreement)
     print(text)
     if args.output is not None:

@@ -114,14 +114,31 @@ def synthetic_scene(*, n: int, codec, refiner, size: int, device: torch.device, 
     points = points / points.norm(dim=1, keepdim=True).clamp_min(1e-6) * torch.rand(n, 1, generator=g) ** (1 / 3)
     C = codec.latent_channels
     # On the device: init_splats' 3-NN scale estimate is an O(n²) cdist (minutes for 200k points on the CPU).
-    params = init_splats(points=points.to(device), colors=None, latent_channels=C, sh_degree=3, init_opacity=0.5,
-                         latents=torch.randn(n, C, generator=g).to(device), generator=g)
+    params = init_splats(
+        points=points.to(device),
+        colors=None,
+        latent_channels=C,
+        sh_degree=3,
+        init_opacity=0.5,
+        latents=torch.randn(n, C, generator=g).to(device),
+        generator=g,
+    )
     c2w, Ks = _cameras(8, radius=3.0, size=size, device=device)
     h = size // codec.downscale
-    bank = ReferenceBank.from_latents(c2w=c2w, Ks=Ks, latents=[torch.randn(C, h, h, generator=g).to(device)] * 8,
-                                      downscale=codec.downscale)
-    return TrainedScene(params=params, codec=codec, sh_degree=3, references=bank, refiner=refiner,
-                        latent_background=None, name=name, source=Path("synthetic"), device=device)
+    bank = ReferenceBank.from_latents(
+        c2w=c2w, Ks=Ks, latents=[torch.randn(C, h, h, generator=g).to(device)] * 8, downscale=codec.downscale
+    )
+    return TrainedScene(
+        params=params,
+        codec=codec,
+        sh_degree=3,
+        references=bank,
+        refiner=refiner,
+        latent_background=None,
+        name=name,
+        source=Path("synthetic"),
+        device=device,
+    )
 
 
 def embedded_refiner(*, codec, device: torch.device, dtype: torch.dtype, path: str = "embedded"):
@@ -129,12 +146,16 @@ def embedded_refiner(*, codec, device: torch.device, dtype: torch.dtype, path: s
 
     if path != "embedded":
         refiner = load_refiner(Path(path), device=device, dtype=dtype, codec=codec)
-        return refiner, f"{path} ({refiner.config.embedded.block_out_channels}, attention from level {refiner.config.embedded.attention_from_level})"
+        return (
+            refiner,
+            f"{path} ({refiner.config.embedded.block_out_channels}, attention from level {refiner.config.embedded.attention_from_level})",
+        )
     try:
         return load_refiner("embedded", device=device, dtype=dtype, codec=codec), "embedded (trained, shipped)"
     except SplatentError:
-        config = RefinerConfig(backbone="embedded", codec=codec.name, latent_channels=codec.latent_channels,
-                               num_references=3)
+        config = RefinerConfig(
+            backbone="embedded", codec=codec.name, latent_channels=codec.latent_channels, num_references=3
+        )
         return config.setup(device=device, dtype=dtype).eval(), "embedded (UNTRAINED: fresh init, no shipped weights)"
 
 
@@ -147,16 +168,36 @@ def sd_turbo_setup(*, device: torch.device, dtype: torch.dtype):
     from splatent_viewer.refine.sd_turbo import SDTurboBackbone
 
     torch.manual_seed(0)
-    vae = AutoencoderKL(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
-                        up_block_types=("UpDecoderBlock2D",) * 4, block_out_channels=(128, 256, 512, 512),
-                        layers_per_block=2, latent_channels=4, norm_num_groups=32, scaling_factor=0.18215)
+    vae = AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=(128, 256, 512, 512),
+        layers_per_block=2,
+        latent_channels=4,
+        norm_num_groups=32,
+        scaling_factor=0.18215,
+    )
     codec = SDTurboCodec(vae).to(device=device, dtype=dtype)
-    unet = UNet2DConditionModel(in_channels=4, out_channels=4, block_out_channels=(320, 640, 1280, 1280),
-                                cross_attention_dim=1024, attention_head_dim=(5, 10, 20, 20),
-                                use_linear_projection=True, layers_per_block=2)
+    unet = UNet2DConditionModel(
+        in_channels=4,
+        out_channels=4,
+        block_out_channels=(320, 640, 1280, 1280),
+        cross_attention_dim=1024,
+        attention_head_dim=(5, 10, 20, 20),
+        use_linear_projection=True,
+        layers_per_block=2,
+    )
     backbone = SDTurboBackbone(unet=unet, prompt_embeds=torch.zeros(1, 77, 1024))
-    config = RefinerConfig(backbone="sd-turbo", codec="sd-turbo", latent_channels=4, num_references=3,
-                           prediction_type="epsilon", alpha_cumprod=0.7)
+    config = RefinerConfig(
+        backbone="sd-turbo",
+        codec="sd-turbo",
+        latent_channels=4,
+        num_references=3,
+        prediction_type="epsilon",
+        alpha_cumprod=0.7,
+    )
     refiner = Refiner(config=config, backbone=backbone).to(device=device, dtype=dtype).eval().requires_grad_(False)
     params = sum(p.numel() for p in unet.parameters()) / 1e6
     return codec, refiner, f"sd-turbo size (random init: UNet {params:.0f}M, SD VAE), {str(dtype).split('.')[-1]}"
@@ -188,8 +229,12 @@ def _jpeg_ms(image, quality: int, *, variant: str) -> float:
 
 def time_modes(*, renderer: SceneRenderer, args: Args, label: str, variant: str) -> list[str]:
     scene = renderer.scene
-    c2w, _ = _cameras(args.warmup + args.frames, radius=3.0 if scene.source == Path("synthetic") else 1.0,
-                      size=args.size, device=scene.device)
+    c2w, _ = _cameras(
+        args.warmup + args.frames,
+        radius=3.0 if scene.source == Path("synthetic") else 1.0,
+        size=args.size,
+        device=scene.device,
+    )
     if scene.source != Path("synthetic"):  # a trained scene: orbit its own training cameras' centre
         bank = scene.references
         idx = torch.arange(args.warmup + args.frames) % len(bank)
@@ -199,8 +244,12 @@ def time_modes(*, renderer: SceneRenderer, args: Args, label: str, variant: str)
         settings = ViewSettings(mode=mode, max_resolution=args.size, num_references=3, jpeg_quality=args.jpeg_quality)
         sums: dict[str, float] = {}
         total = 0.0
-        for i in track(range(args.warmup + args.frames), description=f"{label[:28]} · {variant} · {mode}",
-                       console=CONSOLE, transient=True):
+        for i in track(
+            range(args.warmup + args.frames),
+            description=f"{label[:28]} · {variant} · {mode}",
+            console=CONSOLE,
+            transient=True,
+        ):
             camera = CameraState(c2w=c2w[i].cpu(), fov_y=math.radians(50), aspect=1.0, moving=False)
             t = time.perf_counter()
             out = renderer.render(camera=camera, settings=settings, preview=False)
@@ -230,13 +279,18 @@ def main(args: Args) -> str:
     if args.size % 8:
         raise SplatentError(f"--size must be a multiple of 8, got {args.size}.")
     dtype = torch.float16 if device.type == "cuda" else torch.float32
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({platform.processor() or 'x86_64'}, {torch.get_num_threads()} threads)"
+    name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"CPU ({platform.processor() or 'x86_64'}, {torch.get_num_threads()} threads)"
+    )
     rows: list[str] = []
 
     if args.load_config is not None:
         # eager modules: the variants switch the fast path on themselves
-        scene = TrainedSceneConfig(load_config=args.load_config, device=args.device, refiner="embedded",
-                                   cuda_graphs=False).setup(device=device)
+        scene = TrainedSceneConfig(
+            load_config=args.load_config, device=args.device, refiner="embedded", cuda_graphs=False
+        ).setup(device=device)
         label = f"{scene.name} ({scene.params['means'].shape[0]:,} G)"
         if scene.refiner is None or args.refiner != "embedded":
             refiner, note = embedded_refiner(codec=scene.codec, device=device, dtype=dtype, path=args.refiner)
@@ -246,8 +300,9 @@ def main(args: Args) -> str:
     else:
         codec = load_codec("taef2", device=device, dtype=dtype)
         refiner, note = embedded_refiner(codec=codec, device=device, dtype=dtype, path=args.refiner)
-        scene = synthetic_scene(n=args.gaussians, codec=codec, refiner=refiner, size=args.size, device=device,
-                                name="synthetic")
+        scene = synthetic_scene(
+            n=args.gaussians, codec=codec, refiner=refiner, size=args.size, device=device, name="synthetic"
+        )
         label = f"taef2, {args.gaussians:,} random G"
     CONSOLE.print(f"setup 1: {label}; refiner: {note}")
     rows += _run_setup(scene=scene, args=args, label=f"{label}; {note}")
@@ -258,26 +313,35 @@ def main(args: Args) -> str:
     if args.sd_turbo:
         codec, refiner, note = sd_turbo_setup(device=device, dtype=dtype)
         CONSOLE.print(f"setup 2: {note}")
-        scene = synthetic_scene(n=args.gaussians, codec=codec, refiner=refiner, size=args.size, device=device,
-                                name="sd-turbo-size")
+        scene = synthetic_scene(
+            n=args.gaussians, codec=codec, refiner=refiner, size=args.size, device=device, name="sd-turbo-size"
+        )
         rows += _run_setup(scene=scene, args=args, label=f"{note}, {args.gaussians:,} random G")
         if args.taesd_live_decoder:  # a fresh scene (no CUDA graphs yet), same codec and refiner in their eager layout
             label = f"{note} + TAESD live decode (random init), {args.gaussians:,} random G"
             CONSOLE.print(f"setup 3: {label}")
             codec.to(memory_format=torch.contiguous_format)
             refiner.use_channels_last(False)
-            scene = synthetic_scene(n=args.gaussians, codec=codec, refiner=refiner, size=args.size, device=device,
-                                    name="sd-turbo-size+taesd")
+            scene = synthetic_scene(
+                n=args.gaussians,
+                codec=codec,
+                refiner=refiner,
+                size=args.size,
+                device=device,
+                name="sd-turbo-size+taesd",
+            )
             scene.set_live_decoder(decoder=taesd_live_decoder(device=device, dtype=dtype))
             rows += _run_setup(scene=scene, args=args, label=label)
 
-    header = (f"Viewer frame cost at {args.size}×{args.size}, mean of {args.frames} frames after {args.warmup} warm-up; "
-              f"{name}; torch {torch.__version__}; {datetime.date.today().isoformat()}.\n"
-              f"Command: `python benchmarks/viewer_frame.py --size {args.size} --frames {args.frames} "
-              f"--gaussians {args.gaussians}{' --load-config ' + str(args.load_config) if args.load_config else ''}`\n\n"
-              f"GPU JPEG (nvJPEG via torchvision): {gpu_jpeg_available(device) if device.type == 'cuda' else False}. "
-              f"Stage times: CUDA events between stages (device time); total: wall time per frame incl. JPEG.\n\n"
-              f"| setup | variant | mode | {' | '.join(STAGES)} | total ms | FPS |\n|---|---|---|{'---|' * len(STAGES)}---|---|")
+    header = (
+        f"Viewer frame cost at {args.size}×{args.size}, mean of {args.frames} frames after {args.warmup} warm-up; "
+        f"{name}; torch {torch.__version__}; {datetime.date.today().isoformat()}.\n"
+        f"Command: `python benchmarks/viewer_frame.py --size {args.size} --frames {args.frames} "
+        f"--gaussians {args.gaussians}{' --load-config ' + str(args.load_config) if args.load_config else ''}`\n\n"
+        f"GPU JPEG (nvJPEG via torchvision): {gpu_jpeg_available(device) if device.type == 'cuda' else False}. "
+        f"Stage times: CUDA events between stages (device time); total: wall time per frame incl. JPEG.\n\n"
+        f"| setup | variant | mode | {' | '.join(STAGES)} | total ms | FPS |\n|---|---|---|{'---|' * len(STAGES)}---|---|"
+    )
     table = header + "\n" + "\n".join(rows) + "\n"
     args.output.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.output.with_name(args.output.name + ".tmp")

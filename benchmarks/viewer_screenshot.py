@@ -60,13 +60,20 @@ def _free_port() -> int:
 
 
 def main(args: Args) -> list[Path]:
-    app = start(ViewerConfig(scene=args.scene, port=_free_port(),
-                             view=ViewSettings(max_resolution=args.max_resolution, show_cameras=args.show_cameras)))
+    app = start(
+        ViewerConfig(
+            scene=args.scene,
+            port=_free_port(),
+            view=ViewSettings(max_resolution=args.max_resolution, show_cameras=args.show_cameras),
+        )
+    )
     written = []
     try:
         if app.scene.refiner is None and NEEDS_REFINER & set(args.modes):
-            raise SplatentError(f"Modes {sorted(NEEDS_REFINER & set(args.modes))} need a trained refiner; pass "
-                                "--refiner PATH (from `splatent-refiner train`) or other --modes.")
+            raise SplatentError(
+                f"Modes {sorted(NEEDS_REFINER & set(args.modes))} need a trained refiner; pass "
+                "--refiner PATH (from `splatent-refiner train`) or other --modes."
+            )
         with HeadlessChromium(width=args.width, height=args.height) as browser:
             browser.navigate(app.url)
             deadline = time.monotonic() + args.timeout
@@ -80,8 +87,9 @@ def main(args: Args) -> list[Path]:
                 sent = view.frames_sent
                 view.gui.mode.value = mode
                 deadline = time.monotonic() + args.timeout
-                while not (view.frames_sent > sent and session.stats.last_kind == "full"
-                           and session.stats.last_mode == mode):
+                while not (
+                    view.frames_sent > sent and session.stats.last_kind == "full" and session.stats.last_mode == mode
+                ):
                     if session.last_error:
                         raise SplatentError(f"the viewer failed to render {mode}: {session.last_error}")
                     if time.monotonic() > deadline:

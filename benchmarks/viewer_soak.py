@@ -163,12 +163,20 @@ def quick_run(*, steps: int, work_dir: Path) -> Path:
     scene_dir = assets_dir() / "demo_scene"
     scene = load_scene(scene_dir)
     codec = load_codec("taef2")
-    result = train_latent_splats(scene=scene, codec=codec, device="cpu",
-                                 config=LatentSplatTrainerConfig(steps=steps, densify=False, sh_degree=1))
+    result = train_latent_splats(
+        scene=scene, codec=codec, device="cpu", config=LatentSplatTrainerConfig(steps=steps, densify=False, sh_degree=1)
+    )
     train = scene.split_indices["train"].tolist()
-    save_trained_run(output_dir=out, params=result.params, codec=codec, sh_degree=result.sh_degree,
-                     references=ReferenceBank.from_scene(scene=scene, indices=train, codec=codec, device="cpu"),
-                     scene_path=scene_dir, train_indices=train, extra={"steps": steps})
+    save_trained_run(
+        output_dir=out,
+        params=result.params,
+        codec=codec,
+        sh_degree=result.sh_degree,
+        references=ReferenceBank.from_scene(scene=scene, indices=train, codec=codec, device="cpu"),
+        scene_path=scene_dir,
+        train_indices=train,
+        extra={"steps": steps},
+    )
     return out
 
 
@@ -177,9 +185,22 @@ class Server:
 
     def __init__(self, *, args: Args, run: Path, log_path: Path) -> None:
         self.log_path = log_path
-        cmd = [sys.executable, "-m", "splatent_viewer.scripts.viewer_cli", "--load-config", str(run),
-               "--host", "127.0.0.1", "--port", str(_free_port()), "--refiner", args.refiner, "--device", args.device,
-               *args.viewer_args]
+        cmd = [
+            sys.executable,
+            "-m",
+            "splatent_viewer.scripts.viewer_cli",
+            "--load-config",
+            str(run),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(_free_port()),
+            "--refiner",
+            args.refiner,
+            "--device",
+            args.device,
+            *args.viewer_args,
+        ]
         self.command = cmd
         # faulthandler: a server that does not stop gets SIGABRT, which then dumps every thread's stack into the log
         env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONFAULTHANDLER="1", COLUMNS="200")
@@ -209,7 +230,9 @@ class Server:
             match = re.search(r"open (http://127\.0\.0\.1:\d+)", line)
             if match:
                 return match.group(1)
-        raise SplatentError(f"splatent-viewer did not start within {timeout:.0f} s; its output:\n{''.join(seen)[-2000:]}")
+        raise SplatentError(
+            f"splatent-viewer did not start within {timeout:.0f} s; its output:\n{''.join(seen)[-2000:]}"
+        )
 
     def stop(self, *, timeout: float = 180.0) -> tuple[int, float]:
         """Ctrl+C (SIGINT), as a user stops it; returns its exit code and how long it took to exit. One that is
@@ -232,22 +255,33 @@ class Server:
         return self.proc.returncode, seconds
 
 
-def _drive(*, browser: HeadlessChromium, record: ClientRecord, args: Args, stop: threading.Event, killed: threading.Event,
-           t0: float) -> None:
+def _drive(
+    *,
+    browser: HeadlessChromium,
+    record: ClientRecord,
+    args: Args,
+    stop: threading.Event,
+    killed: threading.Event,
+    t0: float,
+) -> None:
     """Orbits until ``stop``: drags across the left part of the page (the 3D view), rests, repeats."""
     w, h = args.window
     y = h // 2
     x0, x1 = int(0.1 * w), int(0.5 * w)
     try:
         while not stop.is_set():
-            browser.call("Input.dispatchMouseEvent", type="mousePressed", x=x0, y=y, button="left", buttons=1, clickCount=1)
+            browser.call(
+                "Input.dispatchMouseEvent", type="mousePressed", x=x0, y=y, button="left", buttons=1, clickCount=1
+            )
             steps = max(1, int(args.drag_seconds / 0.05))
             for i in range(1, steps + 1):
                 if stop.wait(0.05):
                     break
                 x = x0 + (x1 - x0) * i // steps
                 browser.call("Input.dispatchMouseEvent", type="mouseMoved", x=x, y=y, button="left", buttons=1)
-            browser.call("Input.dispatchMouseEvent", type="mouseReleased", x=x1, y=y, button="left", buttons=0, clickCount=1)
+            browser.call(
+                "Input.dispatchMouseEvent", type="mouseReleased", x=x1, y=y, button="left", buttons=0, clickCount=1
+            )
             record.drags += 1
             stop.wait(args.rest_seconds)
     except Exception as e:  # noqa: BLE001 - recorded; a killed client's driver ends here by design
@@ -273,7 +307,9 @@ def soak(args: Args) -> dict:
     # see the Ctrl+C that ends the soak: take SIGINT back (this process handles it, the viewer gets the default).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     args.work_dir.mkdir(parents=True, exist_ok=True)
-    run = args.load_config if args.load_config is not None else quick_run(steps=args.train_steps, work_dir=args.work_dir)
+    run = (
+        args.load_config if args.load_config is not None else quick_run(steps=args.train_steps, work_dir=args.work_dir)
+    )
     log_path = args.work_dir / "server.log"
     server = Server(args=args, run=run, log_path=log_path)
     records = [ClientRecord(index=i) for i in range(args.clients)]
@@ -293,9 +329,15 @@ def soak(args: Args) -> dict:
             browser.navigate(url)
             browsers.append(browser)
         t0 = time.monotonic()
-        drivers = [threading.Thread(target=_drive, name=f"soak-client-{r.index}", daemon=True,
-                                    kwargs={"browser": b, "record": r, "args": args, "stop": stop, "killed": k, "t0": t0})
-                   for b, r, k in zip(browsers, records, killed)]
+        drivers = [
+            threading.Thread(
+                target=_drive,
+                name=f"soak-client-{r.index}",
+                daemon=True,
+                kwargs={"browser": b, "record": r, "args": args, "stop": stop, "killed": k, "t0": t0},
+            )
+            for b, r, k in zip(browsers, records, killed)
+        ]
         for d in drivers:
             d.start()
         duration = 60.0 * args.minutes
@@ -310,15 +352,19 @@ def soak(args: Args) -> dict:
             if now >= next_sample:
                 status = _proc_status(server.proc.pid)
                 if status is None:
-                    raise SplatentError(f"the viewer exited during the soak (code {server.proc.poll()}); see {log_path}")
+                    raise SplatentError(
+                        f"the viewer exited during the soak (code {server.proc.poll()}); see {log_path}"
+                    )
                 memory.append((round(now, 1), round(status[0], 1), status[1]))
                 for browser, record, k in zip(browsers, records, killed):
                     if not k.is_set() and (n := _frames(browser)) is not None:
                         record.frames.append((round(now, 1), n))
                         record.frames_received = n
                 if not CONSOLE.is_interactive or len(memory) % 6 == 1:
-                    CONSOLE.print(f"{now:5.0f} s: server {status[0]:.0f} MB, {status[1]} threads; frames "
-                                  + " ".join(str(r.frames_received) for r in records))
+                    CONSOLE.print(
+                        f"{now:5.0f} s: server {status[0]:.0f} MB, {status[1]} threads; frames "
+                        + " ".join(str(r.frames_received) for r in records)
+                    )
                 next_sample += args.sample_seconds
             time.sleep(0.2)
         stop.set()
@@ -354,8 +400,9 @@ def soak(args: Args) -> dict:
         "rss_mb_first_third_mean": round(sum(rss[:third]) / third, 1) if rss else 0.0,
         "rss_mb_last_third_mean": round(sum(rss[-third:]) / third, 1) if rss else 0.0,
         "threads_first": memory[0][2] if memory else None,
-        "threads_before_kill": next((n for t, _, n in reversed(memory) if kill_time is not None and t < kill_time),
-                                    None),
+        "threads_before_kill": next(
+            (n for t, _, n in reversed(memory) if kill_time is not None and t < kill_time), None
+        ),
         "threads_last": memory[-1][2] if memory else None,
         "server_render_errors": log.count("render failed"),
         "server_tracebacks": log.count("Traceback"),
@@ -389,15 +436,23 @@ def _print_table(record: dict) -> None:
     for col in ("client", "frames received", "frames/s", "killed at s", "driver errors"):
         table.add_column(col, justify="right")
     for c, fps in zip(record["clients"], s["frames_per_second"]):
-        table.add_row(str(c["index"]), str(c["frames_received"]), f"{fps:.2f}",
-                      "" if c["killed_at"] is None else f"{c['killed_at']:.0f}", str(len(c["errors"])))
+        table.add_row(
+            str(c["index"]),
+            str(c["frames_received"]),
+            f"{fps:.2f}",
+            "" if c["killed_at"] is None else f"{c['killed_at']:.0f}",
+            str(len(c["errors"])),
+        )
     CONSOLE.print(table)
-    CONSOLE.print(f"server RSS {s['rss_mb_min']:.0f}–{s['rss_mb_max']:.0f} MB (mean of the first third "
-                  f"{s['rss_mb_first_third_mean']:.0f} MB, last third {s['rss_mb_last_third_mean']:.0f} MB); threads "
-                  f"{s['threads_first']} at the start, {s['threads_before_kill']} before the kill, {s['threads_last']} at "
-                  f"the end; render errors {s['server_render_errors']}, tracebacks "
-                  f"{s['server_tracebacks']}, disconnects logged {s['server_disconnects_logged']}; server exit code "
-                  f"{s['server_exit_code']} after {s['server_stop_seconds']} s (Ctrl+C)", soft_wrap=True)
+    CONSOLE.print(
+        f"server RSS {s['rss_mb_min']:.0f}–{s['rss_mb_max']:.0f} MB (mean of the first third "
+        f"{s['rss_mb_first_third_mean']:.0f} MB, last third {s['rss_mb_last_third_mean']:.0f} MB); threads "
+        f"{s['threads_first']} at the start, {s['threads_before_kill']} before the kill, {s['threads_last']} at "
+        f"the end; render errors {s['server_render_errors']}, tracebacks "
+        f"{s['server_tracebacks']}, disconnects logged {s['server_disconnects_logged']}; server exit code "
+        f"{s['server_exit_code']} after {s['server_stop_seconds']} s (Ctrl+C)",
+        soft_wrap=True,
+    )
 
 
 def main(args: Args) -> dict:

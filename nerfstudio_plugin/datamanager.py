@@ -29,9 +29,7 @@ from splatent_viewer.data.scene import fitted_cameras
 from splatent_viewer.training.points import TrainingCameras
 
 
-def fit_cached_images(
-    images: List[Dict[str, Any]], cameras: Cameras, *, multiple: int, mode: FitMode
-) -> str | None:
+def fit_cached_images(images: List[Dict[str, Any]], cameras: Cameras, *, multiple: int, mode: FitMode) -> str | None:
     """Fits nerfstudio's cached (undistorted) images in place to multiples of ``multiple`` with
     :func:`~splatent_viewer.data.fit.fit_image` (masks and depth images alike, nearest), and writes each
     view's new width, height and intrinsics into ``cameras`` (the dataset's). Returns the log line, or None
@@ -78,10 +76,12 @@ class SplatentDatamanager(FullImageDatamanager[InputDataset]):
         # will be (undistorted, fitted; no image is decoded for it); nerfstudio's pipeline hands the training dataset's
         # metadata to the model.
         cams = self.train_dataset.cameras
-        fitted = fitted_cameras(cams, size_multiple=config.size_multiple, fit=self.fit_mode,
-                                image_paths=self.train_dataset.image_filenames)
+        fitted = fitted_cameras(
+            cams, size_multiple=config.size_multiple, fit=self.fit_mode, image_paths=self.train_dataset.image_filenames
+        )
         self.train_dataset.metadata[TRAIN_CAMERAS_KEY] = TrainingCameras(
-            c2w=cams.camera_to_worlds.float().cpu(), Ks=fitted.Ks, widths=fitted.widths, heights=fitted.heights)
+            c2w=cams.camera_to_worlds.float().cpu(), Ks=fitted.Ks, widths=fitted.widths, heights=fitted.heights
+        )
 
     def _load_images(
         self, split: Literal["train", "eval"], cache_images_device: Literal["cpu", "gpu"]
@@ -93,7 +93,9 @@ class SplatentDatamanager(FullImageDatamanager[InputDataset]):
         if line is not None:
             log_line(f"splatent: {split} {line}")
         # nerfstudio points train_cameras at (a device copy of) the training cameras while caching: refresh it
-        self.train_cameras = self.train_dataset.cameras.to(self.device) if cache_images_device == "gpu" else self.train_dataset.cameras
+        self.train_cameras = (
+            self.train_dataset.cameras.to(self.device) if cache_images_device == "gpu" else self.train_dataset.cameras
+        )
         return images
 
 

@@ -68,11 +68,17 @@ def nerfstudio_optimizers(lr: LearningRates, *, max_steps: int = 30000) -> dict[
     ``lr.means_final`` over ``max_steps``, as in the core trainer), plus splatfacto's camera optimiser."""
     table: dict[str, dict] = {}
     for name, rate in lr.table(scene_scale=1.0).items():  # nerfstudio normalises the scene: scale 1
-        scheduler = FloatExponentialDecaySchedulerConfig(lr_final=lr.means_final, max_steps=max_steps) if name == "means" else None
+        scheduler = (
+            FloatExponentialDecaySchedulerConfig(lr_final=lr.means_final, max_steps=max_steps)
+            if name == "means"
+            else None
+        )
         table[name] = {"optimizer": AdamOptimizerConfig(lr=rate, eps=1e-15), "scheduler": scheduler}
     table["camera_opt"] = {
         "optimizer": AdamOptimizerConfig(lr=1e-4, eps=1e-15),
-        "scheduler": FloatExponentialDecaySchedulerConfig(lr_final=5e-7, max_steps=max_steps, warmup_steps=1000, lr_pre_warmup=0.0),
+        "scheduler": FloatExponentialDecaySchedulerConfig(
+            lr_final=5e-7, max_steps=max_steps, warmup_steps=1000, lr_pre_warmup=0.0
+        ),
     }
     return table
 

@@ -166,8 +166,11 @@ class SplatentModel(SplatfactoModel):
     # ---------------------------------------------------------------- setup
     def populate_modules(self) -> None:
         # Not calling SplatfactoModel.populate_modules: it builds LPIPS (downloads) and moves tensors to CUDA itself.
-        for flag, reason in (("use_bilateral_grid", "use-bilateral-grid"), ("use_absgrad", "use-absgrad"),
-                             ("use_scale_regularization", "use-scale-regularization")):
+        for flag, reason in (
+            ("use_bilateral_grid", "use-bilateral-grid"),
+            ("use_absgrad", "use-absgrad"),
+            ("use_scale_regularization", "use-scale-regularization"),
+        ):
             if getattr(self.config, flag):
                 raise SplatentError(f"splatent does not support --pipeline.model.{reason}; leave it False.")
         codec = self.config.codec.setup(device="cpu")
@@ -191,10 +194,12 @@ class SplatentModel(SplatfactoModel):
         if seed is None and cameras is None:
             # Loading a checkpoint (ns-eval, ns-render, the viewer): every parameter is replaced on load.
             seed = ((torch.rand(64, 3, generator=generator) - 0.5) * self.config.random_scale, None)
-        points, colors = initial_points(points=seed, cameras=cameras, num_random=self.config.num_random,
-                                        generator=generator)
-        raw = init_splats(points=points, colors=colors, latent_channels=C, sh_degree=self.config.sh_degree,
-                          generator=generator)
+        points, colors = initial_points(
+            points=seed, cameras=cameras, num_random=self.config.num_random, generator=generator
+        )
+        raw = init_splats(
+            points=points, colors=colors, latent_channels=C, sh_degree=self.config.sh_degree, generator=generator
+        )
         order = ["means", "scales", "quats", "features_dc", "features_rest", "opacities", "latents"]
         self.gauss_params = torch.nn.ParameterDict({k: torch.nn.Parameter(raw[k].contiguous()) for k in order})
 
@@ -263,8 +268,12 @@ class SplatentModel(SplatfactoModel):
         refiner: Optional[Refiner] = self._refiner
         if refiner is None and not self._refiner_missing:
             source = self.config.refiner
-            refiner = load_refiner_for(source if source == "embedded" else Path(source), codec=self.codec,
-                                       device=self.device, dtype=torch.float32)
+            refiner = load_refiner_for(
+                source if source == "embedded" else Path(source),
+                codec=self.codec,
+                device=self.device,
+                dtype=torch.float32,
+            )
             if refiner is None:
                 self._refiner_missing = True
                 CONSOLE.log("splatent: no rgb_enhanced output (the shipped refiner does not fit this codec)")
@@ -285,8 +294,10 @@ class SplatentModel(SplatfactoModel):
     def load_state_dict(self, dict, **kwargs):  # type: ignore  # noqa: A002
         # Buffers sized by the training set: resize before loading (gauss_params are resized by splatfacto).
         if "reference_latents" in dict and "reference_Ks" not in dict:
-            raise SplatentError("This checkpoint was written by an older splatent (its reference bank has no "
-                                "intrinsics); re-train the run with `ns-train splatent`.")
+            raise SplatentError(
+                "This checkpoint was written by an older splatent (its reference bank has no "
+                "intrinsics); re-train the run with `ns-train splatent`."
+            )
         for name in (*_BANK_BUFFERS, "background_latent", *_PCA_BUFFERS):
             if name in dict:
                 setattr(self, name, torch.zeros_like(dict[name], device=self.device))
@@ -299,17 +310,23 @@ class SplatentModel(SplatfactoModel):
         return super().load_state_dict(dict, **kwargs)
 
     # ---------------------------------------------------------------- reference bank
-    def get_training_callbacks(self, training_callback_attributes: TrainingCallbackAttributes) -> List[TrainingCallback]:
+    def get_training_callbacks(
+        self, training_callback_attributes: TrainingCallbackAttributes
+    ) -> List[TrainingCallback]:
         pipeline = training_callback_attributes.pipeline
         trainer = training_callback_attributes.trainer
         if pipeline is not None:
-            self.build_reference_bank(datamanager=pipeline.datamanager,
-                                      record_dir=None if trainer is None else Path(trainer.base_dir))
+            self.build_reference_bank(
+                datamanager=pipeline.datamanager, record_dir=None if trainer is None else Path(trainer.base_dir)
+            )
         callbacks = super().get_training_callbacks(training_callback_attributes)
         adapt = self.config.adapt_refiner if self.config.adapt_refiner is not None else self.device.type == "cuda"
         if adapt and trainer is not None and self.config.refiner != "none":
-            callbacks.append(TrainingCallback([TrainingCallbackLocation.AFTER_TRAIN_ITERATION], self._adapt_after_last_step,
-                                              args=[trainer]))
+            callbacks.append(
+                TrainingCallback(
+                    [TrainingCallbackLocation.AFTER_TRAIN_ITERATION], self._adapt_after_last_step, args=[trainer]
+                )
+            )
         return callbacks
 
     def _adapt_after_last_step(self, trainer, step: int) -> None:  # nerfstudio calls func(*args, step=step)
@@ -335,8 +352,14 @@ class SplatentModel(SplatfactoModel):
         settings = self.config.adaptation
         if self.config.refiner != "embedded":
             settings = replace(settings, refiner=str(self.config.refiner))
-        result = adapt_to_scene(scene=scene, train_views=train_views, codec=self.codec, run=Path(trainer.base_dir),
-                                config=settings, device=self.device)
+        result = adapt_to_scene(
+            scene=scene,
+            train_views=train_views,
+            codec=self.codec,
+            run=Path(trainer.base_dir),
+            config=settings,
+            device=self.device,
+        )
         self.config.refiner = result.refiner  # the trainer's config object: saved below into config.yml
         object.__setattr__(self, "_refiner", None)
         self._refiner_missing = False
@@ -350,9 +373,11 @@ class SplatentModel(SplatfactoModel):
         Returns ``{"hits": n, "encoded": m}``."""
         multiple = getattr(datamanager.config, "size_multiple", None)
         if multiple is None or multiple % self.downscale:
-            raise SplatentError(f"The datamanager fits images to multiples of {multiple}, but codec {self.config.codec.name} "
-                                f"needs multiples of {self.downscale}; set --pipeline.datamanager.size-multiple {self.downscale} "
-                                "(splatent's datamanager does by default).")
+            raise SplatentError(
+                f"The datamanager fits images to multiples of {multiple}, but codec {self.config.codec.name} "
+                f"needs multiples of {self.downscale}; set --pipeline.datamanager.size-multiple {self.downscale} "
+                "(splatent's datamanager does by default)."
+            )
         dataset = datamanager.train_dataset
         cached = datamanager.cached_train  # undistorted and fitted to the codec's multiple by the datamanager
         bg = self.background_color.float()
@@ -368,8 +393,12 @@ class SplatentModel(SplatfactoModel):
         cams = dataset.cameras
         # host copy of the (fitted) training sizes: a training step then reads no size from the device
         self._train_sizes = list(zip(cams.width.reshape(-1).tolist(), cams.height.reshape(-1).tolist()))
-        bank = ReferenceBank.from_latents(c2w=cams.camera_to_worlds.float(), Ks=cams.get_intrinsics_matrices().float(),
-                                          latents=latents, downscale=self.downscale)
+        bank = ReferenceBank.from_latents(
+            c2w=cams.camera_to_worlds.float(),
+            Ks=cams.get_intrinsics_matrices().float(),
+            latents=latents,
+            downscale=self.downscale,
+        )
         for name, value in zip(_BANK_BUFFERS, (bank.c2w, bank.Ks, bank.sizes, bank.latents)):
             setattr(self, name, value.to(self.device))
         object.__setattr__(self, "_bank", None)
@@ -391,8 +420,13 @@ class SplatentModel(SplatfactoModel):
         before training starts: renders then use no references)."""
         bank: Optional[ReferenceBank] = self._bank
         if bank is None or bank.latents.device != self.reference_latents.device:
-            bank = ReferenceBank(c2w=self.reference_c2w, Ks=self.reference_Ks, sizes=self.reference_sizes,
-                                 latents=self.reference_latents, downscale=self.downscale)
+            bank = ReferenceBank(
+                c2w=self.reference_c2w,
+                Ks=self.reference_Ks,
+                sizes=self.reference_sizes,
+                latents=self.reference_latents,
+                downscale=self.downscale,
+            )
             object.__setattr__(self, "_bank", bank)
         return bank
 
@@ -400,21 +434,36 @@ class SplatentModel(SplatfactoModel):
         """Indices (into the training set / reference bank) of the ``k`` training cameras nearest to
         ``camera_to_world`` (nerfstudio OpenGL convention), nearest first; a training camera with the same pose is skipped."""
         if self.reference_c2w.shape[0] == 0:
-            raise SplatentError("The model has no reference bank yet; it is built when training starts (or loaded from a checkpoint).")
+            raise SplatentError(
+                "The model has no reference bank yet; it is built when training starts (or loaded from a checkpoint)."
+            )
         c2w = camera_to_world.reshape(-1, 4)[:3]
         return self.reference_bank.nearest(c2w=torch.cat([c2w, c2w.new_tensor([[0, 0, 0, 1]])]), k=k)
 
-    def trained_scene(self, *, params: Optional[Dict[str, Tensor]] = None, rgb_background: Optional[Tensor] = None,
-                      with_refiner: bool = True) -> TrainedScene:
+    def trained_scene(
+        self,
+        *,
+        params: Optional[Dict[str, Tensor]] = None,
+        rgb_background: Optional[Tensor] = None,
+        with_refiner: bool = True,
+    ) -> TrainedScene:
         """This model as the core's :class:`TrainedScene` (what :func:`render_frame`, the viewer and the exporter
         render): the current Gaussians (or ``params``), codec, reference bank and (``with_refiner``) refiner."""
         sh_degree = min(self.step // self.config.sh_degree_interval, self.config.sh_degree)
         return TrainedScene(
-            params={k: v.detach() for k, v in (params or self.gauss_params).items()}, codec=self.codec,
-            sh_degree=sh_degree, references=self.reference_bank, refiner=self.refiner if with_refiner else None,
-            latent_background=self.background_latent.detach().float(), name="splatent", source=Path("."),
-            device=self.device, rgb_background=rgb_background if rgb_background is not None else
-            self.background_color.float().to(self.device))
+            params={k: v.detach() for k, v in (params or self.gauss_params).items()},
+            codec=self.codec,
+            sh_degree=sh_degree,
+            references=self.reference_bank,
+            refiner=self.refiner if with_refiner else None,
+            latent_background=self.background_latent.detach().float(),
+            name="splatent",
+            source=Path("."),
+            device=self.device,
+            rgb_background=rgb_background
+            if rgb_background is not None
+            else self.background_color.float().to(self.device),
+        )
 
     # ---------------------------------------------------------------- rendering
     def get_outputs(self, camera: Cameras) -> Dict[str, Union[torch.Tensor, List]]:
@@ -433,18 +482,30 @@ class SplatentModel(SplatfactoModel):
         background = self._get_background_color()
         width, height = self._training_size(camera)
         render = render_step(
-            params=self.gauss_params, viewmat=opengl_c2w_to_viewmat(c2w), K=camera.get_intrinsics_matrices().to(self.device),
-            width=width, height=height, latent_downscale=self.downscale,
+            params=self.gauss_params,
+            viewmat=opengl_c2w_to_viewmat(c2w),
+            K=camera.get_intrinsics_matrices().to(self.device),
+            width=width,
+            height=height,
+            latent_downscale=self.downscale,
             sh_degree=min(self.step // self.config.sh_degree_interval, self.config.sh_degree),
-            rgb_downscale=self._get_downscale_factor(), depth=True, rgb_background=background,
-            latent_background=self.background_latent)
+            rgb_downscale=self._get_downscale_factor(),
+            depth=True,
+            rgb_background=background,
+            latent_background=self.background_latent,
+        )
         self.info = render.info
         self.strategy.step_pre_backward(self.gauss_params, self.optimizers, self.strategy_state, self.step, self.info)
         assert render.rgb is not None and render.alpha is not None and render.depth is not None
         self.last_size = tuple(render.rgb.shape[:2])
         depth = torch.where(render.alpha > 0, render.depth, render.depth.detach().max())
-        return {"rgb": render.rgb, "latent_render": render.latent, "depth": depth, "accumulation": render.alpha,
-                "background": background}
+        return {
+            "rgb": render.rgb,
+            "latent_render": render.latent,
+            "depth": depth,
+            "accumulation": render.alpha,
+            "background": background,
+        }
 
     def _training_size(self, camera: Cameras) -> Tuple[int, int]:
         """(width, height) of a training camera: from the host copy of the training cameras' sizes (nerfstudio's
@@ -477,8 +538,9 @@ class SplatentModel(SplatfactoModel):
         ds = self.downscale
         Wc, Hc = W // ds * ds, H // ds * ds
         wanted = ("decoded", "latent", "enhanced") if self.refiner is not None else ("decoded", "latent")
-        frame = render_frame(scene=scene, c2w=c2w, K=K, width=Wc, height=Hc, outputs=wanted,
-                             num_references=self.config.num_references)
+        frame = render_frame(
+            scene=scene, c2w=c2w, K=K, width=Wc, height=Hc, outputs=wanted, num_references=self.config.num_references
+        )
         full = render_frame(scene=scene, c2w=c2w, K=K, width=W, height=H, outputs=("rgb", "depth", "alpha"))
         assert frame.decoded is not None and frame.latent is not None and full.rgb is not None
         assert full.depth is not None and full.alpha is not None
@@ -495,7 +557,9 @@ class SplatentModel(SplatfactoModel):
         outputs: Dict[str, Union[Tensor, List]] = {
             "rgb": padded(frame.decoded),
             "rgb_gaussians": full.rgb,
-            "latent": F.pad(latent_view.permute(2, 0, 1), (0, W - latent_view.shape[1], 0, H - latent_view.shape[0])).permute(1, 2, 0),
+            "latent": F.pad(
+                latent_view.permute(2, 0, 1), (0, W - latent_view.shape[1], 0, H - latent_view.shape[0])
+            ).permute(1, 2, 0),
             "depth": torch.where(alpha > 0, depth, depth.max()),
             "accumulation": alpha,
             "background": background.expand(H, W, 3),
@@ -517,21 +581,38 @@ class SplatentModel(SplatfactoModel):
         gt = self.composite_with_background(self.get_gt_img(batch["image"]), background)
         mask = self._downscale_if_required(batch["mask"]).to(self.device) if "mask" in batch else None
         if "latent_render" in outputs:
-            render = StepRender(rgb=outputs["rgb"], alpha=outputs["accumulation"], depth=outputs["depth"],
-                                latent=outputs["latent_render"], info=self.info)
+            render = StepRender(
+                rgb=outputs["rgb"],
+                alpha=outputs["accumulation"],
+                depth=outputs["depth"],
+                latent=outputs["latent_render"],
+                info=self.info,
+            )
             target = self.reference_bank.latent(int(batch["image_idx"]))
             if render.latent.shape != target.shape:
                 raise SplatentError(
                     f"Latent render {tuple(render.latent.shape)} and encoded target {tuple(target.shape)} of training "
-                    f"image {int(batch['image_idx'])} differ; the image size does not match its camera.")
-            losses = step_losses(render=render, image=gt, target_latent=target, loss=self.config.loss,
-                                 ssim_lambda=self.config.ssim_lambda, step=self.step, decode=self.codec.decode,
-                                 full_image=self._gt_full(batch, background), mask=mask)
+                    f"image {int(batch['image_idx'])} differ; the image size does not match its camera."
+                )
+            losses = step_losses(
+                render=render,
+                image=gt,
+                target_latent=target,
+                loss=self.config.loss,
+                ssim_lambda=self.config.ssim_lambda,
+                step=self.step,
+                decode=self.codec.decode,
+                full_image=self._gt_full(batch, background),
+                mask=mask,
+            )
         else:  # an eval batch (nerfstudio's eval loss): the RGB splats only
             pred = outputs["rgb_gaussians"] * (mask if mask is not None else 1)
             gt = gt * (mask if mask is not None else 1)
-            losses = {"rgb_loss": l1_ssim_loss(pred.permute(2, 0, 1)[None], gt.permute(2, 0, 1)[None],
-                                               ssim_lambda=self.config.ssim_lambda)}
+            losses = {
+                "rgb_loss": l1_ssim_loss(
+                    pred.permute(2, 0, 1)[None], gt.permute(2, 0, 1)[None], ssim_lambda=self.config.ssim_lambda
+                )
+            }
         if self.training:
             self.camera_optimizer.get_loss_dict(losses)
         return losses

@@ -43,15 +43,19 @@ def load_nerfstudio_run(config_path: Path, *, device: torch.device | str = "cpu"
         return None
     device = torch.device(device)
     if not config_path.is_file():
-        raise SplatentError(f"{config_path} does not exist; pass the config.yml of an `ns-train splatent` run "
-                            "(outputs/<name>/splatent/<timestamp>/config.yml).")
+        raise SplatentError(
+            f"{config_path} does not exist; pass the config.yml of an `ns-train splatent` run "
+            "(outputs/<name>/splatent/<timestamp>/config.yml)."
+        )
     try:
         method = yaml.load(config_path.read_text(), Loader=yaml.Loader).method_name
     except Exception as e:  # noqa: BLE001 - any parse failure is the same user error
         raise SplatentError(f"{config_path} is not a nerfstudio config.yml ({e}).") from e
     if method != "splatent":
-        raise SplatentError(f"{config_path} is a `{method}` run; only `ns-train splatent` runs carry latents. "
-                            f"Train one with `ns-train splatent --data SCENE`.")
+        raise SplatentError(
+            f"{config_path} is a `{method}` run; only `ns-train splatent` runs carry latents. "
+            f"Train one with `ns-train splatent --data SCENE`."
+        )
     _, pipeline, ckpt, _ = eval_setup(config_path, test_mode="inference")
     model = pipeline.model
     assert isinstance(model, SplatentModel)

@@ -22,7 +22,9 @@ def _as_4x4(c2w: Float[Tensor, "*batch 3 4"] | Float[Tensor, "*batch 4 4"]) -> F
     return torch.cat([c2w, bottom], dim=-2)
 
 
-def opengl_c2w_to_viewmat(c2w: Float[Tensor, "*batch 3 4"] | Float[Tensor, "*batch 4 4"]) -> Float[Tensor, "*batch 4 4"]:
+def opengl_c2w_to_viewmat(
+    c2w: Float[Tensor, "*batch 3 4"] | Float[Tensor, "*batch 4 4"],
+) -> Float[Tensor, "*batch 4 4"]:
     """nerfstudio (OpenGL) camera-to-world → OpenCV world-to-camera (gsplat ``viewmats``)."""
     c2w = _as_4x4(c2w)
     flip = _GL_TO_CV.to(device=c2w.device, dtype=c2w.dtype)
@@ -36,7 +38,11 @@ def viewmat_to_opengl_c2w(viewmat: Float[Tensor, "*batch 4 4"]) -> Float[Tensor,
 
 
 def intrinsics_matrix(
-    *, fx: Float[Tensor, "*batch"], fy: Float[Tensor, "*batch"], cx: Float[Tensor, "*batch"], cy: Float[Tensor, "*batch"]
+    *,
+    fx: Float[Tensor, "*batch"],
+    fy: Float[Tensor, "*batch"],
+    cx: Float[Tensor, "*batch"],
+    cy: Float[Tensor, "*batch"],
 ) -> Float[Tensor, "*batch 3 3"]:
     """Pinhole intrinsics ``K`` from focal lengths and principal point (pixels)."""
     K = torch.zeros(*fx.shape, 3, 3, dtype=fx.dtype, device=fx.device)

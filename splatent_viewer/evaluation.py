@@ -64,8 +64,9 @@ def threaded_map(fn: Callable[[T], R], items: Iterable[T], *, workers: int = 1) 
     threads = torch.get_num_threads()
     share = max(1, threads // workers)
     torch.set_num_threads(share)  # threads started from here inherit it
-    pool = ThreadPoolExecutor(workers, thread_name_prefix="splatent-render", initializer=torch.set_num_threads,
-                              initargs=(share,))
+    pool = ThreadPoolExecutor(
+        workers, thread_name_prefix="splatent-render", initializer=torch.set_num_threads, initargs=(share,)
+    )
     try:
         it = iter(items)
         pending: deque[Future[R]] = deque(pool.submit(call, item) for _, item in zip(range(2 * workers), it))
@@ -99,8 +100,14 @@ def _evaluate_view(*, scene: Scene, index: int, trained: TrainedScene) -> ViewEv
     codec, device = trained.codec, trained.device
     outputs = ("decoded", "rgb", "enhanced") if trained.refiner is not None else ("decoded", "rgb")
     gt = scene.load_image(index).to(device)
-    frame = render_frame(scene=trained, c2w=scene.camera_to_worlds[index], K=scene.Ks[index],
-                         width=int(scene.widths[index]), height=int(scene.heights[index]), outputs=outputs)
+    frame = render_frame(
+        scene=trained,
+        c2w=scene.camera_to_worlds[index],
+        K=scene.Ks[index],
+        width=int(scene.widths[index]),
+        height=int(scene.heights[index]),
+        outputs=outputs,
+    )
     assert frame.decoded is not None and frame.rgb is not None
     roundtrip = codec.decode(codec.encode(_chw(gt)))[0].float().clamp(0, 1).permute(1, 2, 0)
     metrics = {
@@ -112,8 +119,14 @@ def _evaluate_view(*, scene: Scene, index: int, trained: TrainedScene) -> ViewEv
     if frame.enhanced is not None:
         metrics["enhanced_psnr"] = psnr(frame.enhanced, gt)
         metrics["enhanced_ssim"] = float(ssim(_chw(frame.enhanced), _chw(gt)))
-    return ViewEvaluation(metrics=metrics, ground_truth=gt, roundtrip=roundtrip, decoded=frame.decoded, rgb=frame.rgb,
-                          enhanced=frame.enhanced)
+    return ViewEvaluation(
+        metrics=metrics,
+        ground_truth=gt,
+        roundtrip=roundtrip,
+        decoded=frame.decoded,
+        rgb=frame.rgb,
+        enhanced=frame.enhanced,
+    )
 
 
 def mean_metrics(rows: list[dict[str, float]]) -> dict[str, float]:

@@ -88,8 +88,13 @@ def resize_latent(latent: Float[Tensor, "C h0 w0"], *, height: int, width: int) 
     """A reference latent at the target's latent size (bilinear, antialiased when shrinking); as is when it fits."""
     if latent.shape[-2:] == (height, width):
         return latent
-    return F.interpolate(latent[None].float(), size=(height, width), mode="bilinear", align_corners=False,
-                         antialias=latent.shape[-2] > height or latent.shape[-1] > width)[0]
+    return F.interpolate(
+        latent[None].float(),
+        size=(height, width),
+        mode="bilinear",
+        align_corners=False,
+        antialias=latent.shape[-2] > height or latent.shape[-1] > width,
+    )[0]
 
 
 def reference_latents(
@@ -142,8 +147,17 @@ def render_frame(
     if {"rgb", "depth", "alpha", "guide"} & set(outputs) or guided:
         timer.start()
         bg = None if scene.rgb_background is None else scene.rgb_background.to(dev, torch.float32)[None]
-        out = render_splats(params=scene.params, viewmats=vm, Ks=Kb, width=width, height=height, content="rgb",
-                            sh_degree=scene.sh_degree, backgrounds=bg, depth="depth" in outputs)
+        out = render_splats(
+            params=scene.params,
+            viewmats=vm,
+            Ks=Kb,
+            width=width,
+            height=height,
+            content="rgb",
+            sh_degree=scene.sh_degree,
+            backgrounds=bg,
+            depth="depth" in outputs,
+        )
         frame.rgb = out.features[0].clamp(0, 1)
         if "depth" in outputs:
             assert out.depth is not None  # asked for
@@ -159,8 +173,16 @@ def render_frame(
     if {"decoded", "enhanced", "latent"} & set(outputs):
         timer.start()
         bg = None if scene.latent_background is None else scene.latent_background.to(dev, torch.float32)[None]
-        out = render_splats(params=scene.params, viewmats=vm, Ks=scale_intrinsics(Kb, 1.0 / ds), width=width // ds,
-                            height=height // ds, content="latent", backgrounds=bg, depth=False)
+        out = render_splats(
+            params=scene.params,
+            viewmats=vm,
+            Ks=scale_intrinsics(Kb, 1.0 / ds),
+            width=width // ds,
+            height=height // ds,
+            content="latent",
+            backgrounds=bg,
+            depth=False,
+        )
         frame.latent = out.features[0].permute(2, 0, 1)
         timer.stop("raster")
         if "decoded" in outputs:
@@ -174,8 +196,11 @@ def render_frame(
             frame.references = list(references) if references is not None else scene.references.nearest(c2w=query, k=k)
             timer.start()
             refs = reference_latents(scene=scene, indices=frame.references, height=height // ds, width=width // ds)
-            refined = scene.refine(target=frame.latent[None], references=refs[None],
-                                   guide=frame.guide[None] if guided and frame.guide is not None else None)
+            refined = scene.refine(
+                target=frame.latent[None],
+                references=refs[None],
+                guide=frame.guide[None] if guided and frame.guide is not None else None,
+            )
             frame.latent_enhanced = refined[0].float()
             timer.stop("refine")
             timer.start()

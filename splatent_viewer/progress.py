@@ -98,20 +98,45 @@ class Progress(_RichProgress):
         super().__init__(*columns, console=console, disable=disable or self.plain, **kwargs)
 
     # -- rich's API, plus a plain line when one is due -------------------------------------------
-    def add_task(self, description: str, start: bool = True, total: float | None = 100.0, completed: int = 0,
-                 visible: bool = True, **fields: Any) -> TaskID:
-        task_id = super().add_task(description, start=start, total=total, completed=completed, visible=visible,
-                                   **fields)
+    def add_task(
+        self,
+        description: str,
+        start: bool = True,
+        total: float | None = 100.0,
+        completed: int = 0,
+        visible: bool = True,
+        **fields: Any,
+    ) -> TaskID:
+        task_id = super().add_task(
+            description, start=start, total=total, completed=completed, visible=visible, **fields
+        )
         if self.plain:
             with self._plain_lock:
                 self._plain_states[task_id] = _PlainState(time=self.get_time(), completed=completed)
         return task_id
 
-    def update(self, task_id: TaskID, *, total: float | None = None, completed: float | None = None,
-               advance: float | None = None, description: str | None = None, visible: bool | None = None,
-               refresh: bool = False, **fields: Any) -> None:
-        super().update(task_id, total=total, completed=completed, advance=advance, description=description,
-                       visible=visible, refresh=refresh, **fields)
+    def update(
+        self,
+        task_id: TaskID,
+        *,
+        total: float | None = None,
+        completed: float | None = None,
+        advance: float | None = None,
+        description: str | None = None,
+        visible: bool | None = None,
+        refresh: bool = False,
+        **fields: Any,
+    ) -> None:
+        super().update(
+            task_id,
+            total=total,
+            completed=completed,
+            advance=advance,
+            description=description,
+            visible=visible,
+            refresh=refresh,
+            **fields,
+        )
         if self.plain:
             self._plain_line(task_id)
 
@@ -124,14 +149,28 @@ class Progress(_RichProgress):
         super().reset(task_id, **kwargs)
         if self.plain:
             with self._plain_lock:
-                self._plain_states[task_id] = _PlainState(time=self.get_time(), completed=self._tasks[task_id].completed)
+                self._plain_states[task_id] = _PlainState(
+                    time=self.get_time(), completed=self._tasks[task_id].completed
+                )
 
-    def track(self, sequence: Iterable[ProgressType], total: float | None = None, completed: int = 0,
-              task_id: TaskID | None = None, description: str = "Working...",
-              update_period: float = 0.1) -> Iterable[ProgressType]:
+    def track(
+        self,
+        sequence: Iterable[ProgressType],
+        total: float | None = None,
+        completed: int = 0,
+        task_id: TaskID | None = None,
+        description: str = "Working...",
+        update_period: float = 0.1,
+    ) -> Iterable[ProgressType]:
         if not self.plain:
-            yield from super().track(sequence, total=total, completed=completed, task_id=task_id,
-                                     description=description, update_period=update_period)
+            yield from super().track(
+                sequence,
+                total=total,
+                completed=completed,
+                task_id=task_id,
+                description=description,
+                update_period=update_period,
+            )
             return
         # rich's track thread stops at once without a live display: count in this thread instead.
         if total is None:
@@ -200,8 +239,16 @@ def track(
         TaskProgressColumn(show_speed=show_speed),
         TimeRemainingColumn(elapsed_when_finished=True),
     ]
-    progress = Progress(*columns, auto_refresh=auto_refresh, console=console, transient=transient, get_time=get_time,
-                        refresh_per_second=refresh_per_second or 10, disable=disable)
+    progress = Progress(
+        *columns,
+        auto_refresh=auto_refresh,
+        console=console,
+        transient=transient,
+        get_time=get_time,
+        refresh_per_second=refresh_per_second or 10,
+        disable=disable,
+    )
     with progress:
-        yield from progress.track(sequence, total=total, completed=completed, description=description,
-                                  update_period=update_period)
+        yield from progress.track(
+            sequence, total=total, completed=completed, description=description, update_period=update_period
+        )

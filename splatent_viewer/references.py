@@ -151,8 +151,12 @@ class StickyReferences:
     def select(self, c2w: Float[Tensor, "4 4"] | Float[Tensor, "3 4"]) -> list[int]:
         """The references for the next frame, in stable slot order."""
         nearest = select_references(
-            query_c2ws=c2w, train_c2ws=self.train_c2ws, k=self.k, scene_scale=self.scene_scale,
-            angle_weight=self.angle_weight, exclude_tolerance=self.exclude_tolerance,
+            query_c2ws=c2w,
+            train_c2ws=self.train_c2ws,
+            k=self.k,
+            scene_scale=self.scene_scale,
+            angle_weight=self.angle_weight,
+            exclude_tolerance=self.exclude_tolerance,
         ).tolist()
         if self.current is None:
             self.current = nearest
@@ -161,7 +165,10 @@ class StickyReferences:
             return list(self.current)
         assert self.scene_scale is not None  # set in __post_init__
         costs = reference_costs(
-            query_c2ws=c2w[None], train_c2ws=self.train_c2ws, scene_scale=self.scene_scale, angle_weight=self.angle_weight
+            query_c2ws=c2w[None],
+            train_c2ws=self.train_c2ws,
+            scene_scale=self.scene_scale,
+            angle_weight=self.angle_weight,
         )[0]
         same = (c2w[None, :3, :4].to(torch.float64) - self.train_c2ws[:, :3, :4].to(costs)).abs().amax(dim=(-1, -2))
         costs = costs.masked_fill(same <= self.exclude_tolerance, float("inf"))

@@ -47,8 +47,13 @@ class TrainedSceneConfig:
         the CUDA fast-inference path when ``cuda_graphs``."""
         device = self.resolved_device() if device is None else device
         refiner: Path | str = self.refiner if self.refiner in ("auto", "embedded", "none") else Path(self.refiner)
-        scene = load_trained_scene(self.load_config, device=device, refiner=refiner,  # type: ignore[arg-type]
-                                   codec_path=self.codec_path, live_decoder=self.live_decoder)
+        scene = load_trained_scene(
+            self.load_config,
+            device=device,
+            refiner=refiner,  # type: ignore[arg-type]
+            codec_path=self.codec_path,
+            live_decoder=self.live_decoder,
+        )
         if self.cuda_graphs:
             scene.enable_fast_inference()
         return scene

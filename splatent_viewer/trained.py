@@ -43,8 +43,10 @@ REFERENCES_FILE = "references.safetensors"
 ADAPTED_REFINER_DIR = "refiner_adapted"
 """Where ``splatent-refiner adapt`` (and ``ns-train splatent``'s last phase) writes a run's scene-adapted refiner, in
 the run folder (beside ``splats.safetensors`` or ``config.yml``); ``refiner="auto"`` loads it."""
-NO_REFINER_MESSAGE = ("No refiner is loaded, so there is no enhanced render; pass --refiner PATH "
-                      "(a folder written by `splatent-refiner train`) or choose the decoded mode.")
+NO_REFINER_MESSAGE = (
+    "No refiner is loaded, so there is no enhanced render; pass --refiner PATH "
+    "(a folder written by `splatent-refiner train`) or choose the decoded mode."
+)
 
 
 @dataclass
@@ -97,8 +99,14 @@ class ReferenceBank:
         return [int(i) for i in idx.tolist()]
 
     def to(self, device: torch.device | str) -> ReferenceBank:
-        return ReferenceBank(c2w=self.c2w.to(device), Ks=self.Ks.to(device), sizes=self.sizes.to(device),
-                             latents=self.latents.to(device), downscale=self.downscale, scene_scale=self.scene_scale)
+        return ReferenceBank(
+            c2w=self.c2w.to(device),
+            Ks=self.Ks.to(device),
+            sizes=self.sizes.to(device),
+            latents=self.latents.to(device),
+            downscale=self.downscale,
+            scene_scale=self.scene_scale,
+        )
 
     @classmethod
     def from_latents(
@@ -119,7 +127,9 @@ class ReferenceBank:
         for i, lat in enumerate(latents):
             padded[i, :, : lat.shape[1], : lat.shape[2]] = lat
         sizes = torch.tensor([[int(lat.shape[1]) * downscale, int(lat.shape[2]) * downscale] for lat in latents])
-        c2w4 = c2w if c2w.shape[-2] == 4 else torch.cat([c2w, c2w.new_tensor([0, 0, 0, 1]).expand(c2w.shape[0], 1, 4)], 1)
+        c2w4 = (
+            c2w if c2w.shape[-2] == 4 else torch.cat([c2w, c2w.new_tensor([0, 0, 0, 1]).expand(c2w.shape[0], 1, 4)], 1)
+        )
         return cls(c2w=c2w4.float(), Ks=Ks.float(), sizes=sizes, latents=padded, downscale=downscale)
 
     @classmethod
@@ -134,8 +144,12 @@ class ReferenceBank:
                 img = scene.load_image(i)
                 h, w = (img.shape[0] // ds) * ds, (img.shape[1] // ds) * ds
                 latents.append(codec.encode(img[:h, :w].permute(2, 0, 1)[None].to(device)).float()[0])
-        return cls.from_latents(c2w=scene.camera_to_worlds[indices].to(device), Ks=scene.Ks[indices].to(device),
-                                latents=latents, downscale=ds)
+        return cls.from_latents(
+            c2w=scene.camera_to_worlds[indices].to(device),
+            Ks=scene.Ks[indices].to(device),
+            latents=latents,
+            downscale=ds,
+        )
 
     def save(self, path: Path) -> None:
         """Writes ``path`` (safetensors) atomically."""
@@ -148,13 +162,21 @@ class ReferenceBank:
         """Reads a file written by :meth:`save`."""
         path = Path(path)
         if not path.is_file():
-            raise SplatentError(f"Reference bank {path} does not exist; it is written next to splats.safetensors "
-                                "by splatent-demo (re-run it) or by save_trained_run.")
+            raise SplatentError(
+                f"Reference bank {path} does not exist; it is written next to splats.safetensors "
+                "by splatent-demo (re-run it) or by save_trained_run."
+            )
         t, meta = read_safetensors(path, device=device)
         if meta.get("format") != REFERENCES_FORMAT or not {"c2w", "Ks", "sizes", "latents"} <= set(t):
             raise SplatentError(f"{path} is not a splatent reference bank (format {meta.get('format')!r}).")
-        return cls(c2w=t["c2w"], Ks=t["Ks"], sizes=t["sizes"], latents=t["latents"], downscale=int(meta["downscale"]),
-                   scene_scale=float(meta["scene_scale"]))
+        return cls(
+            c2w=t["c2w"],
+            Ks=t["Ks"],
+            sizes=t["sizes"],
+            latents=t["latents"],
+            downscale=int(meta["downscale"]),
+            scene_scale=float(meta["scene_scale"]),
+        )
 
 
 @dataclass
@@ -270,12 +292,25 @@ def trained_scene_from_splats(
     if train_latents is None:
         bank = ReferenceBank.from_scene(scene=scene, indices=train_indices, codec=codec, device=device)
     else:
-        bank = ReferenceBank.from_latents(c2w=scene.camera_to_worlds[train_indices].to(device),
-                                          Ks=scene.Ks[train_indices].to(device), latents=[t.float() for t in train_latents],
-                                          downscale=codec.downscale)
-    return TrainedScene(params=params, codec=codec, sh_degree=sh_degree, references=bank, refiner=refiner,
-                        latent_background=None, name=name, source=scene.root, scene_path=scene.root,
-                        device=torch.device(device), train_indices=list(train_indices))
+        bank = ReferenceBank.from_latents(
+            c2w=scene.camera_to_worlds[train_indices].to(device),
+            Ks=scene.Ks[train_indices].to(device),
+            latents=[t.float() for t in train_latents],
+            downscale=codec.downscale,
+        )
+    return TrainedScene(
+        params=params,
+        codec=codec,
+        sh_degree=sh_degree,
+        references=bank,
+        refiner=refiner,
+        latent_background=None,
+        name=name,
+        source=scene.root,
+        scene_path=scene.root,
+        device=torch.device(device),
+        train_indices=list(train_indices),
+    )
 
 
 def save_trained_run(
@@ -338,9 +373,11 @@ def _load_registered_run(path: Path, *, device: torch.device) -> TrainedScene:
         scene = entry.load()(path, device=device)
         if scene is not None:
             return scene
-    raise SplatentError(f"{path} is not a run this tool can read: pass a splatent-demo output folder (or its "
-                        "splats.safetensors) or an `ns-train splatent` config.yml (outputs/<name>/splatent/<timestamp>/"
-                        "config.yml; needs the nerfstudio plugin installed with splatent-viewer).")
+    raise SplatentError(
+        f"{path} is not a run this tool can read: pass a splatent-demo output folder (or its "
+        "splats.safetensors) or an `ns-train splatent` config.yml (outputs/<name>/splatent/<timestamp>/"
+        "config.yml; needs the nerfstudio plugin installed with splatent-viewer)."
+    )
 
 
 def load_trained_scene(
@@ -373,22 +410,32 @@ def load_trained_scene(
         return scene
     run_dir = path.parent if path.is_file() else path
     if not path.exists():
-        raise SplatentError(f"{path} does not exist; pass a splatent-demo output folder or a nerfstudio config.yml "
-                            "(outputs/<name>/splatent/<timestamp>/config.yml).")
+        raise SplatentError(
+            f"{path} does not exist; pass a splatent-demo output folder or a nerfstudio config.yml "
+            "(outputs/<name>/splatent/<timestamp>/config.yml)."
+        )
     if not (run_dir / SPLATS_FILE).is_file():
-        raise SplatentError(f"{run_dir} has no {SPLATS_FILE}; pass a splatent-demo output folder or a nerfstudio "
-                            "config.yml (outputs/<name>/splatent/<timestamp>/config.yml).")
+        raise SplatentError(
+            f"{run_dir} has no {SPLATS_FILE}; pass a splatent-demo output folder or a nerfstudio "
+            "config.yml (outputs/<name>/splatent/<timestamp>/config.yml)."
+        )
     splats = load_splats(run_dir / SPLATS_FILE, device=device)
-    codec = load_codec(splats.codec, path=codec_path, device=device, dtype=torch.float16 if device.type == "cuda" else torch.float32)
+    codec = load_codec(
+        splats.codec, path=codec_path, device=device, dtype=torch.float16 if device.type == "cuda" else torch.float32
+    )
     if codec.latent_channels != splats.params["latents"].shape[1]:
-        raise SplatentError(f"{run_dir / SPLATS_FILE} carries {splats.params['latents'].shape[1]}-channel latents but "
-                            f"codec {codec.name} has {codec.latent_channels}; pass the codec it was trained with.")
+        raise SplatentError(
+            f"{run_dir / SPLATS_FILE} carries {splats.params['latents'].shape[1]}-channel latents but "
+            f"codec {codec.name} has {codec.latent_channels}; pass the codec it was trained with."
+        )
     if live_decoder is not None:
         codec = live_decoder.setup(codec=codec)  # before the refiner: a bad decoder fails fast
     bank = ReferenceBank.load(run_dir / REFERENCES_FILE, device=device)
     if bank.latent_channels != codec.latent_channels:
-        raise SplatentError(f"{run_dir / REFERENCES_FILE} has {bank.latent_channels}-channel latents; the splats use "
-                            f"{codec.latent_channels} ({codec.name}). Re-create the run folder.")
+        raise SplatentError(
+            f"{run_dir / REFERENCES_FILE} has {bank.latent_channels}-channel latents; the splats use "
+            f"{codec.latent_channels} ({codec.name}). Re-create the run folder."
+        )
     scene_path = splats.extra.get("scene")
     scene = TrainedScene(
         params=splats.params,

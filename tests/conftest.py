@@ -15,7 +15,9 @@ def load_benchmark():
     """Imports a script of benchmarks/ by name (they are scripts, not a package): load_benchmark("refiner_loso")."""
 
     def load(name: str) -> ModuleType:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py")
+        spec = importlib.util.spec_from_file_location(
+            name, Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+        )
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module  # dataclasses resolve their module's annotations through sys.modules
         spec.loader.exec_module(module)
@@ -30,7 +32,9 @@ def scene_makers() -> ModuleType:
     distorted (OPENCV / fisheye), odd image sizes, COLMAP."""
     name = "splatent_test_scene_makers"
     if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parent / "data" / "scene_makers.py")
+        spec = importlib.util.spec_from_file_location(
+            name, Path(__file__).resolve().parent / "data" / "scene_makers.py"
+        )
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         spec.loader.exec_module(module)
@@ -62,13 +66,25 @@ def tiny_trained_scene_dir(tiny_scene_dir: Path, tmp_path_factory: pytest.TempPa
     torch.manual_seed(0)
     scene = load_scene(tiny_scene_dir)
     codec = load_codec("taef2")
-    result = train_latent_splats(scene=scene, codec=codec, device="cpu", progress=False,
-                                 config=LatentSplatTrainerConfig(steps=150, densify=False, sh_degree=1))
+    result = train_latent_splats(
+        scene=scene,
+        codec=codec,
+        device="cpu",
+        progress=False,
+        config=LatentSplatTrainerConfig(steps=150, densify=False, sh_degree=1),
+    )
     train = scene.split_indices["train"].tolist()
     out = tmp_path_factory.mktemp("runs") / "tiny_run"
-    save_trained_run(output_dir=out, params=result.params, codec=codec, sh_degree=result.sh_degree,
-                     references=ReferenceBank.from_scene(scene=scene, indices=train, codec=codec, device="cpu"),
-                     scene_path=tiny_scene_dir, train_indices=train, extra={"steps": 150})
+    save_trained_run(
+        output_dir=out,
+        params=result.params,
+        codec=codec,
+        sh_degree=result.sh_degree,
+        references=ReferenceBank.from_scene(scene=scene, indices=train, codec=codec, device="cpu"),
+        scene_path=tiny_scene_dir,
+        train_indices=train,
+        extra={"steps": 150},
+    )
     return out
 
 
@@ -79,9 +95,16 @@ def _tiny_autoencoder_kl(**config):
 
     blocks = config.pop("blocks", 4)
     torch.manual_seed(0)
-    return diffusers.AutoencoderKL(block_out_channels=(8,) * blocks, down_block_types=("DownEncoderBlock2D",) * blocks,
-                                   up_block_types=("UpDecoderBlock2D",) * blocks, latent_channels=4, norm_num_groups=4,
-                                   layers_per_block=1, sample_size=32, **config).eval()
+    return diffusers.AutoencoderKL(
+        block_out_channels=(8,) * blocks,
+        down_block_types=("DownEncoderBlock2D",) * blocks,
+        up_block_types=("UpDecoderBlock2D",) * blocks,
+        latent_channels=4,
+        norm_num_groups=4,
+        layers_per_block=1,
+        sample_size=32,
+        **config,
+    ).eval()
 
 
 def _tiny_autoencoder_tiny(**config):
@@ -90,9 +113,13 @@ def _tiny_autoencoder_tiny(**config):
     import torch
 
     torch.manual_seed(1)
-    return diffusers.AutoencoderTiny(encoder_block_out_channels=(8,) * 4, decoder_block_out_channels=(8,) * 4,
-                                     num_encoder_blocks=(1,) * 4, num_decoder_blocks=(1,) * 4,
-                                     **{"latent_channels": 4, **config}).eval()
+    return diffusers.AutoencoderTiny(
+        encoder_block_out_channels=(8,) * 4,
+        decoder_block_out_channels=(8,) * 4,
+        num_encoder_blocks=(1,) * 4,
+        num_decoder_blocks=(1,) * 4,
+        **{"latent_channels": 4, **config},
+    ).eval()
 
 
 @pytest.fixture(scope="session")
@@ -131,11 +158,24 @@ def tiny_sd_run_dir(tiny_scene_dir: Path, tiny_sd_codec_dirs, tmp_path_factory: 
     codec = load_codec("sd-turbo", path=tiny_sd_codec_dirs[0])
     points, colors = scene.load_points()
     g = torch.Generator().manual_seed(0)
-    params = init_splats(points=points, colors=colors, latent_channels=4, sh_degree=0, init_opacity=0.5,
-                         latents=torch.randn(points.shape[0], 4, generator=g), generator=g)
+    params = init_splats(
+        points=points,
+        colors=colors,
+        latent_channels=4,
+        sh_degree=0,
+        init_opacity=0.5,
+        latents=torch.randn(points.shape[0], 4, generator=g),
+        generator=g,
+    )
     train = scene.split_indices["train"].tolist()
     out = tmp_path_factory.mktemp("runs") / "tiny_sd_run"
-    save_trained_run(output_dir=out, params=params, codec=codec, sh_degree=0,
-                     references=ReferenceBank.from_scene(scene=scene, indices=train, codec=codec, device="cpu"),
-                     scene_path=tiny_scene_dir, train_indices=train)
+    save_trained_run(
+        output_dir=out,
+        params=params,
+        codec=codec,
+        sh_degree=0,
+        references=ReferenceBank.from_scene(scene=scene, indices=train, codec=codec, device="cpu"),
+        scene_path=tiny_scene_dir,
+        train_indices=train,
+    )
     return out

@@ -81,8 +81,10 @@ def test_no_import_reaches_a_floor_above(module: str) -> None:
         there = _floor_of(imported)
         if there is None or there[1] == here[1]:
             continue
-        assert there[0] < here[0], (f"{module} (floor {here[0]}, {here[1]}) imports {imported} (floor {there[0]}, "
-                                    f"{there[1]}): a package may only import the floors below it")
+        assert there[0] < here[0], (
+            f"{module} (floor {here[0]}, {here[1]}) imports {imported} (floor {there[0]}, "
+            f"{there[1]}): a package may only import the floors below it"
+        )
 
 
 def test_no_module_imports_itself_round_a_circle() -> None:
@@ -94,7 +96,7 @@ def test_no_module_imports_itself_round_a_circle() -> None:
         stack.append(m)
         for n in sorted(GRAPH[m]):
             if state.get(n) == 1:
-                raise AssertionError("import circle: " + " -> ".join(stack[stack.index(n):] + [n]))
+                raise AssertionError("import circle: " + " -> ".join(stack[stack.index(n) :] + [n]))
             if n not in state:
                 visit(n)
         stack.pop()
@@ -105,12 +107,19 @@ def test_no_module_imports_itself_round_a_circle() -> None:
             visit(m)
 
 
-@pytest.mark.parametrize("pattern, why", [
-    (r"\.cuda\(\)", "devices are arguments: use .to(device)"),
-    (r"sys\.path\.(insert|append)", "no sys.path edits: install the package"),
-    (r"os\._exit\(", "no os._exit: return or raise SystemExit"),
-])
+@pytest.mark.parametrize(
+    "pattern, why",
+    [
+        (r"\.cuda\(\)", "devices are arguments: use .to(device)"),
+        (r"sys\.path\.(insert|append)", "no sys.path edits: install the package"),
+        (r"os\._exit\(", "no os._exit: return or raise SystemExit"),
+    ],
+)
 def test_banned_patterns(pattern: str, why: str) -> None:
-    hits = [f"{p.relative_to(ROOT)}:{i}" for p in MODULES.values()
-            for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if re.search(pattern, line)]
+    hits = [
+        f"{p.relative_to(ROOT)}:{i}"
+        for p in MODULES.values()
+        for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+        if re.search(pattern, line)
+    ]
     assert not hits, f"{why}: {hits}"

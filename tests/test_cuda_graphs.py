@@ -49,7 +49,9 @@ def test_fast_inference_frames_equal_eager_frames(tiny_trained_scene_dir) -> Non
 
     scene = load_trained_scene(tiny_trained_scene_dir, device="cuda", refiner="none")
     torch.manual_seed(0)
-    scene.refiner = RefinerConfig(codec="taef2", latent_channels=32, num_references=2).setup(device="cuda", dtype=torch.float16)
+    scene.refiner = RefinerConfig(codec="taef2", latent_channels=32, num_references=2).setup(
+        device="cuda", dtype=torch.float16
+    )
     torch.nn.init.normal_(scene.refiner.backbone.unet.conv_out.weight, std=0.02)  # not the identity
     c2w, K = scene.references.c2w[1].cpu(), scene.references.Ks[1].cpu()
     h, w = (int(v) for v in scene.references.sizes[1])
@@ -71,8 +73,13 @@ def test_fast_inference_replays_the_live_decoder(tiny_sd_run_dir, tiny_sd_codec_
     from splatent_viewer.trained import load_trained_scene
 
     sd_dir, taesd_dir = tiny_sd_codec_dirs
-    scene = load_trained_scene(tiny_sd_run_dir, device="cuda", refiner="none", codec_path=sd_dir,
-                               live_decoder=LiveDecoderConfig(name="taesd", path=taesd_dir))
+    scene = load_trained_scene(
+        tiny_sd_run_dir,
+        device="cuda",
+        refiner="none",
+        codec_path=sd_dir,
+        live_decoder=LiveDecoderConfig(name="taesd", path=taesd_dir),
+    )
     c2w, K = scene.references.c2w[1].cpu(), scene.references.Ks[1].cpu()
     eager = render_frame(scene=scene, c2w=c2w, K=K, width=64, height=64, outputs=("decoded",))
     scene.enable_fast_inference()

@@ -23,14 +23,16 @@ def trained(tiny_scene_dir):
     params = init_splats(points=points, colors=colors, latent_channels=codec.latent_channels, init_opacity=0.5)
     params["latents"] = torch.randn_like(params["latents"])
     train = scene.split_indices["train"].tolist()
-    return scene, trained_scene_from_splats(scene=scene, params=params, codec=codec, sh_degree=0, train_indices=train,
-                                            device="cpu")
+    return scene, trained_scene_from_splats(
+        scene=scene, params=params, codec=codec, sh_degree=0, train_indices=train, device="cpu"
+    )
 
 
 def test_decoded_frame_is_the_codec_decode_of_the_rendered_latent(trained):
     scene, ts = trained
-    frame = render_frame(scene=ts, c2w=scene.camera_to_worlds[0], K=scene.Ks[0], width=64, height=64,
-                         outputs=("decoded", "rgb", "depth"))
+    frame = render_frame(
+        scene=ts, c2w=scene.camera_to_worlds[0], K=scene.Ks[0], width=64, height=64, outputs=("decoded", "rgb", "depth")
+    )
     assert frame.decoded.shape == (64, 64, 3) and frame.rgb.shape == (64, 64, 3) and frame.depth.shape == (64, 64)
     assert frame.latent.shape == (32, 8, 8)
     with torch.no_grad():
@@ -45,8 +47,9 @@ def test_decoded_frame_is_the_codec_decode_of_the_rendered_latent(trained):
 
 def test_only_requested_outputs_and_stage_timings(trained):
     scene, ts = trained
-    frame = render_frame(scene=ts, c2w=scene.camera_to_worlds[1], K=scene.Ks[1], width=64, height=64,
-                         outputs=("rgb",), time_stages=True)
+    frame = render_frame(
+        scene=ts, c2w=scene.camera_to_worlds[1], K=scene.Ks[1], width=64, height=64, outputs=("rgb",), time_stages=True
+    )
     assert frame.decoded is None and frame.latent is None and frame.rgb is not None
     assert set(frame.timings_ms) == {"rgb"} and frame.timings_ms["rgb"] > 0
 
@@ -68,7 +71,9 @@ def test_reference_latents_are_bank_latents_resized(trained):
     small = reference_latents(scene=ts, indices=[1, 2], height=4, width=6)
     assert small.shape == (2, 32, 4, 6)
     big = ts.references.latent(1)
-    torch.testing.assert_close(small[0].mean(dim=(-1, -2)), big.mean(dim=(-1, -2)), atol=0.15 * big.abs().mean().item(), rtol=0)
+    torch.testing.assert_close(
+        small[0].mean(dim=(-1, -2)), big.mean(dim=(-1, -2)), atol=0.15 * big.abs().mean().item(), rtol=0
+    )
     assert reference_latents(scene=ts, indices=[], height=8, width=8).shape == (0, 32, 8, 8)
 
 
@@ -78,7 +83,9 @@ def test_a_guided_refiner_refines_the_encoded_rgb_render(trained):
     from splatent_viewer.refine import EmbeddedUNetConfig, RefinerConfig
 
     scene, ts = trained
-    tiny = EmbeddedUNetConfig(block_out_channels=(16, 16), attention_from_level=1, attention_head_dim=8, norm_num_groups=8)
+    tiny = EmbeddedUNetConfig(
+        block_out_channels=(16, 16), attention_from_level=1, attention_head_dim=8, norm_num_groups=8
+    )
     ts.refiner = RefinerConfig(latent_channels=32, num_references=2, embedded=tiny, guided=True).setup()
     try:
         c2w, K = scene.camera_to_worlds[0], scene.Ks[0]

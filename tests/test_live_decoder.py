@@ -25,8 +25,9 @@ def _image(latent: torch.Tensor) -> torch.Tensor:
 def live(tiny_sd_run_dir, tiny_sd_codec_dirs):
     """(scene with the TAESD live decoder, TAESD codec, the VAE codec), all loaded from the tiny folders."""
     sd_dir, taesd_dir = tiny_sd_codec_dirs
-    scene = load_trained_scene(tiny_sd_run_dir, refiner="none", codec_path=sd_dir,
-                               live_decoder=LiveDecoderConfig(name="taesd", path=taesd_dir))
+    scene = load_trained_scene(
+        tiny_sd_run_dir, refiner="none", codec_path=sd_dir, live_decoder=LiveDecoderConfig(name="taesd", path=taesd_dir)
+    )
     return scene, load_codec("taesd", path=taesd_dir), load_codec("sd-turbo", path=sd_dir)
 
 
@@ -44,8 +45,9 @@ def test_frames_are_taesd_decodes_and_the_refiner_sees_vae_latents(live, tiny_sc
     scene.refiner = RefinerConfig(codec="sd-turbo", latent_channels=4, num_references=2).setup(device="cpu")
     torch.nn.init.normal_(scene.refiner.backbone.unet.conv_out.weight, std=0.02)  # not the identity
     c2w, K = scene.references.c2w[1], scene.references.Ks[1]
-    frame = render_frame(scene=scene, c2w=c2w, K=K, width=64, height=64, outputs=("decoded", "enhanced"),
-                         num_references=2)
+    frame = render_frame(
+        scene=scene, c2w=c2w, K=K, width=64, height=64, outputs=("decoded", "enhanced"), num_references=2
+    )
     assert len(frame.references) == 2
     with torch.no_grad():
         torch.testing.assert_close(frame.decoded, _image(taesd.decode(frame.latent[None])))
@@ -78,5 +80,9 @@ def test_a_decode_graph_follows_the_live_decoder(tiny_sd_run_dir, tiny_sd_codec_
 def test_an_incompatible_live_decoder_is_refused_at_load(tiny_sd_run_dir, tiny_sd_codec_dirs):
     refused = r"live decoder 'taef2' .* scene codec 'sd-turbo'.*--live-decoder\.name taesd"
     with pytest.raises(SplatentError, match=refused):
-        load_trained_scene(tiny_sd_run_dir, refiner="none", codec_path=tiny_sd_codec_dirs[0],
-                           live_decoder=LiveDecoderConfig(name="taef2"))
+        load_trained_scene(
+            tiny_sd_run_dir,
+            refiner="none",
+            codec_path=tiny_sd_codec_dirs[0],
+            live_decoder=LiveDecoderConfig(name="taef2"),
+        )

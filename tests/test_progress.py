@@ -44,8 +44,9 @@ def test_not_a_terminal_prints_a_line_per_tenth_and_a_final_line() -> None:
 def test_slow_tasks_get_a_line_every_interval_and_unfinished_ones_one_at_the_end() -> None:
     console, out = _plain_console()
     clock = Clock()
-    with Progress(TextColumn("{task.description}"), BarColumn(), console=console, get_time=clock,
-                  plain_interval_s=5.0) as bar:
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), console=console, get_time=clock, plain_interval_s=5.0
+    ) as bar:
         assert bar.plain
         task = bar.add_task("training", total=1000)
         for _ in range(30):  # 30 steps of 1 s: 3 % in all, so only the 5 s heartbeat prints
@@ -54,8 +55,14 @@ def test_slow_tasks_get_a_line_every_interval_and_unfinished_ones_one_at_the_end
         unknown = bar.add_task("encoding", total=None)
         bar.advance(unknown, 3)
     lines = out.getvalue().splitlines()
-    assert [line.split()[1] for line in lines if line.startswith("training")] == ["5/1000", "10/1000", "15/1000",
-                                                                                 "20/1000", "25/1000", "30/1000"]
+    assert [line.split()[1] for line in lines if line.startswith("training")] == [
+        "5/1000",
+        "10/1000",
+        "15/1000",
+        "20/1000",
+        "25/1000",
+        "30/1000",
+    ]
     assert lines[-1].startswith("encoding 3 ")  # no total: the count; printed when the progress stopped
 
 

@@ -24,7 +24,10 @@ def look_at_c2w(eye, target=(0.0, 0.0, 0.0), up=(0.0, 0.0, 1.0)) -> torch.Tensor
 
 def ring(n: int, radius: float = 4.0, height: float = 1.0) -> torch.Tensor:
     return torch.stack(
-        [look_at_c2w((radius * math.cos(2 * math.pi * i / n), radius * math.sin(2 * math.pi * i / n), height)) for i in range(n)]
+        [
+            look_at_c2w((radius * math.cos(2 * math.pi * i / n), radius * math.sin(2 * math.pi * i / n), height))
+            for i in range(n)
+        ]
     )
 
 

@@ -76,7 +76,9 @@ def test_shaky_path_nearest_chatters_sticky_does_not():
     assert _set_changes(nearest) >= len(train) + 6  # back-and-forth swaps at the transitions
     assert sticky.switches == len(train)
     no_margin = StickyReferences(train_c2ws=train, k=3, relative_margin=0.0)
-    assert [no_margin.select(c) for c in path] and no_margin.switches == _set_changes(nearest)  # margin 0 = nearest sets
+    assert [no_margin.select(c) for c in path] and no_margin.switches == _set_changes(
+        nearest
+    )  # margin 0 = nearest sets
 
 
 def test_order_is_stable_while_kept_and_survivors_keep_their_slots():

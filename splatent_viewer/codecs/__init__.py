@@ -96,8 +96,10 @@ class LiveDecoderConfig:
         """The configured decoder's codec, or None when no live decoder is set."""
         if self.name is None:
             if self.path is not None:
-                raise SplatentError(f"--live-decoder.path {self.path} was given without --live-decoder.name; "
-                                    "pass the decoder's codec too (e.g. --live-decoder.name taesd).")
+                raise SplatentError(
+                    f"--live-decoder.path {self.path} was given without --live-decoder.name; "
+                    "pass the decoder's codec too (e.g. --live-decoder.name taesd)."
+                )
             return None
         try:
             return load_codec(self.name, path=self.path, device=device, dtype=dtype, allow_download=self.allow_download)
@@ -111,5 +113,13 @@ class LiveDecoderConfig:
         return codec if decoder is None else PairedCodec(codec=codec, decoder=decoder)
 
 
-__all__ = ["CODEC_NAMES", "CodecConfig", "CodecName", "LatentCodec", "LiveDecoderConfig", "PairedCodec",
-           "describe_codec", "load_codec"]
+__all__ = [
+    "CODEC_NAMES",
+    "CodecConfig",
+    "CodecName",
+    "LatentCodec",
+    "LiveDecoderConfig",
+    "PairedCodec",
+    "describe_codec",
+    "load_codec",
+]

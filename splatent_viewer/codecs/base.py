@@ -96,5 +96,7 @@ class LatentCodec(nn.Module, abc.ABC):
         """Codec-specific decoding; inputs are validated and already in the codec's dtype."""
 
     def extra_repr(self) -> str:
-        return (f"name={self.name!r}, latent_channels={self.latent_channels}, downscale={self.downscale}, "
-                f"latent_space={self.latent_space!r}")
+        return (
+            f"name={self.name!r}, latent_channels={self.latent_channels}, downscale={self.downscale}, "
+            f"latent_space={self.latent_space!r}"
+        )

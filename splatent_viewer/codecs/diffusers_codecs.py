@@ -104,7 +104,9 @@ def _from_pretrained(
     except Exception as err:  # noqa: BLE001 - diffusers/hub raise OSError, ValueError, EnvironmentError, ...
         first_line = str(err).strip().splitlines()[0].rstrip(".") if str(err).strip() else type(err).__name__
         cached = " in the Hugging Face cache (downloads off)" if path is None and local_only else ""
-        raise SplatentError(f"could not load {model_cls.__name__} from {where}{cached}: {first_line}; {howto}.") from err
+        raise SplatentError(
+            f"could not load {model_cls.__name__} from {where}{cached}: {first_line}; {howto}."
+        ) from err
     if not isinstance(model, model_cls):
         raise SplatentError(f"{where} holds a {type(model).__name__}, not an {model_cls.__name__}; {howto}.")
     return model
@@ -177,10 +179,16 @@ class SDTurboCodec(_DiffusersVAECodec):
 
     def __init__(self, vae) -> None:
         super().__init__(vae)
-        known = [space for (scale, shift), space in _KL_LATENT_SPACES.items()
-                 if abs(self.scaling_factor - scale) < 1e-6 and abs(self.shift_factor - shift) < 1e-6]
-        self.latent_space = known[0] if known else (
-            f"AutoencoderKL(scaling_factor={self.scaling_factor:g}, shift_factor={self.shift_factor:g})")
+        known = [
+            space
+            for (scale, shift), space in _KL_LATENT_SPACES.items()
+            if abs(self.scaling_factor - scale) < 1e-6 and abs(self.shift_factor - shift) < 1e-6
+        ]
+        self.latent_space = (
+            known[0]
+            if known
+            else (f"AutoencoderKL(scaling_factor={self.scaling_factor:g}, shift_factor={self.shift_factor:g})")
+        )
 
     @staticmethod
     def _vae_downscale(vae) -> int:

@@ -74,7 +74,9 @@ def evenly_spaced(items: list, count: int) -> list:
 
 
 @torch.no_grad()
-def round_trip_psnr(codec: LatentCodec, images: Float[Tensor, "B 3 H W"], *, batch_size: int = 4) -> Float[Tensor, " B"]:
+def round_trip_psnr(
+    codec: LatentCodec, images: Float[Tensor, "B 3 H W"], *, batch_size: int = 4
+) -> Float[Tensor, " B"]:
     """PSNR (dB) of ``codec.decode(codec.encode(images))`` against ``images``, per image."""
     scores = []
     for chunk in images.split(batch_size):

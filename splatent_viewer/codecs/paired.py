@@ -35,10 +35,15 @@ def check_decoder_compatible(*, codec: LatentCodec, decoder: LatentCodec) -> Non
         return
     space, fast = codec.latent_space, _FAST_DECODERS.get(codec.latent_space)
     unset = f"leave --live-decoder unset to decode with {codec.name}"
-    fix = (f"Use a decoder of the {space!r} latent space (--live-decoder.name {fast}) or {unset}." if fast else
-           f"No other decoder of the {space!r} latent space is known: {unset}.")
-    raise SplatentError(f"The live decoder {decoder.name!r} cannot decode latents of the scene codec {codec.name!r}: "
-                        f"it has {'; '.join(problems)}. {fix}")
+    fix = (
+        f"Use a decoder of the {space!r} latent space (--live-decoder.name {fast}) or {unset}."
+        if fast
+        else f"No other decoder of the {space!r} latent space is known: {unset}."
+    )
+    raise SplatentError(
+        f"The live decoder {decoder.name!r} cannot decode latents of the scene codec {codec.name!r}: "
+        f"it has {'; '.join(problems)}. {fix}"
+    )
 
 
 class PairedCodec(LatentCodec):

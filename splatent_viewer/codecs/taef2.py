@@ -24,9 +24,7 @@ LATENT_CHANNELS = 32
 WIDTH = 64
 ENCODER_FILE = "taef2_encoder.safetensors"
 DECODER_FILE = "taef2_decoder.safetensors"
-CONVERT_COMMAND = (
-    "python -m splatent_viewer.scripts.convert_taef2 --src /path/to/taef2_pth_folder --dst assets/taef2"
-)
+CONVERT_COMMAND = "python -m splatent_viewer.scripts.convert_taef2 --src /path/to/taef2_pth_folder --dst assets/taef2"
 
 
 def _conv(n_in: int, n_out: int, *, stride: int = 1, bias: bool = True) -> nn.Conv2d:

@@ -77,7 +77,9 @@ class DemoSceneConfig:
 # ----------------------------------------------------------------------------- layout
 
 
-def _colour(rng: np.random.Generator, *, sat: tuple[float, float], val: tuple[float, float]) -> tuple[float, float, float]:
+def _colour(
+    rng: np.random.Generator, *, sat: tuple[float, float], val: tuple[float, float]
+) -> tuple[float, float, float]:
     r, g, b = colorsys.hsv_to_rgb(rng.uniform(), rng.uniform(*sat), rng.uniform(*val))
     return float(r), float(g), float(b)
 
@@ -143,13 +145,21 @@ def demo_world(seed: int = 0) -> World:
     table_yaw = float(rng.uniform(0, math.pi / 2))
     half = 1.7
     prims.append(Box(texture=wood, centre=(0.0, 0.0, TABLE_TOP - 0.06), half=(half, half, 0.06), yaw=table_yaw))
-    leg_texture = tx.Wood(light=(0.5, 0.33, 0.18), dark=(0.3, 0.18, 0.09), plank_width=0.5, seed=int(rng.integers(1 << 30)))
+    leg_texture = tx.Wood(
+        light=(0.5, 0.33, 0.18), dark=(0.3, 0.18, 0.09), plank_width=0.5, seed=int(rng.integers(1 << 30))
+    )
     for sx, sy in ((1, 1), (1, -1), (-1, 1), (-1, -1)):
         lx, ly = sx * (half - 0.15), sy * (half - 0.15)
         c, s = math.cos(table_yaw), math.sin(table_yaw)
-        prims.append(Cylinder(texture=leg_texture, xy=(c * lx - s * ly, s * lx + c * ly), radius=0.07, z0=FLOOR, z1=TABLE_TOP - 0.12))
+        prims.append(
+            Cylinder(
+                texture=leg_texture, xy=(c * lx - s * ly, s * lx + c * ly), radius=0.07, z0=FLOOR, z1=TABLE_TOP - 0.12
+            )
+        )
     floor_tex = tx.Checker(
-        size=0.4, color_a=_colour(rng, sat=(0.0, 0.15), val=(0.7, 0.85)), color_b=_colour(rng, sat=(0.1, 0.4), val=(0.3, 0.45))
+        size=0.4,
+        color_a=_colour(rng, sat=(0.0, 0.15), val=(0.7, 0.85)),
+        color_b=_colour(rng, sat=(0.1, 0.4), val=(0.3, 0.45)),
     )
     prims.append(Plane(texture=floor_tex, height=FLOOR))
 
@@ -188,14 +198,27 @@ def demo_world(seed: int = 0) -> World:
         tex = _texture(kind, rng)
         if shape == "box":
             top = _texture(str(rng.choice([k for k in _KINDS if k != kind])), rng)
-            box = Box(texture=tx.PerFace(side=tex, top=top), centre=(x, y, TABLE_TOP + hz), half=(hx, hy, hz), yaw=float(rng.uniform(0, math.pi)))
+            box = Box(
+                texture=tx.PerFace(side=tex, top=top),
+                centre=(x, y, TABLE_TOP + hz),
+                half=(hx, hy, hz),
+                yaw=float(rng.uniform(0, math.pi)),
+            )
             prims.append(box)
             boxes.append(box)
         elif shape == "sphere":
             prims.append(Sphere(texture=tex, centre=(x, y, TABLE_TOP + r), radius=r))
         elif shape == "cylinder":
             cap = tx.Marble(scale=10.0, seed=int(rng.integers(1 << 30)))
-            prims.append(Cylinder(texture=tx.PerFace(side=tex, top=cap, top_faces=(4, 5)), xy=(x, y), radius=r, z0=TABLE_TOP, z1=TABLE_TOP + h))
+            prims.append(
+                Cylinder(
+                    texture=tx.PerFace(side=tex, top=cap, top_faces=(4, 5)),
+                    xy=(x, y),
+                    radius=r,
+                    z0=TABLE_TOP,
+                    z1=TABLE_TOP + h,
+                )
+            )
         else:
             prims.append(Torus(texture=tex, centre=(x, y, TABLE_TOP + small), major=big, minor=small))
     # a ball resting on the first box's top gives a stacked object (and a shadow on a texture)
@@ -213,7 +236,9 @@ def demo_world(seed: int = 0) -> World:
 # ----------------------------------------------------------------------------- cameras
 
 
-def look_at_c2w(eye: Float[Tensor, "3"], target: Float[Tensor, "3"], up: tuple[float, float, float] = (0.0, 0.0, 1.0)) -> Float[Tensor, "4 4"]:
+def look_at_c2w(
+    eye: Float[Tensor, "3"], target: Float[Tensor, "3"], up: tuple[float, float, float] = (0.0, 0.0, 1.0)
+) -> Float[Tensor, "4 4"]:
     """OpenGL camera-to-world of a camera at ``eye`` looking at ``target`` (x right, y up, -z forward)."""
     forward = torch.nn.functional.normalize(target - eye, dim=0)
     right = torch.nn.functional.normalize(torch.linalg.cross(forward, torch.tensor(up, dtype=eye.dtype)), dim=0)
@@ -235,7 +260,9 @@ def ring_cameras(*, num_views: int, distance: float, seed: int) -> Float[Tensor,
         for k in range(n):
             az = math.radians(start + 360.0 * (k + ring / len(elevations)) / n)
             e = math.radians(el)
-            eye = target + distance * torch.tensor([math.cos(e) * math.cos(az), math.cos(e) * math.sin(az), math.sin(e)], dtype=torch.float64)
+            eye = target + distance * torch.tensor(
+                [math.cos(e) * math.cos(az), math.cos(e) * math.sin(az), math.sin(e)], dtype=torch.float64
+            )
             c2ws.append(look_at_c2w(eye, target))
     return torch.stack(c2ws)
 
@@ -266,7 +293,9 @@ def _check(config: DemoSceneConfig) -> None:
         except (OSError, ValueError):
             pass
         if any(out.iterdir()) and not ours:
-            raise SplatentError(f"{out} is not empty and was not made by make_demo_scene. Choose another --output or remove it.")
+            raise SplatentError(
+                f"{out} is not empty and was not made by make_demo_scene. Choose another --output or remove it."
+            )
 
 
 def _readme(config: DemoSceneConfig, num_points: int) -> str:
@@ -308,7 +337,9 @@ def render_demo_scene(config: DemoSceneConfig, *, progress: bool = False) -> Pat
     world = demo_world(config.seed)
     res = config.resolution
     fl = focal_length(resolution=res, fov_degrees=config.fov_degrees)
-    K = intrinsics_matrix(fx=torch.tensor(fl), fy=torch.tensor(fl), cx=torch.tensor(res / 2), cy=torch.tensor(res / 2)).float()
+    K = intrinsics_matrix(
+        fx=torch.tensor(fl), fy=torch.tensor(fl), cx=torch.tensor(res / 2), cy=torch.tensor(res / 2)
+    ).float()
     c2ws = ring_cameras(num_views=config.num_views, distance=config.camera_distance, seed=config.seed)
     rng = np.random.default_rng(config.seed + 104729)
     per_view = math.ceil(config.num_points * 1.5 / config.num_views)

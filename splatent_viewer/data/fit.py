@@ -37,7 +37,9 @@ def check_fit_arguments(multiple: int, mode: FitMode | str) -> FitMode:
     The user-facing functions take ``fit`` as any string and check it here (their type says so, so that the
     error is this one, also where annotations are checked at run time)."""
     if isinstance(multiple, bool) or not isinstance(multiple, int) or multiple < 1:
-        raise SplatentError(f"size_multiple must be a positive integer (the codec's downscale, e.g. 8), not {multiple!r}.")
+        raise SplatentError(
+            f"size_multiple must be a positive integer (the codec's downscale, e.g. 8), not {multiple!r}."
+        )
     if mode == "crop" or mode == "resize":
         return mode
     raise SplatentError(f"fit must be 'crop' or 'resize', not {mode!r}.")
@@ -115,7 +117,12 @@ def log_line(text: str) -> None:
 
 
 def describe_fit(
-    before: Sequence[tuple[int, int]], after: Sequence[tuple[int, int]], *, multiple: int, mode: FitMode, what: str = "views"
+    before: Sequence[tuple[int, int]],
+    after: Sequence[tuple[int, int]],
+    *,
+    multiple: int,
+    mode: FitMode,
+    what: str = "views",
 ) -> str | None:
     """The one log line saying how many of the ``before`` sizes (width, height) were fitted to which ``after``
     sizes, or None when none changed."""
@@ -127,4 +134,13 @@ def describe_fit(
     return f"{sum(changes.values())} of {len(before)} {what} fitted to multiples of {multiple} ({how}): {sizes}"
 
 
-__all__ = ["FIT_MODES", "FitMode", "check_fit_arguments", "describe_fit", "fit_image", "fit_intrinsics", "fitted_size", "log_line"]
+__all__ = [
+    "FIT_MODES",
+    "FitMode",
+    "check_fit_arguments",
+    "describe_fit",
+    "fit_image",
+    "fit_intrinsics",
+    "fitted_size",
+    "log_line",
+]

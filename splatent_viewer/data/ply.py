@@ -26,7 +26,9 @@ def write_ply_points(path: Path, *, points: Float[Tensor, "N 3"], colors: UInt8[
     """Write a binary little-endian PLY with float ``x y z`` and uchar ``red green blue`` (atomically)."""
     pts = points.detach().cpu().numpy().astype("<f4")
     cols = colors.detach().cpu().numpy().astype("u1")
-    rec = np.empty(len(pts), dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1")])
+    rec = np.empty(
+        len(pts), dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1")]
+    )
     for i, k in enumerate("xyz"):
         rec[k] = pts[:, i]
     for i, k in enumerate(("red", "green", "blue")):
@@ -60,7 +62,9 @@ def read_ply_points(path: Path) -> tuple[Float[Tensor, "N 3"], Float[Tensor, "N 
     try:
         data = path.read_bytes()
     except OSError as e:
-        raise SplatentError(f"Cannot read point cloud {path}: {e.strerror}. Check the path (or remove ply_file_path).") from e
+        raise SplatentError(
+            f"Cannot read point cloud {path}: {e.strerror}. Check the path (or remove ply_file_path)."
+        ) from e
     end = data.find(b"end_header")
     if not data.startswith(b"ply") or end < 0:
         raise SplatentError(f"{path} is not a PLY file (no 'ply' magic or no end_header). Re-export the point cloud.")
@@ -79,20 +83,26 @@ def read_ply_points(path: Path) -> tuple[Float[Tensor, "N 3"], Float[Tensor, "N 
                 count, seen_vertex = int(words[2]), True
         elif words[0] == "property" and in_vertex:
             if words[1] == "list" or words[1] not in _PLY_TYPES:
-                raise SplatentError(f"{path}: unsupported vertex property '{line.strip()}'. Save x, y, z (and red, green, blue) only.")
+                raise SplatentError(
+                    f"{path}: unsupported vertex property '{line.strip()}'. Save x, y, z (and red, green, blue) only."
+                )
             props.append((words[2], _PLY_TYPES[words[1]]))
     names = [p[0] for p in props]
     if not seen_vertex or not {"x", "y", "z"} <= set(names):
         raise SplatentError(f"{path} has no vertex element with x, y, z. Re-export the point cloud.")
     if fmt == "ascii":
         rows = body.decode("ascii").split("\n")[:count]
-        arr = np.array([[float(x) for x in r.split()[: len(props)]] for r in rows], dtype=np.float64).reshape(count, len(props))
+        arr = np.array([[float(x) for x in r.split()[: len(props)]] for r in rows], dtype=np.float64).reshape(
+            count, len(props)
+        )
         fields = {n: arr[:, i] for i, n in enumerate(names)}
     elif fmt in ("binary_little_endian", "binary_big_endian"):
         order = "<" if fmt == "binary_little_endian" else ">"
         dtype = np.dtype([(n, order + t) for n, t in props])
         if len(body) < dtype.itemsize * count:
-            raise SplatentError(f"{path} is truncated ({len(body)} bytes of vertex data, {dtype.itemsize * count} expected). Re-export it.")
+            raise SplatentError(
+                f"{path} is truncated ({len(body)} bytes of vertex data, {dtype.itemsize * count} expected). Re-export it."
+            )
         rec = np.frombuffer(body, dtype=dtype, count=count)
         fields = {n: rec[n] for n in names}
     else:

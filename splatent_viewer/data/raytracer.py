@@ -397,7 +397,9 @@ def render_view(
     linear light (odd values put one ray at the pixel centre, whose hit is also returned)."""
     s = supersample
     offs = (torch.arange(s, dtype=torch.float32) + 0.5) / s
-    ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float32), torch.arange(width, dtype=torch.float32), indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.arange(height, dtype=torch.float32), torch.arange(width, dtype=torch.float32), indexing="ij"
+    )
     px = (xs[:, :, None, None] + offs[None, None, None, :]).expand(height, width, s, s)
     py = (ys[:, :, None, None] + offs[None, None, :, None]).expand(height, width, s, s)
     pixels = torch.stack([px.reshape(-1), py.reshape(-1)])

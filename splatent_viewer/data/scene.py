@@ -151,8 +151,10 @@ class Scene:
             img = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32))
             img, _ = fit_image(img, K, multiple=self.sources.size_multiple, mode=self.sources.fit)
         if tuple(img.shape[:2]) != (int(self.heights[i]), int(self.widths[i])):
-            raise SplatentError(f"Image {path} gives a {img.shape[1]}x{img.shape[0]} view where the scene expects "
-                                f"{int(self.widths[i])}x{int(self.heights[i])}; did it change since the scene was loaded? Load it again.")
+            raise SplatentError(
+                f"Image {path} gives a {img.shape[1]}x{img.shape[0]} view where the scene expects "
+                f"{int(self.widths[i])}x{int(self.heights[i])}; did it change since the scene was loaded? Load it again."
+            )
         img = img.clamp_(0.0, 1.0)
         if self.cache_images:
             self._cache[i] = img
@@ -224,7 +226,9 @@ class Scene:
 def _to_rgb_array(im: Image.Image, alpha_color: tuple[float, float, float]) -> np.ndarray:
     """PIL image → float RGB array in [0, 1], compositing any alpha (straight) on ``alpha_color``."""
     if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-        g = np.asarray(im, dtype=np.float32) / (65535.0 if im.mode.startswith("I;16") or np.asarray(im).max() > 255 else 255.0)
+        g = np.asarray(im, dtype=np.float32) / (
+            65535.0 if im.mode.startswith("I;16") or np.asarray(im).max() > 255 else 255.0
+        )
         return np.repeat(g[..., None], 3, axis=-1)
     has_alpha = im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)
     arr = np.asarray(im.convert("RGBA" if has_alpha else "RGB"), dtype=np.float32) / 255.0
@@ -261,15 +265,21 @@ def scene_dataparser_config(path: Path | str, *, train_split_fraction: float = 0
     path = Path(path)
     if not path.exists():
         raise SplatentError(f"Scene folder {path} does not exist. Check the path.")
-    as_stored = _AsStored(orientation_method="none", center_method="none", auto_scale_poses=False, scale_factor=1.0, downscale_factor=1)
+    as_stored = _AsStored(
+        orientation_method="none", center_method="none", auto_scale_poses=False, scale_factor=1.0, downscale_factor=1
+    )
     if path.is_file():
         if path.suffix != ".json":
             raise SplatentError(f"{path} is not a transforms JSON file. Pass the scene folder or its transforms.json.")
         if path.name in (f"transforms_{s}.json" for s in SPLITS):
             return BlenderDataParserConfig(data=path.parent, scale_factor=1.0)
-        return NerfstudioDataParserConfig(data=path, train_split_fraction=train_split_fraction, load_3D_points=False, **as_stored)
+        return NerfstudioDataParserConfig(
+            data=path, train_split_fraction=train_split_fraction, load_3D_points=False, **as_stored
+        )
     if (path / "transforms.json").exists():
-        return NerfstudioDataParserConfig(data=path, train_split_fraction=train_split_fraction, load_3D_points=False, **as_stored)
+        return NerfstudioDataParserConfig(
+            data=path, train_split_fraction=train_split_fraction, load_3D_points=False, **as_stored
+        )
     if (path / "transforms_train.json").exists():
         return BlenderDataParserConfig(data=path, scale_factor=1.0)
     for model in COLMAP_MODEL_PATHS:
@@ -292,8 +302,10 @@ def _parse(config: DataParserConfig, split: str) -> DataparserOutputs:
     except SplatentError:
         raise
     except Exception as e:  # noqa: BLE001 - the dataparser's own asserts/errors, reported with the folder
-        raise SplatentError(f"nerfstudio's {type(config).__name__} could not read {config.data} ({type(e).__name__}: {e}). "
-                            "Check the scene folder against nerfstudio's format.") from e
+        raise SplatentError(
+            f"nerfstudio's {type(config).__name__} could not read {config.data} ({type(e).__name__}: {e}). "
+            "Check the scene folder against nerfstudio's format."
+        ) from e
 
 
 def _all_views(config: DataParserConfig, checked: CheckedScene) -> tuple[list[Path], Cameras, dict[str, list[int]]]:
@@ -350,7 +362,9 @@ def _downscaled_path(config: DataParserConfig, path: Path, downscale: int) -> Pa
 
 
 def _camera_model_name(camera_type: int) -> str:
-    return {CameraType.PERSPECTIVE.value: "OPENCV", CameraType.FISHEYE.value: "OPENCV_FISHEYE"}.get(camera_type, str(camera_type))
+    return {CameraType.PERSPECTIVE.value: "OPENCV", CameraType.FISHEYE.value: "OPENCV_FISHEYE"}.get(
+        camera_type, str(camera_type)
+    )
 
 
 @dataclass(frozen=True)
@@ -378,11 +392,15 @@ def fitted_cameras(
         camera = cameras[i]
         K, width, height = undistorted_camera(camera)
         if is_distorted(camera):
-            undistorted.append(((int(camera.width), int(camera.height)), (width, height), _camera_model_name(int(camera.camera_type))))
+            undistorted.append(
+                ((int(camera.width), int(camera.height)), (width, height), _camera_model_name(int(camera.camera_type)))
+            )
         if width < size_multiple or height < size_multiple:
             name = f"Image {image_paths[i]}" if image_paths is not None else f"View {i}"
-            raise SplatentError(f"{name} is {width}x{height} (after downscale and undistortion), smaller than the "
-                                f"codec's {size_multiple}x{size_multiple} latent cell. Use larger images or a smaller downscale.")
+            raise SplatentError(
+                f"{name} is {width}x{height} (after downscale and undistortion), smaller than the "
+                f"codec's {size_multiple}x{size_multiple} latent cell. Use larger images or a smaller downscale."
+            )
         size = fitted_size(width, height, size_multiple)
         fitted.append(((width, height), size))
         Ks.append(fit_intrinsics(K, size=(width, height), fitted=size, mode=fit))
@@ -396,7 +414,9 @@ def fitted_cameras(
     if line is not None:
         notes.append(line)
     size_tensor = torch.tensor(sizes, dtype=torch.long).reshape(-1, 2)
-    return FittedCameras(Ks=torch.stack(Ks).float(), widths=size_tensor[:, 0].clone(), heights=size_tensor[:, 1].clone(), notes=notes)
+    return FittedCameras(
+        Ks=torch.stack(Ks).float(), widths=size_tensor[:, 0].clone(), heights=size_tensor[:, 1].clone(), notes=notes
+    )
 
 
 def load_scene(
@@ -445,7 +465,9 @@ def load_scene(
     c2w = torch.cat([cameras.camera_to_worlds, torch.tensor([[[0.0, 0.0, 0.0, 1.0]]]).expand(len(files), 1, 4)], dim=1)
     applied = torch.eye(4)
     if isinstance(config, ColmapDataParserConfig) and config.assume_colmap_world_coordinate_convention:
-        applied = torch.tensor([[1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, -1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]])
+        applied = torch.tensor(
+            [[1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, -1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]]
+        )
     scene = Scene(
         root=root,
         image_paths=image_paths,
@@ -476,4 +498,13 @@ def load_scene(
     return scene.subset(scene.split_indices[split])
 
 
-__all__ = ["COLMAP_MODEL_PATHS", "FittedCameras", "ImageSources", "Scene", "fitted_cameras", "image_size", "load_scene", "scene_dataparser_config"]
+__all__ = [
+    "COLMAP_MODEL_PATHS",
+    "FittedCameras",
+    "ImageSources",
+    "Scene",
+    "fitted_cameras",
+    "image_size",
+    "load_scene",
+    "scene_dataparser_config",
+]

@@ -70,7 +70,9 @@ def _rgb(c: tuple[float, float, float]) -> Tensor:
 class Texture(Protocol):
     """Albedo of a surface at ``(u, v)`` on face ``face`` (faces let a box texture its top apart)."""
 
-    def __call__(self, u: Float[Tensor, " M"], v: Float[Tensor, " M"], face: Int[Tensor, " M"]) -> Float[Tensor, "M 3"]: ...
+    def __call__(
+        self, u: Float[Tensor, " M"], v: Float[Tensor, " M"], face: Int[Tensor, " M"]
+    ) -> Float[Tensor, "M 3"]: ...
 
 
 @dataclass

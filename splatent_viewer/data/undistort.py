@@ -72,7 +72,16 @@ def _undistorted_key(key: tuple) -> tuple[tuple[float, ...], int, int]:
 def _key(camera: Cameras) -> tuple:
     c = _single(camera)
     params = c.distortion_params.tolist() if c.distortion_params is not None else [0.0] * 6
-    return (int(c.camera_type), float(c.fx), float(c.fy), float(c.cx), float(c.cy), int(c.width), int(c.height), *params)
+    return (
+        int(c.camera_type),
+        float(c.fx),
+        float(c.fy),
+        float(c.cx),
+        float(c.cy),
+        int(c.width),
+        int(c.height),
+        *params,
+    )
 
 
 def undistorted_camera(camera: Cameras) -> tuple[Float[Tensor, "3 3"], int, int]:

@@ -14,9 +14,7 @@ from splatent_viewer.errors import SplatentError
 from splatent_viewer.references import camera_scene_scale
 
 
-def look_at(
-    *, eye: Float[Tensor, "3"], target: Float[Tensor, "3"], up: Float[Tensor, "3"]
-) -> Float[Tensor, "4 4"]:
+def look_at(*, eye: Float[Tensor, "3"], target: Float[Tensor, "3"], up: Float[Tensor, "3"]) -> Float[Tensor, "4 4"]:
     """OpenGL camera-to-world of a camera at ``eye`` looking at ``target``."""
     back = eye - target
     back = back / back.norm()
@@ -117,8 +115,10 @@ def round_to_multiple(path: CameraPath, *, multiple: int) -> tuple[CameraPath, s
     h = max(multiple, int(round(path.height / multiple)) * multiple)
     if (w, h) == (path.width, path.height):
         return path, None
-    note = (f"frame size {path.width}x{path.height} rounded to {w}x{h} "
-            f"(a multiple of the codec's downscale {multiple}): the view gains or loses those pixels at its edges, unstretched")
+    note = (
+        f"frame size {path.width}x{path.height} rounded to {w}x{h} "
+        f"(a multiple of the codec's downscale {multiple}): the view gains or loses those pixels at its edges, unstretched"
+    )
     Ks = path.Ks.clone()
     Ks[:, 0, 2] += (w - path.width) / 2
     Ks[:, 1, 2] += (h - path.height) / 2
@@ -145,13 +145,26 @@ def _rotmat_to_quat(R: Float[Tensor, "N 3 3"]) -> Float[Tensor, "N 4"]:
     """Unit quaternions (w, x, y, z) of rotation matrices (Shepperd's method, float64)."""
     R = R.double()
     m00, m11, m22 = R[:, 0, 0], R[:, 1, 1], R[:, 2, 2]
-    cands = torch.stack([
-        torch.stack([1 + m00 + m11 + m22, R[:, 2, 1] - R[:, 1, 2], R[:, 0, 2] - R[:, 2, 0], R[:, 1, 0] - R[:, 0, 1]], -1),
-        torch.stack([R[:, 2, 1] - R[:, 1, 2], 1 + m00 - m11 - m22, R[:, 0, 1] + R[:, 1, 0], R[:, 0, 2] + R[:, 2, 0]], -1),
-        torch.stack([R[:, 0, 2] - R[:, 2, 0], R[:, 0, 1] + R[:, 1, 0], 1 - m00 + m11 - m22, R[:, 1, 2] + R[:, 2, 1]], -1),
-        torch.stack([R[:, 1, 0] - R[:, 0, 1], R[:, 0, 2] + R[:, 2, 0], R[:, 1, 2] + R[:, 2, 1], 1 - m00 - m11 + m22], -1),
-    ], dim=1)  # [N, 4 candidates, 4]; the one with the largest diagonal term is well conditioned
-    best = torch.stack([1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22], -1).argmax(-1)
+    cands = torch.stack(
+        [
+            torch.stack(
+                [1 + m00 + m11 + m22, R[:, 2, 1] - R[:, 1, 2], R[:, 0, 2] - R[:, 2, 0], R[:, 1, 0] - R[:, 0, 1]], -1
+            ),
+            torch.stack(
+                [R[:, 2, 1] - R[:, 1, 2], 1 + m00 - m11 - m22, R[:, 0, 1] + R[:, 1, 0], R[:, 0, 2] + R[:, 2, 0]], -1
+            ),
+            torch.stack(
+                [R[:, 0, 2] - R[:, 2, 0], R[:, 0, 1] + R[:, 1, 0], 1 - m00 + m11 - m22, R[:, 1, 2] + R[:, 2, 1]], -1
+            ),
+            torch.stack(
+                [R[:, 1, 0] - R[:, 0, 1], R[:, 0, 2] + R[:, 2, 0], R[:, 1, 2] + R[:, 2, 1], 1 - m00 - m11 + m22], -1
+            ),
+        ],
+        dim=1,
+    )  # [N, 4 candidates, 4]; the one with the largest diagonal term is well conditioned
+    best = torch.stack([1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22], -1).argmax(
+        -1
+    )
     q = cands[torch.arange(R.shape[0]), best]
     return q / q.norm(dim=-1, keepdim=True)
 
@@ -159,11 +172,14 @@ def _rotmat_to_quat(R: Float[Tensor, "N 3 3"]) -> Float[Tensor, "N 4"]:
 def _quat_to_rotmat(q: Float[Tensor, "N 4"]) -> Float[Tensor, "N 3 3"]:
     q = q / q.norm(dim=-1, keepdim=True)
     w, x, y, z = q.unbind(-1)
-    return torch.stack([
-        torch.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
-        torch.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
-        torch.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1),
-    ], dim=-2)
+    return torch.stack(
+        [
+            torch.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
+            torch.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
+            torch.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1),
+        ],
+        dim=-2,
+    )
 
 
 def _extend(points: Float[Tensor, "N D"], *, closed: bool) -> Float[Tensor, "M D"]:
@@ -200,7 +216,9 @@ def _catmull_rom(
     return (t2 - u) / (t2 - t1) * b1 + (u - t1) / (t2 - t1) * b2
 
 
-def _pose_steps(pos: Float[Tensor, "M 3"], quats: Float[Tensor, "M 4"], *, scale: float, angle_weight: float) -> Float[Tensor, " M-1"]:
+def _pose_steps(
+    pos: Float[Tensor, "M 3"], quats: Float[Tensor, "M 4"], *, scale: float, angle_weight: float
+) -> Float[Tensor, " M-1"]:
     """Distances between consecutive poses: centre distance / scale + angle_weight x rotation angle."""
     q = quats / quats.norm(dim=-1, keepdim=True)
     angle = 2 * torch.arccos((q[1:] * q[:-1]).sum(-1).abs().clamp(max=1.0))
@@ -258,13 +276,19 @@ def interpolate_path(
         """Spline at global parameter u in [0, num_seg]: centres, quaternions, segment, local t."""
         seg = u.floor().long().clamp(0, num_seg - 1)
         t = (u - seg).clamp(0, 1)
-        return (_catmull_rom(pos_ext, knots=knots, seg=seg, t=t), _catmull_rom(quat_ext, knots=knots, seg=seg, t=t),
-                seg, t)
+        return (
+            _catmull_rom(pos_ext, knots=knots, seg=seg, t=t),
+            _catmull_rom(quat_ext, knots=knots, seg=seg, t=t),
+            seg,
+            t,
+        )
 
     # Arc-length parametrisation (the same pose distance) from a dense sampling: an even speed.
     dense = torch.linspace(0, num_seg, 256 * num_seg + 1, dtype=torch.float64)
     p, q, _, _ = evaluate(dense)
-    length = torch.cat([torch.zeros(1, dtype=torch.float64), _pose_steps(p, q, scale=scale, angle_weight=angle_weight).cumsum(0)])
+    length = torch.cat(
+        [torch.zeros(1, dtype=torch.float64), _pose_steps(p, q, scale=scale, angle_weight=angle_weight).cumsum(0)]
+    )
     if closed:
         s = torch.arange(num_frames, dtype=torch.float64) / num_frames * length[-1]
     else:

@@ -199,8 +199,10 @@ def check_output_location(path: Path, *, option: str = "--output") -> None:
     try:
         fd, probe = tempfile.mkstemp(dir=existing, prefix=".splatent-write-check-")
     except OSError as e:
-        raise SplatentError(f"{option} {path}: cannot write in {existing} ({e.strerror or e}); pass an output in a "
-                            "folder you can write to.") from None
+        raise SplatentError(
+            f"{option} {path}: cannot write in {existing} ({e.strerror or e}); pass an output in a "
+            "folder you can write to."
+        ) from None
     os.close(fd)
     os.unlink(probe)
 
@@ -221,15 +223,19 @@ def export_flythrough(
     is_video = output.suffix.lower() == ".mp4"
     if not is_video:
         if output.suffix:
-            raise SplatentError(f"Output {output}: use a .mp4 name for a video or a folder name without a suffix for PNG frames.")
+            raise SplatentError(
+                f"Output {output}: use a .mp4 name for a video or a folder name without a suffix for PNG frames."
+            )
         _check_frame_folder(output)
     if len(cameras) == 0:
         raise SplatentError("The camera path has no frames; give it at least one.")
     check_output_location(output)
     enhanced = config.mode in ("enhanced", "side-by-side")
     if enhanced and scene.refiner is None:
-        raise SplatentError(f"Mode '{config.mode}' needs a refiner and {scene.source} has none loaded; pass --refiner PATH "
-                            "(a folder written by `splatent-refiner train`) or use --mode decoded.")
+        raise SplatentError(
+            f"Mode '{config.mode}' needs a refiner and {scene.source} has none loaded; pass --refiner PATH "
+            "(a folder written by `splatent-refiner train`) or use --mode decoded."
+        )
     notes: list[str] = []
     cameras, note = round_to_multiple(cameras, multiple=scene.codec.downscale)
     if note:
@@ -244,8 +250,13 @@ def export_flythrough(
         assert scene.refiner is not None  # checked above
         k = scene.refiner.config.num_references if config.num_references is None else config.num_references
         if config.sticky_references:
-            sticky = StickyReferences(train_c2ws=train_c2ws, k=k, scene_scale=scene.references.scene_scale,
-                                      relative_margin=config.relative_margin, absolute_margin=config.absolute_margin)
+            sticky = StickyReferences(
+                train_c2ws=train_c2ws,
+                k=k,
+                scene_scale=scene.references.scene_scale,
+                relative_margin=config.relative_margin,
+                absolute_margin=config.absolute_margin,
+            )
     flicker = {name: _Flicker() for name in outputs}
     switches = {"used": 0, "nearest": 0}
     stage_totals: dict[str, float] = {}
@@ -257,8 +268,17 @@ def export_flythrough(
         for i in range(total):
             c2w, K = cameras.c2ws[i], cameras.Ks[i]
             refs = sticky.select(c2w) if sticky is not None else None
-            frame = render_frame(scene=scene, c2w=c2w, K=K, width=cameras.width, height=cameras.height, outputs=outputs,
-                                 num_references=k, references=refs, time_stages=config.time_stages)
+            frame = render_frame(
+                scene=scene,
+                c2w=c2w,
+                K=K,
+                width=cameras.width,
+                height=cameras.height,
+                outputs=outputs,
+                num_references=k,
+                references=refs,
+                time_stages=config.time_stages,
+            )
             if enhanced:
                 assert k is not None
                 nearest = frame.references if sticky is None else scene.references.nearest(c2w=c2w, k=k)

@@ -50,8 +50,11 @@ def camera_path_from_dict(data: dict[str, Any], *, source: Path = Path("<camera 
             raise _fail(source, f"missing key '{key}'")
     camera_type = str(data.get("camera_type", "perspective")).lower()
     if camera_type != "perspective":
-        raise _fail(source, f"camera_type '{camera_type}' is not supported (only perspective); "
-                            "set the render panel's camera type to Perspective")
+        raise _fail(
+            source,
+            f"camera_type '{camera_type}' is not supported (only perspective); "
+            "set the render panel's camera type to Perspective",
+        )
     width, height = int(data["render_width"]), int(data["render_height"])
     frames = data["camera_path"]
     if not isinstance(frames, list) or not frames:
@@ -84,14 +87,17 @@ def load_nerfstudio_camera_path(path: Path) -> CameraPath:
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
-        raise SplatentError(f"{path}: camera path file not found; pass the JSON saved by the nerfstudio viewer's render panel.") from None
+        raise SplatentError(
+            f"{path}: camera path file not found; pass the JSON saved by the nerfstudio viewer's render panel."
+        ) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise _fail(path, f"not valid JSON ({e})") from None
     return camera_path_from_dict(data, source=path)
 
 
-def camera_path_to_dict(*, c2ws: Float[Tensor, "F 4 4"], fov_degrees: Float[Tensor, " F"] | float, width: int,
-                        height: int, seconds: float) -> dict[str, Any]:
+def camera_path_to_dict(
+    *, c2ws: Float[Tensor, "F 4 4"], fov_degrees: Float[Tensor, " F"] | float, width: int, height: int, seconds: float
+) -> dict[str, Any]:
     """A nerfstudio camera-path dictionary (the keys ``get_path_from_json`` and ``ns-render`` read)."""
     n = c2ws.shape[0]
     fov = torch.as_tensor(fov_degrees, dtype=torch.float64).expand(n)
@@ -109,13 +115,21 @@ def camera_path_to_dict(*, c2ws: Float[Tensor, "F 4 4"], fov_degrees: Float[Tens
     }
 
 
-def write_nerfstudio_camera_path(*, path: Path, c2ws: Float[Tensor, "F 4 4"], fov_degrees: Float[Tensor, " F"] | float,
-                                 width: int, height: int, seconds: float) -> Path:
+def write_nerfstudio_camera_path(
+    *,
+    path: Path,
+    c2ws: Float[Tensor, "F 4 4"],
+    fov_degrees: Float[Tensor, " F"] | float,
+    width: int,
+    height: int,
+    seconds: float,
+) -> Path:
     """Writes a camera path that ``ns-render camera-path`` and ``splatent-render camera-path`` read (atomic)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return write_json_atomic(path, camera_path_to_dict(c2ws=c2ws, fov_degrees=fov_degrees, width=width,
-                                                       height=height, seconds=seconds))
+    return write_json_atomic(
+        path, camera_path_to_dict(c2ws=c2ws, fov_degrees=fov_degrees, width=width, height=height, seconds=seconds)
+    )
 
 
 def load_dataparser_transform(path: Path) -> tuple[Float[Tensor, "3 4"], float]:
@@ -126,11 +140,14 @@ def load_dataparser_transform(path: Path) -> tuple[Float[Tensor, "3 4"], float]:
     except FileNotFoundError:
         raise SplatentError(f"{path}: not found; it is written next to a nerfstudio run's config.yml.") from None
     except (json.JSONDecodeError, KeyError, RuntimeError, TypeError, ValueError) as e:
-        raise SplatentError(f"{path}: not a nerfstudio dataparser_transforms.json ({e}); "
-                            "expected keys 'transform' (3x4) and 'scale'.") from None
+        raise SplatentError(
+            f"{path}: not a nerfstudio dataparser_transforms.json ({e}); expected keys 'transform' (3x4) and 'scale'."
+        ) from None
 
 
-def to_dataparser_world(c2ws: Float[Tensor, "F 4 4"], *, transform: Float[Tensor, "3 4"], scale: float) -> Float[Tensor, "F 4 4"]:
+def to_dataparser_world(
+    c2ws: Float[Tensor, "F 4 4"], *, transform: Float[Tensor, "3 4"], scale: float
+) -> Float[Tensor, "F 4 4"]:
     """Poses in original data coordinates → nerfstudio's dataparser world (what the dataparser does to
     the training poses: ``transform @ c2w``, then the translation times ``scale``)."""
     T = torch.eye(4, dtype=torch.float64)

@@ -97,7 +97,9 @@ def read_refiner_config(path: Path | Literal["embedded"]) -> tuple[RefinerConfig
     folder = _resolve(path)
     file = folder / CONFIG_FILE
     if not file.is_file():
-        raise SplatentError(f"{file} is missing, so {folder} is not a refiner folder; pass a folder written by save_refiner.")
+        raise SplatentError(
+            f"{file} is missing, so {folder} is not a refiner folder; pass a folder written by save_refiner."
+        )
     try:
         data = json.loads(file.read_text())
     except (OSError, ValueError) as err:
@@ -150,10 +152,13 @@ def load_refiner(
     try:
         state = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as err:
-        raise SplatentError(f"{weights} is not a readable safetensors file ({err}); re-save or re-copy the refiner.") from err
+        raise SplatentError(
+            f"{weights} is not a readable safetensors file ({err}); re-save or re-copy the refiner."
+        ) from err
     if config.backbone == "embedded":
-        backbone = EmbeddedUNet(latent_channels=config.latent_channels, config=config.embedded,
-                                extra_channels=config.guide_channels)
+        backbone = EmbeddedUNet(
+            latent_channels=config.latent_channels, config=config.embedded, extra_channels=config.guide_channels
+        )
     else:
         from splatent_viewer.refine.sd_turbo import SDTurboBackbone
 
@@ -190,7 +195,9 @@ def save_refiner(refiner: Refiner, path: Path) -> Path:
             raise SplatentError(f"{path} exists and is not a folder; choose a folder path for the refiner.")
         others = sorted(p.name for p in path.iterdir() if p.name not in (CONFIG_FILE, WEIGHTS_FILE))
         if others:
-            raise SplatentError(f"{path} holds other files ({', '.join(others[:3])}); save the refiner to a new or empty folder.")
+            raise SplatentError(
+                f"{path} holds other files ({', '.join(others[:3])}); save the refiner to a new or empty folder."
+            )
     path.parent.mkdir(parents=True, exist_ok=True)
     extra = refiner.backbone.export_config()
     meta = {"format": FORMAT, "version": VERSION, "config": _config_to_json(refiner.config), "backbone": extra}

@@ -98,15 +98,19 @@ class RefinerConfig:
             return self.prediction_type
         if self.backbone == "embedded":
             return "residual"
-        raise SplatentError("An sd-turbo refiner config needs prediction_type (it is read from the scheduler when built).")
+        raise SplatentError(
+            "An sd-turbo refiner config needs prediction_type (it is read from the scheduler when built)."
+        )
 
     def validate(self) -> None:
         """Raises a :class:`SplatentError` for inconsistent settings."""
         if self.backbone not in ("embedded", "sd-turbo"):
             raise SplatentError(f"Unknown refiner backbone {self.backbone!r}; use embedded or sd-turbo.")
         if self.guided and self.backbone != "embedded":
-            raise SplatentError("RGB guidance is built for the embedded backbone; train an sd-turbo refiner with "
-                                "guided=False (--no-guided).")
+            raise SplatentError(
+                "RGB guidance is built for the embedded backbone; train an sd-turbo refiner with "
+                "guided=False (--no-guided)."
+            )
         if self.latent_channels < 1 or self.num_references < 0 or self.timestep < 0:
             raise SplatentError("Refiner latent_channels must be >= 1, num_references >= 0 and timestep >= 0.")
         for name in ("latent_shift", "latent_scale"):
@@ -119,17 +123,22 @@ class RefinerConfig:
             raise SplatentError("Refiner latent_scale values must be non-zero.")
         prediction = self.resolved_prediction_type() if self.backbone == "embedded" else self.prediction_type
         if self.backbone == "embedded" and prediction != "residual":
-            raise SplatentError("The embedded refiner predicts a residual; leave prediction_type unset (or 'residual').")
+            raise SplatentError(
+                "The embedded refiner predicts a residual; leave prediction_type unset (or 'residual')."
+            )
         if prediction in ("epsilon", "v_prediction") and not (self.alpha_cumprod and 0 < self.alpha_cumprod <= 1):
-            raise SplatentError(f"prediction_type {prediction} needs alpha_cumprod in (0, 1], got {self.alpha_cumprod}.")
+            raise SplatentError(
+                f"prediction_type {prediction} needs alpha_cumprod in (0, 1], got {self.alpha_cumprod}."
+            )
 
     def setup(self, *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> Refiner:
         """A new refiner: embedded → identity UNet; sd-turbo → UNet, scheduler and prompt from ``sd_turbo_path``."""
         if self.backbone == "embedded":
             config = replace(self, prediction_type=self.prediction_type or "residual")
             config.validate()
-            backbone: RefinerBackbone = EmbeddedUNet(latent_channels=config.latent_channels, config=config.embedded,
-                                                     extra_channels=config.guide_channels)
+            backbone: RefinerBackbone = EmbeddedUNet(
+                latent_channels=config.latent_channels, config=config.embedded, extra_channels=config.guide_channels
+            )
         else:
             from splatent_viewer.refine.sd_turbo import SDTurboBackbone
 
@@ -170,8 +179,12 @@ class Refiner(nn.Module):
         self.layout = grid_layout(config.num_references)
         C = config.latent_channels
         # Derived from the config (not saved): [1, C, 1, 1] broadcast over the batch and over cells.
-        self.register_buffer("shift", torch.tensor(config.latent_shift).expand(C).reshape(1, C, 1, 1).clone(), persistent=False)
-        self.register_buffer("scale", torch.tensor(config.latent_scale).expand(C).reshape(1, C, 1, 1).clone(), persistent=False)
+        self.register_buffer(
+            "shift", torch.tensor(config.latent_shift).expand(C).reshape(1, C, 1, 1).clone(), persistent=False
+        )
+        self.register_buffer(
+            "scale", torch.tensor(config.latent_scale).expand(C).reshape(1, C, 1, 1).clone(), persistent=False
+        )
         self.register_buffer("timesteps", torch.tensor([config.timestep], dtype=torch.long), persistent=False)
         self.memory_format = torch.contiguous_format
 
@@ -210,10 +223,15 @@ class Refiner(nn.Module):
                 f"pass at most {self.config.num_references}."
             )
         if self.config.guided != (guide is not None):
-            raise SplatentError("This refiner is RGB-guided: pass guide= (the encoded RGB render of the target view)."
-                                if self.config.guided else "This refiner is pure-latent: it takes no guide.")
+            raise SplatentError(
+                "This refiner is RGB-guided: pass guide= (the encoded RGB render of the target view)."
+                if self.config.guided
+                else "This refiner is pure-latent: it takes no guide."
+            )
         if guide is not None and guide.shape != target.shape:
-            raise SplatentError(f"The guide latent is {list(guide.shape)}; it must match the target {list(target.shape)}.")
+            raise SplatentError(
+                f"The guide latent is {list(guide.shape)}; it must match the target {list(target.shape)}."
+            )
         B, _, h, w = target.shape
         dtype = self.dtype
         x = (target.to(dtype) - self.shift) * self.scale
@@ -222,8 +240,13 @@ class Refiner(nn.Module):
             grid = tile_grid(target=x, references=refs, layout=self.layout)
         else:  # the guide is the base; the latent render comes as a second grid of extra channels
             g = (guide.to(dtype) - self.shift) * self.scale
-            grid = torch.cat([tile_grid(target=g, references=refs, layout=self.layout),
-                              tile_grid(target=x, references=refs[:, :0], layout=self.layout)], dim=1)
+            grid = torch.cat(
+                [
+                    tile_grid(target=g, references=refs, layout=self.layout),
+                    tile_grid(target=x, references=refs[:, :0], layout=self.layout),
+                ],
+                dim=1,
+            )
         factor = self.backbone.downsample_factor
         pad_h, pad_w = -grid.shape[-2] % factor, -grid.shape[-1] % factor
         if pad_h or pad_w:

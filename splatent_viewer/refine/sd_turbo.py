@@ -63,7 +63,9 @@ def check_sd_turbo_folder(folder: Path) -> Path:
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise SplatentError(f"SD-Turbo folder {folder} does not exist; {_HOWTO}.")
-    missing = [f"{sub}/{name}" for sub, names in _REQUIRED.items() for name in names if not (folder / sub / name).is_file()]
+    missing = [
+        f"{sub}/{name}" for sub, names in _REQUIRED.items() for name in names if not (folder / sub / name).is_file()
+    ]
     if missing:
         raise SplatentError(f"SD-Turbo folder {folder} lacks {', '.join(missing)}; {_HOWTO}.")
     return folder

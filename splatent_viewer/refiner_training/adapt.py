@@ -94,8 +94,10 @@ class AdaptConfig:
     def interrupted_message(self) -> str:
         """What Ctrl+C leaves behind (printed by the CLI)."""
         work = self.output or run_folder(self.load_config) / "adaptation"
-        return (f"the finished units and the fine-tuning checkpoints are in {work}: rerun with --resume to continue; "
-                "the run's refiner is unchanged")
+        return (
+            f"the finished units and the fine-tuning checkpoints are in {work}: rerun with --resume to continue; "
+            "the run's refiner is unchanged"
+        )
 
 
 @dataclass
@@ -115,19 +117,27 @@ class AdaptResult:
 def leave_some_out_folds(train_views: list[int], folds: int) -> list[list[int]]:
     """``train_views`` split into ``folds`` interleaved folds (every ``folds``-th view), none empty."""
     if folds < 2:
-        raise SplatentError(f"--folds must be at least 2 (a unit needs views to train on and views to render), got {folds}.")
+        raise SplatentError(
+            f"--folds must be at least 2 (a unit needs views to train on and views to render), got {folds}."
+        )
     if len(train_views) < folds:
-        raise SplatentError(f"The run has {len(train_views)} training views, fewer than --folds {folds}; use fewer folds.")
+        raise SplatentError(
+            f"The run has {len(train_views)} training views, fewer than --folds {folds}; use fewer folds."
+        )
     return [train_views[f::folds] for f in range(folds)]
 
 
 def _scene_of(trained: TrainedScene, run: Path) -> tuple[Path, list[int]]:
     if trained.scene_path is None or trained.train_indices is None:
-        raise SplatentError(f"Run {run} does not record its scene folder and training views; scene adaptation needs "
-                            "them (re-create it with splatent-demo or ns-train splatent).")
+        raise SplatentError(
+            f"Run {run} does not record its scene folder and training views; scene adaptation needs "
+            "them (re-create it with splatent-demo or ns-train splatent)."
+        )
     if not Path(trained.scene_path).exists():
-        raise SplatentError(f"Run {run} was trained on {trained.scene_path}, which no longer exists; restore the scene "
-                            "folder (adaptation re-reads its training views).")
+        raise SplatentError(
+            f"Run {run} was trained on {trained.scene_path}, which no longer exists; restore the scene "
+            "folder (adaptation re-reads its training views)."
+        )
     return Path(trained.scene_path), [int(i) for i in trained.train_indices]
 
 
@@ -139,8 +149,17 @@ def adapt_refiner(config: AdaptConfig, *, progress: bool = True) -> AdaptResult:
     trained = load_trained_scene(config.load_config, device=device, refiner="none")
     scene_path, train_views = _scene_of(trained, config.load_config)
     scene = load_scene(scene_path, size_multiple=trained.codec.downscale, fit=config.fit)
-    return adapt_to_scene(scene=scene, train_views=train_views, codec=trained.codec, run=run, config=config.adaptation,
-                          device=device, output=config.output, resume=config.resume, progress=progress)
+    return adapt_to_scene(
+        scene=scene,
+        train_views=train_views,
+        codec=trained.codec,
+        run=run,
+        config=config.adaptation,
+        device=device,
+        output=config.output,
+        resume=config.resume,
+        progress=progress,
+    )
 
 
 def adapt_to_scene(
@@ -165,49 +184,86 @@ def adapt_to_scene(
     if not 0.0 < config.units_share <= 1.0:
         raise SplatentError(f"--units-share must be in (0, 1], got {config.units_share}.")
     if config.refiner == "fresh" and not config.guided:
-        raise SplatentError("--refiner fresh adapts a new refiner, which is only useful RGB-guided (it starts as the "
-                            "identity on the guide); drop --no-guided or start from embedded / a refiner folder.")
+        raise SplatentError(
+            "--refiner fresh adapts a new refiner, which is only useful RGB-guided (it starts as the "
+            "identity on the guide); drop --no-guided or start from embedded / a refiner folder."
+        )
     on_cpu = device.type == "cpu"
-    trainer = replace(config.trainer, steps=config.unit_steps or (300 if on_cpu else 2000),
-                      densify=config.trainer.densify and not on_cpu)
+    trainer = replace(
+        config.trainer,
+        steps=config.unit_steps or (300 if on_cpu else 2000),
+        densify=config.trainer.densify and not on_cpu,
+    )
     if on_cpu:
         trainer.rgb_downscale = max(trainer.rgb_downscale, 2)
-    writer = DatasetWriter(output / "dataset", codec=codec.name, latent_channels=codec.latent_channels,
-                           downscale=codec.downscale)
+    writer = DatasetWriter(
+        output / "dataset", codec=codec.name, latent_channels=codec.latent_channels, downscale=codec.downscale
+    )
     cache = LatentCache(codec_name=codec.name)
-    CONSOLE.print(f"[bold]adapting[/] the refiner to the {len(train_views)} training views of {scene.root} "
-                  f"({config.folds} leave-some-out units; its {len(eval_views)} other views stay out)")
+    CONSOLE.print(
+        f"[bold]adapting[/] the refiner to the {len(train_views)} training views of {scene.root} "
+        f"({config.folds} leave-some-out units; its {len(eval_views)} other views stay out)"
+    )
     unit_seconds: list[float] = []
     for f in track(range(len(folds)), description="adaptation units", console=CONSOLE, disable=not progress):
         key = f"fold-{f}"
         if writer.has_unit(key):
             continue
         elapsed = time.perf_counter() - started
-        if config.max_seconds is not None and unit_seconds and (
-                elapsed + sum(unit_seconds) / len(unit_seconds) > config.units_share * config.max_seconds):
-            CONSOLE.print(f"time budget: units may take {config.units_share:.0%} of {config.max_seconds:g} s; "
-                          f"unit {key} and later not built, the rest of the time fine-tunes")
+        if (
+            config.max_seconds is not None
+            and unit_seconds
+            and (elapsed + sum(unit_seconds) / len(unit_seconds) > config.units_share * config.max_seconds)
+        ):
+            CONSOLE.print(
+                f"time budget: units may take {config.units_share:.0%} of {config.max_seconds:g} s; "
+                f"unit {key} and later not built, the rest of the time fine-tunes"
+            )
             break
         unit_started = time.perf_counter()
         rendered = folds[f]
         fitted = [v for v in train_views if v not in set(rendered)]
         assert not (set(fitted) | set(rendered)) & eval_views  # only the training views, ever
-        samples = unit_samples(scene=scene, train_views=fitted, heldout_views=rendered, codec=codec,
-                               trainer=replace(trainer, seed=config.seed + f), device=device, cache=cache, name=key,
-                               progress=False)
-        writer.add_unit(key=key, scene=scene.root.name, info={"source": str(run), "fold": f, "train_views": fitted,
-                                                              "rendered_views": rendered}, samples=samples)
+        samples = unit_samples(
+            scene=scene,
+            train_views=fitted,
+            heldout_views=rendered,
+            codec=codec,
+            trainer=replace(trainer, seed=config.seed + f),
+            device=device,
+            cache=cache,
+            name=key,
+            progress=False,
+        )
+        writer.add_unit(
+            key=key,
+            scene=scene.root.name,
+            info={"source": str(run), "fold": f, "train_views": fitted, "rendered_views": rendered},
+            samples=samples,
+        )
         unit_seconds.append(time.perf_counter() - unit_started)
     units_seconds = time.perf_counter() - started
     if not writer.index["samples"]:
         raise SplatentError("No adaptation unit was built within the time budget; give it more time (--max-seconds).")
     budget = None if config.max_seconds is None else max(config.max_seconds - units_seconds, 1.0)
-    result = train_refiner(RefinerTrainConfig(
-        dataset=output / "dataset", output=output / "train", guided=config.guided,
-        init=None if config.refiner == "fresh" else config.refiner,
-        steps=config.steps, lr=config.lr, batch_size=config.batch_size, warmup_steps=min(50, config.steps // 10),
-        max_seconds=budget, resume=resume, seed=config.seed, device="cuda" if device.type == "cuda" else "cpu",
-        checkpoint_every=max(config.steps // 4, 1)), progress=progress)
+    result = train_refiner(
+        RefinerTrainConfig(
+            dataset=output / "dataset",
+            output=output / "train",
+            guided=config.guided,
+            init=None if config.refiner == "fresh" else config.refiner,
+            steps=config.steps,
+            lr=config.lr,
+            batch_size=config.batch_size,
+            warmup_steps=min(50, config.steps // 10),
+            max_seconds=budget,
+            resume=resume,
+            seed=config.seed,
+            device="cuda" if device.type == "cuda" else "cpu",
+            checkpoint_every=max(config.steps // 4, 1),
+        ),
+        progress=progress,
+    )
     target = run / ADAPTED_REFINER_DIR
     staging = run / f".{ADAPTED_REFINER_DIR}.partial"
     shutil.rmtree(staging, ignore_errors=True)
@@ -215,8 +271,10 @@ def adapt_to_scene(
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)
     seconds = {"units": round(units_seconds, 1), "fine_tune": round(time.perf_counter() - started - units_seconds, 1)}
-    CONSOLE.print(f"wrote {target} ({len(writer.index['samples'])} training-view samples, {result.steps_done} steps, "
-                  f"{seconds['units']:.0f} s units + {seconds['fine_tune']:.0f} s fine-tuning)")
+    CONSOLE.print(
+        f"wrote {target} ({len(writer.index['samples'])} training-view samples, {result.steps_done} steps, "
+        f"{seconds['units']:.0f} s units + {seconds['fine_tune']:.0f} s fine-tuning)"
+    )
     return AdaptResult(refiner=target, samples=len(writer.index["samples"]), steps=result.steps_done, seconds=seconds)
 
 

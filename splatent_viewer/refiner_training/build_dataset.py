@@ -170,7 +170,9 @@ def heldout_samples(
         image = scene.load_image(v)
         H, W = image.shape[:2]
         c2w = _to_world(scene.camera_to_worlds[v], R, s, t)
-        frame = render_frame(scene=trained, c2w=c2w, K=scene.Ks[v], width=W, height=H, outputs=("latent", "rgb", "guide"))
+        frame = render_frame(
+            scene=trained, c2w=c2w, K=scene.Ks[v], width=W, height=H, outputs=("latent", "rgb", "guide")
+        )
         assert frame.latent is not None and frame.rgb is not None and frame.guide is not None
         h, w = frame.latent.shape[-2:]
         ref_idx = trained.references.nearest(c2w=c2w, k=K_MAX)
@@ -179,9 +181,19 @@ def heldout_samples(
         image_u8 = (image * 255.0 + 0.5).to(torch.uint8)
         gt = image_u8.to(dev).float().div(255.0).permute(2, 0, 1)[None]
         rgb = frame.rgb.float().permute(2, 0, 1)[None]
-        samples.append(RefinerSample(target=target, render=frame.latent.float(), refs=refs.float(), image=image_u8, view=v,
-                                     ref_views=[train_indices[i] for i in ref_idx], rgb_psnr=psnr(rgb, gt),
-                                     rgb_ssim=float(ssim(rgb, gt)), guide=frame.guide.float()))
+        samples.append(
+            RefinerSample(
+                target=target,
+                render=frame.latent.float(),
+                refs=refs.float(),
+                image=image_u8,
+                view=v,
+                ref_views=[train_indices[i] for i in ref_idx],
+                rgb_psnr=psnr(rgb, gt),
+                rgb_ssim=float(ssim(rgb, gt)),
+                guide=frame.guide.float(),
+            )
+        )
     return samples
 
 
@@ -197,8 +209,12 @@ def make_procedural_scene(*, config: MakeDatasetConfig, seed: int, progress: boo
     folder = procedural_scene_folder(config, seed)
     if not (folder / "transforms.json").is_file():
         with torch.no_grad():
-            render_demo_scene(DemoSceneConfig(output=folder, seed=seed, num_views=config.procedural_views,
-                                              resolution=config.procedural_resolution), progress=progress)
+            render_demo_scene(
+                DemoSceneConfig(
+                    output=folder, seed=seed, num_views=config.procedural_views, resolution=config.procedural_resolution
+                ),
+                progress=progress,
+            )
     return folder
 
 
@@ -250,8 +266,9 @@ def plan_units(config: MakeDatasetConfig) -> tuple[list[UnitJob], dict[str, int]
     the procedural seed of each procedural unit's key."""
     seeds = list(range(config.procedural_seed, config.procedural_seed + config.procedural))
     paths = [*config.scenes, *(procedural_scene_folder(config, s) for s in seeds)]
-    fractions = [config.train_fractions] * len(config.scenes) + \
-        [config.procedural_fractions or config.train_fractions] * len(seeds)
+    fractions = [config.train_fractions] * len(config.scenes) + [
+        config.procedural_fractions or config.train_fractions
+    ] * len(seeds)
     units: list[UnitJob] = []
     seed_of: dict[str, int] = {}
     for i, (path, name, fracs) in enumerate(zip(paths, _scene_names(paths), fractions)):
@@ -278,11 +295,24 @@ def unit_samples(
     ``heldout_views`` (references among ``train_views``). Shared by ``make-dataset`` and scene adaptation."""
     sub = replace(scene, split_indices={**scene.split_indices, "train": torch.tensor(train_views)})  # what it trains on
     result = train_latent_splats(scene=sub, codec=codec, config=trainer, device=device, progress=progress, cache=cache)
-    trained = trained_scene_from_splats(scene=scene, params=result.params, codec=codec, sh_degree=result.sh_degree,
-                                        train_indices=train_views, device=device, name=name,
-                                        train_latents=result.train_latents)  # the trainer's targets: not encoded again
-    return heldout_samples(trained=trained, scene=scene, views=heldout_views, train_indices=train_views,
-                           desc=f"rendering {name} held-out views", progress=progress)
+    trained = trained_scene_from_splats(
+        scene=scene,
+        params=result.params,
+        codec=codec,
+        sh_degree=result.sh_degree,
+        train_indices=train_views,
+        device=device,
+        name=name,
+        train_latents=result.train_latents,
+    )  # the trainer's targets: not encoded again
+    return heldout_samples(
+        trained=trained,
+        scene=scene,
+        views=heldout_views,
+        train_indices=train_views,
+        desc=f"rendering {name} held-out views",
+        progress=progress,
+    )
 
 
 def build_unit(
@@ -304,21 +334,37 @@ def build_unit(
     heldout = [v for v in range(len(scene)) if v not in chosen]
     info = {"source": str(job.path), "fraction": job.fraction, "num_train_views": len(subset), "train_views": subset}
     if len(subset) < config.min_train_views or not heldout:
-        record = write_unit_shards(config.output, key=job.key, scene=job.name, info={**info, "skipped": True}, samples=[])
-        return UnitResult(record=record, seconds=time.perf_counter() - start,
-                          message=f"[yellow]{len(subset)} training / {len(heldout)} held-out views, skipped")
+        record = write_unit_shards(
+            config.output, key=job.key, scene=job.name, info={**info, "skipped": True}, samples=[]
+        )
+        return UnitResult(
+            record=record,
+            seconds=time.perf_counter() - start,
+            message=f"[yellow]{len(subset)} training / {len(heldout)} held-out views, skipped",
+        )
     unit_trainer = replace(trainer, seed=config.trainer.seed + job.number)
     # The unit's core-trainer settings go into the index with it (scalars; the densification strategy is left out).
     info["trainer"] = unit_trainer.scalar_settings()
-    samples = unit_samples(scene=scene, train_views=subset, heldout_views=heldout, codec=codec, trainer=unit_trainer,
-                           device=device, cache=LatentCache(codec_name=codec.name, root=config.latent_cache_dir),
-                           name=job.key, progress=progress)
-    record = write_unit_shards(config.output, key=job.key, scene=job.name, info=info, samples=samples,
-                               shard_size=config.shard_size)
+    samples = unit_samples(
+        scene=scene,
+        train_views=subset,
+        heldout_views=heldout,
+        codec=codec,
+        trainer=unit_trainer,
+        device=device,
+        cache=LatentCache(codec_name=codec.name, root=config.latent_cache_dir),
+        name=job.key,
+        progress=progress,
+    )
+    record = write_unit_shards(
+        config.output, key=job.key, scene=job.name, info=info, samples=samples, shard_size=config.shard_size
+    )
     rgb = sum(s.rgb_psnr for s in samples if s.rgb_psnr is not None) / len(samples)  # heldout_samples scores each
-    return UnitResult(record=record, seconds=time.perf_counter() - start,
-                      message=f"trained on {len(subset)} of {len(scene)} views, {len(samples)} samples, "
-                              f"RGB splats {rgb:.2f} dB")
+    return UnitResult(
+        record=record,
+        seconds=time.perf_counter() - start,
+        message=f"trained on {len(subset)} of {len(scene)} views, {len(samples)} samples, RGB splats {rgb:.2f} dB",
+    )
 
 
 # ----------------------------------------------------------------------------- worker processes
@@ -352,8 +398,9 @@ def _worker_scene(config: MakeDatasetConfig, seed: int) -> Path:
 def _worker_unit(config: MakeDatasetConfig, trainer: LatentSplatTrainerConfig, job: UnitJob) -> UnitResult:
     if "codec" not in _WORKER:  # here, not in the initializer, so a failure reaches the main process as an exception
         _WORKER["codec"] = config.codec.setup(device=_WORKER["device"], dtype=torch.float32)
-    return build_unit(job=job, config=config, trainer=trainer, codec=_WORKER["codec"], device=_WORKER["device"],
-                      progress=False)
+    return build_unit(
+        job=job, config=config, trainer=trainer, codec=_WORKER["codec"], device=_WORKER["device"], progress=False
+    )
 
 
 def _cpu_count() -> int:
@@ -384,16 +431,20 @@ def _job_result(fut: Future, what: str, output: Path) -> Any:
     try:
         return fut.result()
     except BrokenProcessPool as e:
-        raise SplatentError(f"A make-dataset worker process died (killed, or out of memory?) while {what} was among the "
-                            f"running jobs; {resume}, perhaps with fewer --workers.") from e
+        raise SplatentError(
+            f"A make-dataset worker process died (killed, or out of memory?) while {what} was among the "
+            f"running jobs; {resume}, perhaps with fewer --workers."
+        ) from e
     except SplatentError as e:
         raise SplatentError(f"make-dataset worker failed on {what}: {e} ({resume})") from e
     except Exception as e:
         remote = e.__cause__  # concurrent.futures attaches the worker's formatted traceback here
-        CONSOLE.print(str(remote) if remote is not None else "".join(traceback.format_exception(e)), markup=False,
-                      highlight=False)
-        raise SplatentError(f"make-dataset worker failed on {what}: {type(e).__name__}: {e} (worker traceback "
-                            f"above; {resume})") from e
+        CONSOLE.print(
+            str(remote) if remote is not None else "".join(traceback.format_exception(e)), markup=False, highlight=False
+        )
+        raise SplatentError(
+            f"make-dataset worker failed on {what}: {type(e).__name__}: {e} (worker traceback above; {resume})"
+        ) from e
 
 
 def _build_in_workers(
@@ -414,12 +465,18 @@ def _build_in_workers(
     ``config.max_seconds`` no new one starts; returns the keys of the units left unbuilt."""
     threads = config.worker_threads or max(1, _cpu_count() // config.workers)
     gpus = torch.cuda.device_count() if device.type == "cuda" and device.index is None else 1
-    CONSOLE.print(f"[bold]{config.workers} workers[/] × {threads} CPU threads on {device}"
-                  f"{f' ({gpus} GPUs, round-robin)' if gpus > 1 else ''}: "
-                  f"{len(scene_seeds)} procedural scenes, {len(todo)} units")
+    CONSOLE.print(
+        f"[bold]{config.workers} workers[/] × {threads} CPU threads on {device}"
+        f"{f' ({gpus} GPUs, round-robin)' if gpus > 1 else ''}: "
+        f"{len(scene_seeds)} procedural scenes, {len(todo)} units"
+    )
     ctx = torch.multiprocessing.get_context("spawn")  # CUDA cannot be shared with forked children
-    pool = ProcessPoolExecutor(max_workers=config.workers, mp_context=ctx, initializer=_init_worker,
-                               initargs=(threads, str(device), ctx.Value("i", 0)))
+    pool = ProcessPoolExecutor(
+        max_workers=config.workers,
+        mp_context=ctx,
+        initializer=_init_worker,
+        initargs=(threads, str(device), ctx.Value("i", 0)),
+    )
     pending: dict[Future, tuple[str, Any]] = {}
     waiting: dict[int, list[UnitJob]] = {}
     # Handed out in this order: units whose scene exists (the shared scenes first: the evaluation needs
@@ -462,8 +519,9 @@ def _build_in_workers(
                     else:
                         result: UnitResult = _job_result(fut, f"unit {item.key}", config.output)
                         writer.commit(result.record)
-                        bar.console.print(f"unit {item.number}/{num_units} {item.key}: {result.message} "
-                                          f"({result.seconds:.0f} s)")
+                        bar.console.print(
+                            f"unit {item.number}/{num_units} {item.key}: {result.message} ({result.seconds:.0f} s)"
+                        )
                     bar.advance(task)
                 hand_out()
         finished = True
@@ -479,8 +537,11 @@ def make_dataset(config: MakeDatasetConfig) -> Path:
     """Builds (or resumes) the dataset at ``config.output``; returns it."""
     device = resolve_device(config.device)
     on_cpu = device.type == "cpu"
-    trainer_cfg = replace(config.trainer, steps=config.steps if config.steps is not None else (400 if on_cpu else 3000),
-                          densify=config.densify if config.densify is not None else not on_cpu)
+    trainer_cfg = replace(
+        config.trainer,
+        steps=config.steps if config.steps is not None else (400 if on_cpu else 3000),
+        densify=config.densify if config.densify is not None else not on_cpu,
+    )
     if on_cpu and config.steps is None:
         trainer_cfg.rgb_downscale = max(trainer_cfg.rgb_downscale, 2)
     if not config.scenes and not config.runs and not config.procedural:
@@ -493,8 +554,13 @@ def make_dataset(config: MakeDatasetConfig) -> Path:
     parallel = config.workers > 1
     # With workers, this process only needs the codec's name and sizes: keep it off the GPU.
     codec = config.codec.setup(device=torch.device("cpu") if parallel else device, dtype=torch.float32)
-    writer = DatasetWriter(config.output, codec=codec.name, latent_channels=codec.latent_channels,
-                           downscale=codec.downscale, shard_size=config.shard_size)
+    writer = DatasetWriter(
+        config.output,
+        codec=codec.name,
+        latent_channels=codec.latent_channels,
+        downscale=codec.downscale,
+        shard_size=config.shard_size,
+    )
 
     units, seed_of = plan_units(config)
     before = [u["key"] for u in writer.index["units"]]
@@ -504,12 +570,23 @@ def make_dataset(config: MakeDatasetConfig) -> Path:
             CONSOLE.print(f"[dim]unit {job.number}/{len(units)} {job.key}: already built, skipped")
         else:
             todo.append(job)
-    scene_seeds = [s for s in range(config.procedural_seed, config.procedural_seed + config.procedural)
-                   if not (procedural_scene_folder(config, s) / "transforms.json").is_file()]
+    scene_seeds = [
+        s
+        for s in range(config.procedural_seed, config.procedural_seed + config.procedural)
+        if not (procedural_scene_folder(config, s) / "transforms.json").is_file()
+    ]
     unbuilt: list[str] = []
     if parallel and (todo or scene_seeds):
-        unbuilt = _build_in_workers(config=config, trainer=trainer_cfg, device=device, writer=writer,
-                                    scene_seeds=scene_seeds, todo=todo, seed_of=seed_of, num_units=len(units))
+        unbuilt = _build_in_workers(
+            config=config,
+            trainer=trainer_cfg,
+            device=device,
+            writer=writer,
+            scene_seeds=scene_seeds,
+            todo=todo,
+            seed_of=seed_of,
+            num_units=len(units),
+        )
     else:
         started = time.perf_counter()
         for n, job in enumerate(todo):
@@ -525,11 +602,15 @@ def make_dataset(config: MakeDatasetConfig) -> Path:
             writer.commit(result.record)
             CONSOLE.print(f"unit {job.number}/{len(units)} {job.key}: {result.message} ({result.seconds:.0f} s)")
     if unbuilt:
-        CONSOLE.print(f"[yellow]--max-seconds {config.max_seconds:g}: {len(unbuilt)} units not built "
-                      f"({', '.join(unbuilt)}); rerun without it to build them")
+        CONSOLE.print(
+            f"[yellow]--max-seconds {config.max_seconds:g}: {len(unbuilt)} units not built "
+            f"({', '.join(unbuilt)}); rerun without it to build them"
+        )
     # Workers commit units as they finish: put this build's units in plan order (what one worker writes).
     plan = {job.key: i for i, job in enumerate(units)}
-    new = sorted((u["key"] for u in writer.index["units"] if u["key"] not in before), key=lambda k: plan.get(k, len(plan)))
+    new = sorted(
+        (u["key"] for u in writer.index["units"] if u["key"] not in before), key=lambda k: plan.get(k, len(plan))
+    )
     writer.reorder_units([*before, *new])
 
     if config.runs and parallel:
@@ -537,23 +618,34 @@ def make_dataset(config: MakeDatasetConfig) -> Path:
     for n, run in enumerate(config.runs, 1):
         trained = load_trained_scene(run, device=device, refiner="none", codec_path=config.codec.path)
         if trained.scene_path is None or trained.train_indices is None:
-            raise SplatentError(f"Run {run} does not record its scene folder and training views; re-create it with "
-                                "splatent-demo (or save_trained_run with scene_path and train_indices).")
+            raise SplatentError(
+                f"Run {run} does not record its scene folder and training views; re-create it with "
+                "splatent-demo (or save_trained_run with scene_path and train_indices)."
+            )
         name = trained.scene_path.name
         key = f"{name}@run:{trained.name}"
         if writer.has_unit(key):
             CONSOLE.print(f"[dim]run {n}/{len(config.runs)} {key}: already built, skipped")
             continue
         if trained.codec.name != codec.name:
-            raise SplatentError(f"Run {run} uses codec {trained.codec.name}, the dataset {codec.name}; pass --codec.name {trained.codec.name}.")
-        scene = load_scene(trained.scene_path, downscale=config.downscale, size_multiple=codec.downscale, fit=config.fit)
+            raise SplatentError(
+                f"Run {run} uses codec {trained.codec.name}, the dataset {codec.name}; pass --codec.name {trained.codec.name}."
+            )
+        scene = load_scene(
+            trained.scene_path, downscale=config.downscale, size_multiple=codec.downscale, fit=config.fit
+        )
         train = [int(i) for i in trained.train_indices]
         heldout = [v for v in range(len(scene)) if v not in set(train)]
         CONSOLE.print(f"[bold]run {n}/{len(config.runs)} {key}[/]: rendering {len(heldout)} held-out views")
-        samples = heldout_samples(trained=trained, scene=scene, views=heldout, train_indices=train,
-                                  desc=f"rendering {key} held-out views")
-        writer.add_unit(key=key, scene=name, info={"source": str(run), "fraction": None, "num_train_views": len(train),
-                                                   "train_views": train}, samples=samples)
+        samples = heldout_samples(
+            trained=trained, scene=scene, views=heldout, train_indices=train, desc=f"rendering {key} held-out views"
+        )
+        writer.add_unit(
+            key=key,
+            scene=name,
+            info={"source": str(run), "fraction": None, "num_train_views": len(train), "train_views": train},
+            samples=samples,
+        )
     total = len(writer.index["samples"])
     CONSOLE.print(f"wrote {config.output} ({total} samples in {len(writer.index['shards'])} shards)")
     return config.output

@@ -104,13 +104,19 @@ def read_index(root: Path) -> dict[str, Any]:
     """The dataset's ``index.json``; one clear error when it is missing or not a refiner dataset."""
     path = Path(root) / INDEX_FILE
     if not path.is_file():
-        raise SplatentError(f"{path} does not exist; build the dataset with `splatent-refiner make-dataset --output {root}`.")
+        raise SplatentError(
+            f"{path} does not exist; build the dataset with `splatent-refiner make-dataset --output {root}`."
+        )
     try:
         index = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as e:
-        raise SplatentError(f"{path} is not readable JSON ({e}); rebuild the dataset with `splatent-refiner make-dataset`.") from e
+        raise SplatentError(
+            f"{path} is not readable JSON ({e}); rebuild the dataset with `splatent-refiner make-dataset`."
+        ) from e
     if not isinstance(index, dict) or index.get("format") != FORMAT:
-        raise SplatentError(f"{path} is not a refiner dataset index (format {index.get('format') if isinstance(index, dict) else None!r}).")
+        raise SplatentError(
+            f"{path} is not a refiner dataset index (format {index.get('format') if isinstance(index, dict) else None!r})."
+        )
     return index
 
 
@@ -129,8 +135,17 @@ class DatasetWriter:
                     f"({latent_channels} ch, /{downscale}); use another --output folder or the same codec."
                 )
         else:
-            self.index = {"format": FORMAT, "version": VERSION, "codec": codec, "latent_channels": latent_channels,
-                          "downscale": downscale, "k_max": K_MAX, "units": [], "shards": [], "samples": []}
+            self.index = {
+                "format": FORMAT,
+                "version": VERSION,
+                "codec": codec,
+                "latent_channels": latent_channels,
+                "downscale": downscale,
+                "k_max": K_MAX,
+                "units": [],
+                "shards": [],
+                "samples": [],
+            }
         (self.root / SHARD_DIR).mkdir(parents=True, exist_ok=True)
         if not (self.root / INDEX_FILE).exists():  # a valid (empty) dataset from the start, whatever happens next
             write_json_atomic(self.root / INDEX_FILE, self.index, indent=1)
@@ -143,8 +158,9 @@ class DatasetWriter:
         """Writes the unit's shards (one per latent size, ``shard_size`` samples each), then the index."""
         if self.has_unit(key):
             raise SplatentError(f"Unit {key} is already in {self.root / INDEX_FILE}.")
-        self.commit(write_unit_shards(self.root, key=key, scene=scene, info=info, samples=samples,
-                                      shard_size=self.shard_size))
+        self.commit(
+            write_unit_shards(self.root, key=key, scene=scene, info=info, samples=samples, shard_size=self.shard_size)
+        )
 
     def commit(self, record: UnitRecord) -> None:
         """Adds a unit whose shards :func:`write_unit_shards` wrote to the index (rewritten atomically)."""
@@ -153,8 +169,15 @@ class DatasetWriter:
         offset = len(self.index["shards"])
         self.index["shards"].extend(record.shards)
         self.index["samples"].extend({**s, "shard": s["shard"] + offset} for s in record.samples)
-        self.index["units"].append({"key": record.key, "scene": record.scene, "num_samples": len(record.samples),
-                                    "num_shards": len(record.shards), **record.info})
+        self.index["units"].append(
+            {
+                "key": record.key,
+                "scene": record.scene,
+                "num_samples": len(record.samples),
+                "num_shards": len(record.shards),
+                **record.info,
+            }
+        )
         write_json_atomic(self.root / INDEX_FILE, self.index, indent=1)
 
     def reorder_units(self, keys: Sequence[str]) -> None:
@@ -200,16 +223,31 @@ def write_unit_shards(
             rel = f"{SHARD_DIR}/{_slug(key)}-{h}x{w}-{start // shard_size:04d}.safetensors"
             _write_shard(root / rel, chunk)
             for row, s in enumerate(chunk):
-                entry = {"shard": len(shards), "row": row, "unit": key, "scene": scene, "view": s.view,
-                         "train_views": int(info.get("num_train_views", 0)), "ref_views": list(s.ref_views),
-                         "num_refs": len(s.ref_views)}
+                entry = {
+                    "shard": len(shards),
+                    "row": row,
+                    "unit": key,
+                    "scene": scene,
+                    "view": s.view,
+                    "train_views": int(info.get("num_train_views", 0)),
+                    "ref_views": list(s.ref_views),
+                    "num_refs": len(s.ref_views),
+                }
                 if s.rgb_psnr is not None:
                     entry["rgb_psnr"] = float(s.rgb_psnr)
                 if s.rgb_ssim is not None:
                     entry["rgb_ssim"] = float(s.rgb_ssim)
                 entries.append(entry)
-            shards.append({"file": rel, "unit": key, "latent_size": [h, w], "image_size": list(chunk[0].image.shape[:2]),
-                           "num_samples": len(chunk), "guide": all(s.guide is not None for s in chunk)})
+            shards.append(
+                {
+                    "file": rel,
+                    "unit": key,
+                    "latent_size": [h, w],
+                    "image_size": list(chunk[0].image.shape[:2]),
+                    "num_samples": len(chunk),
+                    "guide": all(s.guide is not None for s in chunk),
+                }
+            )
     return UnitRecord(key=key, scene=scene, info=dict(info), shards=shards, samples=entries)
 
 
@@ -255,10 +293,15 @@ class RefinerDataset(Dataset):
         for name in [*(scenes or []), *exclude_scenes]:
             if name not in known:
                 raise SplatentError(f"Scene {name!r} is not in {self.root / INDEX_FILE}; it has {sorted(known)}.")
-        self.samples = [s for s in self.index["samples"]
-                        if (scenes is None or s["scene"] in scenes) and s["scene"] not in exclude_scenes]
+        self.samples = [
+            s
+            for s in self.index["samples"]
+            if (scenes is None or s["scene"] in scenes) and s["scene"] not in exclude_scenes
+        ]
         if not self.samples:
-            raise SplatentError(f"No samples left in {self.root} after choosing scenes {scenes} / excluding {list(exclude_scenes)}.")
+            raise SplatentError(
+                f"No samples left in {self.root} after choosing scenes {scenes} / excluding {list(exclude_scenes)}."
+            )
         self.downscale = int(self.index["downscale"])
         self.latent_channels = int(self.index["latent_channels"])
         self.codec = str(self.index["codec"])
@@ -282,7 +325,9 @@ class RefinerDataset(Dataset):
             try:
                 self._shards[shard_id] = load_file(str(path))
             except (SafetensorError, OSError, ValueError) as e:
-                raise SplatentError(f"Cannot read shard {path} ({e}); rebuild the dataset with `splatent-refiner make-dataset`.") from e
+                raise SplatentError(
+                    f"Cannot read shard {path} ({e}); rebuild the dataset with `splatent-refiner make-dataset`."
+                ) from e
         return self._shards[shard_id]
 
     def __getitem__(self, i: int) -> dict[str, Any]:
@@ -302,8 +347,13 @@ class RefinerDataset(Dataset):
         if self.flip and bool(torch.rand(()) < 0.5):
             latents = {k: t.flip(-1) for k, t in latents.items()}
             image = image.flip(-1)
-        return {**{k: t.contiguous() for k, t in latents.items()}, "num_refs": shard["num_refs"][row],
-                "image": image.contiguous(), "scene": meta["scene"], "view": meta["view"]}
+        return {
+            **{k: t.contiguous() for k, t in latents.items()},
+            "num_refs": shard["num_refs"][row],
+            "image": image.contiguous(),
+            "scene": meta["scene"],
+            "view": meta["view"],
+        }
 
     @property
     def has_guides(self) -> bool:
@@ -317,13 +367,17 @@ def refiner_guide(refiner: Refiner, batch: dict) -> Tensor | None:
     if not refiner.config.guided:
         return None
     if "guide" not in batch:
-        raise SplatentError("This refiner is RGB-guided but the dataset has no RGB guides (built before RGB guidance); "
-                            "rebuild it with `splatent-refiner make-dataset`.")
+        raise SplatentError(
+            "This refiner is RGB-guided but the dataset has no RGB guides (built before RGB guidance); "
+            "rebuild it with `splatent-refiner make-dataset`."
+        )
     guide = batch["guide"]
     return guide if guide.ndim == 4 else guide[None]
 
 
-def latent_statistics(dataset: RefinerDataset, *, max_samples: int = 256) -> tuple[Float[Tensor, " C"], Float[Tensor, " C"]]:
+def latent_statistics(
+    dataset: RefinerDataset, *, max_samples: int = 256
+) -> tuple[Float[Tensor, " C"], Float[Tensor, " C"]]:
     """Per-channel mean and standard deviation of the target latents (up to ``max_samples`` evenly spread samples)."""
     step = max(1, len(dataset.samples) // max_samples)
     total = torch.zeros(dataset.latent_channels, dtype=torch.float64)

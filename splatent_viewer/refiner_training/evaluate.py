@@ -80,7 +80,9 @@ def evaluate_refiner(
     and the per-view metrics. ``fraction`` is the unit's training fraction (None for trained runs)."""
     too_many = [k for k in ks if not 0 <= k <= refiner.config.num_references]
     if too_many:
-        raise SplatentError(f"k {too_many} outside 0..{refiner.config.num_references}, the references this refiner was trained with.")
+        raise SplatentError(
+            f"k {too_many} outside 0..{refiner.config.num_references}, the references this refiner was trained with."
+        )
     dev, dtype = refiner.device, refiner.dtype
     fraction_of = {u["key"]: u.get("fraction") for u in dataset.index["units"]}
     views = []
@@ -90,16 +92,36 @@ def evaluate_refiner(
         render, target, refs = item["render"][None].to(dev), item["target"][None].to(dev), item["refs"][None].to(dev)
         decode = lambda z: codec.decode(z.to(codec.dtype)).float().clamp(0, 1)  # noqa: E731
         decoded, roundtrip = decode(render), decode(target)
-        base = {"scene": item["scene"], "unit": meta["unit"], "fraction": fraction_of.get(meta["unit"]),
-                "view": item["view"], "decoded_psnr": psnr(decoded, gt), "decoded_ssim": float(ssim(decoded, gt)),
-                "roundtrip_psnr": psnr(roundtrip, gt), "rgb_psnr": meta.get("rgb_psnr"), "rgb_ssim": meta.get("rgb_ssim")}
+        base = {
+            "scene": item["scene"],
+            "unit": meta["unit"],
+            "fraction": fraction_of.get(meta["unit"]),
+            "view": item["view"],
+            "decoded_psnr": psnr(decoded, gt),
+            "decoded_ssim": float(ssim(decoded, gt)),
+            "roundtrip_psnr": psnr(roundtrip, gt),
+            "rgb_psnr": meta.get("rgb_psnr"),
+            "rgb_ssim": meta.get("rgb_ssim"),
+        }
         guide = refiner_guide(refiner, item)
         for k in ks:
             used = min(k, int(item["num_refs"]))
-            enhanced = decode(refiner(target=render.to(dtype), references=refs[:, :used].to(dtype),
-                                      guide=None if guide is None else guide.to(dev, dtype)))
-            views.append({**base, "k": k, "num_refs": used, "enhanced_psnr": psnr(enhanced, gt),
-                          "enhanced_ssim": float(ssim(enhanced, gt))})
+            enhanced = decode(
+                refiner(
+                    target=render.to(dtype),
+                    references=refs[:, :used].to(dtype),
+                    guide=None if guide is None else guide.to(dev, dtype),
+                )
+            )
+            views.append(
+                {
+                    **base,
+                    "k": k,
+                    "num_refs": used,
+                    "enhanced_psnr": psnr(enhanced, gt),
+                    "enhanced_ssim": float(ssim(enhanced, gt)),
+                }
+            )
     rows = []
     for scene in [*dataset.scene_names(), ALL]:
         in_scene = [v for v in views if scene == ALL or v["scene"] == scene]
@@ -118,16 +140,20 @@ def _num(value: float | None, digits: int, *, signed: bool = False) -> str:
 
 def markdown_table(rows: Sequence[dict]) -> str:
     """The rows of :func:`evaluate_refiner` as a markdown table ("–" where a dataset lacks the RGB-splat metrics)."""
-    lines = ["| scene | train fraction | views | k | decoded PSNR | enhanced PSNR | Δ PSNR | RGB splats PSNR "
-             "| decoded SSIM | enhanced SSIM | RGB splats SSIM | codec round trip PSNR |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| scene | train fraction | views | k | decoded PSNR | enhanced PSNR | Δ PSNR | RGB splats PSNR "
+        "| decoded SSIM | enhanced SSIM | RGB splats SSIM | codec round trip PSNR |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
         fraction = r.get("fraction")
-        lines.append(f"| {r['scene']} | {'–' if fraction is None else f'{fraction:g}'} | {r['views']} | {r['k']} | "
-                     f"{_num(r['decoded_psnr'], 2)} | {_num(r['enhanced_psnr'], 2)} | "
-                     f"{_num(r['enhanced_psnr'] - r['decoded_psnr'], 2, signed=True)} | {_num(r.get('rgb_psnr'), 2)} | "
-                     f"{_num(r['decoded_ssim'], 4)} | {_num(r['enhanced_ssim'], 4)} | {_num(r.get('rgb_ssim'), 4)} | "
-                     f"{_num(r['roundtrip_psnr'], 2)} |")
+        lines.append(
+            f"| {r['scene']} | {'–' if fraction is None else f'{fraction:g}'} | {r['views']} | {r['k']} | "
+            f"{_num(r['decoded_psnr'], 2)} | {_num(r['enhanced_psnr'], 2)} | "
+            f"{_num(r['enhanced_psnr'] - r['decoded_psnr'], 2, signed=True)} | {_num(r.get('rgb_psnr'), 2)} | "
+            f"{_num(r['decoded_ssim'], 4)} | {_num(r['enhanced_ssim'], 4)} | {_num(r.get('rgb_ssim'), 4)} | "
+            f"{_num(r['roundtrip_psnr'], 2)} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -138,18 +164,33 @@ def _write_atomic(path: Path, text: str) -> None:
 
 def run_eval(config: RefinerEvalConfig, *, progress: bool = True) -> list[dict]:
     """Loads dataset, codec and refiner, evaluates, writes ``config.output`` (+ .json); returns the rows."""
-    device = torch.device("cuda" if config.device == "auto" and torch.cuda.is_available()
-                          else ("cpu" if config.device == "auto" else config.device))
+    device = torch.device(
+        "cuda"
+        if config.device == "auto" and torch.cuda.is_available()
+        else ("cpu" if config.device == "auto" else config.device)
+    )
     dataset = RefinerDataset(config.dataset, scenes=config.scenes)
     codec = load_codec(dataset.codec, path=config.codec_path, device=device, dtype=torch.float32)
     refiner = load_refiner(config.refiner, device=device, dtype=torch.float32, codec=codec)
     rows, views = evaluate_refiner(dataset=dataset, refiner=refiner, codec=codec, ks=config.ks, progress=progress)
-    header = (f"Refiner `{config.refiner}` on `{config.dataset}` ({dataset.codec}), {device}, "
-              f"{datetime.date.today().isoformat()}. PSNR/SSIM against the ground-truth images.\n\n")
+    header = (
+        f"Refiner `{config.refiner}` on `{config.dataset}` ({dataset.codec}), {device}, "
+        f"{datetime.date.today().isoformat()}. PSNR/SSIM against the ground-truth images.\n\n"
+    )
     _write_atomic(config.output, header + markdown_table(rows))
-    _write_atomic(config.output.with_suffix(".json"), json.dumps(
-        {"dataset": str(config.dataset), "refiner": str(config.refiner), "device": str(device), "rows": rows, "views": views},
-        indent=1))
+    _write_atomic(
+        config.output.with_suffix(".json"),
+        json.dumps(
+            {
+                "dataset": str(config.dataset),
+                "refiner": str(config.refiner),
+                "device": str(device),
+                "rows": rows,
+                "views": views,
+            },
+            indent=1,
+        ),
+    )
     CONSOLE.print(markdown_table([r for r in rows if r["scene"] == ALL]))
     CONSOLE.print(f"wrote {config.output} and {config.output.with_suffix('.json')}")
     return rows

@@ -147,8 +147,10 @@ class RefinerTrainConfig:
 
     def interrupted_message(self) -> str:
         """What Ctrl+C leaves behind (printed by the CLI)."""
-        return (f"the checkpoints written every {self.checkpoint_every} steps are in {self.output / CHECKPOINT_DIR}: rerun "
-                "with --resume to continue from the latest; no final refiner was written")
+        return (
+            f"the checkpoints written every {self.checkpoint_every} steps are in {self.output / CHECKPOINT_DIR}: rerun "
+            "with --resume to continue from the latest; no final refiner was written"
+        )
 
 
 @dataclass
@@ -171,8 +173,11 @@ def latest_checkpoint(output: Path) -> Path | None:
 
 def _optimizer_to_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, Tensor], dict[str, str]]:
     sd = optimizer.state_dict()
-    tensors = {f"state.{pid}.{name}": (v if torch.is_tensor(v) else torch.tensor(v)).detach().cpu().contiguous()
-               for pid, st in sd["state"].items() for name, v in st.items()}
+    tensors = {
+        f"state.{pid}.{name}": (v if torch.is_tensor(v) else torch.tensor(v)).detach().cpu().contiguous()
+        for pid, st in sd["state"].items()
+        for name, v in st.items()
+    }
     return tensors, {"param_groups": json.dumps(sd["param_groups"])}
 
 
@@ -201,7 +206,9 @@ def save_checkpoint(*, output: Path, step: int, refiner: Refiner, optimizer: tor
         os.replace(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    done = sorted((p for p in root.glob("step-*") if (p / "state.json").is_file()), key=lambda p: int(p.name.split("-")[1]))
+    done = sorted(
+        (p for p in root.glob("step-*") if (p / "state.json").is_file()), key=lambda p: int(p.name.split("-")[1])
+    )
     for old in done[: max(0, len(done) - keep)]:
         shutil.rmtree(old, ignore_errors=True)
     return final
@@ -233,8 +240,15 @@ def refiner_losses(
     Computed in fp32 with autocast off: decoding (and backpropagating through) the codec in bf16
     made training diverge on CUDA (gradient norms in the hundreds, loss rising)."""
     with torch.autocast(device_type=pred.device.type, enabled=False):
-        return _refiner_losses_fp32(pred=pred.float(), target=target.float(), image=image.float(), refiner=refiner,
-                                    codec=codec, config=config, lpips=lpips)
+        return _refiner_losses_fp32(
+            pred=pred.float(),
+            target=target.float(),
+            image=image.float(),
+            refiner=refiner,
+            codec=codec,
+            config=config,
+            lpips=lpips,
+        )
 
 
 def _refiner_losses_fp32(*, pred, target, image, refiner, codec, config, lpips) -> dict[str, Tensor]:
@@ -244,7 +258,11 @@ def _refiner_losses_fp32(*, pred, target, image, refiner, codec, config, lpips) 
     diff = decoded - image
     terms["image"] = diff.abs().mean() if config.image_loss == "l1" else (diff**2).mean()
     terms["ssim"] = 1.0 - ssim(decoded, image)
-    total = config.latent_weight * terms["latent"] + config.image_weight * terms["image"] + config.ssim_weight * terms["ssim"]
+    total = (
+        config.latent_weight * terms["latent"]
+        + config.image_weight * terms["image"]
+        + config.ssim_weight * terms["ssim"]
+    )
     if lpips is not None and config.lpips_weight > 0:
         terms["lpips"] = lpips(decoded.clamp(0, 1), image)
         total = total + config.lpips_weight * terms["lpips"]
@@ -254,11 +272,14 @@ def _refiner_losses_fp32(*, pred, target, image, refiner, codec, config, lpips) 
 
 def _new_refiner(config: RefinerTrainConfig, dataset: RefinerDataset) -> Refiner:
     if config.init is not None:
-        start = load_refiner("embedded" if config.init == "embedded" else Path(config.init), device="cpu",
-                             dtype=torch.float32)
+        start = load_refiner(
+            "embedded" if config.init == "embedded" else Path(config.init), device="cpu", dtype=torch.float32
+        )
         if (start.config.codec, start.config.latent_channels) != (dataset.codec, dataset.latent_channels):
-            raise SplatentError(f"--init {config.init} is a {start.config.codec} refiner ({start.config.latent_channels} "
-                                f"channels); {config.dataset} holds {dataset.codec} latents ({dataset.latent_channels}).")
+            raise SplatentError(
+                f"--init {config.init} is a {start.config.codec} refiner ({start.config.latent_channels} "
+                f"channels); {config.dataset} holds {dataset.codec} latents ({dataset.latent_channels})."
+            )
         if config.guided and not start.config.guided:
             start = guided_from(start)
         elif start.config.guided and not config.guided:
@@ -266,16 +287,28 @@ def _new_refiner(config: RefinerTrainConfig, dataset: RefinerDataset) -> Refiner
         return start.requires_grad_(True)
     if not 0 <= config.num_references <= 5:
         raise SplatentError(f"--num-references must be in 0..5 (the dataset stores 5), got {config.num_references}.")
-    new_config = functools.partial(RefinerConfig, codec=dataset.codec, latent_channels=dataset.latent_channels,
-                                   num_references=config.num_references, timestep=config.timestep)
+    new_config = functools.partial(
+        RefinerConfig,
+        codec=dataset.codec,
+        latent_channels=dataset.latent_channels,
+        num_references=config.num_references,
+        timestep=config.timestep,
+    )
     if config.backbone == "sd-turbo":
         if config.base is None:
-            raise SplatentError("--backbone sd-turbo needs --base DIR, a local SD-Turbo folder (unet/, scheduler/, text_encoder/, tokenizer/).")
+            raise SplatentError(
+                "--backbone sd-turbo needs --base DIR, a local SD-Turbo folder (unet/, scheduler/, text_encoder/, tokenizer/)."
+            )
         refiner_config = new_config(backbone="sd-turbo", sd_turbo_path=config.base)
     else:
         mean, std = latent_statistics(dataset)
-        refiner_config = new_config(backbone="embedded", embedded=config.embedded, latent_shift=tuple(mean.tolist()),
-                                    latent_scale=tuple((1.0 / std).tolist()), guided=config.guided)
+        refiner_config = new_config(
+            backbone="embedded",
+            embedded=config.embedded,
+            latent_shift=tuple(mean.tolist()),
+            latent_scale=tuple((1.0 / std).tolist()),
+            guided=config.guided,
+        )
     return refiner_config.setup(device="cpu", dtype=torch.float32)
 
 
@@ -289,8 +322,9 @@ def train_refiner(config: RefinerTrainConfig, *, progress: bool = True) -> Train
     device = accelerator.device
     torch.manual_seed(config.seed)
 
-    dataset = RefinerDataset(config.dataset, crop=config.crop, flip=config.flip, scenes=config.scenes,
-                             exclude_scenes=config.exclude_scenes)
+    dataset = RefinerDataset(
+        config.dataset, crop=config.crop, flip=config.flip, scenes=config.scenes, exclude_scenes=config.exclude_scenes
+    )
     if config.k is not None and not 0 <= config.k <= config.num_references:
         raise SplatentError(f"--k {config.k} must be in 0..--num-references ({config.num_references}).")
     output = Path(config.output)
@@ -308,8 +342,9 @@ def train_refiner(config: RefinerTrainConfig, *, progress: bool = True) -> Train
         refiner = _new_refiner(config, dataset)
     refiner.train()
     lr = config.lr if config.lr is not None else (2e-5 if config.backbone == "sd-turbo" else 2e-4)
-    optimizer = torch.optim.AdamW([p for p in refiner.parameters() if p.requires_grad], lr=lr,
-                                  weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(
+        [p for p in refiner.parameters() if p.requires_grad], lr=lr, weight_decay=config.weight_decay
+    )
     if checkpoint is not None:
         _optimizer_from_tensors(optimizer, checkpoint / "optimizer.safetensors")
     if not 0.0 <= config.min_lr_ratio <= 1.0:
@@ -317,18 +352,25 @@ def train_refiner(config: RefinerTrainConfig, *, progress: bool = True) -> Train
 
     remaining = max(0, config.steps - start)
     # Each process draws ``remaining`` batches (accelerate shards the sampler across processes).
-    sampler = RandomSampler(dataset, replacement=True,
-                            num_samples=max(1, remaining) * config.batch_size * accelerator.num_processes,
-                            generator=torch.Generator().manual_seed(config.seed * 1_000_003 + start))
+    sampler = RandomSampler(
+        dataset,
+        replacement=True,
+        num_samples=max(1, remaining) * config.batch_size * accelerator.num_processes,
+        generator=torch.Generator().manual_seed(config.seed * 1_000_003 + start),
+    )
     loader = DataLoader(dataset, batch_size=config.batch_size, sampler=sampler, drop_last=True)
     codec = load_codec(dataset.codec, path=config.codec_path, device=device, dtype=torch.float32)
     if codec.latent_channels != refiner.config.latent_channels:
-        raise SplatentError(f"{config.dataset} holds {codec.latent_channels}-channel latents but the checkpoint's refiner "
-                            f"takes {refiner.config.latent_channels}; use another --output or drop --resume.")
+        raise SplatentError(
+            f"{config.dataset} holds {codec.latent_channels}-channel latents but the checkpoint's refiner "
+            f"takes {refiner.config.latent_channels}; use another --output or drop --resume."
+        )
     lpips = _lpips_loss(device) if config.lpips_weight > 0 else None
     if refiner.config.guided and not dataset.has_guides:
-        raise SplatentError(f"{config.dataset} has no RGB guides (built before RGB guidance): rebuild it with "
-                            "`splatent-refiner make-dataset`, or train a pure-latent refiner (no --guided).")
+        raise SplatentError(
+            f"{config.dataset} has no RGB guides (built before RGB guidance): rebuild it with "
+            "`splatent-refiner make-dataset`, or train a pure-latent refiner (no --guided)."
+        )
 
     def guide_of(batch: dict) -> Tensor | None:
         return refiner_guide(refiner, batch)
@@ -337,14 +379,27 @@ def train_refiner(config: RefinerTrainConfig, *, progress: bool = True) -> Train
     k_rng = torch.Generator().manual_seed(config.seed * 7919 + start)
     if accelerator.is_main_process:
         output.mkdir(parents=True, exist_ok=True)
-        CONSOLE.print(f"[bold]refiner[/] {config.backbone} · {len(dataset)} samples from {len(dataset.scene_names())} scenes "
-                      f"· steps {start}→{config.steps} · batch {config.batch_size}×{accelerator.num_processes} · lr {lr:g} "
-                      f"· {precision} · {device} · LPIPS {'on' if lpips is not None else 'off (no VGG16 weights on disk)'}")
-    header = {"config": json.loads(json.dumps(asdict(config), default=str)), "lr": lr, "device": str(device),
-              "num_processes": accelerator.num_processes, "lpips": lpips is not None}
+        CONSOLE.print(
+            f"[bold]refiner[/] {config.backbone} · {len(dataset)} samples from {len(dataset.scene_names())} scenes "
+            f"· steps {start}→{config.steps} · batch {config.batch_size}×{accelerator.num_processes} · lr {lr:g} "
+            f"· {precision} · {device} · LPIPS {'on' if lpips is not None else 'off (no VGG16 weights on disk)'}"
+        )
+    header = {
+        "config": json.loads(json.dumps(asdict(config), default=str)),
+        "lr": lr,
+        "device": str(device),
+        "num_processes": accelerator.num_processes,
+        "lpips": lpips is not None,
+    }
 
-    columns = (TextColumn("[bold]training refiner"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-               TextColumn("loss {task.fields[loss]:.4f}"), TimeElapsedColumn(), TimeRemainingColumn())
+    columns = (
+        TextColumn("[bold]training refiner"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("loss {task.fields[loss]:.4f}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
     step = start
     started = time.perf_counter()
     time_used = 0.0  # fraction of --max-seconds spent (0 without it); the same on every process
@@ -353,42 +408,67 @@ def train_refiner(config: RefinerTrainConfig, *, progress: bool = True) -> Train
         for batch in loader:
             if step >= config.steps:
                 break
-            k = config.k if config.k is not None else int(torch.randint(0, config.num_references + 1, (), generator=k_rng))
+            k = (
+                config.k
+                if config.k is not None
+                else int(torch.randint(0, config.num_references + 1, (), generator=k_rng))
+            )
             step_lr = lr * lr_factor(step=step, config=config, time_used=time_used)
             for group in optimizer.param_groups:
                 group["lr"] = step_lr
             k = min(k, int(batch["num_refs"].min()))  # a scene with few training views stores fewer
             with accelerator.autocast():
                 pred = model(target=batch["render"], references=batch["refs"][:, :k], guide=guide_of(batch))
-                terms = refiner_losses(pred=pred, target=batch["target"], image=batch["image"],
-                                       refiner=accelerator.unwrap_model(model), codec=codec, config=config, lpips=lpips)
+                terms = refiner_losses(
+                    pred=pred,
+                    target=batch["target"],
+                    image=batch["image"],
+                    refiner=accelerator.unwrap_model(model),
+                    codec=codec,
+                    config=config,
+                    lpips=lpips,
+                )
             accelerator.backward(terms["total"])
             grad_norm = accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm or float("inf"))
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            row = {"step": step, "k": k, "lr": step_lr, **{name: float(v.detach()) for name, v in terms.items()},
-                   "grad_norm": float(grad_norm) if grad_norm is not None else math.nan}  # None: DeepSpeed only
+            row = {
+                "step": step,
+                "k": k,
+                "lr": step_lr,
+                **{name: float(v.detach()) for name, v in terms.items()},
+                "grad_norm": float(grad_norm) if grad_norm is not None else math.nan,
+            }  # None: DeepSpeed only
             log.append(row)
             bar.update(task, completed=step, loss=row["total"])
             if config.max_seconds is not None:
                 time_used = _time_used(accelerator, started, config.max_seconds)
             if step < config.steps and time_used >= 1.0:
                 if accelerator.is_main_process:
-                    CONSOLE.print(f"[yellow]--max-seconds {config.max_seconds:g}: stopping at step {step} of {config.steps}")
+                    CONSOLE.print(
+                        f"[yellow]--max-seconds {config.max_seconds:g}: stopping at step {step} of {config.steps}"
+                    )
                 break
             if step % config.checkpoint_every == 0 and step < config.steps:
                 accelerator.wait_for_everyone()
                 if accelerator.is_main_process:
                     # Log first: a resume keeps the rows up to its checkpoint's step, so a crash in between loses none.
                     write_json_atomic(output / LOG_FILE, {**header, "steps": log}, indent=1)
-                    save_checkpoint(output=output, step=step, refiner=accelerator.unwrap_model(model),
-                                    optimizer=optimizer.optimizer, keep=config.keep_checkpoints)
+                    save_checkpoint(
+                        output=output,
+                        step=step,
+                        refiner=accelerator.unwrap_model(model),
+                        optimizer=optimizer.optimizer,
+                        keep=config.keep_checkpoints,
+                    )
 
     accelerator.wait_for_everyone()
     final = accelerator.unwrap_model(model)
     if accelerator.is_main_process:
-        save_checkpoint(output=output, step=step, refiner=final, optimizer=optimizer.optimizer, keep=config.keep_checkpoints)
+        save_checkpoint(
+            output=output, step=step, refiner=final, optimizer=optimizer.optimizer, keep=config.keep_checkpoints
+        )
         save_refiner(final, output / REFINER_DIR)
         write_json_atomic(output / LOG_FILE, {**header, "steps_done": step, "steps": log}, indent=1)
         CONSOLE.print(f"wrote {output / REFINER_DIR} (step {step}) and {output / LOG_FILE}")

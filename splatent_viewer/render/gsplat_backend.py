@@ -149,7 +149,11 @@ def rasterize_projected_gsplat(
 
 
 def sh_gsplat(
-    *, degree: int, coeffs: Float[Tensor, "*batch K 3"], dirs: Float[Tensor, "*batch 3"], masks: Bool[Tensor, "*batch"] | None
+    *,
+    degree: int,
+    coeffs: Float[Tensor, "*batch K 3"],
+    dirs: Float[Tensor, "*batch 3"],
+    masks: Bool[Tensor, "*batch"] | None,
 ) -> Float[Tensor, "*batch 3"]:
     """gsplat's fused SH kernel (``spherical_harmonics``), offset and clamped as ``rasterization`` does: the colours
     of :func:`splatent_viewer.splats.sh.eval_sh` (0.5 where ``masks`` is False)."""

@@ -46,9 +46,7 @@ def quat_to_rotmat(quats: Float[Tensor, "*batch 4"]) -> Float[Tensor, "*batch 3 
     return torch.stack(rows, dim=-1).reshape(*quats.shape[:-1], 3, 3)
 
 
-def covariance_from_quat_scale(
-    quats: Float[Tensor, "N 4"], scales: Float[Tensor, "N 3"]
-) -> Float[Tensor, "N 3 3"]:
+def covariance_from_quat_scale(quats: Float[Tensor, "N 4"], scales: Float[Tensor, "N 3"]) -> Float[Tensor, "N 3 3"]:
     """World-space covariance ``(R S)(R S)^T``."""
     M = quat_to_rotmat(quats) * scales[..., None, :]
     return M @ M.transpose(-1, -2)
@@ -96,9 +94,7 @@ def project_gaussians(
     ty = z_safe * torch.clamp(y * rz, min=-lim_y_neg, max=lim_y_pos)
 
     zero = torch.zeros_like(rz)
-    J = torch.stack(
-        [fx * rz, zero, -fx * tx * rz2, zero, fy * rz, -fy * ty * rz2], dim=-1
-    ).reshape(*rz.shape, 2, 3)
+    J = torch.stack([fx * rz, zero, -fx * tx * rz2, zero, fy * rz, -fy * ty * rz2], dim=-1).reshape(*rz.shape, 2, 3)
     cov2d = J @ covar_c @ J.transpose(-1, -2)  # [C, N, 2, 2]
     means2d = torch.stack([fx * x * rz + cx, fy * y * rz + cy], dim=-1)  # [C, N, 2]
 
@@ -116,9 +112,7 @@ def project_gaussians(
         v1 = half_tr + torch.sqrt(torch.clamp(half_tr * half_tr - det, min=0.01))
         radius = torch.ceil(3.0 * torch.sqrt(v1))
         mx, my = means2d[..., 0], means2d[..., 1]
-        inside = ~(
-            (mx + radius <= 0) | (mx - radius >= width) | (my + radius <= 0) | (my - radius >= height)
-        )
+        inside = ~((mx + radius <= 0) | (mx - radius >= width) | (my + radius <= 0) | (my - radius >= height))
         valid = depth_ok & det_ok & (radius > radius_clip) & inside
         # CUDA's float -> int32 conversion saturates; keep that instead of overflowing.
         radius = torch.clamp(radius, max=float(2**30))

@@ -85,18 +85,37 @@ def project_screen(
     with OpenCV world-to-camera ``viewmats`` and pixel ``Ks``, as :func:`~splatent_viewer.render.rasterize.rasterize`
     does before compositing."""
     which = resolve_backend(backend, means.device)
-    kwargs: dict[str, Any] = dict(means=means, quats=quats, scales=scales, viewmats=viewmats, Ks=Ks, width=int(width),
-                                  height=int(height), near_plane=near_plane, far_plane=far_plane, eps2d=eps2d,
-                                  radius_clip=radius_clip)
+    kwargs: dict[str, Any] = dict(
+        means=means,
+        quats=quats,
+        scales=scales,
+        viewmats=viewmats,
+        Ks=Ks,
+        width=int(width),
+        height=int(height),
+        near_plane=near_plane,
+        far_plane=far_plane,
+        eps2d=eps2d,
+        radius_clip=radius_clip,
+    )
     if which == "gsplat":
         means2d, conics, depths, radii = project_gsplat(**kwargs)
     else:
         proj = project_gaussians(**kwargs)
         means2d, conics, depths, radii = proj.means2d, proj.conics, proj.depths, proj.radii
     C, N = radii.shape
-    return ScreenGaussians(means2d=means2d, conics=conics, depths=depths, radii=radii,
-                           opacities=opacities.expand(C, N), width=int(width), height=int(height), eps2d=eps2d,
-                           radius_clip=radius_clip, backend=which)
+    return ScreenGaussians(
+        means2d=means2d,
+        conics=conics,
+        depths=depths,
+        radii=radii,
+        opacities=opacities.expand(C, N),
+        width=int(width),
+        height=int(height),
+        eps2d=eps2d,
+        radius_clip=radius_clip,
+        backend=which,
+    )
 
 
 def downscale_screen(screen: ScreenGaussians, *, downscale: float, width: int, height: int) -> ScreenGaussians:
@@ -147,10 +166,19 @@ def rasterize_screen(
 
     ``absgrad`` (gsplat only, for ``DefaultStrategy(absgrad=True)``) sets ``screen.means2d.absgrad`` in backward.
     """
-    kwargs: dict[str, Any] = dict(means2d=screen.means2d, conics=screen.conics, depths=screen.depths,
-                                  radii=screen.radii, opacities=screen.opacities, features=features,
-                                  width=screen.width, height=screen.height, tile_size=int(tile_size),
-                                  backgrounds=backgrounds, depth=depth)
+    kwargs: dict[str, Any] = dict(
+        means2d=screen.means2d,
+        conics=screen.conics,
+        depths=screen.depths,
+        radii=screen.radii,
+        opacities=screen.opacities,
+        features=features,
+        width=screen.width,
+        height=screen.height,
+        tile_size=int(tile_size),
+        backgrounds=backgrounds,
+        depth=depth,
+    )
     if screen.backend == "gsplat":
         feats, expected_depth, alpha, info = rasterize_projected_gsplat(**kwargs, absgrad=absgrad)
     else:

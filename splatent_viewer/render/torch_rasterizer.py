@@ -279,9 +279,7 @@ def _candidates(table: Tensor, idx: Tensor, origin: Tensor, centres: Tensor) -> 
 
 
 @torch.no_grad()
-def _contributing_pairs(
-    table: Tensor, idx: Tensor, origin: Tensor, block_size: int
-) -> tuple[Tensor, Tensor, Tensor]:
+def _contributing_pairs(table: Tensor, idx: Tensor, origin: Tensor, block_size: int) -> tuple[Tensor, Tensor, Tensor]:
     """The (pixel, Gaussian) pairs that contribute, front to back, pixel-major then depth order.
 
     ``idx`` [t, K] holds each block's depth-sorted table columns (padding -> inert column);

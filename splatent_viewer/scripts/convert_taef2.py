@@ -38,9 +38,7 @@ def _convert_one(src: Path, dst: Path, name: str, build) -> None:
     from safetensors.torch import save_file
 
     if not src.is_file():
-        raise SplatentError(
-            f"{src} is missing; pass --src the folder holding taef2_encoder.pth and taef2_decoder.pth."
-        )
+        raise SplatentError(f"{src} is missing; pass --src the folder holding taef2_encoder.pth and taef2_decoder.pth.")
     try:
         state = torch.load(src, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unpickling failure means a bad file

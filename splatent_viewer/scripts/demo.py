@@ -96,8 +96,10 @@ class DemoConfig:
 
     def interrupted_message(self) -> str:
         """What Ctrl+C leaves behind (printed by the CLI): every file is written whole (temp file + rename)."""
-        return (f"{self.output_dir} keeps the files finished so far (splats + references once training has ended); "
-                "none is half-written")
+        return (
+            f"{self.output_dir} keeps the files finished so far (splats + references once training has ended); "
+            "none is half-written"
+        )
 
 
 def _to_uint8(img: torch.Tensor) -> np.ndarray:
@@ -134,66 +136,117 @@ def main(config: DemoConfig) -> dict:
         trainer_cfg.strategy.refine_stop_iter = trainer_cfg.steps // 2
     video_frames = config.video_frames if config.video_frames is not None else (32 if on_cpu else 120)
     trainer_cfg.seed = config.seed
-    workers = config.render_workers if config.render_workers is not None else (
-        min(2, torch.get_num_threads()) if on_cpu else 1)
+    workers = (
+        config.render_workers
+        if config.render_workers is not None
+        else (min(2, torch.get_num_threads()) if on_cpu else 1)
+    )
 
     codec = config.codec.setup(device=device, dtype=torch.float32)
     scene = load_scene(config.scene, size_multiple=codec.downscale, fit=config.fit)
-    CONSOLE.print(f"[bold]scene[/] {config.scene} ({len(scene.split_indices['train'])} train / "
-                  f"{len(scene.split_indices['val'])} held-out views) · [bold]codec[/] {codec.name} "
-                  f"({codec.latent_channels} ch, /{codec.downscale}) · [bold]device[/] {device}")
+    CONSOLE.print(
+        f"[bold]scene[/] {config.scene} ({len(scene.split_indices['train'])} train / "
+        f"{len(scene.split_indices['val'])} held-out views) · [bold]codec[/] {codec.name} "
+        f"({codec.latent_channels} ch, /{codec.downscale}) · [bold]device[/] {device}"
+    )
 
     # The training views are encoded once: the trainer's targets and the refiner's reference bank. The
     # refiner loads meanwhile, and a bad --refiner fails here, before the minutes of training. So does
     # torch._dynamo, which torch.optim imports on the first optimizer (~2.5 s on the 2-core CPU).
     train_indices = scene.split_indices["train"].tolist()
     with ThreadPoolExecutor(1, thread_name_prefix="splatent-preload") as loader:
-        refiner = loader.submit(load_refiner_for, config.refiner, codec=codec, device=device,
-                                dtype=torch.float16 if device.type == "cuda" else torch.float32)
+        refiner = loader.submit(
+            load_refiner_for,
+            config.refiner,
+            codec=codec,
+            device=device,
+            dtype=torch.float16 if device.type == "cuda" else torch.float32,
+        )
         loader.submit(importlib.import_module, "torch._dynamo")
         with CONSOLE.status(f"encoding {len(train_indices)} training views"):
-            train_latents = encode_views(scene=scene, indices=train_indices, codec=codec, device=device,
-                                         cache=LatentCache(codec_name=codec.name, root=config.latent_cache_dir))
+            train_latents = encode_views(
+                scene=scene,
+                indices=train_indices,
+                codec=codec,
+                device=device,
+                cache=LatentCache(codec_name=codec.name, root=config.latent_cache_dir),
+            )
         refiner = refiner.result()
     phases.done("load_and_encode")
 
-    result = train_latent_splats(scene=scene, codec=codec, config=trainer_cfg, device=device,
-                                 train_latents=train_latents)
+    result = train_latent_splats(
+        scene=scene, codec=codec, config=trainer_cfg, device=device, train_latents=train_latents
+    )
     params = result.params
     phases.done("train")
     config.output_dir.mkdir(parents=True, exist_ok=True)
-    bank = ReferenceBank.from_latents(c2w=scene.camera_to_worlds[train_indices].to(device),
-                                      Ks=scene.Ks[train_indices].to(device), latents=train_latents,
-                                      downscale=codec.downscale)
-    save_trained_run(output_dir=config.output_dir, params=params, codec=codec, sh_degree=result.sh_degree,
-                     references=bank, scene_path=config.scene, train_indices=train_indices,
-                     extra={"steps": trainer_cfg.steps})
-    trained = TrainedScene(params=params, codec=codec, sh_degree=result.sh_degree, references=bank, refiner=refiner,
-                           latent_background=None, name=config.output_dir.name, source=config.output_dir, device=device)
+    bank = ReferenceBank.from_latents(
+        c2w=scene.camera_to_worlds[train_indices].to(device),
+        Ks=scene.Ks[train_indices].to(device),
+        latents=train_latents,
+        downscale=codec.downscale,
+    )
+    save_trained_run(
+        output_dir=config.output_dir,
+        params=params,
+        codec=codec,
+        sh_degree=result.sh_degree,
+        references=bank,
+        scene_path=config.scene,
+        train_indices=train_indices,
+        extra={"steps": trainer_cfg.steps},
+    )
+    trained = TrainedScene(
+        params=params,
+        codec=codec,
+        sh_degree=result.sh_degree,
+        references=bank,
+        refiner=refiner,
+        latent_background=None,
+        name=config.output_dir.name,
+        source=config.output_dir,
+        device=device,
+    )
     generic: list[dict] = []
     if config.adapt and refiner is not None:
         # The generic refiner's held-out numbers first, then the scene-adapted refiner's (trained on training views only).
-        generic = [ev.metrics for ev in evaluate_views(scene=scene, indices=scene.split_indices["val"].tolist(),
-                                                       trained=trained, workers=workers)]
-        settings = config.adaptation if config.refiner == "embedded" else replace(config.adaptation, refiner=config.refiner)
-        adapted = adapt_to_scene(scene=scene, train_views=train_indices, codec=codec, run=config.output_dir,
-                                 config=settings, device=device)
-        trained.refiner = load_refiner_for(adapted.refiner, codec=codec, device=device,
-                                           dtype=torch.float16 if device.type == "cuda" else torch.float32)
+        generic = [
+            ev.metrics
+            for ev in evaluate_views(
+                scene=scene, indices=scene.split_indices["val"].tolist(), trained=trained, workers=workers
+            )
+        ]
+        settings = (
+            config.adaptation if config.refiner == "embedded" else replace(config.adaptation, refiner=config.refiner)
+        )
+        adapted = adapt_to_scene(
+            scene=scene, train_views=train_indices, codec=codec, run=config.output_dir, config=settings, device=device
+        )
+        trained.refiner = load_refiner_for(
+            adapted.refiner, codec=codec, device=device, dtype=torch.float16 if device.type == "cuda" else torch.float32
+        )
         phases.done("adapt")
 
     # Held-out evaluation: decoded latent render vs RGB splats vs the codec's own round trip.
     rows, panels = [], None
-    evaluations = evaluate_views(scene=scene, indices=scene.split_indices["val"].tolist(), trained=trained,
-                                 workers=workers)
-    for ev in track(evaluations, total=len(scene.split_indices["val"]), description="evaluating held-out views",
-                    console=CONSOLE):
+    evaluations = evaluate_views(
+        scene=scene, indices=scene.split_indices["val"].tolist(), trained=trained, workers=workers
+    )
+    for ev in track(
+        evaluations, total=len(scene.split_indices["val"]), description="evaluating held-out views", console=CONSOLE
+    ):
         rows.append(ev.metrics)
         if panels is None:
-            panels = torch.cat([ev.ground_truth, ev.roundtrip, ev.decoded]
-                               + ([ev.enhanced] if ev.enhanced is not None else []) + [ev.rgb], dim=1)
+            panels = torch.cat(
+                [ev.ground_truth, ev.roundtrip, ev.decoded]
+                + ([ev.enhanced] if ev.enhanced is not None else [])
+                + [ev.rgb],
+                dim=1,
+            )
     if panels is None:
-        CONSOLE.print("[yellow]the scene has no held-out views (nerfstudio's 90/10 split left none): skipping evaluation")
+        CONSOLE.print(
+            "[yellow]the scene has no held-out views (nerfstudio's 90/10 split left none): skipping evaluation"
+        )
     else:
         image = Image.fromarray(_to_uint8(panels))
         write_atomic(config.output_dir / "compare.png", lambda tmp: image.save(tmp, format="PNG"))
@@ -210,17 +263,30 @@ def main(config: DemoConfig) -> dict:
         assert f.decoded is not None and f.rgb is not None
         return _to_uint8(torch.cat([f.decoded] + ([f.enhanced] if f.enhanced is not None else []) + [f.rgb], dim=1))
 
-    frames = track(threaded_map(frame, path, workers=workers), total=len(path), description="rendering orbit video",
-                   console=CONSOLE)
+    frames = track(
+        threaded_map(frame, path, workers=workers),
+        total=len(path),
+        description="rendering orbit video",
+        console=CONSOLE,
+    )
     n_frames = write_mp4(frames=frames, path=config.output_dir / "orbit.mp4", fps=config.fps)
     phases.done("video")
 
     mean = mean_metrics(rows)
-    metrics = {"scene": str(config.scene), "codec": codec.name, "device": str(device), "steps": trainer_cfg.steps,
-               "num_gaussians": int(params["means"].shape[0]), "mean": mean, "views": rows,
-               **({"generic_refiner_mean": mean_metrics(generic)} if generic else {}),
-               "video_frames": n_frames, "seconds": time.perf_counter() - t_start, "phase_seconds": phases.seconds,
-               "render_workers": workers}
+    metrics = {
+        "scene": str(config.scene),
+        "codec": codec.name,
+        "device": str(device),
+        "steps": trainer_cfg.steps,
+        "num_gaussians": int(params["means"].shape[0]),
+        "mean": mean,
+        "views": rows,
+        **({"generic_refiner_mean": mean_metrics(generic)} if generic else {}),
+        "video_frames": n_frames,
+        "seconds": time.perf_counter() - t_start,
+        "phase_seconds": phases.seconds,
+        "render_workers": workers,
+    }
     write_json_atomic(config.output_dir / "metrics.json", metrics)
 
     if not rows:
@@ -239,8 +305,10 @@ def main(config: DemoConfig) -> dict:
     table.add_row("RGB splats", f"{mean['rgb_psnr']:.2f}", f"{mean['rgb_ssim']:.3f}")
     table.add_row(f"{codec.name} round trip of the ground truth (ceiling)", f"{mean['codec_psnr']:.2f}", "")
     CONSOLE.print(table)
-    CONSOLE.print(f"wrote {config.output_dir}/{{splats.safetensors, references.safetensors, metrics.json, compare.png, orbit.mp4}} "
-                  f"in {metrics['seconds']:.0f} s")
+    CONSOLE.print(
+        f"wrote {config.output_dir}/{{splats.safetensors, references.safetensors, metrics.json, compare.png, orbit.mp4}} "
+        f"in {metrics['seconds']:.0f} s"
+    )
     return metrics
 
 

@@ -99,7 +99,9 @@ class _GeneratedPath(_RenderOptions):
         if self.num_frames is not None:
             n = self.num_frames
         else:
-            n = round((self.export.fps or DEFAULT_FPS) * (self.seconds if self.seconds is not None else default_seconds))
+            n = round(
+                (self.export.fps or DEFAULT_FPS) * (self.seconds if self.seconds is not None else default_seconds)
+            )
         if n < 1:
             raise SplatentError(f"The path would have {n} frames; pass --num-frames N (N >= 1) or a longer --seconds.")
         return n
@@ -114,8 +116,12 @@ class _GeneratedPath(_RenderOptions):
         width, height, _ = self._size(scene)
         n = c2ws.shape[0]
         fovs = torch.as_tensor(fovs, dtype=torch.float64).expand(n)
-        return CameraPath(c2ws=c2ws.float(), Ks=intrinsics_for_fov(fov=fovs, width=width, height=height).float(),
-                          width=width, height=height)
+        return CameraPath(
+            c2ws=c2ws.float(),
+            Ks=intrinsics_for_fov(fov=fovs, width=width, height=height).float(),
+            width=width,
+            height=height,
+        )
 
 
 @dataclass
@@ -131,8 +137,13 @@ class OrbitCommand(_GeneratedPath):
 
     def cameras(self, scene: TrainedScene) -> CameraPath:
         train = scene.references.c2w.detach().cpu().double()
-        c2ws = orbit_path(train_c2ws=train, num_frames=self._num_frames(5.0), radius_scale=self.radius_scale,
-                          elevation_offset=self.elevation, turns=self.turns)
+        c2ws = orbit_path(
+            train_c2ws=train,
+            num_frames=self._num_frames(5.0),
+            radius_scale=self.radius_scale,
+            elevation_offset=self.elevation,
+            turns=self.turns,
+        )
         return self._path(scene, c2ws, self._size(scene)[2])
 
 
@@ -157,11 +168,19 @@ class SpiralCommand(_GeneratedPath):
         if idx is None:
             idx = int((centres - centres.mean(0)).norm(dim=-1).argmin())
         if not 0 <= idx < train.shape[0]:
-            raise SplatentError(f"--camera-index {idx} is out of range: the scene has {train.shape[0]} training cameras.")
+            raise SplatentError(
+                f"--camera-index {idx} is out of range: the scene has {train.shape[0]} training cameras."
+            )
         scale = bank.scene_scale
         target = look_target(c2w=train[idx], focus=scene_focus(train), min_distance=0.5 * scale)
-        c2ws = spiral_path(center_c2w=train[idx], focus=target, num_frames=self._num_frames(4.0),
-                           radius=self.radius * scale, rotations=self.rotations, zrate=self.zrate)
+        c2ws = spiral_path(
+            center_c2w=train[idx],
+            focus=target,
+            num_frames=self._num_frames(4.0),
+            radius=self.radius * scale,
+            rotations=self.rotations,
+            zrate=self.zrate,
+        )
         h = int(bank.sizes[idx][0])
         return self._path(scene, c2ws, vertical_fov(K=bank.Ks[idx].cpu(), height=h))
 
@@ -181,8 +200,9 @@ class InterpolateCommand(_GeneratedPath):
         order = list(range(train.shape[0])) if self.order == "scene" else nearest_neighbour_order(train)
         fovs = torch.tensor([vertical_fov(K=bank.Ks[i].cpu(), height=int(bank.sizes[i][0])) for i in order])
         # Default length: half a second per training camera, as ns-render's 10 steps per transition at 20 fps.
-        c2ws, fov = interpolate_path(keyframes=train[order], num_frames=self._num_frames(0.5 * len(order)),
-                                     fovs=fovs, closed=self.loop)
+        c2ws, fov = interpolate_path(
+            keyframes=train[order], num_frames=self._num_frames(0.5 * len(order)), fovs=fovs, closed=self.loop
+        )
         assert fov is not None  # given fovs, the path interpolates them
         return self._path(scene, c2ws, fov)
 
@@ -221,14 +241,18 @@ Command = Union[
 
 def _summary(result: ExportResult) -> Table:
     table = Table(title=f"{result.output} ({result.mode})", show_header=False)
-    table.add_row("frames", f"{result.frames} at {result.width}x{result.height}, {result.fps:g} fps ({result.seconds:.1f} s)")
+    table.add_row(
+        "frames", f"{result.frames} at {result.width}x{result.height}, {result.fps:g} fps ({result.seconds:.1f} s)"
+    )
     if result.decoder:
         table.add_row("decoder", result.decoder)
     table.add_row("render time", f"{result.wall_seconds:.1f} s ({result.fps_achieved:.2f} frames/s)")
     for stream, value in result.flicker.items():
         table.add_row(f"flicker {stream}", f"{value:.4f} (mean |Δ| of consecutive frames, [0, 1])")
     if result.reference_switches is not None:
-        table.add_row("reference switches", f"{result.reference_switches} (plain nearest: {result.nearest_reference_switches})")
+        table.add_row(
+            "reference switches", f"{result.reference_switches} (plain nearest: {result.nearest_reference_switches})"
+        )
     return table
 
 
@@ -247,15 +271,26 @@ def main(command: _RenderOptions) -> ExportResult:
     if command.width or command.height:
         if not isinstance(command, CameraPathCommand):
             cameras = cameras.resized(width=command.width or cameras.width, height=command.height or cameras.height)
-    rounded, note = round_to_multiple(cameras, multiple=scene.codec.downscale)  # the export rounds it too (and records the note)
+    rounded, note = round_to_multiple(
+        cameras, multiple=scene.codec.downscale
+    )  # the export rounds it too (and records the note)
     if note:
         CONSOLE.print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
     decoder = "" if export.mode == "rgb" else f"[bold]decoder[/] {escape(describe_codec(scene.codec))} · "
-    CONSOLE.print(f"[bold]scene[/] {escape(str(scene_config.load_config))} · [bold]{len(rounded)} frames[/] "
-                  f"{rounded.width}x{rounded.height} · [bold]mode[/] {export.mode} · {decoder}[bold]device[/] {device}",
-                  soft_wrap=True)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[fps]:.2f} frames/s"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+    CONSOLE.print(
+        f"[bold]scene[/] {escape(str(scene_config.load_config))} · [bold]{len(rounded)} frames[/] "
+        f"{rounded.width}x{rounded.height} · [bold]mode[/] {export.mode} · {decoder}[bold]device[/] {device}",
+        soft_wrap=True,
+    )
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[fps]:.2f} frames/s"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=CONSOLE) as progress:
         task = progress.add_task("rendering", total=len(cameras), fps=0.0)
 
@@ -266,8 +301,14 @@ def main(command: _RenderOptions) -> ExportResult:
         result = export_flythrough(scene=scene, cameras=cameras, config=export, progress_callback=on_frame)
     if command.save_camera_path is not None:
         fov = [math.degrees(vertical_fov(K=K, height=rounded.height)) for K in rounded.Ks]
-        write_nerfstudio_camera_path(path=command.save_camera_path, c2ws=rounded.c2ws, fov_degrees=torch.tensor(fov),
-                                     width=rounded.width, height=rounded.height, seconds=result.seconds)
+        write_nerfstudio_camera_path(
+            path=command.save_camera_path,
+            c2ws=rounded.c2ws,
+            fov_degrees=torch.tensor(fov),
+            width=rounded.width,
+            height=rounded.height,
+            seconds=result.seconds,
+        )
     CONSOLE.print(_summary(result))
     if result.stats_path is not None:
         CONSOLE.print(f"wrote {escape(str(result.output))} and {escape(str(result.stats_path))}", soft_wrap=True)
@@ -276,7 +317,9 @@ def main(command: _RenderOptions) -> ExportResult:
 
 def entrypoint() -> None:
     """CLI entry point."""
-    command = tyro.cli(Command, description="splatent-render: flythrough videos or PNG frames of a trained scene (like ns-render).")
+    command = tyro.cli(
+        Command, description="splatent-render: flythrough videos or PNG frames of a trained scene (like ns-render)."
+    )
     exit_on_error(main, command)
 
 

@@ -1,7 +1,7 @@
 """``splatent-viewer``: browse a trained latent-splat scene (decoded, enhanced, split, RGB, latent, depth).
 
-    splatent-viewer --load-config outputs/<name>/splatent/<timestamp>/config.yml
-    splatent-viewer --load-config outputs/demo --refiner outputs/refiner
+splatent-viewer --load-config outputs/<name>/splatent/<timestamp>/config.yml
+splatent-viewer --load-config outputs/demo --refiner outputs/refiner
 """
 
 from __future__ import annotations
@@ -30,12 +30,20 @@ def start(config: ViewerConfig, *, console: Console = CONSOLE) -> ViewerApp:
     with console.status(escape(loading)):
         scene = config.scene.setup(device=device)
     app = ViewerApp(scene=scene, config=config)
-    refiner_text = "no refiner (decoded only)" if scene.refiner is None else f"refiner k={scene.refiner.config.num_references}"
-    console.print(f"[bold]splatent-viewer[/] {escape(scene.name)}: {scene.params['means'].shape[0]:,} Gaussians, "
-                  f"{escape(describe_codec(scene.codec))}, {refiner_text}, {device}", soft_wrap=True)
+    refiner_text = (
+        "no refiner (decoded only)" if scene.refiner is None else f"refiner k={scene.refiner.config.num_references}"
+    )
+    console.print(
+        f"[bold]splatent-viewer[/] {escape(scene.name)}: {scene.params['means'].shape[0]:,} Gaussians, "
+        f"{escape(describe_codec(scene.codec))}, {refiner_text}, {device}",
+        soft_wrap=True,
+    )
     if app.port_moved:
-        console.print(f"[yellow]port {config.port} is taken[/] (another viewer: a running ns-train's starts at 7007 "
-                      f"too); serving on port {app.port} instead", soft_wrap=True)
+        console.print(
+            f"[yellow]port {config.port} is taken[/] (another viewer: a running ns-train's starts at 7007 "
+            f"too); serving on port {app.port} instead",
+            soft_wrap=True,
+        )
     console.print(f"open [link={app.url}]{app.url}[/link]  (Ctrl+C to stop)", soft_wrap=True)
     return app
 

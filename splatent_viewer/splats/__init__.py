@@ -3,4 +3,12 @@
 from splatent_viewer.splats.params import SPLAT_KEYS, SplatParams, check_splats, init_splats
 from splatent_viewer.splats.render import render_rgb_and_latents, render_splats, sh_colors
 
-__all__ = ["SPLAT_KEYS", "SplatParams", "check_splats", "init_splats", "render_rgb_and_latents", "render_splats", "sh_colors"]
+__all__ = [
+    "SPLAT_KEYS",
+    "SplatParams",
+    "check_splats",
+    "init_splats",
+    "render_rgb_and_latents",
+    "render_splats",
+    "sh_colors",
+]

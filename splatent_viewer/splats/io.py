@@ -30,7 +30,9 @@ class SplatFile:
     """Free-form metadata (scene path, training settings)."""
 
 
-def save_splats(*, path: Path, params: dict[str, Tensor], codec: str, sh_degree: int, extra: dict | None = None) -> None:
+def save_splats(
+    *, path: Path, params: dict[str, Tensor], codec: str, sh_degree: int, extra: dict | None = None
+) -> None:
     """Writes ``path`` atomically (temp file + rename)."""
     check_splats(params, where=str(path))
     path = Path(path)
@@ -54,4 +56,6 @@ def load_splats(path: Path, *, device: torch.device | str = "cpu") -> SplatFile:
     if meta.get("format") != FORMAT:
         raise SplatentError(f"{path} is not a splatent splat file (format {meta.get('format')!r}).")
     check_splats(params, latent_channels=int(meta["latent_channels"]), where=str(path))
-    return SplatFile(params=params, codec=meta["codec"], sh_degree=int(meta["sh_degree"]), extra=json.loads(meta.get("extra", "{}")))
+    return SplatFile(
+        params=params, codec=meta["codec"], sh_degree=int(meta["sh_degree"]), extra=json.loads(meta.get("extra", "{}"))
+    )

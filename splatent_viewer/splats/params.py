@@ -91,7 +91,9 @@ def check_splats(params: SplatParams, *, latent_channels: int | None = None, whe
     """Validates keys and shapes; returns N. ``where`` names the source (e.g. a checkpoint path)."""
     missing = [k for k in SPLAT_KEYS if k not in params]
     if missing:
-        raise SplatentError(f"{where} lacks Gaussian parameters {missing}; is it a splatent checkpoint (not splatfacto)?")
+        raise SplatentError(
+            f"{where} lacks Gaussian parameters {missing}; is it a splatent checkpoint (not splatfacto)?"
+        )
     n = params["means"].shape[0]
     for key in SPLAT_KEYS:
         if params[key].shape[0] != n:

@@ -114,15 +114,26 @@ def render_rgb_and_latents(
     ``DefaultStrategy`` densifies on; ``.absgrad`` with ``absgrad``, gsplat only) holds the RGB render's screen-space
     gradient only, as with two separate projections, while both renders' gradients reach the means.
     """
-    screen = project_screen(means=params["means"], quats=params["quats"], scales=torch.exp(params["scales"]),
-                            opacities=torch.sigmoid(params["opacities"]).squeeze(-1), viewmats=viewmats, Ks=Ks,
-                            width=width, height=height, backend=backend)
-    colors = sh_colors(params=params, viewmats=viewmats, sh_degree=sh_degree, masks=screen.radii > 0,
-                       backend=screen.backend)
+    screen = project_screen(
+        means=params["means"],
+        quats=params["quats"],
+        scales=torch.exp(params["scales"]),
+        opacities=torch.sigmoid(params["opacities"]).squeeze(-1),
+        viewmats=viewmats,
+        Ks=Ks,
+        width=width,
+        height=height,
+        backend=backend,
+    )
+    colors = sh_colors(
+        params=params, viewmats=viewmats, sh_degree=sh_degree, masks=screen.radii > 0, backend=screen.backend
+    )
     rgb_screen = replace(screen, means2d=screen.means2d.clone())  # the densification gradient's tap
-    rgb = rasterize_screen(screen=rgb_screen, features=colors, backgrounds=rgb_backgrounds, depth=depth,
-                           absgrad=absgrad)
+    rgb = rasterize_screen(
+        screen=rgb_screen, features=colors, backgrounds=rgb_backgrounds, depth=depth, absgrad=absgrad
+    )
     latent_screen = downscale_screen(screen, downscale=latent_downscale, width=latent_width, height=latent_height)
-    latent = rasterize_screen(screen=latent_screen, features=params["latents"], backgrounds=latent_backgrounds,
-                              depth=False)
+    latent = rasterize_screen(
+        screen=latent_screen, features=params["latents"], backgrounds=latent_backgrounds, depth=False
+    )
     return rgb, latent

@@ -81,8 +81,10 @@ def create_optimizers(
 ) -> tuple[dict[str, torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler]:
     """One Adam per parameter group (as gsplat's strategies expect: group ``name`` = parameter name) and the means'
     exponential decay from ``lr.means`` to ``lr.means_final`` over ``steps`` (step it once per training step)."""
-    optimizers: dict[str, torch.optim.Optimizer] = {name: torch.optim.Adam([{"params": [params[name]], "lr": rate, "name": name}], eps=1e-15)
-                  for name, rate in lr.table(scene_scale=scene_scale).items()}
+    optimizers: dict[str, torch.optim.Optimizer] = {
+        name: torch.optim.Adam([{"params": [params[name]], "lr": rate, "name": name}], eps=1e-15)
+        for name, rate in lr.table(scene_scale=scene_scale).items()
+    }
     gamma = (lr.means_final / lr.means) ** (1.0 / max(steps, 1))
     return optimizers, torch.optim.lr_scheduler.ExponentialLR(optimizers["means"], gamma=gamma)
 
@@ -132,17 +134,40 @@ def render_step(
     lat_bg = None if latent_background is None else latent_background.to(params["latents"])[None]
     lat_w, lat_h = width // latent_downscale, height // latent_downscale
     if not rgb:
-        lat = render_splats(params=params, viewmats=viewmat, Ks=scale_intrinsics(K, 1.0 / latent_downscale),
-                            width=lat_w, height=lat_h, content="latent", backgrounds=lat_bg, depth=False)
+        lat = render_splats(
+            params=params,
+            viewmats=viewmat,
+            Ks=scale_intrinsics(K, 1.0 / latent_downscale),
+            width=lat_w,
+            height=lat_h,
+            content="latent",
+            backgrounds=lat_bg,
+            depth=False,
+        )
         return StepRender(rgb=None, alpha=None, depth=None, latent=lat.features[0].permute(2, 0, 1), info=lat.info)
     bg = None if rgb_background is None else rgb_background.to(params["means"])[None]
     out, lat = render_rgb_and_latents(
-        params=params, viewmats=viewmat, Ks=scale_intrinsics(K, 1.0 / rgb_downscale), width=width // rgb_downscale,
-        height=height // rgb_downscale, latent_width=lat_w, latent_height=lat_h,
-        latent_downscale=latent_downscale / rgb_downscale, sh_degree=sh_degree, rgb_backgrounds=bg,
-        latent_backgrounds=lat_bg, depth=depth, absgrad=absgrad)
-    return StepRender(rgb=out.features[0].clamp(0.0, 1.0), alpha=out.alpha[0], depth=None if out.depth is None else out.depth[0],
-                      latent=lat.features[0].permute(2, 0, 1), info=out.info)
+        params=params,
+        viewmats=viewmat,
+        Ks=scale_intrinsics(K, 1.0 / rgb_downscale),
+        width=width // rgb_downscale,
+        height=height // rgb_downscale,
+        latent_width=lat_w,
+        latent_height=lat_h,
+        latent_downscale=latent_downscale / rgb_downscale,
+        sh_degree=sh_degree,
+        rgb_backgrounds=bg,
+        latent_backgrounds=lat_bg,
+        depth=depth,
+        absgrad=absgrad,
+    )
+    return StepRender(
+        rgb=out.features[0].clamp(0.0, 1.0),
+        alpha=out.alpha[0],
+        depth=None if out.depth is None else out.depth[0],
+        latent=lat.features[0].permute(2, 0, 1),
+        info=out.info,
+    )
 
 
 def step_losses(
@@ -176,11 +201,19 @@ def step_losses(
         pred, gt = render.rgb, image
         if mask is not None:
             pred, gt = pred * mask, gt * mask
-        losses["rgb_loss"] = loss.rgb_weight * l1_ssim_loss(pred.permute(2, 0, 1)[None], gt.permute(2, 0, 1)[None],
-                                                            ssim_lambda=ssim_lambda)
-    if loss.decoded_weight > 0 and decode is not None and full_image is not None and step % max(loss.decoded_every, 1) == 0:
+        losses["rgb_loss"] = loss.rgb_weight * l1_ssim_loss(
+            pred.permute(2, 0, 1)[None], gt.permute(2, 0, 1)[None], ssim_lambda=ssim_lambda
+        )
+    if (
+        loss.decoded_weight > 0
+        and decode is not None
+        and full_image is not None
+        and step % max(loss.decoded_every, 1) == 0
+    ):
         decoded = decode(render.latent[None]).float()[0].permute(1, 2, 0)
-        losses["decoded_loss"] = loss.decoded_weight * (decoded - full_image[: decoded.shape[0], : decoded.shape[1]]).abs().mean()
+        losses["decoded_loss"] = (
+            loss.decoded_weight * (decoded - full_image[: decoded.shape[0], : decoded.shape[1]]).abs().mean()
+        )
     return losses
 
 

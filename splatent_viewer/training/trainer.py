@@ -109,12 +109,18 @@ class TrainResult:
 
 def training_cameras(scene: Scene, views: list[int]) -> TrainingCameras:
     """The cameras of ``views`` of ``scene``, for :func:`~splatent_viewer.training.points.initial_points`."""
-    return TrainingCameras(c2w=scene.camera_to_worlds[views], Ks=scene.Ks[views], widths=scene.widths[views],
-                           heights=scene.heights[views])
+    return TrainingCameras(
+        c2w=scene.camera_to_worlds[views], Ks=scene.Ks[views], widths=scene.widths[views], heights=scene.heights[views]
+    )
 
 
 def encode_views(
-    *, scene: Scene, indices: list[int], codec: LatentCodec, device: torch.device | str, cache: LatentCache | None = None
+    *,
+    scene: Scene,
+    indices: list[int],
+    codec: LatentCodec,
+    device: torch.device | str,
+    cache: LatentCache | None = None,
 ) -> list[Float[Tensor, "C _h _w"]]:
     """Codec latents (float32, on ``device``) of the scene's views ``indices``, read from ``cache`` where it has
     them. Sizes must be multiples of the codec's downscale (``load_scene(..., size_multiple=codec.downscale)``)."""
@@ -128,9 +134,11 @@ def check_fitted(scene: Scene, indices: list[int], multiple: int) -> None:
     bad = [i for i in indices if int(scene.widths[i]) % multiple or int(scene.heights[i]) % multiple]
     if bad:
         i = bad[0]
-        raise SplatentError(f"{scene.root}: view {scene.image_paths[i].name} is {int(scene.widths[i])}x"
-                            f"{int(scene.heights[i])}, not a multiple of the codec's downscale {multiple}; load the scene "
-                            f"with load_scene(..., size_multiple={multiple}) (every splatent tool does).")
+        raise SplatentError(
+            f"{scene.root}: view {scene.image_paths[i].name} is {int(scene.widths[i])}x"
+            f"{int(scene.heights[i])}, not a multiple of the codec's downscale {multiple}; load the scene "
+            f"with load_scene(..., size_multiple={multiple}) (every splatent tool does)."
+        )
 
 
 def train_latent_splats(
@@ -172,16 +180,31 @@ def train_latent_splats(
     Ks = scene.Ks[train].to(device)
     full_images = [scene.load_image(i).to(device) for i in train]  # [H, W, 3] each
     d = config.rgb_downscale
-    images = full_images if d == 1 else \
-        [torch.nn.functional.avg_pool2d(im.permute(2, 0, 1)[None], d)[0].permute(1, 2, 0) for im in full_images]
+    images = (
+        full_images
+        if d == 1
+        else [torch.nn.functional.avg_pool2d(im.permute(2, 0, 1)[None], d)[0].permute(1, 2, 0) for im in full_images]
+    )
 
-    points, colors = initial_points(points=scene.load_points(), cameras=training_cameras(scene, train),
-                                    num_random=config.num_random, generator=generator)
-    raw = init_splats(points=points, colors=colors, latent_channels=codec.latent_channels, sh_degree=config.sh_degree,
-                      init_opacity=config.init_opacity, generator=generator)
+    points, colors = initial_points(
+        points=scene.load_points(),
+        cameras=training_cameras(scene, train),
+        num_random=config.num_random,
+        generator=generator,
+    )
+    raw = init_splats(
+        points=points,
+        colors=colors,
+        latent_channels=codec.latent_channels,
+        sh_degree=config.sh_degree,
+        init_opacity=config.init_opacity,
+        generator=generator,
+    )
     params = torch.nn.ParameterDict({k: torch.nn.Parameter(v.to(device)) for k, v in raw.items()})
     scene_scale = camera_scene_scale(scene.camera_to_worlds[train]) * 1.1
-    optimizers, means_decay = create_optimizers(params=params, lr=config.lr, scene_scale=scene_scale, steps=config.steps)
+    optimizers, means_decay = create_optimizers(
+        params=params, lr=config.lr, scene_scale=scene_scale, steps=config.steps
+    )
     strategy: DefaultStrategy | None = None
     state: dict[str, Any] = {}
     if config.densify:
@@ -191,9 +214,15 @@ def train_latent_splats(
 
     losses: list[Tensor] = []
     order = torch.randperm(len(train), generator=generator)
-    columns = (TextColumn("[bold]training latent splats"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-               TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[n]} Gaussians"),
-               TimeElapsedColumn(), TimeRemainingColumn())
+    columns = (
+        TextColumn("[bold]training latent splats"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("loss {task.fields[loss]:.4f}"),
+        TextColumn("{task.fields[n]} Gaussians"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, disable=not progress, transient=False) as bar:
         task = bar.add_task("train", total=config.steps, loss=math.nan, n=len(params["means"]))
         sh_degree = 0
@@ -203,10 +232,27 @@ def train_latent_splats(
                 order = torch.randperm(len(train), generator=generator)
             i = int(order[step % len(train)])
             width, height = sizes[i]
-            render = render_step(params=params, viewmat=viewmats[i : i + 1], K=Ks[i : i + 1], width=width, height=height,
-                                 latent_downscale=ds, sh_degree=sh_degree, rgb_downscale=d, rgb=config.loss.rgb_weight > 0)
-            terms = step_losses(render=render, image=images[i], target_latent=targets_latent[i], loss=config.loss,
-                                ssim_lambda=config.ssim_lambda, step=step, decode=codec.decode, full_image=full_images[i])
+            render = render_step(
+                params=params,
+                viewmat=viewmats[i : i + 1],
+                K=Ks[i : i + 1],
+                width=width,
+                height=height,
+                latent_downscale=ds,
+                sh_degree=sh_degree,
+                rgb_downscale=d,
+                rgb=config.loss.rgb_weight > 0,
+            )
+            terms = step_losses(
+                render=render,
+                image=images[i],
+                target_latent=targets_latent[i],
+                loss=config.loss,
+                ssim_lambda=config.ssim_lambda,
+                step=step,
+                decode=codec.decode,
+                full_image=full_images[i],
+            )
             loss = torch.stack(list(terms.values())).sum()
 
             if strategy is not None:

@@ -24,8 +24,12 @@ LOG = logging.getLogger(__name__)
 
 def camera_state(camera: viser.CameraHandle) -> CameraState:
     """A viser client's camera in our convention (a new pose: preview first)."""
-    return CameraState(c2w=viser_to_opengl_c2w(wxyz=camera.wxyz, position=camera.position), fov_y=float(camera.fov),
-                       aspect=float(camera.aspect), moving=True)
+    return CameraState(
+        c2w=viser_to_opengl_c2w(wxyz=camera.wxyz, position=camera.position),
+        fov_y=float(camera.fov),
+        aspect=float(camera.aspect),
+        moving=True,
+    )
 
 
 class ViewerApp:
@@ -44,8 +48,9 @@ class ViewerApp:
         self._retired: list[tuple[ClientSession, ViserClientView]] = []
         """Disconnected clients whose render thread or export may still run."""
         self._lock = threading.Lock()
-        self.server = viser.ViserServer(host=config.host, port=config.port, label=f"Splatent · {scene.name}",
-                                        verbose=False)
+        self.server = viser.ViserServer(
+            host=config.host, port=config.port, label=f"Splatent · {scene.name}", verbose=False
+        )
         self.server.on_client_connect(self._connect)
         self.server.on_client_disconnect(self._disconnect)
 
@@ -81,14 +86,20 @@ class ViewerApp:
             if holder:
                 holder[0].refresh()
 
-        gui = ViewerGui(gui=client.gui, defaults=self.defaults, has_refiner=self.scene.refiner is not None,
-                        max_references=max_references(self.scene), on_change=on_change)
+        gui = ViewerGui(
+            gui=client.gui,
+            defaults=self.defaults,
+            has_refiner=self.scene.refiner is not None,
+            max_references=max_references(self.scene),
+            on_change=on_change,
+        )
         frustums = CameraFrustums(scene=client.scene, bank=self.scene.references, thumbnail=self.renderer.thumbnail)
         view = ViserClientView(client=client, gui=gui, frustums=frustums)
         # One exporter per browser tab, in its own thread like the tab's render thread.
         view.export_panel = ExportPanel(gui=client.gui, scene=self.scene, output_dir=self.config.export_dir)
-        session = ClientSession(name=f"client-{client.client_id}", render=self.renderer.render, view=view,
-                                rest_delay=self.config.rest_delay)
+        session = ClientSession(
+            name=f"client-{client.client_id}", render=self.renderer.render, view=view, rest_delay=self.config.rest_delay
+        )
         holder.append(session)
         with self._lock:
             self._sessions[client.client_id] = (session, view)

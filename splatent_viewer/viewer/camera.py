@@ -49,7 +49,9 @@ def render_size(*, aspect: float, max_resolution: int, multiple: int) -> tuple[i
     if not (aspect > 0 and math.isfinite(aspect)):
         raise SplatentError(f"Camera aspect ratio must be positive, got {aspect}.")
     if max_resolution < multiple:
-        raise SplatentError(f"max resolution {max_resolution} is smaller than the codec's downscale {multiple}; raise it.")
+        raise SplatentError(
+            f"max resolution {max_resolution} is smaller than the codec's downscale {multiple}; raise it."
+        )
     if aspect >= 1.0:
         width, height = float(max_resolution), max_resolution / aspect
     else:

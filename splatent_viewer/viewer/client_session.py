@@ -44,8 +44,9 @@ class ClientView(Protocol):
 class ClientSession:
     """Owns one client's render thread (started on construction; :meth:`stop` joins it)."""
 
-    def __init__(self, *, name: str, render: RenderFn, view: ClientView, rest_delay: float = 0.2,
-                 preview: bool = True) -> None:
+    def __init__(
+        self, *, name: str, render: RenderFn, view: ClientView, rest_delay: float = 0.2, preview: bool = True
+    ) -> None:
         self.name = name
         self._render, self._view = render, view
         self._rest_delay, self._preview = rest_delay, preview
@@ -116,9 +117,13 @@ class ClientSession:
             timings["encode/send"] = (time.perf_counter() - t0) * 1e3
             height, width = out.image.shape[:2]
             mode = str(settings.mode)
-            self.stats.record(timings_ms=timings, size=(width, height), kind="preview" if preview else "full",
-                              mode="decoded" if preview and mode in ("enhanced", "split") else mode,
-                              references=out.references)
+            self.stats.record(
+                timings_ms=timings,
+                size=(width, height),
+                kind="preview" if preview else "full",
+                mode="decoded" if preview and mode in ("enhanced", "split") else mode,
+                references=out.references,
+            )
             if self.last_error is not None:
                 self.last_error = None
                 view.show_error(None)

@@ -52,15 +52,25 @@ def flythrough_path(*, scene: TrainedScene, kind: str, num_frames: int, max_side
     else:
         raise SplatentError(f"Unknown flythrough path {kind!r}; choose from {PATHS}.")
     fovs = torch.full((c2ws.shape[0],), fov, dtype=torch.float64)
-    return CameraPath(c2ws=c2ws.float(), Ks=intrinsics_for_fov(fov=fovs, width=width, height=height).float(),
-                      width=width, height=height)
+    return CameraPath(
+        c2ws=c2ws.float(),
+        Ks=intrinsics_for_fov(fov=fovs, width=width, height=height).float(),
+        width=width,
+        height=height,
+    )
 
 
 class ExportPanel:
     """GUI controls that start one export at a time in a background thread."""
 
-    def __init__(self, *, gui: viser.GuiApi, scene: TrainedScene, output_dir: Path,
-                 on_done: Callable[[ExportResult | None, str | None], None] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        gui: viser.GuiApi,
+        scene: TrainedScene,
+        output_dir: Path,
+        on_done: Callable[[ExportResult | None, str | None], None] | None = None,
+    ) -> None:
         self.scene = scene
         self._thread: threading.Thread | None = None
         self._cancel = threading.Event()
@@ -70,11 +80,15 @@ class ExportPanel:
             self.path = gui.add_dropdown("Path", options=PATHS, initial_value="orbit")
             self.mode = gui.add_dropdown("Mode", options=modes, initial_value=modes[-1])
             self.frames = gui.add_slider("Frames", min=8, max=600, step=8, initial_value=120)
-            self.resolution = gui.add_slider("Resolution", min=64, max=2048, step=64, initial_value=512,
-                                             hint="Longer side of the video")
+            self.resolution = gui.add_slider(
+                "Resolution", min=64, max=2048, step=64, initial_value=512, hint="Longer side of the video"
+            )
             self.fps = gui.add_slider("FPS", min=1, max=60, step=1, initial_value=int(DEFAULT_FPS))
-            self.output = gui.add_text("Output", initial_value=str(output_dir / ExportConfig().output.name),
-                                       hint=".mp4 for H.264, a folder name for PNG frames")
+            self.output = gui.add_text(
+                "Output",
+                initial_value=str(output_dir / ExportConfig().output.name),
+                hint=".mp4 for H.264, a folder name for PNG frames",
+            )
             self.button = gui.add_button("Export")
             self.progress = gui.add_progress_bar(0.0, visible=False, animated=True)
             self.status = gui.add_markdown("")
@@ -111,10 +125,17 @@ class ExportPanel:
 
     def export(self) -> ExportResult:
         """Runs the export with the panel's current values in this thread, updating the progress bar."""
-        cameras = flythrough_path(scene=self.scene, kind=str(self.path.value), num_frames=int(self.frames.value),
-                                  max_side=int(self.resolution.value))
-        config = ExportConfig(output=Path(self.output.value).expanduser(), mode=str(self.mode.value),  # type: ignore[arg-type]
-                              fps=float(self.fps.value))
+        cameras = flythrough_path(
+            scene=self.scene,
+            kind=str(self.path.value),
+            num_frames=int(self.frames.value),
+            max_side=int(self.resolution.value),
+        )
+        config = ExportConfig(
+            output=Path(self.output.value).expanduser(),
+            mode=str(self.mode.value),  # type: ignore[arg-type]
+            fps=float(self.fps.value),
+        )
 
         def progress(done: int, total: int) -> None:
             if self._cancel.is_set():

@@ -23,8 +23,14 @@ class CameraFrustums:
     reference images are shown; cached here).
     """
 
-    def __init__(self, *, scene: viser.SceneApi, bank: ReferenceBank, thumbnail: Callable[[int], np.ndarray],
-                 root: str = "/training_cameras") -> None:
+    def __init__(
+        self,
+        *,
+        scene: viser.SceneApi,
+        bank: ReferenceBank,
+        thumbnail: Callable[[int], np.ndarray],
+        root: str = "/training_cameras",
+    ) -> None:
         self._scene, self._bank, self._thumbnail, self._root = scene, bank, thumbnail, root
         self._scale = 0.08 * bank.scene_scale
         self._handles: dict[int, viser.CameraFrustumHandle] = {}
@@ -52,8 +58,14 @@ class CameraFrustums:
             image = self._thumbs[index]
         # Re-adding under the same name replaces the node (viser 0.2.7 frustums have no colour setter).
         self._handles[index] = self._scene.add_camera_frustum(
-            f"{self._root}/{index:04d}", fov=fov_y_of(K=bank.Ks[index].cpu(), height=height), aspect=width / height,
-            scale=self._scale, color=color, image=image, wxyz=wxyz, position=position,
+            f"{self._root}/{index:04d}",
+            fov=fov_y_of(K=bank.Ks[index].cpu(), height=height),
+            aspect=width / height,
+            scale=self._scale,
+            color=color,
+            image=image,
+            wxyz=wxyz,
+            position=position,
         )
 
     def update(self, *, visible: bool, highlighted: Sequence[int], images: bool) -> None:

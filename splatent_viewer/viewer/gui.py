@@ -65,36 +65,70 @@ class ViewerGui:
     thread) after any control changes.
     """
 
-    def __init__(self, *, gui: viser.GuiApi, defaults: ViewSettings, has_refiner: bool, max_references: int,
-                 on_change: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        *,
+        gui: viser.GuiApi,
+        defaults: ViewSettings,
+        has_refiner: bool,
+        max_references: int,
+        on_change: Callable[[], None],
+    ) -> None:
         self._defaults = defaults
         modes = available_modes(has_refiner=has_refiner)
         mode = defaults.mode if defaults.mode in modes else "decoded"
         max_refs = max(0, min(5, max_references))
         with gui.add_folder("Render"):
-            self.mode = gui.add_dropdown("Mode", options=modes, initial_value=mode,
-                                         hint="decoded latent · enhanced (refiner) · split · RGB splats · latent PCA · depth")
-            self.split = gui.add_slider("Split", min=0.0, max=1.0, step=0.01, initial_value=defaults.split_position,
-                                        visible=mode == "split", hint="Divider: decoded on the left, enhanced on the right")
-            self.references = gui.add_slider("References", min=0, max=max_refs, step=1,
-                                             initial_value=min(defaults.num_references or 0, max_refs),
-                                             hint="Nearest training views the refiner attends to")
-            self.max_resolution = gui.add_slider("Max resolution", min=64, max=2048, step=64,
-                                                 initial_value=defaults.max_resolution,
-                                                 hint="Longer side of the full-quality frame")
-            self.jpeg_quality = gui.add_slider("JPEG quality", min=10, max=100, step=5,
-                                               initial_value=defaults.jpeg_quality)
+            self.mode = gui.add_dropdown(
+                "Mode",
+                options=modes,
+                initial_value=mode,
+                hint="decoded latent · enhanced (refiner) · split · RGB splats · latent PCA · depth",
+            )
+            self.split = gui.add_slider(
+                "Split",
+                min=0.0,
+                max=1.0,
+                step=0.01,
+                initial_value=defaults.split_position,
+                visible=mode == "split",
+                hint="Divider: decoded on the left, enhanced on the right",
+            )
+            self.references = gui.add_slider(
+                "References",
+                min=0,
+                max=max_refs,
+                step=1,
+                initial_value=min(defaults.num_references or 0, max_refs),
+                hint="Nearest training views the refiner attends to",
+            )
+            self.max_resolution = gui.add_slider(
+                "Max resolution",
+                min=64,
+                max=2048,
+                step=64,
+                initial_value=defaults.max_resolution,
+                hint="Longer side of the full-quality frame",
+            )
+            self.jpeg_quality = gui.add_slider(
+                "JPEG quality", min=10, max=100, step=5, initial_value=defaults.jpeg_quality
+            )
         self.refiner_note = gui.add_markdown(
             "_No refiner loaded: enhanced and split modes are unavailable. Start with `--refiner PATH` "
             "(a folder from `splatent-refiner train`)._",
             visible=not has_refiner,
         )
         with gui.add_folder("Cameras"):
-            self.show_cameras = gui.add_checkbox("Training cameras", initial_value=defaults.show_cameras,
-                                                 hint="Frustums of the training views; references highlighted")
-            self.show_reference_images = gui.add_checkbox("Reference images",
-                                                          initial_value=defaults.show_reference_images,
-                                                          hint="Decoded reference latents on their frustums")
+            self.show_cameras = gui.add_checkbox(
+                "Training cameras",
+                initial_value=defaults.show_cameras,
+                hint="Frustums of the training views; references highlighted",
+            )
+            self.show_reference_images = gui.add_checkbox(
+                "Reference images",
+                initial_value=defaults.show_reference_images,
+                hint="Decoded reference latents on their frustums",
+            )
         with gui.add_folder("Stats"):
             self.stats = gui.add_markdown("Waiting for the first frame…")
         self.error = gui.add_markdown("", visible=False)
@@ -103,8 +137,15 @@ class ViewerGui:
             self.split.visible = self.mode.value == "split"
             on_change()
 
-        for handle in (self.mode, self.split, self.references, self.max_resolution, self.jpeg_quality,
-                       self.show_cameras, self.show_reference_images):
+        for handle in (
+            self.mode,
+            self.split,
+            self.references,
+            self.max_resolution,
+            self.jpeg_quality,
+            self.show_cameras,
+            self.show_reference_images,
+        ):
             handle.on_update(changed)
 
     def settings(self) -> ViewSettings:
@@ -132,4 +173,3 @@ class ViewerGui:
             return
         self.error.content = text
         self.error.visible = True
-

@@ -28,10 +28,21 @@ from splatent_viewer.errors import SplatentError
 
 BINARIES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
-    "--disable-quic", "--no-first-run", "--no-default-browser-check", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-extensions", "--mute-audio",
-    "--disable-dev-shm-usage", "--hide-scrollbars",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--use-angle=swiftshader",
+    "--enable-unsafe-swiftshader",
+    "--disable-quic",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-extensions",
+    "--mute-audio",
+    "--disable-dev-shm-usage",
+    "--hide-scrollbars",
 )
 
 
@@ -47,15 +58,26 @@ def find_chromium() -> str | None:
 class HeadlessChromium:
     """One headless browser with one page; use as a context manager."""
 
-    def __init__(self, *, width: int = 960, height: int = 640, binary: str | None = None, timeout: float = 30.0) -> None:
+    def __init__(
+        self, *, width: int = 960, height: int = 640, binary: str | None = None, timeout: float = 30.0
+    ) -> None:
         binary = binary or find_chromium()
         if binary is None:
-            raise SplatentError(f"No Chromium found (tried {', '.join(BINARIES)}); on Debian: apt-get install chromium.")
+            raise SplatentError(
+                f"No Chromium found (tried {', '.join(BINARIES)}); on Debian: apt-get install chromium."
+            )
         self._profile = Path(tempfile.mkdtemp(prefix="splatent-chromium-"))
         self._proc = subprocess.Popen(
-            [binary, *FLAGS, "--remote-debugging-port=0", f"--user-data-dir={self._profile}",
-             f"--window-size={width},{height}", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                binary,
+                *FLAGS,
+                "--remote-debugging-port=0",
+                f"--user-data-dir={self._profile}",
+                f"--window-size={width},{height}",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         self._ids = itertools.count(1)
         self._call_lock = threading.Lock()
@@ -67,7 +89,9 @@ class HeadlessChromium:
                 connect(self._page_ws_url(port, timeout), max_size=64 * 2**20, open_timeout=timeout)
             )
             self.call("Page.enable")
-            self.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
+            self.call(
+                "Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False
+            )
         except Exception:
             self.close()
             raise

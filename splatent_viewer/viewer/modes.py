@@ -84,8 +84,15 @@ def compose_split(
     return out
 
 
-def frame_image(*, frame: Frame, mode: Mode, preview: bool, image_size: tuple[int, int], split_position: float = 0.5,
-                pca: LatentPCA | None = None) -> UInt8[Tensor, "H W 3"]:
+def frame_image(
+    *,
+    frame: Frame,
+    mode: Mode,
+    preview: bool,
+    image_size: tuple[int, int],
+    split_position: float = 0.5,
+    pca: LatentPCA | None = None,
+) -> UInt8[Tensor, "H W 3"]:
     """The ``uint8`` HxWx3 image (on the render device) to show for ``frame`` rendered with
     :func:`outputs_for` ``(mode, preview)``.
 

@@ -75,8 +75,10 @@ class SceneRenderer:
         scene = self.scene
         if settings.mode is None or settings.num_references is None:  # initial values: the scene's defaults
             settings = settings.resolved(
-                has_refiner=scene.refiner is not None, max_references=max_references(scene),
-                refiner_references=scene.refiner.config.num_references if scene.refiner is not None else None)
+                has_refiner=scene.refiner is not None,
+                max_references=max_references(scene),
+                refiner_references=scene.refiner.config.num_references if scene.refiner is not None else None,
+            )
         mode, asked = settings.mode, settings.num_references
         assert mode is not None and asked is not None  # resolved above
         if mode in NEEDS_REFINER and scene.refiner is None:
@@ -88,11 +90,25 @@ class SceneRenderer:
         k = min(asked, max_references(scene))
         pca = self.pca() if mode == "latent" else None
         with self.lock:
-            frame = render_frame(scene=scene, c2w=camera.c2w, K=K, width=width, height=height, outputs=outputs,
-                                 num_references=k, time_stages=True)
+            frame = render_frame(
+                scene=scene,
+                c2w=camera.c2w,
+                K=K,
+                width=width,
+                height=height,
+                outputs=outputs,
+                num_references=k,
+                time_stages=True,
+            )
         t0 = time.perf_counter()
-        image = frame_image(frame=frame, mode=mode, preview=preview, image_size=(height, width),
-                            split_position=settings.split_position, pca=pca)
+        image = frame_image(
+            frame=frame,
+            mode=mode,
+            preview=preview,
+            image_size=(height, width),
+            split_position=settings.split_position,
+            pca=pca,
+        )
         timings = dict(frame.timings_ms)
         timings["compose"] = (time.perf_counter() - t0) * 1e3
         references = list(frame.references)
@@ -110,6 +126,11 @@ class SceneRenderer:
         h, w = img.shape[-2:]
         s = min(1.0, max_side / max(h, w))
         if s < 1.0:
-            img = torch.nn.functional.interpolate(img, size=(max(1, round(h * s)), max(1, round(w * s))),
-                                                  mode="bilinear", antialias=True, align_corners=False)
+            img = torch.nn.functional.interpolate(
+                img,
+                size=(max(1, round(h * s)), max(1, round(w * s))),
+                mode="bilinear",
+                antialias=True,
+                align_corners=False,
+            )
         return img[0].permute(1, 2, 0).mul(255).add(0.5).to(torch.uint8).cpu().numpy()

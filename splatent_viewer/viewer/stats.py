@@ -33,8 +33,16 @@ class FrameStats:
     """Reference indices of the last frame (the refiner's in enhanced/split, else the nearest training views)."""
     _times: deque = field(default_factory=deque)
 
-    def record(self, *, timings_ms: dict[str, float], size: tuple[int, int], kind: str, mode: str,
-               references: list[int], now: float | None = None) -> None:
+    def record(
+        self,
+        *,
+        timings_ms: dict[str, float],
+        size: tuple[int, int],
+        kind: str,
+        mode: str,
+        references: list[int],
+        now: float | None = None,
+    ) -> None:
         """Counts one frame sent."""
         now = time.perf_counter() if now is None else now
         self.sent += 1

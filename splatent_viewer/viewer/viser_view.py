@@ -53,8 +53,9 @@ class ViserClientView:
         self.gui.set_error(text)
 
     def show_references(self, *, references: list[int], settings: ViewSettings) -> None:
-        self.frustums.update(visible=settings.show_cameras, highlighted=references,
-                             images=settings.show_reference_images)
+        self.frustums.update(
+            visible=settings.show_cameras, highlighted=references, images=settings.show_reference_images
+        )
 
     @property
     def frames_sent(self) -> int:

@@ -18,7 +18,9 @@ def test_conversion_reproduces_shipped_weights(tmp_path):
     if not (src / "taef2_encoder.pth").is_file():
         pytest.skip(f"{src} is absent")
     main(src=src, dst=tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["LICENSE", DECODER_FILE, ENCODER_FILE])  # no temp files left
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["LICENSE", DECODER_FILE, ENCODER_FILE]
+    )  # no temp files left
     for name, pth in ((ENCODER_FILE, "taef2_encoder.pth"), (DECODER_FILE, "taef2_decoder.pth")):
         converted = load_file(str(tmp_path / name))
         original = torch.load(src / pth, map_location="cpu", weights_only=True)

@@ -57,7 +57,9 @@ def distorted_scene(scene_makers, tmp_path_factory):
 
     def get(model: str) -> Path:
         if model not in made:
-            made[model] = scene_makers.make_distorted_scene(tmp_path_factory.mktemp(f"distorted_{model.lower()}"), model=model)
+            made[model] = scene_makers.make_distorted_scene(
+                tmp_path_factory.mktemp(f"distorted_{model.lower()}"), model=model
+            )
         return made[model]
 
     return get

@@ -45,8 +45,14 @@ def write_image(path: Path, rgb: np.ndarray) -> None:
 
 def sample(image: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Bilinear samples of ``image`` at continuous pixel coordinates (pixel ``i`` covers [i, i + 1]); 0 outside."""
-    return cv2.remap(image, (u - 0.5).astype(np.float32), (v - 0.5).astype(np.float32), cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return cv2.remap(
+        image,
+        (u - 0.5).astype(np.float32),
+        (v - 0.5).astype(np.float32),
+        cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
+    )
 
 
 def pixel_grid(width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
@@ -109,12 +115,17 @@ def distort_image(image: np.ndarray, K: np.ndarray, coeffs: dict, model: str) ->
 
 # ----------------------------------------------------------------------------- scene folders
 
-OPENCV_COEFFS = ({"k1": -0.12, "k2": 0.03, "p1": 0.002, "p2": -0.0015}, {"k1": 0.08, "k2": -0.02, "p1": -0.001, "p2": 0.001})
+OPENCV_COEFFS = (
+    {"k1": -0.12, "k2": 0.03, "p1": 0.002, "p2": -0.0015},
+    {"k1": 0.08, "k2": -0.02, "p1": -0.001, "p2": 0.001},
+)
 """Two lenses (barrel, pincushion) with tangential terms, one per half of the frames."""
 FISHEYE_COEFFS = ({"k1": 0.05, "k2": -0.01, "k3": 0.004, "k4": -0.001},)
 
 
-def make_distorted_scene(root: Path, *, model: str = "OPENCV", frames: tuple[int, ...] = (0, 5, 11, 17, 23, 29)) -> Path:
+def make_distorted_scene(
+    root: Path, *, model: str = "OPENCV", frames: tuple[int, ...] = (0, 5, 11, 17, 23, 29)
+) -> Path:
     """nerfstudio-data folder of demo ``frames`` seen through distorting lenses (per-frame coefficients, cycling
     through :data:`OPENCV_COEFFS` or :data:`FISHEYE_COEFFS`), with train/val/test lists (val = test = the last two)
     and the demo's point cloud."""
@@ -163,8 +174,9 @@ def odd_size_view(k: int, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray
     return np.ascontiguousarray(image[:, x0 : x0 + size[0]]), K
 
 
-def make_odd_size_scene(root: Path, *, frames: tuple[int, ...] = (2, 9, 15, 21, 27),
-                        sizes: tuple[tuple[int, int], ...] = ODD_SIZES) -> Path:
+def make_odd_size_scene(
+    root: Path, *, frames: tuple[int, ...] = (2, 9, 15, 21, 27), sizes: tuple[tuple[int, int], ...] = ODD_SIZES
+) -> Path:
     """nerfstudio-data folder of demo ``frames`` at ``sizes`` (:data:`ODD_SIZES`, cycled; per-frame intrinsics and
     sizes), the last one held out (val = test)."""
     meta = demo_meta()
@@ -174,8 +186,18 @@ def make_odd_size_scene(root: Path, *, frames: tuple[int, ...] = (2, 9, 15, 21, 
         src = meta["frames"][k]
         image, K = odd_size_view(k, size)
         write_image(root / src["file_path"], image)
-        out_frames.append({"file_path": src["file_path"], "transform_matrix": src["transform_matrix"], "w": size[0], "h": size[1],
-                           "fl_x": K[0, 0], "fl_y": K[1, 1], "cx": K[0, 2], "cy": K[1, 2]})
+        out_frames.append(
+            {
+                "file_path": src["file_path"],
+                "transform_matrix": src["transform_matrix"],
+                "w": size[0],
+                "h": size[1],
+                "fl_x": K[0, 0],
+                "fl_y": K[1, 1],
+                "cx": K[0, 2],
+                "cy": K[1, 2],
+            }
+        )
     names = [f["file_path"] for f in out_frames]
     (root / "transforms.json").write_text(json.dumps({
         "camera_model": "OPENCV", "frames": out_frames,
@@ -194,8 +216,9 @@ def rotation_to_quaternion(R: np.ndarray) -> np.ndarray:
     return np.array([w, x, y, z])
 
 
-def make_colmap_scene(root: Path, *, frames: tuple[int, ...] = tuple(range(0, 36, 4)), model_dir: str = "sparse/0",
-                      num_points: int = 200) -> Path:
+def make_colmap_scene(
+    root: Path, *, frames: tuple[int, ...] = tuple(range(0, 36, 4)), model_dir: str = "sparse/0", num_points: int = 200
+) -> Path:
     """COLMAP folder (text model in ``model_dir``, ``images/``) of demo ``frames``: PINHOLE camera, world-to-camera
     poses from the demo's OpenGL camera-to-worlds, image ids in reverse file order, the first ``num_points`` of the
     demo point cloud (colours from the PLY)."""
@@ -206,7 +229,9 @@ def make_colmap_scene(root: Path, *, frames: tuple[int, ...] = tuple(range(0, 36
     recon.mkdir(parents=True)
     (root / "images").mkdir()
     m = meta
-    (recon / "cameras.txt").write_text(f"# Camera list\n1 PINHOLE {m['w']} {m['h']} {m['fl_x']!r} {m['fl_y']!r} {m['cx']!r} {m['cy']!r}\n")
+    (recon / "cameras.txt").write_text(
+        f"# Camera list\n1 PINHOLE {m['w']} {m['h']} {m['fl_x']!r} {m['fl_y']!r} {m['cx']!r} {m['cy']!r}\n"
+    )
     lines = ["# Image list"]
     for n, k in enumerate(frames):
         src = meta["frames"][k]
@@ -218,7 +243,9 @@ def make_colmap_scene(root: Path, *, frames: tuple[int, ...] = tuple(range(0, 36
         lines += [f"{len(frames) - n} {' '.join(repr(float(v)) for v in (*q, *t))} 1 {name}", ""]
     (recon / "images.txt").write_text("\n".join(lines) + "\n")
     xyz, rgb = read_ply_points(DEMO / meta["ply_file_path"])
-    rows = [f"{i + 1} {' '.join(repr(float(v)) for v in xyz[i].tolist())} {' '.join(str(int(round(c * 255))) for c in rgb[i].tolist())} 0.5"
-            for i in range(num_points)]
+    rows = [
+        f"{i + 1} {' '.join(repr(float(v)) for v in xyz[i].tolist())} {' '.join(str(int(round(c * 255))) for c in rgb[i].tolist())} 0.5"
+        for i in range(num_points)
+    ]
     (recon / "points3D.txt").write_text("# 3D point list\n" + "\n".join(rows) + "\n")
     return root

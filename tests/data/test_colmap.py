@@ -31,8 +31,15 @@ def test_colmap_scene_loads_in_nerfstudio_world(scene_makers, tmp_path: Path, mo
     assert torch.equal(scene.Ks, demo.Ks[: len(by_id)]) and (scene.widths == 256).all()
     assert torch.equal(scene.load_image(3), demo.load_image(by_id[3]))
     # nerfstudio's COLMAP default split: every 8th image held out
-    parser = ColmapDataParserConfig(data=root, colmap_path=Path(model_dir), downscale_factor=1, orientation_method="none",
-                                    center_method="none", auto_scale_poses=False, load_3D_points=False).setup()
+    parser = ColmapDataParserConfig(
+        data=root,
+        colmap_path=Path(model_dir),
+        downscale_factor=1,
+        orientation_method="none",
+        center_method="none",
+        auto_scale_poses=False,
+        load_3D_points=False,
+    ).setup()
     for split in ("train", "val", "test"):
         names = [Path(p) for p in parser.get_dataparser_outputs(split).image_filenames]
         assert [scene.image_paths[i] for i in scene.split_indices[split]] == names
@@ -57,7 +64,11 @@ def test_colmap_downscale_uses_images_n(scene_makers, tmp_path: Path) -> None:
         image = scene_makers.demo_image(int(p.stem[-5:]))
         scene_makers.write_image(root / "images_2" / p.name, image[::2, ::2])
     scene = load_scene(root, downscale=2)
-    assert [p.parent.name for p in scene.image_paths] == ["images", "images_2", "images_2"]  # ids 3, 2, 1 → frames 8, 4, 0
+    assert [p.parent.name for p in scene.image_paths] == [
+        "images",
+        "images_2",
+        "images_2",
+    ]  # ids 3, 2, 1 → frames 8, 4, 0
     assert (scene.widths == 128).all() and torch.allclose(scene.Ks[:, 0, 0], load_scene(root).Ks[:, 0, 0] / 2)
     assert scene.load_image(0).shape == scene.load_image(1).shape == (128, 128, 3)
 
@@ -91,5 +102,7 @@ def test_colmap_folder_given_to_nerfstudio_data_says_which_dataparser(scene_make
     from splatent_viewer.data.check import check_scene
 
     root = scene_makers.make_colmap_scene(tmp_path / "c", frames=(0, 4), num_points=10)
-    with pytest.raises(SplatentError, match=r"no transforms.json but a COLMAP model in sparse/0: .*ns-train splatent colmap"):
+    with pytest.raises(
+        SplatentError, match=r"no transforms.json but a COLMAP model in sparse/0: .*ns-train splatent colmap"
+    ):
         check_scene(NerfstudioDataParserConfig(data=root))

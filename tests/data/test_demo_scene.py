@@ -60,7 +60,14 @@ def test_png_matches_rerender(demo_dir: Path) -> None:
     K[0, 2] -= x0
     K[1, 2] -= y0
     with torch.no_grad():
-        out = render_view(demo_world(meta["seed"]), c2w=scene.camera_to_worlds[i], K=K, width=size, height=size, supersample=meta["supersample"])
+        out = render_view(
+            demo_world(meta["seed"]),
+            c2w=scene.camera_to_worlds[i],
+            K=K,
+            width=size,
+            height=size,
+            supersample=meta["supersample"],
+        )
     png = scene.load_image(i)[y0 : y0 + size, x0 : x0 + size]
     assert float(png.std()) > 0.1  # the crop shows objects, not just sky
     diff = (out.image - png).abs()
@@ -82,7 +89,9 @@ def test_point_cloud_lies_on_visible_surfaces_or_far_sphere(demo_dir: Path) -> N
     for X in sample:
         uv, depth = _project(scene, X)
         inside = torch.nonzero((depth > 0) & (uv >= 0).all(1) & (uv < 256).all(1)).squeeze(1)
-        rays = [camera_rays(c2w=scene.camera_to_worlds[i], K=scene.Ks[i], pixels=uv[i][:, None]) for i in inside.tolist()]
+        rays = [
+            camera_rays(c2w=scene.camera_to_worlds[i], K=scene.Ks[i], pixels=uv[i][:, None]) for i in inside.tolist()
+        ]
         o, d = torch.cat([r[0] for r in rays], 1), torch.cat([r[1] for r in rays], 1)
         t, _ = world.nearest(o, d)
         error = float(((o + d * t) - X[:, None]).norm(dim=0).min())

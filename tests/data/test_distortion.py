@@ -29,8 +29,15 @@ def test_distorted_scene_loads_undistorted(scene_makers, distorted_scene, model:
     root = distorted_scene(model)
     scene = load_scene(root, size_multiple=8)
     out = capsys.readouterr().out
-    assert out.count("views undistorted as nerfstudio does") == 1 and f"6 of 6 views undistorted as nerfstudio does: {model} 256x256" in out
-    assert len(scene) == 6 and scene.split_indices["train"].tolist() == [0, 1, 2, 3] and scene.split_indices["val"].tolist() == [4, 5]
+    assert (
+        out.count("views undistorted as nerfstudio does") == 1
+        and f"6 of 6 views undistorted as nerfstudio does: {model} 256x256" in out
+    )
+    assert (
+        len(scene) == 6
+        and scene.split_indices["train"].tolist() == [0, 1, 2, 3]
+        and scene.split_indices["val"].tolist() == [4, 5]
+    )
     assert (scene.widths % 8 == 0).all() and (scene.heights % 8 == 0).all() and (scene.widths <= 256).all()
     # undistorted intrinsics: about the lens's focal length, principal point near the image centre
     K0 = scene_makers.demo_K()
@@ -52,7 +59,11 @@ def test_distortion_is_per_camera_and_split_views_match(distorted_scene) -> None
     scene = load_scene(distorted_scene("OPENCV"))
     assert (scene.widths == 255).all() and (scene.heights == 255).all()  # alpha=0 crop of both lenses, no fitting
     barrel, pincushion = scene.Ks[0], scene.Ks[1]
-    assert torch.equal(scene.Ks[2], barrel) and torch.equal(scene.Ks[3], pincushion) and not torch.equal(barrel, pincushion)
+    assert (
+        torch.equal(scene.Ks[2], barrel)
+        and torch.equal(scene.Ks[3], pincushion)
+        and not torch.equal(barrel, pincushion)
+    )
     val = scene.split("val")
     assert torch.equal(val.Ks, scene.Ks[4:6]) and val.image_paths == scene.image_paths[4:6]
     assert torch.equal(val.load_image(1), scene.load_image(5))
@@ -65,7 +76,10 @@ def test_pinhole_scene_is_not_resampled(small_scene) -> None:
     scene = load_scene(root)
     file = torch.from_numpy(np.asarray(Image.open(root / meta["frames"][2]["file_path"]), dtype=np.float32) / 255.0)
     assert torch.equal(scene.load_image(2), file)
-    assert torch.equal(scene.Ks[2], torch.tensor([[meta["fl_x"], 0, meta["cx"]], [0, meta["fl_y"], meta["cy"]], [0, 0, 1]], dtype=torch.float32))
+    assert torch.equal(
+        scene.Ks[2],
+        torch.tensor([[meta["fl_x"], 0, meta["cx"]], [0, meta["fl_y"], meta["cy"]], [0, 0, 1]], dtype=torch.float32),
+    )
 
 
 def test_distorted_scene_downscaled_on_load(distorted_scene) -> None:

@@ -32,7 +32,9 @@ def test_fit_image_resize_scales_intrinsics_per_axis() -> None:
     sx, sy = 264 / 270, 496 / 500
     assert torch.allclose(K, _K(fx=300 * sx, fy=310 * sy, cx=130 * sx, cy=241 * sy))
     flat = torch.full((500, 270, 3), 0.25)
-    assert torch.allclose(fit_image(flat, _K(), multiple=8, mode="resize")[0], torch.tensor(0.25))  # no darkening/brightening
+    assert torch.allclose(
+        fit_image(flat, _K(), multiple=8, mode="resize")[0], torch.tensor(0.25)
+    )  # no darkening/brightening
     u8, _ = fit_image((flat * 255).to(torch.uint8), _K(), multiple=8, mode="resize")
     assert u8.dtype == torch.uint8 and int(u8.min()) == int(u8.max()) == 63
     mask, _ = fit_image(torch.ones(500, 270, 1, dtype=torch.bool), _K(), multiple=8, mode="resize", nearest=True)
@@ -53,9 +55,16 @@ def test_fit_image_leaves_multiples_alone_and_refuses_tiny_images() -> None:
 
 
 def test_describe_fit_counts_sizes() -> None:
-    line = describe_fit([(500, 500), (270, 480), (64, 64), (270, 480)], [(496, 496), (264, 480), (64, 64), (264, 480)],
-                        multiple=8, mode="resize")
-    assert line == "3 of 4 views fitted to multiples of 8 (resize, intrinsics scaled): 270x480 → 264x480 (2), 500x500 → 496x496 (1)"
+    line = describe_fit(
+        [(500, 500), (270, 480), (64, 64), (270, 480)],
+        [(496, 496), (264, 480), (64, 64), (264, 480)],
+        multiple=8,
+        mode="resize",
+    )
+    assert (
+        line
+        == "3 of 4 views fitted to multiples of 8 (resize, intrinsics scaled): 270x480 → 264x480 (2), 500x500 → 496x496 (1)"
+    )
     assert describe_fit([(64, 64)], [(64, 64)], multiple=8, mode="crop") is None
 
 

@@ -28,7 +28,9 @@ def test_demo_scene_loads(demo_dir: Path) -> None:
     assert scene.widths.dtype == torch.long and (scene.widths == 256).all() and (scene.heights == 256).all()
     # K agrees with the JSON and puts the principal point at the image centre
     assert torch.allclose(scene.Ks[:, 0, 0], torch.tensor(meta["fl_x"], dtype=torch.float32))
-    assert torch.allclose(scene.Ks[:, 0, 2], scene.widths.float() / 2) and torch.allclose(scene.Ks[:, 1, 2], scene.heights.float() / 2)
+    assert torch.allclose(scene.Ks[:, 0, 2], scene.widths.float() / 2) and torch.allclose(
+        scene.Ks[:, 1, 2], scene.heights.float() / 2
+    )
     fov = 2 * math.degrees(math.atan(128 / float(scene.Ks[0, 0, 0])))
     assert fov == pytest.approx(50.0, abs=0.01)
     # rotations orthonormal and right-handed, last row (0 0 0 1)
@@ -45,7 +47,9 @@ def test_demo_scene_loads(demo_dir: Path) -> None:
     assert img.shape == (256, 256, 3) and img.dtype == torch.float32
     assert 0.0 <= float(img.min()) and float(img.max()) <= 1.0 and float(img.std()) > 0.05
     # camera centres on rings of radius 3.5 around the look-at point: scale = that distance
-    assert scene.scene_scale() == pytest.approx(float((scene.camera_centres() - scene.camera_centres().mean(0)).norm(dim=1).max()))
+    assert scene.scene_scale() == pytest.approx(
+        float((scene.camera_centres() - scene.camera_centres().mean(0)).norm(dim=1).max())
+    )
     assert 3.0 < scene.scene_scale() < 3.6
 
 
@@ -298,7 +302,10 @@ def test_blender_missing_camera_angle(tmp_path: Path) -> None:
 
 
 @pytest.mark.shared
-@pytest.mark.parametrize(("name", "count", "size", "train"), [("temple", 16, (640, 480), 15), ("fern", 20, (504, 378), 18), ("lego", 200, (400, 400), 100)])
+@pytest.mark.parametrize(
+    ("name", "count", "size", "train"),
+    [("temple", 16, (640, 480), 15), ("fern", 20, (504, 378), 18), ("lego", 200, (400, 400), 100)],
+)
 def test_shared_scenes_load(shared_scene, name: str, count: int, size: tuple[int, int], train: int) -> None:
     scene = load_scene(shared_scene(name))
     assert len(scene) == count and len(scene.split_indices["train"]) == train

@@ -21,8 +21,13 @@ def tiny_refiner_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from splatent_viewer.refine.refiner import RefinerConfig
 
     torch.manual_seed(0)
-    config = RefinerConfig(latent_channels=32, num_references=2, embedded=EmbeddedUNetConfig(
-        block_out_channels=(32, 32), norm_num_groups=8, attention_head_dim=16, attention_from_level=2))
+    config = RefinerConfig(
+        latent_channels=32,
+        num_references=2,
+        embedded=EmbeddedUNetConfig(
+            block_out_channels=(32, 32), norm_num_groups=8, attention_head_dim=16, attention_from_level=2
+        ),
+    )
     refiner = config.setup(device="cpu", dtype=torch.float32)
     with torch.no_grad():
         for p in refiner.parameters():

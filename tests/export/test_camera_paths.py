@@ -12,8 +12,10 @@ from splatent_viewer.export.camera_paths import look_at, orbit_path, scene_focus
 def _ring(n=8, radius=3.0, height=1.0, target=(0.5, -0.2, 0.1)):
     t = torch.tensor(target, dtype=torch.float64)
     up = torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)
-    eyes = [t + torch.tensor([radius * math.cos(a), radius * math.sin(a), height], dtype=torch.float64)
-            for a in (2 * math.pi * i / n for i in range(n))]
+    eyes = [
+        t + torch.tensor([radius * math.cos(a), radius * math.sin(a), height], dtype=torch.float64)
+        for a in (2 * math.pi * i / n for i in range(n))
+    ]
     return torch.stack([look_at(eye=e, target=t, up=up) for e in eyes]), t
 
 
@@ -32,6 +34,8 @@ def test_orbit_keeps_radius_height_and_looks_at_focus():
     forward = -path[:, :3, 2]
     torch.testing.assert_close(forward, -rel / rel.norm(dim=1, keepdim=True))
     # rotation part orthonormal, and consecutive frames are evenly spaced
-    torch.testing.assert_close(path[:, :3, :3].transpose(1, 2) @ path[:, :3, :3], torch.eye(3, dtype=torch.float64).expand(12, 3, 3))
+    torch.testing.assert_close(
+        path[:, :3, :3].transpose(1, 2) @ path[:, :3, :3], torch.eye(3, dtype=torch.float64).expand(12, 3, 3)
+    )
     steps = (path[1:, :3, 3] - path[:-1, :3, 3]).norm(dim=1)
     torch.testing.assert_close(steps, steps[:1].expand(11))

@@ -25,8 +25,9 @@ def _orbit(scene, frames: int = 6, size: int = 64) -> CameraPath:
     bank = scene.references
     c2ws = orbit_path(train_c2ws=bank.c2w.double(), num_frames=frames).float()
     fov = vertical_fov(K=bank.Ks[0], height=int(bank.sizes[0][0]))
-    return CameraPath(c2ws=c2ws, Ks=intrinsics_for_fov(fov=[fov] * frames, width=size, height=size).float(),
-                      width=size, height=size)
+    return CameraPath(
+        c2ws=c2ws, Ks=intrinsics_for_fov(fov=[fov] * frames, width=size, height=size).float(), width=size, height=size
+    )
 
 
 def _png_frames(folder) -> np.ndarray:
@@ -58,12 +59,15 @@ def test_every_mode_writes_a_video_that_reads_back(scene, tmp_path, mode, width)
 def test_png_frames_match_direct_renders_and_flicker_is_measured_on_them(scene, tmp_path):
     cams = _orbit(scene, frames=4)
     out = tmp_path / "frames"
-    result = export_flythrough(scene=scene, cameras=cams, config=ExportConfig(output=out, mode="side-by-side",
-                                                                             sticky_references=False))
+    result = export_flythrough(
+        scene=scene, cameras=cams, config=ExportConfig(output=out, mode="side-by-side", sticky_references=False)
+    )
     frames = _png_frames(out)
     assert frames.shape == (4, 64, 128, 3)
     for i in (0, 3):
-        f = render_frame(scene=scene, c2w=cams.c2ws[i], K=cams.Ks[i], width=64, height=64, outputs=("decoded", "enhanced"))
+        f = render_frame(
+            scene=scene, c2w=cams.c2ws[i], K=cams.Ks[i], width=64, height=64, outputs=("decoded", "enhanced")
+        )
         np.testing.assert_array_equal(frames[i, :, :64], _u8(f.decoded))
         np.testing.assert_array_equal(frames[i, :, 64:], _u8(f.enhanced))
     assert np.abs(frames[:, :, 64:].astype(int) - frames[:, :, :64]).mean() > 1.0  # the refiner changes the image
@@ -78,8 +82,12 @@ def test_sticky_references_are_passed_to_the_renderer(scene, tmp_path):
     from plain-nearest ones wherever the nearest set moved on."""
     cams = _orbit(scene, frames=8)
     kw = dict(mode="enhanced", measure_flicker=False, write_stats=False)
-    sticky = export_flythrough(scene=scene, cameras=cams, config=ExportConfig(output=tmp_path / "s", relative_margin=0.99, **kw))
-    plain = export_flythrough(scene=scene, cameras=cams, config=ExportConfig(output=tmp_path / "p", sticky_references=False, **kw))
+    sticky = export_flythrough(
+        scene=scene, cameras=cams, config=ExportConfig(output=tmp_path / "s", relative_margin=0.99, **kw)
+    )
+    plain = export_flythrough(
+        scene=scene, cameras=cams, config=ExportConfig(output=tmp_path / "p", sticky_references=False, **kw)
+    )
     assert sticky.reference_switches == 0 and plain.reference_switches > 0
     assert plain.nearest_reference_switches == sticky.nearest_reference_switches == plain.reference_switches
     a, b = _png_frames(tmp_path / "s"), _png_frames(tmp_path / "p")
@@ -95,8 +103,12 @@ def test_interrupted_export_leaves_no_output_and_no_litter(scene, tmp_path, outp
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        export_flythrough(scene=scene, cameras=_orbit(scene), config=ExportConfig(output=tmp_path / output),
-                          progress_callback=stop_at_third)
+        export_flythrough(
+            scene=scene,
+            cameras=_orbit(scene),
+            config=ExportConfig(output=tmp_path / output),
+            progress_callback=stop_at_third,
+        )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -110,7 +122,9 @@ def test_size_is_rounded_to_the_codec_downscale_with_a_note(scene, tmp_path):
 def test_bad_requests_fail_before_rendering(tiny_trained_scene_dir, scene, tmp_path):
     no_refiner = load_trained_scene(tiny_trained_scene_dir, device="cpu", refiner="none")
     with pytest.raises(SplatentError, match="needs a refiner"):
-        export_flythrough(scene=no_refiner, cameras=_orbit(scene), config=ExportConfig(output=tmp_path / "x.mp4", mode="enhanced"))
+        export_flythrough(
+            scene=no_refiner, cameras=_orbit(scene), config=ExportConfig(output=tmp_path / "x.mp4", mode="enhanced")
+        )
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "notes.txt").write_text("keep me")
@@ -120,6 +134,10 @@ def test_bad_requests_fail_before_rendering(tiny_trained_scene_dir, scene, tmp_p
         export_flythrough(scene=scene, cameras=_orbit(scene), config=ExportConfig(output=tmp_path / "x.avi"))
     for output in (busy / "notes.txt" / "x.mp4", busy / "notes.txt" / "frames"):  # a path under a file: unwritable
         with pytest.raises(SplatentError, match=r"notes\.txt is a file, not a folder"):  # (the viewer's export panel)
-            export_flythrough(scene=scene, cameras=_orbit(scene), config=ExportConfig(output=output),
-                              progress_callback=lambda done, total: pytest.fail("rendered a frame"))
+            export_flythrough(
+                scene=scene,
+                cameras=_orbit(scene),
+                config=ExportConfig(output=output),
+                progress_callback=lambda done, total: pytest.fail("rendered a frame"),
+            )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["busy"] and (busy / "notes.txt").read_text() == "keep me"

@@ -27,11 +27,24 @@ from splatent_viewer.trained import load_trained_scene
 def _render_panel_json(c2ws: list[list[float]], fovs: list[float], width: int, height: int, seconds: float) -> dict:
     """What the nerfstudio viewer's render panel saves (nerfstudio 1.1.5 render_panel.py), by hand."""
     return {
-        "default_fov": fovs[0], "default_transition_sec": 2.0,
-        "keyframes": [{"matrix": c2ws[0], "fov": fovs[0], "aspect": width / height,
-                       "override_transition_enabled": False, "override_transition_sec": None}],
-        "camera_type": "perspective", "render_height": height, "render_width": width,
-        "fps": len(c2ws) / seconds, "seconds": seconds, "is_cycle": False, "smoothness_value": 0.5,
+        "default_fov": fovs[0],
+        "default_transition_sec": 2.0,
+        "keyframes": [
+            {
+                "matrix": c2ws[0],
+                "fov": fovs[0],
+                "aspect": width / height,
+                "override_transition_enabled": False,
+                "override_transition_sec": None,
+            }
+        ],
+        "camera_type": "perspective",
+        "render_height": height,
+        "render_width": width,
+        "fps": len(c2ws) / seconds,
+        "seconds": seconds,
+        "is_cycle": False,
+        "smoothness_value": 0.5,
         "camera_path": [{"camera_to_world": m, "fov": f, "aspect": width / height} for m, f in zip(c2ws, fovs)],
     }
 
@@ -61,7 +74,9 @@ def test_cameras_match_nerfstudios_get_path_from_json():
 def test_write_then_read_round_trips(tmp_path):
     c2ws = torch.eye(4).repeat(2, 1, 1)
     c2ws[1, :3, 3] = torch.tensor([1.0, 2.0, 3.0])
-    path = write_nerfstudio_camera_path(path=tmp_path / "p.json", c2ws=c2ws, fov_degrees=45.0, width=64, height=48, seconds=0.5)
+    path = write_nerfstudio_camera_path(
+        path=tmp_path / "p.json", c2ws=c2ws, fov_degrees=45.0, width=64, height=48, seconds=0.5
+    )
     back = load_nerfstudio_camera_path(path)
     torch.testing.assert_close(back.c2ws, c2ws)
     assert abs(math.degrees(vertical_fov(K=back.Ks[1], height=48)) - 45.0) < 1e-4
@@ -74,7 +89,9 @@ def test_path_through_training_cameras_renders_those_views(tiny_trained_scene_di
     idx = [1, 4]
     h, w = (int(v) for v in bank.sizes[idx[0]])
     fovs = [math.degrees(vertical_fov(K=bank.Ks[i], height=h)) for i in idx]
-    data = _render_panel_json([bank.c2w[i].double().reshape(-1).tolist() for i in idx], fovs, width=w, height=h, seconds=1.0)
+    data = _render_panel_json(
+        [bank.c2w[i].double().reshape(-1).tolist() for i in idx], fovs, width=w, height=h, seconds=1.0
+    )
     (tmp_path / "path.json").write_text(json.dumps(data))
     cams = load_nerfstudio_camera_path(tmp_path / "path.json")
     torch.testing.assert_close(cams.Ks, bank.Ks[idx].float(), atol=1e-3, rtol=1e-5)  # centred pinhole training cameras

@@ -26,8 +26,16 @@ EYE3 = torch.eye(3, dtype=torch.float64)
 def _arc(n: int = 6) -> torch.Tensor:
     """Cameras on an uneven arc, looking at the origin."""
     angles = torch.tensor([0.0, 0.3, 0.45, 1.1, 1.3, 2.0])[:n]
-    return torch.stack([look_at(eye=torch.tensor([4 * math.cos(a), 4 * math.sin(a), 1.0 + 0.2 * i], dtype=torch.float64),
-                                target=ORIGIN, up=UP) for i, a in enumerate(angles.tolist())])
+    return torch.stack(
+        [
+            look_at(
+                eye=torch.tensor([4 * math.cos(a), 4 * math.sin(a), 1.0 + 0.2 * i], dtype=torch.float64),
+                target=ORIGIN,
+                up=UP,
+            )
+            for i, a in enumerate(angles.tolist())
+        ]
+    )
 
 
 def _rotation_ok(c2ws: torch.Tensor) -> None:
@@ -75,8 +83,14 @@ def test_interpolation_is_smooth_and_does_not_overshoot():
 
 def test_closed_interpolation_wraps_around_and_hits_keys_on_even_spacing():
     n = 8
-    keys = torch.stack([look_at(eye=torch.tensor([4 * math.cos(a), 4 * math.sin(a), 1.0], dtype=torch.float64),
-                                target=ORIGIN, up=UP) for a in (2 * math.pi * i / n for i in range(n))])
+    keys = torch.stack(
+        [
+            look_at(
+                eye=torch.tensor([4 * math.cos(a), 4 * math.sin(a), 1.0], dtype=torch.float64), target=ORIGIN, up=UP
+            )
+            for a in (2 * math.pi * i / n for i in range(n))
+        ]
+    )
     path, _ = interpolate_path(keyframes=keys, num_frames=4 * n, closed=True)
     _rotation_ok(path)
     torch.testing.assert_close(path[::4], keys)  # evenly spaced keys: every 4th frame is a key
@@ -104,9 +118,15 @@ def test_spiral_stays_near_its_camera_and_looks_at_the_target():
 
 
 def test_look_target_stays_in_front_for_parallel_cameras():
-    cam = look_at(eye=torch.tensor([0.0, 0.0, 0.0], dtype=torch.float64), target=torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64), up=UP)
+    cam = look_at(
+        eye=torch.tensor([0.0, 0.0, 0.0], dtype=torch.float64),
+        target=torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64),
+        up=UP,
+    )
     behind = torch.tensor([0.0, -10.0, 0.0], dtype=torch.float64)
-    torch.testing.assert_close(look_target(c2w=cam, focus=behind, min_distance=2.0), torch.tensor([0.0, 2.0, 0.0], dtype=torch.float64))
+    torch.testing.assert_close(
+        look_target(c2w=cam, focus=behind, min_distance=2.0), torch.tensor([0.0, 2.0, 0.0], dtype=torch.float64)
+    )
 
 
 def test_nearest_neighbour_order_follows_the_chain():

@@ -52,8 +52,10 @@ def test_a_failing_cleanup_never_hides_the_error(tmp_path, caplog):
         (tmp / "keep").write_text("x")
         raise RuntimeError("the render failed")
 
-    with caplog.at_level(logging.WARNING, logger="splatent_viewer.export.video"), \
-            pytest.raises(RuntimeError, match="the render failed"):
+    with (
+        caplog.at_level(logging.WARNING, logger="splatent_viewer.export.video"),
+        pytest.raises(RuntimeError, match="the render failed"),
+    ):
         write_mp4(frames=frames(), path=out, fps=5)
     assert not out.exists()
     assert [r.message for r in caplog.records if "could not remove the partial video" in r.message], caplog.text

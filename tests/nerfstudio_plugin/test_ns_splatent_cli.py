@@ -44,16 +44,39 @@ def _env(cache: Path) -> dict[str, str]:
     return env
 
 
-ADAPT = ["--pipeline.model.adapt-refiner", "True", "--pipeline.model.adaptation.folds", "2",
-         "--pipeline.model.adaptation.unit-steps", "10", "--pipeline.model.adaptation.steps", "2",
-         "--pipeline.model.adaptation.batch-size", "2"]
+ADAPT = [
+    "--pipeline.model.adapt-refiner",
+    "True",
+    "--pipeline.model.adaptation.folds",
+    "2",
+    "--pipeline.model.adaptation.unit-steps",
+    "10",
+    "--pipeline.model.adaptation.steps",
+    "2",
+    "--pipeline.model.adaptation.batch-size",
+    "2",
+]
 
 
 def _train(scene: Path, out: Path, cache: Path, extra: list[str] | None = None) -> tuple[Path, str]:
     cmd = [
-        str(BIN / "ns-train"), "splatent", "--data", str(scene), "--machine.device-type", "cpu",
-        "--max-num-iterations", "30", "--steps-per-eval-image", "1000", "--viewer.quit-on-train-completion", "True",
-        "--vis", "tensorboard", "--output-dir", str(out), *(extra or []),
+        str(BIN / "ns-train"),
+        "splatent",
+        "--data",
+        str(scene),
+        "--machine.device-type",
+        "cpu",
+        "--max-num-iterations",
+        "30",
+        "--steps-per-eval-image",
+        "1000",
+        "--viewer.quit-on-train-completion",
+        "True",
+        "--vis",
+        "tensorboard",
+        "--output-dir",
+        str(out),
+        *(extra or []),
     ]
     proc = subprocess.run(cmd, env=_env(cache), capture_output=True, text=True, timeout=600)
     log = proc.stdout + proc.stderr
@@ -71,7 +94,9 @@ def trained(tiny_scene_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> d
     files = sorted((cache / "taef2").glob("*.safetensors"))
     mtimes = {p: p.stat().st_mtime_ns for p in files}
     config2, log2 = _train(tiny_scene_dir, root / "run2", cache, extra=ADAPT)  # the second run also adapts its refiner
-    return dict(root=root, cache=cache, config=config1, log1=log1, log2=log2, files=files, mtimes=mtimes, config2=config2)
+    return dict(
+        root=root, cache=cache, config=config1, log1=log1, log2=log2, files=files, mtimes=mtimes, config2=config2
+    )
 
 
 def test_training_writes_checkpoint_with_latents(trained: dict) -> None:
@@ -84,14 +109,18 @@ def test_training_writes_checkpoint_with_latents(trained: dict) -> None:
     # reference bank: 11 training views, 64² images → 8² latents
     assert state["_model.reference_latents"].shape == (11, 32, 8, 8)
     assert state["_model.reference_c2w"].shape == (11, 4, 4)
-    assert state["_model.reference_Ks"].shape == (11, 3, 3) and state["_model.reference_sizes"].tolist() == [[64, 64]] * 11
+    assert (
+        state["_model.reference_Ks"].shape == (11, 3, 3) and state["_model.reference_sizes"].tolist() == [[64, 64]] * 11
+    )
     assert state["_model.reference_latents"].abs().sum() > 0
     assert state["_model.pca_components"].shape == (32, 3)
 
 
 def test_latent_cache_hit_on_second_run(trained: dict) -> None:
     # The run folder's record, not the console (whose lines wrap with the terminal width and temp-path length).
-    first, second = (json.loads((c.parent / "splatent_latents.json").read_text()) for c in (trained["config"], trained["config2"]))
+    first, second = (
+        json.loads((c.parent / "splatent_latents.json").read_text()) for c in (trained["config"], trained["config2"])
+    )
     assert (first["hits"], first["encoded"], first["images"]) == (0, 11, 11)
     assert (second["hits"], second["encoded"]) == (11, 0)
     assert first["cache_dir"] == str(trained["cache"] / "taef2")
@@ -120,8 +149,13 @@ def test_checkpoint_renders_identically_in_fresh_processes(trained: dict) -> Non
 
     outs = [trained["root"] / f"render{i}.safetensors" for i in range(2)]
     procs = [
-        subprocess.Popen([sys.executable, "-c", RENDER_SCRIPT, str(trained["config"]), str(o)], env=_env(trained["cache"]),
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", RENDER_SCRIPT, str(trained["config"]), str(o)],
+            env=_env(trained["cache"]),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         for o in outs
     ]
     for p in procs:
@@ -138,13 +172,26 @@ def test_checkpoint_renders_identically_in_fresh_processes(trained: dict) -> Non
     state = torch.load(ckpt, map_location="cpu", weights_only=True)["pipeline"]
     params = {k.split(".")[-1]: v for k, v in state.items() if k.startswith("_model.gauss_params.")}
     viewmat = opengl_c2w_to_viewmat(a["c2w"])
-    common = dict(means=params["means"], quats=params["quats"], scales=torch.exp(params["scales"]),
-                  opacities=torch.sigmoid(params["opacities"]).squeeze(-1), viewmats=viewmat)
-    rgb = rasterize(**common, features=sh_colors(params=params, viewmats=viewmat, sh_degree=3), Ks=a["K"], width=64, height=64)
+    common = dict(
+        means=params["means"],
+        quats=params["quats"],
+        scales=torch.exp(params["scales"]),
+        opacities=torch.sigmoid(params["opacities"]).squeeze(-1),
+        viewmats=viewmat,
+    )
+    rgb = rasterize(
+        **common, features=sh_colors(params=params, viewmats=viewmat, sh_degree=3), Ks=a["K"], width=64, height=64
+    )
     expected = (rgb.features[0] + (1 - rgb.alpha[0]) * a["bg"]).clamp(0, 1)
     torch.testing.assert_close(a["rgb_gaussians"], expected, atol=1e-5, rtol=0)
-    lat = rasterize(**common, features=params["latents"], Ks=scale_intrinsics(a["K"], 1 / 8), width=8, height=8,
-                    backgrounds=state["_model.background_latent"][None])
+    lat = rasterize(
+        **common,
+        features=params["latents"],
+        Ks=scale_intrinsics(a["K"], 1 / 8),
+        width=8,
+        height=8,
+        backgrounds=state["_model.background_latent"][None],
+    )
     codec = CodecConfig().setup()
     with torch.no_grad():
         decoded = codec.decode(lat.features.permute(0, 3, 1, 2))[0].permute(1, 2, 0).clamp(0, 1)
@@ -157,8 +204,13 @@ def test_run_loads_as_trained_scene_and_renders_like_the_model(trained: dict) ->
     from splatent_viewer.trained import load_trained_scene
 
     out = trained["root"] / "render_for_loader.safetensors"
-    proc = subprocess.run([sys.executable, "-c", RENDER_SCRIPT, str(trained["config"]), str(out)],
-                          env=_env(trained["cache"]), capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", RENDER_SCRIPT, str(trained["config"]), str(out)],
+        env=_env(trained["cache"]),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     ref = load_file(str(out))
     scene = load_trained_scene(trained["config"], refiner="none")
@@ -218,7 +270,12 @@ def test_ns_train_adapts_the_refiner_as_its_last_phase_and_every_tool_uses_it(tr
     index = read_index(run2 / "adaptation" / "dataset")
     assert {s["view"] for s in index["samples"]} == set(scene.train_indices)  # training views only
     out = trained["root"] / "eval2.json"
-    proc = subprocess.run([str(BIN / "ns-eval"), "--load-config", str(trained["config2"]), "--output-path", str(out)],
-                          env=_env(trained["cache"]), capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [str(BIN / "ns-eval"), "--load-config", str(trained["config2"]), "--output-path", str(out)],
+        env=_env(trained["cache"]),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     assert "psnr_enhanced" in json.loads(out.read_text())["results"]

@@ -28,11 +28,15 @@ def scenes(tmp_path_factory, scene_makers) -> dict[str, Path]:
 
 def _datamanager(data: Path, **kwargs) -> SplatentDatamanager:
     """The datamanager as ``ns-train splatent`` configures it (nerfstudio-data with its own defaults, uint8 cache)."""
-    config = SplatentDatamanagerConfig(dataparser=NerfstudioDataParserConfig(), cache_images_type="uint8", data=data, **kwargs)
+    config = SplatentDatamanagerConfig(
+        dataparser=NerfstudioDataParserConfig(), cache_images_type="uint8", data=data, **kwargs
+    )
     return config.setup(device="cpu", test_mode="val")
 
 
-@pytest.mark.parametrize(("name", "fit"), [("opencv", "crop"), ("fisheye", "resize"), ("odd", "crop"), ("odd", "resize")])
+@pytest.mark.parametrize(
+    ("name", "fit"), [("opencv", "crop"), ("fisheye", "resize"), ("odd", "crop"), ("odd", "resize")]
+)
 def test_datamanager_matches_core_loader(scenes, name: str, fit: str, capsys) -> None:
     dm = _datamanager(scenes[name], fit=fit)
     before = copy.deepcopy(dm.train_dataset.cameras)  # the dataparser's, before caching
@@ -56,7 +60,10 @@ def test_datamanager_matches_core_loader(scenes, name: str, fit: str, capsys) ->
             diff = (theirs.float() - ours.load_image(j) * 255).abs()
             assert float(diff.max()) <= 1.0 and float(diff.mean()) < 0.3, (split, j)  # uint8 rounding (and cv2's)
     if name == "odd":
-        assert f"splatent: train 4 of 4 images fitted to multiples of 8 ({'top-left crop' if fit == 'crop' else 'resize'}" in out
+        assert (
+            f"splatent: train 4 of 4 images fitted to multiples of 8 ({'top-left crop' if fit == 'crop' else 'resize'}"
+            in out
+        )
     # the cameras the model gets match the images it is compared with
     for step in range(len(dm.train_dataset)):
         camera, data = dm.next_train(step)

@@ -15,7 +15,9 @@ from nerfstudio_plugin.splatent_model import SplatentModel, SplatentModelConfig
 from splatent_viewer.errors import SplatentError
 from splatent_viewer.refine import EmbeddedUNetConfig, RefinerConfig, save_refiner
 
-TINY_UNET = EmbeddedUNetConfig(block_out_channels=(16, 16), attention_from_level=1, attention_head_dim=8, norm_num_groups=8)
+TINY_UNET = EmbeddedUNetConfig(
+    block_out_channels=(16, 16), attention_from_level=1, attention_head_dim=8, norm_num_groups=8
+)
 
 
 def _refiner_dir(tmp_path: Path, *, trained: bool, channels: int = 32, name: str = "refiner") -> Path:
@@ -49,8 +51,16 @@ def _model(**overrides) -> SplatentModel:
 
 def _camera(x: float = 0.2, size: int = 32) -> Cameras:
     c2w = torch.tensor([[1.0, 0, 0, x], [0, 1, 0, 0], [0, 0, 1, 3.0]])[None]
-    return Cameras(camera_to_worlds=c2w, fx=40.0, fy=40.0, cx=size / 2, cy=size / 2, width=size, height=size,
-                   camera_type=CameraType.PERSPECTIVE)
+    return Cameras(
+        camera_to_worlds=c2w,
+        fx=40.0,
+        fy=40.0,
+        cx=size / 2,
+        cy=size / 2,
+        width=size,
+        height=size,
+        camera_type=CameraType.PERSPECTIVE,
+    )
 
 
 def test_identity_refiner_reproduces_the_decoded_render_and_skips_training(tmp_path: Path) -> None:
@@ -80,7 +90,9 @@ def test_enhanced_render_uses_the_nearest_references(tmp_path: Path) -> None:
         base = model.get_outputs_for_camera(camera)
         assert not torch.allclose(base["rgb_enhanced"], base["rgb"])
         model.reference_latents[3] += 2.0  # not among the nearest: no effect
-        torch.testing.assert_close(model.get_outputs_for_camera(camera)["rgb_enhanced"], base["rgb_enhanced"], rtol=0, atol=0)
+        torch.testing.assert_close(
+            model.get_outputs_for_camera(camera)["rgb_enhanced"], base["rgb_enhanced"], rtol=0, atol=0
+        )
         model.reference_latents[1] += 2.0  # the second nearest: changes the refined image
         assert not torch.allclose(model.get_outputs_for_camera(camera)["rgb_enhanced"], base["rgb_enhanced"])
     with torch.no_grad():  # k = 0 still works (target-only grid)

@@ -18,7 +18,9 @@ from splatent_viewer.errors import SplatentError
 @pytest.fixture(scope="module")
 def small_scene(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("scene") / "s"
-    return render_demo_scene(DemoSceneConfig(output=out, num_views=3, resolution=32, seed=3, supersample=1, num_points=50))
+    return render_demo_scene(
+        DemoSceneConfig(output=out, num_views=3, resolution=32, seed=3, supersample=1, num_points=50)
+    )
 
 
 def _empty_frames(d: Path) -> None:

@@ -18,15 +18,20 @@ from splatent_viewer.training.points import TrainingCameras
 from splatent_viewer.training.step import LearningRates, LossConfig, render_step, step_losses
 
 
-def _model(n_points: int = 300, seed: int = 0, seed_points: bool = True, metadata: dict | None = None,
-           **overrides) -> SplatentModel:
+def _model(
+    n_points: int = 300, seed: int = 0, seed_points: bool = True, metadata: dict | None = None, **overrides
+) -> SplatentModel:
     g = torch.Generator().manual_seed(seed)
     pts = torch.rand(n_points, 3, generator=g) - 0.5
     rgb = (torch.rand(n_points, 3, generator=g) * 255).to(torch.uint8)
     config = SplatentModelConfig(**overrides)
     torch.manual_seed(seed)
-    return config.setup(scene_box=SceneBox(aabb=torch.tensor([[-1.0] * 3, [1.0] * 3])), num_train_data=4,
-                        seed_points=(pts, rgb) if seed_points else None, metadata=metadata or {})
+    return config.setup(
+        scene_box=SceneBox(aabb=torch.tensor([[-1.0] * 3, [1.0] * 3])),
+        num_train_data=4,
+        seed_points=(pts, rgb) if seed_points else None,
+        metadata=metadata or {},
+    )
 
 
 def _fill_bank(model: SplatentModel, n: int = 4, size: int = 32, seed: int = 5) -> None:
@@ -42,8 +47,16 @@ def _fill_bank(model: SplatentModel, n: int = 4, size: int = 32, seed: int = 5) 
 
 def _camera(z: float = 3.0, size: int = 32) -> Cameras:
     c2w = torch.tensor([[1.0, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, z]])[None]
-    return Cameras(camera_to_worlds=c2w, fx=40.0, fy=40.0, cx=size / 2, cy=size / 2, width=size, height=size,
-                   camera_type=CameraType.PERSPECTIVE)
+    return Cameras(
+        camera_to_worlds=c2w,
+        fx=40.0,
+        fy=40.0,
+        cx=size / 2,
+        cy=size / 2,
+        width=size,
+        height=size,
+        camera_type=CameraType.PERSPECTIVE,
+    )
 
 
 def test_latent_channels_match_codec() -> None:
@@ -179,8 +192,12 @@ def test_training_losses_latent_and_decoded() -> None:
 def test_a_training_step_is_the_core_step() -> None:
     """The same Gaussians, camera and image give the same outputs and losses through ns-train's model as through
     the core trainer's step functions (camera conventions, intrinsics, backgrounds, resolution schedule)."""
-    model = _model(loss=LossConfig(latent_weight=1.5, rgb_weight=0.7), num_downscales=1, resolution_schedule=1000,
-                   background_color="black")
+    model = _model(
+        loss=LossConfig(latent_weight=1.5, rgb_weight=0.7),
+        num_downscales=1,
+        resolution_schedule=1000,
+        background_color="black",
+    )
     model.train()
     optimizers = Optimizers(splatent_config.optimizers, model.get_param_groups())
     model.step_cb(optimizers, 600)  # SH degree 0 (interval 1000), RGB at 1/2 (one downscale before step 1000)
@@ -192,19 +209,37 @@ def test_a_training_step_is_the_core_step() -> None:
 
     params = {k: v.detach() for k, v in model.gauss_params.items()}
     c2w = torch.cat([camera.camera_to_worlds[0], torch.tensor([[0.0, 0, 0, 1]])])
-    core = render_step(params=params, viewmat=opengl_c2w_to_viewmat(c2w)[None], K=camera.get_intrinsics_matrices(),
-                       width=48, height=48, latent_downscale=8, sh_degree=0, rgb_downscale=2, depth=True,
-                       rgb_background=torch.zeros(3), latent_background=model.background_latent)
+    core = render_step(
+        params=params,
+        viewmat=opengl_c2w_to_viewmat(c2w)[None],
+        K=camera.get_intrinsics_matrices(),
+        width=48,
+        height=48,
+        latent_downscale=8,
+        sh_degree=0,
+        rgb_downscale=2,
+        depth=True,
+        rgb_background=torch.zeros(3),
+        latent_background=model.background_latent,
+    )
     torch.testing.assert_close(outputs["rgb"].detach(), core.rgb, rtol=0, atol=1e-6)
     torch.testing.assert_close(outputs["latent_render"].detach(), core.latent, rtol=0, atol=1e-6)
     small = model.get_gt_img(image)
-    expected = step_losses(render=core, image=small, target_latent=model.reference_latents[1], loss=model.config.loss,
-                           ssim_lambda=model.config.ssim_lambda, step=600)
+    expected = step_losses(
+        render=core,
+        image=small,
+        target_latent=model.reference_latents[1],
+        loss=model.config.loss,
+        ssim_lambda=model.config.ssim_lambda,
+        step=600,
+    )
     assert small.shape == (24, 24, 3)
     for name in ("latent_loss", "rgb_loss"):
         torch.testing.assert_close(losses[name].detach(), expected[name], rtol=1e-5, atol=1e-6, msg=name)
-    torch.testing.assert_close(expected["rgb_loss"], 0.7 * l1_ssim_loss(core.rgb.permute(2, 0, 1)[None],
-                                                                          small.permute(2, 0, 1)[None], ssim_lambda=0.2))
+    torch.testing.assert_close(
+        expected["rgb_loss"],
+        0.7 * l1_ssim_loss(core.rgb.permute(2, 0, 1)[None], small.permute(2, 0, 1)[None], ssim_lambda=0.2),
+    )
 
 
 def test_scenes_without_points_start_in_the_training_frustums() -> None:

@@ -10,7 +10,9 @@ from splatent_viewer.errors import SplatentError
 from splatent_viewer.refine import EmbeddedUNetConfig, Refiner, RefinerConfig, guided_from
 from splatent_viewer.refine.checkpoint import load_refiner, save_refiner
 
-TINY_UNET = EmbeddedUNetConfig(block_out_channels=(16, 16), attention_from_level=1, attention_head_dim=8, norm_num_groups=8)
+TINY_UNET = EmbeddedUNetConfig(
+    block_out_channels=(16, 16), attention_from_level=1, attention_head_dim=8, norm_num_groups=8
+)
 
 
 def _refiner(*, guided: bool, channels: int = 6, k: int = 3) -> Refiner:
@@ -86,6 +88,7 @@ def test_a_guided_refiner_saves_and_loads(tmp_path) -> None:
     loaded = load_refiner(folder)
     assert loaded.config.guided
     target, refs, guide = torch.randn(1, 6, 4, 4), torch.randn(1, 2, 6, 4, 4), torch.randn(1, 6, 4, 4)
-    torch.testing.assert_close(loaded(target=target, references=refs, guide=guide),
-                               refiner(target=target, references=refs, guide=guide))
+    torch.testing.assert_close(
+        loaded(target=target, references=refs, guide=guide), refiner(target=target, references=refs, guide=guide)
+    )
     assert not load_refiner(save_refiner(_refiner(guided=False), tmp_path / "plain")).config.guided

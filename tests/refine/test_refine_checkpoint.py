@@ -21,14 +21,21 @@ from splatent_viewer.refine import (
 )
 from splatent_viewer.refine.checkpoint import CONFIG_FILE, WEIGHTS_FILE, check_codec
 
-TINY_UNET = EmbeddedUNetConfig(block_out_channels=(16, 16), attention_from_level=1, attention_head_dim=8, norm_num_groups=8)
+TINY_UNET = EmbeddedUNetConfig(
+    block_out_channels=(16, 16), attention_from_level=1, attention_head_dim=8, norm_num_groups=8
+)
 
 
 def _trained_like(*, channels: int = 32, seed: int = 0) -> Refiner:
     """A tiny embedded refiner with every weight randomised (so it is not the identity)."""
     torch.manual_seed(seed)
-    refiner = RefinerConfig(latent_channels=channels, num_references=2, embedded=TINY_UNET,
-                            latent_shift=tuple(0.1 * i for i in range(channels)), latent_scale=(0.5,)).setup()
+    refiner = RefinerConfig(
+        latent_channels=channels,
+        num_references=2,
+        embedded=TINY_UNET,
+        latent_shift=tuple(0.1 * i for i in range(channels)),
+        latent_scale=(0.5,),
+    ).setup()
     with torch.no_grad():
         for p in refiner.parameters():
             p.add_(torch.randn_like(p) * 0.05)

@@ -15,7 +15,9 @@ from splatent_viewer.refine import EmbeddedUNetConfig, Refiner, RefinerConfig, f
 from splatent_viewer.refine.checkpoint import load_refiner, save_refiner
 from splatent_viewer.refine.grid import tile_grid
 
-TINY_UNET = EmbeddedUNetConfig(block_out_channels=(16, 16), attention_from_level=1, attention_head_dim=8, norm_num_groups=8)
+TINY_UNET = EmbeddedUNetConfig(
+    block_out_channels=(16, 16), attention_from_level=1, attention_head_dim=8, norm_num_groups=8
+)
 
 
 def _embedded(*, channels: int = 6, k: int = 3, **overrides) -> Refiner:
@@ -117,12 +119,20 @@ def make_tiny_sd_turbo(folder: Path, *, prediction_type: str = "epsilon") -> Pat
 
     torch.manual_seed(0)
     UNet2DConditionModel(
-        sample_size=8, in_channels=4, out_channels=4, block_out_channels=(16, 32), layers_per_block=1,
-        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=16, norm_num_groups=8, attention_head_dim=8,
+        sample_size=8,
+        in_channels=4,
+        out_channels=4,
+        block_out_channels=(16, 32),
+        layers_per_block=1,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=16,
+        norm_num_groups=8,
+        attention_head_dim=8,
     ).save_pretrained(folder / "unet")
-    EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                           prediction_type=prediction_type).save_pretrained(folder / "scheduler")
+    EulerDiscreteScheduler(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", prediction_type=prediction_type
+    ).save_pretrained(folder / "scheduler")
     vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
     for ch in "abcdefghijklmnopqrstuvwxyz":
         vocab[ch] = len(vocab)
@@ -131,14 +141,29 @@ def make_tiny_sd_turbo(folder: Path, *, prediction_type: str = "epsilon") -> Pat
     (folder / "tokenizer" / "vocab.json").write_text(json.dumps(vocab))
     (folder / "tokenizer" / "merges.txt").write_text("#version: 0.2\n")
     (folder / "tokenizer" / "tokenizer_config.json").write_text(json.dumps({"model_max_length": 8}))
-    CLIPTextModel(CLIPTextConfig(vocab_size=len(vocab), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                                 num_attention_heads=2, max_position_embeddings=8)).save_pretrained(folder / "text_encoder")
+    CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(vocab),
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            max_position_embeddings=8,
+        )
+    ).save_pretrained(folder / "text_encoder")
     return folder
 
 
 def _sd_refiner(folder: Path, **overrides) -> Refiner:
-    return RefinerConfig(backbone="sd-turbo", codec="sd-turbo", latent_channels=4, num_references=1,
-                         sd_turbo_path=folder, prompt="a sharp photo", **overrides).setup()
+    return RefinerConfig(
+        backbone="sd-turbo",
+        codec="sd-turbo",
+        latent_channels=4,
+        num_references=1,
+        sd_turbo_path=folder,
+        prompt="a sharp photo",
+        **overrides,
+    ).setup()
 
 
 @pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])
@@ -162,7 +187,11 @@ def test_sd_turbo_backbone_forms_x0_from_the_scheduler(tmp_path: Path, predictio
         out = refiner(target=target, references=refs)
         grid = tile_grid(target=target, references=refs)
         pred = refiner.backbone.unet(grid, 300, encoder_hidden_states=embeds.expand(2, -1, -1)).sample
-    x0 = (grid - (1 - a) ** 0.5 * pred) / a**0.5 if prediction_type == "epsilon" else a**0.5 * grid - (1 - a) ** 0.5 * pred
+    x0 = (
+        (grid - (1 - a) ** 0.5 * pred) / a**0.5
+        if prediction_type == "epsilon"
+        else a**0.5 * grid - (1 - a) ** 0.5 * pred
+    )
     torch.testing.assert_close(out, x0[..., :4, :4], rtol=1e-4, atol=1e-5)
 
 
@@ -190,4 +219,6 @@ def test_incomplete_sd_turbo_folder_names_the_fix(tmp_path: Path) -> None:
     with pytest.raises(SplatentError, match=r"lacks text_encoder/config\.json.*huggingface-cli download"):
         _sd_refiner(folder)
     with pytest.raises(SplatentError, match="4-channel"):
-        RefinerConfig(backbone="sd-turbo", latent_channels=32, sd_turbo_path=make_tiny_sd_turbo(tmp_path / "sd2")).setup()
+        RefinerConfig(
+            backbone="sd-turbo", latent_channels=32, sd_turbo_path=make_tiny_sd_turbo(tmp_path / "sd2")
+        ).setup()

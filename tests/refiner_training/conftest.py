@@ -39,9 +39,14 @@ def refiner_dataset_dir(tiny_scene_dir: Path, tmp_path_factory: pytest.TempPathF
         img = scene.load_image(view)[:height]
         blurred = F.interpolate(F.avg_pool2d(img.permute(2, 0, 1)[None], 4), scale_factor=4, mode="bilinear")[0]
         ref_views = [v for v in (0, 1, 2, 3) if v != view][:3]  # 3 of K_MAX stored: the rest zero-padded
-        return RefinerSample(target=view_latent(view, height), render=encode(blurred.permute(1, 2, 0)),
-                             refs=torch.stack([view_latent(v, height) for v in ref_views]),
-                             image=(img * 255 + 0.5).to(torch.uint8), view=view, ref_views=ref_views)
+        return RefinerSample(
+            target=view_latent(view, height),
+            render=encode(blurred.permute(1, 2, 0)),
+            refs=torch.stack([view_latent(v, height) for v in ref_views]),
+            image=(img * 255 + 0.5).to(torch.uint8),
+            view=view,
+            ref_views=ref_views,
+        )
 
     writer.add_unit(key="a@1", scene="a", info={"num_train_views": 9}, samples=[sample(v, 64) for v in range(3)])
     writer.add_unit(key="b@1", scene="b", info={"num_train_views": 9}, samples=[sample(v, 32) for v in (3, 4)])

@@ -83,8 +83,13 @@ def test_a_run_without_its_scene_folder_is_refused_with_the_fix(tiny_trained_sce
     shutil.copytree(tiny_trained_scene_dir, run)
     splats = load_splats(run / "splats.safetensors")
     extra = {**splats.extra, "scene": str(tmp_path / "gone")}
-    save_splats(path=run / "splats.safetensors", params=splats.params, codec=splats.codec, sh_degree=splats.sh_degree,
-                extra=extra)
+    save_splats(
+        path=run / "splats.safetensors",
+        params=splats.params,
+        codec=splats.codec,
+        sh_degree=splats.sh_degree,
+        extra=extra,
+    )
     with pytest.raises(SplatentError, match="no longer exists"):
         adapt_refiner(AdaptConfig(load_config=run, device="cpu"), progress=False)
 
@@ -93,8 +98,10 @@ def test_a_fresh_start_is_guided_and_only_this_scene_shapes_it(tiny_trained_scen
     run = tmp_path / "run"
     shutil.copytree(tiny_trained_scene_dir, run)
     with pytest.raises(SplatentError, match="--refiner fresh"):
-        adapt_refiner(AdaptConfig(load_config=run, adaptation=AdaptationConfig(refiner="fresh", guided=False),
-                                  device="cpu"), progress=False)
+        adapt_refiner(
+            AdaptConfig(load_config=run, adaptation=AdaptationConfig(refiner="fresh", guided=False), device="cpu"),
+            progress=False,
+        )
     settings = AdaptationConfig(refiner="fresh", folds=2, unit_steps=10, steps=2, batch_size=2)
     result = adapt_refiner(AdaptConfig(load_config=run, adaptation=settings, device="cpu"), progress=False)
     adapted = load_trained_scene(run, refiner="auto").refiner
@@ -131,5 +138,6 @@ def test_units_leave_the_fine_tuning_its_share_of_the_time_budget(
     assert [u["key"] for u in read_index(run / "adaptation" / "dataset")["units"]] == ["fold-0"]
     assert result.steps == 2 and result.seconds["units"] == 100.0
     with pytest.raises(SplatentError, match="--units-share"):
-        adapt_refiner(AdaptConfig(load_config=run, adaptation=AdaptationConfig(units_share=0.0), device="cpu"),
-                      progress=False)
+        adapt_refiner(
+            AdaptConfig(load_config=run, adaptation=AdaptationConfig(units_share=0.0), device="cpu"), progress=False
+        )

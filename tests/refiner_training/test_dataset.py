@@ -21,8 +21,14 @@ from splatent_viewer.training.trainer import LatentSplatTrainerConfig
 
 def test_make_dataset_writes_held_out_samples_with_nearest_training_references(tiny_scene_dir, tmp_path):
     out = tmp_path / "ds"
-    config = MakeDatasetConfig(output=out, scenes=(tiny_scene_dir,), train_fractions=(0.5,), steps=2, device="cpu",
-                               trainer=LatentSplatTrainerConfig(loss=LossConfig(rgb_weight=0.0), densify=False))
+    config = MakeDatasetConfig(
+        output=out,
+        scenes=(tiny_scene_dir,),
+        train_fractions=(0.5,),
+        steps=2,
+        device="cpu",
+        trainer=LatentSplatTrainerConfig(loss=LossConfig(rgb_weight=0.0), densify=False),
+    )
     make_dataset(config)
     index = read_index(out)
     scene = load_scene(tiny_scene_dir)
@@ -36,14 +42,17 @@ def test_make_dataset_writes_held_out_samples_with_nearest_training_references(t
     codec = load_codec("taef2")
     data = RefinerDataset(out)
     for i, meta in enumerate(index["samples"]):
-        expected = select_references(query_c2ws=scene.camera_to_worlds[meta["view"]],
-                                     train_c2ws=scene.camera_to_worlds[subset], k=K_MAX)
+        expected = select_references(
+            query_c2ws=scene.camera_to_worlds[meta["view"]], train_c2ws=scene.camera_to_worlds[subset], k=K_MAX
+        )
         assert meta["ref_views"] == [subset[j] for j in expected.tolist()]
         assert meta["train_views"] == 6 and meta["num_refs"] == K_MAX
         item = data[i]
         gt = scene.load_image(meta["view"])
         assert item["target"].shape == (32, 8, 8) and item["refs"].shape == (K_MAX, 32, 8, 8)
-        assert torch.equal((item["image"] * 255).round().to(torch.uint8), (gt * 255 + 0.5).to(torch.uint8).permute(2, 0, 1))
+        assert torch.equal(
+            (item["image"] * 255).round().to(torch.uint8), (gt * 255 + 0.5).to(torch.uint8).permute(2, 0, 1)
+        )
         assert item["render"].abs().mean() > 0.01 and not torch.allclose(item["render"], item["target"], atol=0.1)
         if i not in (0, len(index["samples"]) - 1):
             continue  # encoding is slow on the CPU: check the stored latents of two samples
@@ -70,18 +79,32 @@ def test_make_dataset_from_a_trained_run_renders_its_held_out_views(tmp_path):
     from splatent_viewer.trained import ReferenceBank, load_trained_scene, save_trained_run
 
     # The run's "training" is skipped (random latents): what matters is which views are rendered, and how.
-    scene_dir = render_demo_scene(DemoSceneConfig(output=tmp_path / "mini", num_views=5, resolution=32, seed=3,
-                                                  supersample=1, num_points=300))
+    scene_dir = render_demo_scene(
+        DemoSceneConfig(output=tmp_path / "mini", num_views=5, resolution=32, seed=3, supersample=1, num_points=300)
+    )
     scene = load_scene(scene_dir)
     codec = load_codec("taef2")
     points, colors = scene.load_points()
-    params = init_splats(points=points, colors=colors, latent_channels=32, sh_degree=0, init_opacity=0.5,
-                         generator=torch.Generator().manual_seed(0))
+    params = init_splats(
+        points=points,
+        colors=colors,
+        latent_channels=32,
+        sh_degree=0,
+        init_opacity=0.5,
+        generator=torch.Generator().manual_seed(0),
+    )
     params["latents"] = torch.randn(params["latents"].shape, generator=torch.Generator().manual_seed(1))
     train = [0, 2, 4]
     run = tmp_path / "run"
-    save_trained_run(output_dir=run, params=params, codec=codec, sh_degree=0, scene_path=scene_dir, train_indices=train,
-                     references=ReferenceBank.from_scene(scene=scene, indices=train, codec=codec, device="cpu"))
+    save_trained_run(
+        output_dir=run,
+        params=params,
+        codec=codec,
+        sh_degree=0,
+        scene_path=scene_dir,
+        train_indices=train,
+        references=ReferenceBank.from_scene(scene=scene, indices=train, codec=codec, device="cpu"),
+    )
     make_dataset(MakeDatasetConfig(output=tmp_path / "ds", runs=(run,), device="cpu"))
     index = read_index(tmp_path / "ds")
     assert [u["key"] for u in index["units"]] == ["mini@run:run"]
@@ -89,13 +112,15 @@ def test_make_dataset_from_a_trained_run_renders_its_held_out_views(tmp_path):
     assert all(s["num_refs"] == 3 and sorted(s["ref_views"]) == train for s in index["samples"])
     trained = load_trained_scene(run, device="cpu", refiner="none")
     item = RefinerDataset(tmp_path / "ds")[1]
-    expected = render_frame(scene=trained, c2w=scene.camera_to_worlds[3], K=scene.Ks[3], width=32, height=32,
-                            outputs=("latent",)).latent
+    expected = render_frame(
+        scene=trained, c2w=scene.camera_to_worlds[3], K=scene.Ks[3], width=32, height=32, outputs=("latent",)
+    ).latent
     torch.testing.assert_close(item["render"], expected, atol=5e-3, rtol=5e-3)
     assert item["refs"][3:].abs().max() == 0  # 3 training views: the other K_MAX slots stay zero
     # The RGB-splat baseline: the same Gaussians' RGB render of the view against the stored ground truth.
-    rgb = render_frame(scene=trained, c2w=scene.camera_to_worlds[3], K=scene.Ks[3], width=32, height=32,
-                       outputs=("rgb",)).rgb.permute(2, 0, 1)[None]
+    rgb = render_frame(
+        scene=trained, c2w=scene.camera_to_worlds[3], K=scene.Ks[3], width=32, height=32, outputs=("rgb",)
+    ).rgb.permute(2, 0, 1)[None]
     gt = item["image"][None]
     meta = index["samples"][1]
     assert meta["rgb_psnr"] == pytest.approx(psnr(rgb, gt), abs=1e-4)
@@ -105,7 +130,9 @@ def test_make_dataset_from_a_trained_run_renders_its_held_out_views(tmp_path):
 def test_similarity_recovers_a_nerfstudio_style_world_transform(tiny_scene_dir):
     c2w = load_scene(tiny_scene_dir).camera_to_worlds
     angle = 0.7
-    R = torch.tensor([[math.cos(angle), -math.sin(angle), 0.0], [math.sin(angle), math.cos(angle), 0.0], [0.0, 0.0, 1.0]])
+    R = torch.tensor(
+        [[math.cos(angle), -math.sin(angle), 0.0], [math.sin(angle), math.cos(angle), 0.0], [0.0, 0.0, 1.0]]
+    )
     moved = c2w.clone()
     moved[:, :3, :3] = R @ c2w[:, :3, :3]
     moved[:, :3, 3] = 0.3 * (c2w[:, :3, 3] @ R.T) + torch.tensor([0.1, -0.2, 0.5])
@@ -120,8 +147,13 @@ def test_similarity_recovers_a_nerfstudio_style_world_transform(tiny_scene_dir):
 
 def _find_window(full: torch.Tensor, crop: torch.Tensor) -> tuple[int, int, bool]:
     c = crop.shape[-1]
-    hits = [(y, x, f) for f in (False, True) for y in range(full.shape[-2] - c + 1) for x in range(full.shape[-1] - c + 1)
-            if torch.equal((full.flip(-1) if f else full)[..., y : y + c, x : x + c], crop)]
+    hits = [
+        (y, x, f)
+        for f in (False, True)
+        for y in range(full.shape[-2] - c + 1)
+        for x in range(full.shape[-1] - c + 1)
+        if torch.equal((full.flip(-1) if f else full)[..., y : y + c, x : x + c], crop)
+    ]
     assert len(hits) == 1, hits
     return hits[0]
 
@@ -140,7 +172,10 @@ def test_reader_crops_and_flips_every_field_with_one_window(refiner_dataset_dir)
             assert torch.equal(item["render"], window(whole["render"]))
             assert torch.equal(item["refs"], window(whole["refs"]))
             assert torch.equal(item["image"], window(whole["image"], 8))
-            assert item["image"].shape == (3, 24, 24) and (item["scene"], item["view"]) == (whole["scene"], whole["view"])
+            assert item["image"].shape == (3, 24, 24) and (item["scene"], item["view"]) == (
+                whole["scene"],
+                whole["view"],
+            )
     assert flips == {False, True}
     # Crops larger than the smallest frame (scene b: 4x8 latents) are clamped so batches stack.
     big = RefinerDataset(refiner_dataset_dir, crop=100)
@@ -169,9 +204,19 @@ def test_dataset_scene_selection_statistics_and_errors(refiner_dataset_dir, tmp_
 
 def _toy_build(output, scene_dir, **overrides) -> MakeDatasetConfig:
     # A shared scene at two fractions and one procedural scene (made in a worker too) at another.
-    base = dict(output=output, scenes=(scene_dir,), train_fractions=(1.0, 0.5), procedural=1, procedural_seed=4,
-                procedural_views=5, procedural_resolution=32, procedural_fractions=(0.5,), steps=2, device="cpu",
-                trainer=LatentSplatTrainerConfig(densify=False, rgb_downscale=2))
+    base = dict(
+        output=output,
+        scenes=(scene_dir,),
+        train_fractions=(1.0, 0.5),
+        procedural=1,
+        procedural_seed=4,
+        procedural_views=5,
+        procedural_resolution=32,
+        procedural_fractions=(0.5,),
+        steps=2,
+        device="cpu",
+        trainer=LatentSplatTrainerConfig(densify=False, rgb_downscale=2),
+    )
     return MakeDatasetConfig(**{**base, **overrides})
 
 
@@ -233,8 +278,14 @@ def test_a_failing_worker_stops_the_build_with_one_error_and_a_valid_index(tiny_
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "transforms.json").write_text('{"frames": "not a list"}')
-    config = _toy_build(tmp_path / "ds", tiny_scene_dir, scenes=(tiny_scene_dir, broken), train_fractions=(0.5,),
-                        procedural=0, workers=2)
+    config = _toy_build(
+        tmp_path / "ds",
+        tiny_scene_dir,
+        scenes=(tiny_scene_dir, broken),
+        train_fractions=(0.5,),
+        procedural=0,
+        workers=2,
+    )
     with pytest.raises(SplatentError, match=r"worker failed on unit broken@0\.5: .*rerun the same command to resume"):
         make_dataset(config)
     index = read_index(tmp_path / "ds")  # still a valid dataset: whatever finished is committed, nothing half-written

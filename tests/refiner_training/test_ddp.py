@@ -20,10 +20,32 @@ from splatent_viewer.refine import load_refiner
 def test_accelerate_launch_trains_with_two_processes(refiner_dataset_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "ddp"
     cmd = [
-        str(Path(sys.executable).parent / "accelerate"), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-        "--mixed_precision", "no", "--dynamo_backend", "no",
-        "-m", "splatent_viewer.scripts.refiner_cli", "train", "--dataset", str(refiner_dataset_dir), "--output", str(out),
-        "--steps", "2", "--batch-size", "1", "--crop", "4", "--checkpoint-every", "1000",
+        str(Path(sys.executable).parent / "accelerate"),
+        "launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "-m",
+        "splatent_viewer.scripts.refiner_cli",
+        "train",
+        "--dataset",
+        str(refiner_dataset_dir),
+        "--output",
+        str(out),
+        "--steps",
+        "2",
+        "--batch-size",
+        "1",
+        "--crop",
+        "4",
+        "--checkpoint-every",
+        "1000",
     ]
     env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)

@@ -18,7 +18,9 @@ def test_held_out_views_are_the_test_split_evenly_thinned(load_benchmark) -> Non
     blender = SimpleNamespace(split_indices={"test": torch.arange(100, 200), "val": torch.arange(100, 200)})
     views = bench.eval_indices(blender, 20)
     assert len(views) == 20 and views[0] == 100 and views[-1] == 199 and views == sorted(set(views))
-    nerfstudio = SimpleNamespace(split_indices={"test": torch.tensor([], dtype=torch.long), "val": torch.tensor([3, 9])})
+    nerfstudio = SimpleNamespace(
+        split_indices={"test": torch.tensor([], dtype=torch.long), "val": torch.tensor([3, 9])}
+    )
     assert bench.eval_indices(nerfstudio, 20) == [3, 9]
 
 
@@ -30,12 +32,27 @@ def test_protocol_scores_every_refiner_and_marks_a_scene_the_shipped_refiner_saw
     root.mkdir()
     (root / "dino").symlink_to(tiny_scene_dir)  # a name the shipped refiner was trained on
     splatfacto = tmp_path / "ns.json"
-    splatfacto.write_text(json.dumps([{"method": "splatfacto", "scene": "dino", "metrics": {"psnr": 21.5, "ssim": 0.7}},
-                                      {"method": "splatent", "scene": "dino", "metrics": {"psnr": 1.0, "ssim": 0.1}}]))
-    args = bench.Args(scenes=("dino",), root=root, steps=5, max_eval_views=1, orbit_frames=2, device="cpu",
-                      splatfacto=splatfacto, output_dir=tmp_path / "runs", output=tmp_path / "out" / "table.md",
-                      adaptation=AdaptationConfig(folds=2, unit_steps=3, steps=1, batch_size=2, max_seconds=None),
-                      adapt_fresh=False)  # the fresh start: tests/refiner_training/test_adapt.py
+    splatfacto.write_text(
+        json.dumps(
+            [
+                {"method": "splatfacto", "scene": "dino", "metrics": {"psnr": 21.5, "ssim": 0.7}},
+                {"method": "splatent", "scene": "dino", "metrics": {"psnr": 1.0, "ssim": 0.1}},
+            ]
+        )
+    )
+    args = bench.Args(
+        scenes=("dino",),
+        root=root,
+        steps=5,
+        max_eval_views=1,
+        orbit_frames=2,
+        device="cpu",
+        splatfacto=splatfacto,
+        output_dir=tmp_path / "runs",
+        output=tmp_path / "out" / "table.md",
+        adaptation=AdaptationConfig(folds=2, unit_steps=3, steps=1, batch_size=2, max_seconds=None),
+        adapt_fresh=False,
+    )  # the fresh start: tests/refiner_training/test_adapt.py
     (row,) = bench.main(args)
 
     for variant in ("decoded", "generic latent", "generic guided", "adapted guided", "rgb"):

@@ -27,8 +27,20 @@ TINY_UNET = EmbeddedUNetConfig(block_out_channels=(32,), attention_from_level=1)
 
 def _config(dataset, output, **overrides) -> RefinerTrainConfig:
     # Scene "c" has one sample: with whole frames, no flips and a fixed k every batch is the same.
-    base = dict(dataset=dataset, output=output, scenes=("c",), embedded=TINY_UNET, crop=8, flip=False, k=2,
-                batch_size=1, lr=1e-3, warmup_steps=2, device="cpu", checkpoint_every=100)
+    base = dict(
+        dataset=dataset,
+        output=output,
+        scenes=("c",),
+        embedded=TINY_UNET,
+        crop=8,
+        flip=False,
+        k=2,
+        batch_size=1,
+        lr=1e-3,
+        warmup_steps=2,
+        device="cpu",
+        checkpoint_every=100,
+    )
     return RefinerTrainConfig(**{**base, **overrides})
 
 
@@ -55,14 +67,17 @@ def test_training_lowers_the_loss_and_resume_continues_exactly(refiner_dataset_d
 
     monkeypatch.setattr(train, "save_checkpoint", crash_after_checkpoint)
     with pytest.raises(KeyboardInterrupt):
-        train_refiner(_config(refiner_dataset_dir, tmp_path / "split", steps=4, checkpoint_every=2, lr_schedule="cosine"),
-                      progress=False)
+        train_refiner(
+            _config(refiner_dataset_dir, tmp_path / "split", steps=4, checkpoint_every=2, lr_schedule="cosine"),
+            progress=False,
+        )
     monkeypatch.undo()
     checkpoint = latest_checkpoint(tmp_path / "split")
     assert checkpoint.name == "step-000002" and json.loads((checkpoint / "state.json").read_text()) == {"step": 2}
     assert any(k.endswith(".exp_avg_sq") for k in load_file(str(checkpoint / "optimizer.safetensors")))
-    resumed = train_refiner(_config(refiner_dataset_dir, tmp_path / "split", steps=4, resume=True, lr_schedule="cosine"),
-                            progress=False)
+    resumed = train_refiner(
+        _config(refiner_dataset_dir, tmp_path / "split", steps=4, resume=True, lr_schedule="cosine"), progress=False
+    )
     assert [row["step"] for row in resumed.log] == [1, 2, 3, 4]
     assert [row["total"] for row in resumed.log] == pytest.approx(totals, rel=1e-4)
     a, b = load_refiner(full.refiner_dir).state_dict(), load_refiner(resumed.refiner_dir).state_dict()
@@ -118,8 +133,16 @@ def test_a_time_capped_run_ends_at_the_low_learning_rate(refiner_dataset_dir, tm
         return clock["now"]
 
     monkeypatch.setattr(train, "time", SimpleNamespace(perf_counter=perf_counter))
-    config = _config(refiner_dataset_dir, tmp_path / "o", steps=1000, warmup_steps=1, lr=1e-3, max_seconds=4.0,
-                     lr_schedule="cosine", min_lr_ratio=0.0)
+    config = _config(
+        refiner_dataset_dir,
+        tmp_path / "o",
+        steps=1000,
+        warmup_steps=1,
+        lr=1e-3,
+        max_seconds=4.0,
+        lr_schedule="cosine",
+        min_lr_ratio=0.0,
+    )
     result = train_refiner(config, progress=False)
     lrs = [row["lr"] for row in result.log]
     assert result.steps_done == 4 and lrs[0] == pytest.approx(1e-3)

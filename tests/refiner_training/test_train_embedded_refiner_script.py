@@ -17,35 +17,62 @@ from splatent_viewer.refiner_training.dataset import read_index
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "train_embedded_refiner.sh"
-TOY = dict(SCENES="", PROCEDURAL="2", PROCEDURAL_VIEWS="6", PROCEDURAL_RESOLUTION="32", UNIT_STEPS="30", STEPS="20",
-           LOSO_STEPS="10", BATCH="2", WORKERS="2", DEVICE="cpu")
+TOY = dict(
+    SCENES="",
+    PROCEDURAL="2",
+    PROCEDURAL_VIEWS="6",
+    PROCEDURAL_RESOLUTION="32",
+    UNIT_STEPS="30",
+    STEPS="20",
+    LOSO_STEPS="10",
+    BATCH="2",
+    WORKERS="2",
+    DEVICE="cpu",
+)
 
 
 def _run(out: Path, **env) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(SCRIPT), str(out)], env={**os.environ, "PYTHON": sys.executable, **TOY, **env},
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        ["bash", str(SCRIPT), str(out)],
+        env={**os.environ, "PYTHON": sys.executable, **TOY, **env},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 @pytest.mark.slow
 def test_recipe_runs_end_to_end_at_toy_size_on_the_cpu(tmp_path):
     out = tmp_path / "out"
     # REFINER_ARGS reach the final refiner and every fold (architecture and schedule); UNIT_ARGS every unit's trainer.
-    proc = _run(out, REFINER_ARGS="embedded.block-out-channels=32,64 embedded.attention-from-level=1 lr-schedule=cosine",
-                UNIT_ARGS="loss.decoded-weight=0.5 loss.decoded-every=7")
+    proc = _run(
+        out,
+        REFINER_ARGS="embedded.block-out-channels=32,64 embedded.attention-from-level=1 lr-schedule=cosine",
+        UNIT_ARGS="loss.decoded-weight=0.5 loss.decoded-every=7",
+    )
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
 
     index = read_index(out / "work" / "dataset")
-    assert [u["key"] for u in index["units"]] == ["procedural-001@0.5", "procedural-001@0.25", "procedural-002@0.5",
-                                                 "procedural-002@0.25"]
+    assert [u["key"] for u in index["units"]] == [
+        "procedural-001@0.5",
+        "procedural-001@0.25",
+        "procedural-002@0.5",
+        "procedural-002@0.25",
+    ]
     trainers = [u["trainer"] for u in index["units"]]
-    assert all((t["loss.decoded_weight"], t["loss.decoded_every"], t["steps"]) == (0.5, 7, 30) for t in trainers), trainers
+    assert all((t["loss.decoded_weight"], t["loss.decoded_every"], t["steps"]) == (0.5, 7, 30) for t in trainers), (
+        trainers
+    )
     assert [t["seed"] for t in trainers] == [1, 2, 3, 4]  # trainer seed + the unit's position in the build
     assert all(0 < s["rgb_psnr"] < 60 for s in index["samples"])
     refiner = load_refiner(out / "refiner", device="cpu", dtype=torch.float32)
     assert any(p.abs().sum() > 0 for n, p in refiner.named_parameters() if "conv_out" in n)  # trained, not the identity
     final_log = json.loads((out / "logs" / "train_final_log.json").read_text())
     assert final_log["steps_done"] == 20 and final_log["config"]["mixed_precision"] == "no"
-    for folder in (out / "refiner", *(out / "work" / "loso" / s / "refiner" for s in ("procedural-001", "procedural-002"))):
+    for folder in (
+        out / "refiner",
+        *(out / "work" / "loso" / s / "refiner" for s in ("procedural-001", "procedural-002")),
+    ):
         embedded = load_refiner(folder, device="cpu", dtype=torch.float32).config.embedded
         assert (embedded.block_out_channels, embedded.attention_from_level) == ((32, 64), 1), folder
     fold_log = json.loads((out / "work" / "loso" / "procedural-001" / "train_log.json").read_text())
@@ -64,7 +91,8 @@ def test_recipe_runs_end_to_end_at_toy_size_on_the_cpu(tmp_path):
     table = [[c.strip() for c in line.split("|")[1:-1]] for line in text.splitlines() if line.startswith("| ")]
     assert table[0][:4] == ["scene", "train fraction", "views", "k"] and table[0][7] == "RGB splats PSNR"
     assert [row[:2] + row[3:4] for row in table[1:]] == [
-        [s, f, k] for s in ("procedural-001", "procedural-002") for f in ("0.5", "0.25") for k in ("0", "3")]
+        [s, f, k] for s in ("procedural-001", "procedural-002") for f in ("0.5", "0.25") for k in ("0", "3")
+    ]
     assert all(float(row[7]) > 0 and 0 < float(row[10]) <= 1 for row in table[1:])  # the RGB-splat baseline is filled
 
     # A failing fold fails the whole recipe, naming its log; the dataset is resumed, not rebuilt.
@@ -80,4 +108,7 @@ def test_recipe_runs_end_to_end_at_toy_size_on_the_cpu(tmp_path):
     assert "0 LOSO folds" in final.stdout and "building" not in final.stdout.split("training the final")[1]
     assert json.loads((tmp_path / "final" / "logs" / "train_final_log.json").read_text())["steps_done"] == 3
     assert (tmp_path / "final" / "refiner" / "refiner.safetensors").is_file()
-    assert not (tmp_path / "final" / "loso.md").exists() and not (tmp_path / "final" / "logs" / "make_dataset.log").exists()
+    assert (
+        not (tmp_path / "final" / "loso.md").exists()
+        and not (tmp_path / "final" / "logs" / "make_dataset.log").exists()
+    )

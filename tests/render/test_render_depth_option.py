@@ -19,17 +19,29 @@ def _inputs(device: str, channels: int) -> dict:
     quats = torch.nn.functional.normalize(torch.randn(n, 4, generator=g), dim=-1)
     f = 32 / (2 * math.tan(math.radians(25)))
     K = torch.tensor([[f, 0, 16.0], [0, f, 16.0], [0, 0, 1]])
-    tensors = dict(means=means, quats=quats, scales=torch.rand(n, 3, generator=g) * 0.08 + 0.01,
-                   opacities=torch.rand(n, generator=g), features=torch.randn(n, channels, generator=g),
-                   viewmats=torch.eye(4)[None], Ks=K[None])
+    tensors = dict(
+        means=means,
+        quats=quats,
+        scales=torch.rand(n, 3, generator=g) * 0.08 + 0.01,
+        opacities=torch.rand(n, generator=g),
+        features=torch.randn(n, channels, generator=g),
+        viewmats=torch.eye(4)[None],
+        Ks=K[None],
+    )
     return {k: v.to(device) for k, v in tensors.items()} | dict(width=32, height=32)
 
 
-@pytest.mark.parametrize("backend, device", [
-    ("torch", "cpu"),
-    pytest.param("gsplat", "cuda", marks=[pytest.mark.gpu,
-                                          pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]),
-])
+@pytest.mark.parametrize(
+    "backend, device",
+    [
+        ("torch", "cpu"),
+        pytest.param(
+            "gsplat",
+            "cuda",
+            marks=[pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")],
+        ),
+    ],
+)
 def test_depth_false_keeps_features_and_alpha(backend: str, device: str) -> None:
     inputs = _inputs(device, channels=32)
     full = rasterize(**inputs, backend=backend)

@@ -40,8 +40,14 @@ def _agree(ours: torch.Tensor, ref: torch.Tensor, what: str, tol: float = 1e-3) 
 def _params(device, n=20_000, seed=0):
     g = torch.Generator().manual_seed(seed)
     points = (torch.rand(n, 3, generator=g) - 0.5) * 2.0
-    raw = init_splats(points=points, colors=torch.rand(n, 3, generator=g), latent_channels=32, sh_degree=3,
-                      init_opacity=0.5, generator=g)
+    raw = init_splats(
+        points=points,
+        colors=torch.rand(n, 3, generator=g),
+        latent_channels=32,
+        sh_degree=3,
+        init_opacity=0.5,
+        generator=g,
+    )
     raw["features_rest"] = 0.1 * torch.randn(raw["features_rest"].shape, generator=g)
     raw["latents"] = torch.rand(raw["latents"].shape, generator=g)
     return {k: v.to(device).requires_grad_() for k, v in raw.items()}
@@ -50,8 +56,16 @@ def _params(device, n=20_000, seed=0):
 def test_projection_matches_torch(cuda_gsplat):
     scene = random_scene(10_000, seed=3, device=cuda_gsplat)
     viewmats, Ks = orbit_cameras(2, width=256, height=192, device=cuda_gsplat)
-    kw: dict[str, Any] = dict(means=scene.means, quats=scene.quats, scales=scene.scales, opacities=scene.opacities, viewmats=viewmats,
-              Ks=Ks, width=256, height=192)
+    kw: dict[str, Any] = dict(
+        means=scene.means,
+        quats=scene.quats,
+        scales=scene.scales,
+        opacities=scene.opacities,
+        viewmats=viewmats,
+        Ks=Ks,
+        width=256,
+        height=192,
+    )
     gs, tc = project_screen(**kw, backend="gsplat"), project_screen(**kw, backend="torch")
     assert gs.backend == "gsplat" and tc.backend == "torch"
     both = (gs.radii > 0) & (tc.radii > 0)
@@ -73,8 +87,18 @@ def test_fused_sh_matches_torch(cuda_gsplat, degree):
 def test_rgb_and_latents_match_torch_and_gsplat_rasterization(cuda_gsplat, width, height, downscale):
     params = _params(cuda_gsplat, seed=width)
     viewmats, Ks = orbit_cameras(1, width=width, height=height, device=cuda_gsplat)
-    kw: dict[str, Any] = dict(params=params, viewmats=viewmats, Ks=Ks, width=width, height=height, latent_width=width // downscale,
-              latent_height=height // downscale, latent_downscale=downscale, sh_degree=3, depth=True)
+    kw: dict[str, Any] = dict(
+        params=params,
+        viewmats=viewmats,
+        Ks=Ks,
+        width=width,
+        height=height,
+        latent_width=width // downscale,
+        latent_height=height // downscale,
+        latent_downscale=downscale,
+        sh_degree=3,
+        depth=True,
+    )
     rgb_gs, lat_gs = render_rgb_and_latents(**kw, backend="gsplat")
     rgb_tc, lat_tc = render_rgb_and_latents(**kw, backend="torch")
     assert rgb_gs.info["backend"] == "gsplat" and rgb_tc.info["backend"] == "torch"
@@ -86,14 +110,34 @@ def test_rgb_and_latents_match_torch_and_gsplat_rasterization(cuda_gsplat, width
     # the RGB pass is gsplat.rasterization's render (same kernels, same inputs)
     scales, opac = torch.exp(params["scales"]), torch.sigmoid(params["opacities"]).squeeze(-1)
     colors = sh_colors(params=params, viewmats=viewmats, sh_degree=3, backend="gsplat")
-    ref = rasterize(means=params["means"], quats=params["quats"], scales=scales, opacities=opac, features=colors,
-                    viewmats=viewmats, Ks=Ks, width=width, height=height, backend="gsplat")
+    ref = rasterize(
+        means=params["means"],
+        quats=params["quats"],
+        scales=scales,
+        opacities=opac,
+        features=colors,
+        viewmats=viewmats,
+        Ks=Ks,
+        width=width,
+        height=height,
+        backend="gsplat",
+    )
     torch.testing.assert_close(rgb_gs.features, ref.features, rtol=0, atol=1e-5)
     # the latents are a second gsplat projection's, drawing the Gaussians the RGB pass kept
     drawn = (rgb_gs.info["radii"][0] > 0).float()
-    lat_ref = rasterize(means=params["means"], quats=params["quats"], scales=scales, opacities=opac * drawn,
-                        features=params["latents"], viewmats=viewmats, Ks=scale_intrinsics(Ks, 1.0 / downscale),
-                        width=width // downscale, height=height // downscale, backend="gsplat", depth=False)
+    lat_ref = rasterize(
+        means=params["means"],
+        quats=params["quats"],
+        scales=scales,
+        opacities=opac * drawn,
+        features=params["latents"],
+        viewmats=viewmats,
+        Ks=scale_intrinsics(Ks, 1.0 / downscale),
+        width=width // downscale,
+        height=height // downscale,
+        backend="gsplat",
+        depth=False,
+    )
     _agree(lat_gs.features, lat_ref.features, "latents vs a second gsplat projection", tol=1e-4)
 
     # densification's tap: the RGB loss's screen gradient only, as gsplat.rasterization's means2d gets it

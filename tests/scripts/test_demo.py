@@ -14,10 +14,16 @@ from splatent_viewer.splats.io import load_splats
 
 def test_demo_writes_splats_metrics_image_and_video(tiny_scene_dir, tmp_path):
     out = tmp_path / "demo"
-    metrics = main(DemoConfig(scene=tiny_scene_dir, output_dir=out, device="cpu", steps=30, video_frames=6, fps=6,
-                              refiner="none"))
-    assert sorted(p.name for p in out.iterdir()) == ["compare.png", "metrics.json", "orbit.mp4", "references.safetensors",
-                                                     "splats.safetensors"]
+    metrics = main(
+        DemoConfig(scene=tiny_scene_dir, output_dir=out, device="cpu", steps=30, video_frames=6, fps=6, refiner="none")
+    )
+    assert sorted(p.name for p in out.iterdir()) == [
+        "compare.png",
+        "metrics.json",
+        "orbit.mp4",
+        "references.safetensors",
+        "splats.safetensors",
+    ]
     assert json.loads((out / "metrics.json").read_text()) == json.loads(json.dumps(metrics))
     from splatent_viewer.data.scene import load_scene
 
@@ -40,8 +46,9 @@ def test_demo_writes_splats_metrics_image_and_video(tiny_scene_dir, tmp_path):
     # The bank reuses the trainer's latents of the training views: they are those views' own latents, in order.
     from splatent_viewer.trained import ReferenceBank
 
-    fresh = ReferenceBank.from_scene(scene=scene, indices=scene.split_indices["train"].tolist(), codec=run.codec,
-                                     device="cpu")
+    fresh = ReferenceBank.from_scene(
+        scene=scene, indices=scene.split_indices["train"].tolist(), codec=run.codec, device="cpu"
+    )
     torch.testing.assert_close(run.references.latents, fresh.latents, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(run.references.c2w, fresh.c2w)
     torch.testing.assert_close(run.references.Ks, fresh.Ks)
@@ -61,7 +68,8 @@ def test_demo_with_a_refiner_adds_the_enhanced_render(tiny_scene_dir, tmp_path):
     # (as training would give) make the enhanced render differ from the decoded one, so each panel is checkable.
     torch.manual_seed(0)
     refiner = RefinerConfig(backbone="embedded", codec="taef2", latent_channels=32, num_references=3).setup(
-        device="cpu", dtype=torch.float32)
+        device="cpu", dtype=torch.float32
+    )
     g = torch.Generator().manual_seed(1)
     with torch.no_grad():
         for p in refiner.backbone.unet.conv_out.parameters():
@@ -69,8 +77,17 @@ def test_demo_with_a_refiner_adds_the_enhanced_render(tiny_scene_dir, tmp_path):
     refiner_dir = tmp_path / "refiner"
     save_refiner(refiner, refiner_dir)
     out = tmp_path / "demo"
-    metrics = main(DemoConfig(scene=tiny_scene_dir, output_dir=out, device="cpu", steps=10, video_frames=2, fps=2,
-                              refiner=str(refiner_dir)))
+    metrics = main(
+        DemoConfig(
+            scene=tiny_scene_dir,
+            output_dir=out,
+            device="cpu",
+            steps=10,
+            video_frames=2,
+            fps=2,
+            refiner=str(refiner_dir),
+        )
+    )
     assert json.loads((out / "metrics.json").read_text()) == json.loads(json.dumps(metrics))
     mean = metrics["mean"]
     assert {"enhanced_psnr", "enhanced_ssim"} <= mean.keys()
@@ -83,8 +100,14 @@ def test_demo_with_a_refiner_adds_the_enhanced_render(tiny_scene_dir, tmp_path):
     scene = load_scene(tiny_scene_dir)
     run = load_trained_scene(out, refiner=refiner_dir)
     view = scene.split_indices["val"].tolist()[0]
-    f = render_frame(scene=run, c2w=scene.camera_to_worlds[view], K=scene.Ks[view], width=64, height=64,
-                     outputs=("decoded", "enhanced", "rgb"))
+    f = render_frame(
+        scene=run,
+        c2w=scene.camera_to_worlds[view],
+        K=scene.Ks[view],
+        width=64,
+        height=64,
+        outputs=("decoded", "enhanced", "rgb"),
+    )
     to8 = lambda x: (x.clamp(0, 1).numpy() * 255.0 + 0.5).astype(np.int16)  # noqa: E731
     compare = np.asarray(Image.open(out / "compare.png")).astype(np.int16)
     assert compare.shape == (64, 5 * 64, 3)
@@ -106,13 +129,18 @@ def test_demo_with_a_refiner_adds_the_enhanced_render(tiny_scene_dir, tmp_path):
 def test_demo_without_held_out_views_still_trains_and_renders(tmp_path):
     from splatent_viewer.data.demo_scene import DemoSceneConfig, render_demo_scene
 
-    scene = render_demo_scene(DemoSceneConfig(output=tmp_path / "s", num_views=6, resolution=32, seed=2, supersample=1,
-                                              num_points=300))
+    scene = render_demo_scene(
+        DemoSceneConfig(output=tmp_path / "s", num_views=6, resolution=32, seed=2, supersample=1, num_points=300)
+    )
     out = tmp_path / "demo"
     metrics = main(DemoConfig(scene=scene, output_dir=out, device="cpu", steps=5, video_frames=2, refiner="none"))
     assert metrics["views"] == [] and metrics["mean"] == {}
-    assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "orbit.mp4", "references.safetensors",
-                                                     "splats.safetensors"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "metrics.json",
+        "orbit.mp4",
+        "references.safetensors",
+        "splats.safetensors",
+    ]
 
 
 def test_demo_adapts_the_refiner_to_its_training_views(tiny_scene_dir, tmp_path):
@@ -123,8 +151,18 @@ def test_demo_adapts_the_refiner_to_its_training_views(tiny_scene_dir, tmp_path)
     from splatent_viewer.trained import ADAPTED_REFINER_DIR, load_trained_scene
 
     out = tmp_path / "demo"
-    metrics = main(DemoConfig(scene=tiny_scene_dir, output_dir=out, device="cpu", steps=20, video_frames=2, fps=2,
-                              adapt=True, adaptation=AdaptationConfig(folds=2, unit_steps=10, steps=2, batch_size=2)))
+    metrics = main(
+        DemoConfig(
+            scene=tiny_scene_dir,
+            output_dir=out,
+            device="cpu",
+            steps=20,
+            video_frames=2,
+            fps=2,
+            adapt=True,
+            adaptation=AdaptationConfig(folds=2, unit_steps=10, steps=2, batch_size=2),
+        )
+    )
     assert (out / ADAPTED_REFINER_DIR / "refiner.json").is_file()
     assert "enhanced_psnr" in metrics["mean"] and "enhanced_psnr" in metrics["generic_refiner_mean"]
     assert "adapt" in metrics["phase_seconds"]

@@ -20,14 +20,22 @@ import pytest
 pytestmark = pytest.mark.slow
 
 
-def _interrupt(args: list[str], *, ready: str, after: float, tmp_path: Path, timeout: float = 300) -> tuple[int, str, str]:
+def _interrupt(
+    args: list[str], *, ready: str, after: float, tmp_path: Path, timeout: float = 300
+) -> tuple[int, str, str]:
     """Starts ``python -m <args>``, waits for a stdout line containing ``ready`` (and ``after`` seconds more), sends
     SIGINT to its process group and returns (exit code, stdout, stderr)."""
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1", COLUMNS="40")  # narrow: lines must not wrap
     stderr_path = tmp_path / "stderr.txt"
     with open(stderr_path, "w") as stderr:
-        proc = subprocess.Popen([sys.executable, "-m", *args], stdout=subprocess.PIPE, stderr=stderr, text=True,
-                                env=env, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", *args],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            env=env,
+            start_new_session=True,
+        )
         lines: queue.Queue[str | None] = queue.Queue()
 
         def pump() -> None:
@@ -41,7 +49,9 @@ def _interrupt(args: list[str], *, ready: str, after: float, tmp_path: Path, tim
         try:
             while not any(ready in line for line in out):
                 line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
-                assert line is not None, f"exited ({proc.wait()}) before {ready!r}:\n{''.join(out)}{stderr_path.read_text()}"
+                assert line is not None, (
+                    f"exited ({proc.wait()}) before {ready!r}:\n{''.join(out)}{stderr_path.read_text()}"
+                )
                 out.append(line)
             time.sleep(after)
             os.killpg(proc.pid, signal.SIGINT)
@@ -66,9 +76,24 @@ def _assert_one_interrupted_line(code: int, out: str, err: str) -> str:
 def test_render_interrupted_writes_nothing(tiny_trained_scene_dir: Path, tmp_path: Path) -> None:
     out_dir = tmp_path / "renders"
     code, out, err = _interrupt(
-        ["splatent_viewer.scripts.render_cli", "orbit", "--load-config", str(tiny_trained_scene_dir), "--device", "cpu",
-         "--num-frames", "100000", "--output", str(out_dir / "orbit.mp4"), "--save-camera-path", str(out_dir / "p.json")],
-        ready="scene ", after=3.0, tmp_path=tmp_path)
+        [
+            "splatent_viewer.scripts.render_cli",
+            "orbit",
+            "--load-config",
+            str(tiny_trained_scene_dir),
+            "--device",
+            "cpu",
+            "--num-frames",
+            "100000",
+            "--output",
+            str(out_dir / "orbit.mp4"),
+            "--save-camera-path",
+            str(out_dir / "p.json"),
+        ],
+        ready="scene ",
+        after=3.0,
+        tmp_path=tmp_path,
+    )
     last = _assert_one_interrupted_line(code, out, err)
     assert last == "interrupted; nothing written (outputs appear only when complete)"
     assert not out_dir.exists() or list(out_dir.iterdir()) == []  # no video, no temporary file, no camera path
@@ -76,16 +101,48 @@ def test_render_interrupted_writes_nothing(tiny_trained_scene_dir: Path, tmp_pat
 
 def test_demo_interrupted(tiny_scene_dir: Path, tmp_path: Path) -> None:
     code, out, err = _interrupt(
-        ["splatent_viewer.scripts.demo", "--scene", str(tiny_scene_dir), "--output-dir", str(tmp_path / "demo"),
-         "--device", "cpu", "--steps", "100000", "--refiner", "none"],
-        ready="scene ", after=3.0, tmp_path=tmp_path)
+        [
+            "splatent_viewer.scripts.demo",
+            "--scene",
+            str(tiny_scene_dir),
+            "--output-dir",
+            str(tmp_path / "demo"),
+            "--device",
+            "cpu",
+            "--steps",
+            "100000",
+            "--refiner",
+            "none",
+        ],
+        ready="scene ",
+        after=3.0,
+        tmp_path=tmp_path,
+    )
     _assert_one_interrupted_line(code, out, err)
 
 
 def test_refiner_make_dataset_interrupted(tmp_path: Path) -> None:
     code, out, err = _interrupt(
-        ["splatent_viewer.scripts.refiner_cli", "make-dataset", "--procedural", "1", "--procedural-views", "6",
-         "--procedural-resolution", "32", "--train-fractions", "0.5", "--steps", "100000", "--device", "cpu",
-         "--output", str(tmp_path / "dataset")],
-        ready="unit 1/", after=2.0, tmp_path=tmp_path)
+        [
+            "splatent_viewer.scripts.refiner_cli",
+            "make-dataset",
+            "--procedural",
+            "1",
+            "--procedural-views",
+            "6",
+            "--procedural-resolution",
+            "32",
+            "--train-fractions",
+            "0.5",
+            "--steps",
+            "100000",
+            "--device",
+            "cpu",
+            "--output",
+            str(tmp_path / "dataset"),
+        ],
+        ready="unit 1/",
+        after=2.0,
+        tmp_path=tmp_path,
+    )
     _assert_one_interrupted_line(code, out, err)

@@ -12,8 +12,13 @@ from splatent_viewer.splats.io import load_splats, save_splats
 
 
 def _params(n=50, c=4):
-    return init_splats(points=torch.randn(n, 3), colors=torch.rand(n, 3), latent_channels=c,
-                       latents=torch.randn(n, c), generator=torch.Generator().manual_seed(0))
+    return init_splats(
+        points=torch.randn(n, 3),
+        colors=torch.rand(n, 3),
+        latent_channels=c,
+        latents=torch.randn(n, c),
+        generator=torch.Generator().manual_seed(0),
+    )
 
 
 def test_round_trip(tmp_path):

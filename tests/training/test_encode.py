@@ -34,7 +34,11 @@ def test_latent_cache_roundtrip_and_keys(tmp_path, monkeypatch) -> None:
 def test_encode_images_reads_back_what_it_cached_and_batches_by_size(tmp_path) -> None:
     codec = load_codec("taef2")
     g = torch.Generator().manual_seed(0)
-    images = [torch.rand(32, 32, 3, generator=g), torch.rand(32, 32, 3, generator=g), torch.rand(16, 40, 3, generator=g)]
+    images = [
+        torch.rand(32, 32, 3, generator=g),
+        torch.rand(32, 32, 3, generator=g),
+        torch.rand(16, 40, 3, generator=g),
+    ]
     cache = LatentCache(codec_name=codec.name, root=tmp_path)
     first, stats = encode_images(images=images, codec=codec, device="cpu", cache=cache, batch_size=4)
     assert (stats.hits, stats.encoded) == (0, 3)

@@ -31,10 +31,15 @@ def _scene(c2ws: list[torch.Tensor], train: list[int], size=(40, 30)) -> Scene:
     f = torch.full((n,), 35.0)
     Ks = intrinsics_matrix(fx=f, fy=f, cx=torch.full((n,), size[0] / 2), cy=torch.full((n,), size[1] / 2))
     held = [i for i in range(n) if i not in train]
-    return Scene(root=Path("synthetic"), image_paths=[Path(f"{i}.png") for i in range(n)],
-                 camera_to_worlds=torch.stack(c2ws), Ks=Ks, widths=torch.full((n,), size[0]),
-                 heights=torch.full((n,), size[1]),
-                 split_indices={"train": torch.tensor(train), "val": torch.tensor(held), "test": torch.tensor(held)})
+    return Scene(
+        root=Path("synthetic"),
+        image_paths=[Path(f"{i}.png") for i in range(n)],
+        camera_to_worlds=torch.stack(c2ws),
+        Ks=Ks,
+        widths=torch.full((n,), size[0]),
+        heights=torch.full((n,), size[1]),
+        split_indices={"train": torch.tensor(train), "val": torch.tensor(held), "test": torch.tensor(held)},
+    )
 
 
 def _seen_by(points: torch.Tensor, scene: Scene, views: list[int]) -> torch.Tensor:
@@ -50,15 +55,21 @@ def _seen_by(points: torch.Tensor, scene: Scene, views: list[int]) -> torch.Tens
 
 
 def _points(scene: Scene, n=3000) -> torch.Tensor:
-    points, colors = initial_points(points=scene.load_points(), cameras=training_cameras(scene, scene.split_indices["train"].tolist()),
-                                    num_random=n, generator=torch.Generator().manual_seed(0))
+    points, colors = initial_points(
+        points=scene.load_points(),
+        cameras=training_cameras(scene, scene.split_indices["train"].tolist()),
+        num_random=n,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert colors is None and points.shape == (n, 3)
     return points
 
 
 def test_ring_capture_points_surround_the_subject_the_cameras_look_at():
-    ring = [_look_at((2 * torch.cos(torch.tensor(a)).item(), 2 * torch.sin(torch.tensor(a)).item(), 0.5), (0, 0, 0))
-            for a in torch.linspace(0, 6.0, 12).tolist()]
+    ring = [
+        _look_at((2 * torch.cos(torch.tensor(a)).item(), 2 * torch.sin(torch.tensor(a)).item(), 0.5), (0, 0, 0))
+        for a in torch.linspace(0, 6.0, 12).tolist()
+    ]
     focus = optical_axes_focus(torch.stack(ring))
     assert focus is not None
     torch.testing.assert_close(focus[0], torch.zeros(3), atol=1e-4, rtol=0)
@@ -87,8 +98,12 @@ def test_forward_facing_points_lie_in_front_of_the_camera_plane(toe_in):
 
 def test_only_the_training_cameras_place_points():
     # Train on a ring's front half; the held-out camera looks the other way, away from everything.
-    cams = [_look_at((2.0, 0.0, 0.3), (0, 0, 0)), _look_at((0.0, 2.0, 0.3), (0, 0, 0)), _look_at((1.4, 1.4, 0.3), (0, 0, 0)),
-            _look_at((0.0, 0.0, 5.0), (0.0, 0.0, 10.0))]
+    cams = [
+        _look_at((2.0, 0.0, 0.3), (0, 0, 0)),
+        _look_at((0.0, 2.0, 0.3), (0, 0, 0)),
+        _look_at((1.4, 1.4, 0.3), (0, 0, 0)),
+        _look_at((0.0, 0.0, 5.0), (0.0, 0.0, 10.0)),
+    ]
     scene = _scene(cams, train=[0, 1, 2])
     points = _points(scene)
     assert bool(_seen_by(points, scene, [0, 1, 2]).all())

@@ -35,21 +35,43 @@ from splatent_viewer.training.step import (
 from splatent_viewer.training.trainer import encode_views, training_cameras
 
 
-def reference_step(*, params, viewmat, K, width, height, latent_downscale, sh_degree, rgb_downscale=1,
-                   only_rgb_drawn=True) -> StepRender:
+def reference_step(
+    *, params, viewmat, K, width, height, latent_downscale, sh_degree, rgb_downscale=1, only_rgb_drawn=True
+) -> StepRender:
     """The two-projection step; ``only_rgb_drawn``: its latent pass draws only the Gaussians the RGB pass kept."""
-    out = render_splats(params=params, viewmats=viewmat, Ks=scale_intrinsics(K, 1.0 / rgb_downscale),
-                        width=width // rgb_downscale, height=height // rgb_downscale, content="rgb",
-                        sh_degree=sh_degree, depth=False)
+    out = render_splats(
+        params=params,
+        viewmats=viewmat,
+        Ks=scale_intrinsics(K, 1.0 / rgb_downscale),
+        width=width // rgb_downscale,
+        height=height // rgb_downscale,
+        content="rgb",
+        sh_degree=sh_degree,
+        depth=False,
+    )
     opacities = torch.sigmoid(params["opacities"]).squeeze(-1)
     if only_rgb_drawn:
         opacities = opacities * (out.info["radii"][0] > 0).to(opacities.dtype)
-    lat = rasterize(means=params["means"], quats=params["quats"], scales=torch.exp(params["scales"]),
-                    opacities=opacities, features=params["latents"], viewmats=viewmat,
-                    Ks=scale_intrinsics(K, 1.0 / latent_downscale), width=width // latent_downscale,
-                    height=height // latent_downscale, depth=False, backend="torch")
-    return StepRender(rgb=out.features[0].clamp(0.0, 1.0), alpha=out.alpha[0], depth=None,
-                      latent=lat.features[0].permute(2, 0, 1), info=out.info)
+    lat = rasterize(
+        means=params["means"],
+        quats=params["quats"],
+        scales=torch.exp(params["scales"]),
+        opacities=opacities,
+        features=params["latents"],
+        viewmats=viewmat,
+        Ks=scale_intrinsics(K, 1.0 / latent_downscale),
+        width=width // latent_downscale,
+        height=height // latent_downscale,
+        depth=False,
+        backend="torch",
+    )
+    return StepRender(
+        rgb=out.features[0].clamp(0.0, 1.0),
+        alpha=out.alpha[0],
+        depth=None,
+        latent=lat.features[0].permute(2, 0, 1),
+        info=out.info,
+    )
 
 
 @pytest.mark.parametrize(("dtype", "tol"), [(torch.float64, 1e-10), (torch.float32, 1e-5)])
@@ -65,8 +87,16 @@ def test_derived_latent_grid_renders_what_a_second_projection_renders(dtype, tol
 
     Kc = scale_intrinsics(Ks, 1.0 / downscale)
     drawn = (fine.radii[0] > 0).to(dtype)
-    direct = rasterize(**kw, opacities=scene.opacities * drawn, features=scene.features, Ks=Kc, width=w, height=w,
-                       depth=False, backend="torch")
+    direct = rasterize(
+        **kw,
+        opacities=scene.opacities * drawn,
+        features=scene.features,
+        Ks=Kc,
+        width=w,
+        height=w,
+        depth=False,
+        backend="torch",
+    )
     assert (direct.alpha > 0.5).float().mean() > 0.3  # a real scene
     # the same 2D Gaussians: centres exactly (pixel centres at +0.5 on both grids), conics to rounding, same radii
     both = (coarse.radii > 0) & (direct.info["radii"] > 0)
@@ -78,8 +108,9 @@ def test_derived_latent_grid_renders_what_a_second_projection_renders(dtype, tol
     torch.testing.assert_close(derived.alpha, direct.alpha, rtol=0, atol=tol)
 
     # Without leaving the RGB-culled Gaussians out, only border cells can differ.
-    full = rasterize(**kw, opacities=scene.opacities, features=scene.features, Ks=Kc, width=w, height=w, depth=False,
-                     backend="torch")
+    full = rasterize(
+        **kw, opacities=scene.opacities, features=scene.features, Ks=Kc, width=w, height=w, depth=False, backend="torch"
+    )
     torch.testing.assert_close(derived.features[:, 1:-1, 1:-1], full.features[:, 1:-1, 1:-1], rtol=0, atol=tol)
 
 
@@ -90,10 +121,17 @@ def _tiny_setup(tiny_scene_dir, dtype):
     targets = [t.to(dtype) for t in encode_views(scene=scene, indices=train, codec=codec, device="cpu")]
     images = [scene.load_image(i).to(dtype) for i in train]
     generator = torch.Generator().manual_seed(0)
-    points, colors = initial_points(points=scene.load_points(), cameras=training_cameras(scene, train), num_random=0,
-                                    generator=generator)
-    raw = init_splats(points=points, colors=colors, latent_channels=codec.latent_channels, sh_degree=1,
-                      init_opacity=0.1, generator=generator)
+    points, colors = initial_points(
+        points=scene.load_points(), cameras=training_cameras(scene, train), num_random=0, generator=generator
+    )
+    raw = init_splats(
+        points=points,
+        colors=colors,
+        latent_channels=codec.latent_channels,
+        sh_degree=1,
+        init_opacity=0.1,
+        generator=generator,
+    )
     cams = (scene.viewmats()[train].to(dtype), scene.Ks[train].to(dtype))
     sizes = [(int(scene.widths[i]), int(scene.heights[i])) for i in train]
     return raw, cams, sizes, images, targets, codec.downscale
@@ -105,12 +143,20 @@ def test_densification_reads_the_rgb_gradient_only(tiny_scene_dir):
     grads = {}
     for name in ("shared", "reference"):
         params = torch.nn.ParameterDict({k: torch.nn.Parameter(v.double()) for k, v in raw.items()})
-        args: dict[str, Any] = dict(params=params, viewmat=viewmats[i : i + 1], K=Ks[i : i + 1], width=width, height=height,
-                    latent_downscale=ds, sh_degree=1)
+        args: dict[str, Any] = dict(
+            params=params,
+            viewmat=viewmats[i : i + 1],
+            K=Ks[i : i + 1],
+            width=width,
+            height=height,
+            latent_downscale=ds,
+            sh_degree=1,
+        )
         render = render_step(**args, depth=False) if name == "shared" else reference_step(**args)
         render.info["means2d"].retain_grad()  # what DefaultStrategy.step_pre_backward does
-        losses = step_losses(render=render, image=images[i], target_latent=targets[i], loss=LossConfig(),
-                             ssim_lambda=0.2, step=0)
+        losses = step_losses(
+            render=render, image=images[i], target_latent=targets[i], loss=LossConfig(), ssim_lambda=0.2, step=0
+        )
         torch.stack(list(losses.values())).sum().backward()
         grads[name] = (render.info["means2d"].grad, {k: p.grad for k, p in params.items()}, losses)
     (tap, g_shared, l_shared), (rgb_only, g_ref, l_ref) = grads["shared"], grads["reference"]
@@ -129,8 +175,9 @@ def _train(raw, cams, sizes, images, targets, ds, step_fn, steps):
     torch.manual_seed(0)  # the strategy's split samples positions from the global generator
     params = torch.nn.ParameterDict({k: torch.nn.Parameter(v.double()) for k, v in raw.items()})
     optimizers, decay = create_optimizers(params=params, lr=LearningRates(), scene_scale=1.0, steps=steps)
-    strategy = DefaultStrategy(refine_start_iter=5, refine_stop_iter=steps - 1, refine_every=8, reset_every=10_000,
-                               grow_grad2d=2e-5)
+    strategy = DefaultStrategy(
+        refine_start_iter=5, refine_stop_iter=steps - 1, refine_every=8, reset_every=10_000, grow_grad2d=2e-5
+    )
     strategy.check_sanity(params, optimizers)
     state = strategy.initialize_state(scene_scale=1.0)
     # float64 throughout, so that rounding cannot tip a densification decision: gsplat's state and split samples
@@ -141,8 +188,9 @@ def _train(raw, cams, sizes, images, targets, ds, step_fn, steps):
     default_dtype = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
     try:
-        _loop(params, optimizers, decay, strategy, state, cams, sizes, images, targets, ds, step_fn, steps, losses,
-              counts)
+        _loop(
+            params, optimizers, decay, strategy, state, cams, sizes, images, targets, ds, step_fn, steps, losses, counts
+        )
     finally:
         torch.set_default_dtype(default_dtype)
     return np.array(losses), counts, {k: v.detach() for k, v in params.items()}
@@ -153,10 +201,18 @@ def _loop(params, optimizers, decay, strategy, state, cams, sizes, images, targe
     for step in range(steps):
         i = step % len(sizes)
         width, height = sizes[i]
-        render = step_fn(params=params, viewmat=viewmats[i : i + 1], K=Ks[i : i + 1], width=width, height=height,
-                         latent_downscale=ds, sh_degree=min(step // 10, 1))
-        terms = step_losses(render=render, image=images[i], target_latent=targets[i], loss=LossConfig(),
-                            ssim_lambda=0.2, step=step)
+        render = step_fn(
+            params=params,
+            viewmat=viewmats[i : i + 1],
+            K=Ks[i : i + 1],
+            width=width,
+            height=height,
+            latent_downscale=ds,
+            sh_degree=min(step // 10, 1),
+        )
+        terms = step_losses(
+            render=render, image=images[i], target_latent=targets[i], loss=LossConfig(), ssim_lambda=0.2, step=step
+        )
         loss = torch.stack(list(terms.values())).sum()
         strategy.step_pre_backward(params, optimizers, state, step, render.info)
         loss.backward()

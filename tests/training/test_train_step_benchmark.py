@@ -7,8 +7,17 @@ import math
 
 def test_train_step_benchmark_runs_on_cpu(load_benchmark, tiny_scene_dir, tmp_path):
     bench = load_benchmark("train_step_gpu")
-    args = bench.Args(scene=tiny_scene_dir, device="cpu", steps=2, warmup=2, max_views=2, num_random=0,
-                      refine_every=2, output=tmp_path / "steps.md", json_out=tmp_path / "steps.json")
+    args = bench.Args(
+        scene=tiny_scene_dir,
+        device="cpu",
+        steps=2,
+        warmup=2,
+        max_views=2,
+        num_random=0,
+        refine_every=2,
+        output=tmp_path / "steps.md",
+        json_out=tmp_path / "steps.json",
+    )
     record = bench.main(args)
     assert record["agreement"] == 0.0  # the spelled-out stages are render_step's computation
     for path in ("shared", "two-pass"):

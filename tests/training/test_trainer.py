@@ -19,8 +19,9 @@ def test_training_lowers_loss_and_keeps_parameters_aligned(tiny_scene_dir):
         steps=60,
         sh_degree=1,
         sh_degree_interval=30,
-        strategy=DefaultStrategy(refine_start_iter=20, refine_stop_iter=50, refine_every=10, reset_every=10_000,
-                                 grow_grad2d=1e-5),
+        strategy=DefaultStrategy(
+            refine_start_iter=20, refine_stop_iter=50, refine_every=10, reset_every=10_000, grow_grad2d=1e-5
+        ),
     )
     result = train_latent_splats(scene=scene, codec=codec, config=config, progress=False)
     first, last = sum(result.losses[:8]) / 8, sum(result.losses[-8:]) / 8
@@ -60,10 +61,18 @@ def test_decoded_image_loss_backpropagates_through_the_decoder(tiny_scene_dir):
     scene = load_scene(tiny_scene_dir)
     codec = load_codec("taef2")
     base = dict(steps=3, densify=False)
-    plain = train_latent_splats(scene=scene, codec=codec, progress=False, config=LatentSplatTrainerConfig(
-        **base, loss=LossConfig(rgb_weight=0.0, decoded_every=1)))
-    with_decoded = train_latent_splats(scene=scene, codec=codec, progress=False, config=LatentSplatTrainerConfig(
-        **base, loss=LossConfig(rgb_weight=0.0, decoded_every=1, decoded_weight=1.0)))
+    plain = train_latent_splats(
+        scene=scene,
+        codec=codec,
+        progress=False,
+        config=LatentSplatTrainerConfig(**base, loss=LossConfig(rgb_weight=0.0, decoded_every=1)),
+    )
+    with_decoded = train_latent_splats(
+        scene=scene,
+        codec=codec,
+        progress=False,
+        config=LatentSplatTrainerConfig(**base, loss=LossConfig(rgb_weight=0.0, decoded_every=1, decoded_weight=1.0)),
+    )
     # Same seed and views: only the decoded-image term differs, so latents must move differently
     # and the logged loss must include the (positive) extra term.
     assert not torch.allclose(plain.params["latents"], with_decoded.params["latents"])
@@ -106,8 +115,9 @@ def test_images_not_fitted_to_the_codec_are_refused_with_the_fix(tiny_scene_dir)
     scene = load_scene(tiny_scene_dir)
     scene.widths = scene.widths - 4  # as a loader without size_multiple would report a 60-pixel-wide capture
     with pytest.raises(SplatentError, match="size_multiple=8"):
-        train_latent_splats(scene=scene, codec=load_codec("taef2"), config=LatentSplatTrainerConfig(steps=1),
-                            progress=False)
+        train_latent_splats(
+            scene=scene, codec=load_codec("taef2"), config=LatentSplatTrainerConfig(steps=1), progress=False
+        )
 
 
 def test_views_of_different_sizes_train_together(scene_makers, tmp_path):
@@ -117,7 +127,11 @@ def test_views_of_different_sizes_train_together(scene_makers, tmp_path):
     train = scene.split_indices["train"].tolist()
     assert {(int(scene.widths[i]), int(scene.heights[i])) for i in train} == {(56, 64), (40, 64)}
     codec = load_codec("taef2")
-    result = train_latent_splats(scene=scene, codec=codec, progress=False,
-                                 config=LatentSplatTrainerConfig(steps=6, densify=False, num_random=500))
+    result = train_latent_splats(
+        scene=scene,
+        codec=codec,
+        progress=False,
+        config=LatentSplatTrainerConfig(steps=6, densify=False, num_random=500),
+    )
     assert [tuple(t.shape) for t in result.train_latents] == [(32, 8, 7), (32, 8, 5), (32, 8, 7)]
     assert all(torch.isfinite(torch.tensor(result.losses)))

@@ -25,7 +25,7 @@ def _free_port() -> int:
 def _viewport(shot: np.ndarray) -> np.ndarray:
     """The part of the page that shows only the background image (left of the GUI panel, above the axes gizmo)."""
     h, w = shot.shape[:2]
-    return shot[int(0.08 * h): int(0.75 * h), int(0.02 * w): int(0.40 * w)].astype(np.float32)
+    return shot[int(0.08 * h) : int(0.75 * h), int(0.02 * w) : int(0.40 * w)].astype(np.float32)
 
 
 def _poll(fn, *, timeout: float, interval: float = 0.25):
@@ -44,9 +44,14 @@ def run_browser_check(run_dir: Path, export_path: Path) -> dict:
     from splatent_viewer.viewer import ViewerConfig
     from splatent_viewer.viewer.gui import ViewSettings
 
-    app = start(ViewerConfig(scene=TrainedSceneConfig(load_config=run_dir, refiner="none", device="cpu"),
-                             view=ViewSettings(max_resolution=128, preview_resolution=64), port=_free_port(),
-                             rest_delay=0.1))
+    app = start(
+        ViewerConfig(
+            scene=TrainedSceneConfig(load_config=run_dir, refiner="none", device="cpu"),
+            view=ViewSettings(max_resolution=128, preview_resolution=64),
+            port=_free_port(),
+            rest_delay=0.1,
+        )
+    )
     result: dict = {}
     try:
         with HeadlessChromium(width=800, height=500) as browser:
@@ -55,6 +60,7 @@ def run_browser_check(run_dir: Path, export_path: Path) -> dict:
             assert entry is not None, "the browser never connected (no camera message reached the server)"
             session, view = entry
             assert view.wait_for_frames(2, timeout=30), "no preview + full frame was sent"
+
             # client side: the background image is on the page (not a blank canvas)
             def shows_image() -> np.ndarray | None:
                 shot = browser.screenshot()
@@ -67,6 +73,7 @@ def run_browser_check(run_dir: Path, export_path: Path) -> dict:
             sent = view.frames_sent
             view.gui.mode.value = "depth"  # the server-side GUI handle, as a user's click would
             assert view.wait_for_frames(sent + 1, timeout=30), "no frame after the mode switch"
+
             def shows_new_image() -> np.ndarray | None:
                 shot = browser.screenshot()
                 return shot if np.abs(_viewport(shot) - _viewport(first)).mean() > 10 else None
@@ -90,7 +97,9 @@ def run_browser_check(run_dir: Path, export_path: Path) -> dict:
             panel.output.value = str(export_path)
             assert panel.start() and not panel.start()  # one export at a time
             panel.join(timeout=180)
-            assert export_path.is_file() and f"Wrote `{export_path}` (8 frames" in panel.status.content, panel.status.content
+            assert export_path.is_file() and f"Wrote `{export_path}` (8 frames" in panel.status.content, (
+                panel.status.content
+            )
             assert not panel.progress.visible and not panel.button.disabled
             result = {"frames": view.frames_sent, "first": first, "depth": changed, "stats": session.stats.markdown()}
         # closing the page disconnects the client: its render thread is stopped and joined

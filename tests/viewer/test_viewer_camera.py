@@ -75,8 +75,15 @@ def test_camera_looking_at_a_point_renders_it_at_the_centre_with_up_above() -> N
             "opacities": torch.tensor([[5.0]]),
             "latents": torch.ones(1, 1),
         }
-        out = render_splats(params=params, viewmats=opengl_c2w_to_viewmat(c2w)[None], Ks=K[None], width=width,
-                            height=height, content="latent", backend="torch")
+        out = render_splats(
+            params=params,
+            viewmats=opengl_c2w_to_viewmat(c2w)[None],
+            Ks=K[None],
+            width=width,
+            height=height,
+            content="latent",
+            backend="torch",
+        )
         img = out.features[0, ..., 0]
         assert img.max() > 0.3, name
         row, col = divmod(int(img.argmax()), width)
@@ -97,7 +104,13 @@ def test_intrinsics_from_fov_and_back() -> None:
 
 @pytest.mark.parametrize(
     ("aspect", "max_res", "expected"),
-    [(4 / 3, 128, (128, 96)), (0.5, 128, (64, 128)), (1.0, 100, (96, 96)), (16 / 9, 512, (512, 288)), (50.0, 64, (64, 8))],
+    [
+        (4 / 3, 128, (128, 96)),
+        (0.5, 128, (64, 128)),
+        (1.0, 100, (96, 96)),
+        (16 / 9, 512, (512, 288)),
+        (50.0, 64, (64, 8)),
+    ],
 )
 def test_render_size_is_a_multiple_of_the_downscale(aspect: float, max_res: int, expected: tuple[int, int]) -> None:
     assert render_size(aspect=aspect, max_resolution=max_res, multiple=8) == expected

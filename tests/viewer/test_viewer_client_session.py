@@ -70,13 +70,17 @@ class TaggingRenderer:
         self.gate.wait(timeout=10)
         if tag in self.fail_tags:
             raise RuntimeError(f"boom at pose {tag}")
-        return RenderedImage(image=torch.full((2, 2, 3), tag, dtype=torch.uint8), timings_ms={"raster": 1.0}, references=[tag])
+        return RenderedImage(
+            image=torch.full((2, 2, 3), tag, dtype=torch.uint8), timings_ms={"raster": 1.0}, references=[tag]
+        )
 
 
 @pytest.fixture
 def session_parts():
-    renderer, view = TaggingRenderer(), RecordingView(ViewSettings(mode="decoded", jpeg_quality=91,
-                                                                   preview_jpeg_quality=41))
+    renderer, view = (
+        TaggingRenderer(),
+        RecordingView(ViewSettings(mode="decoded", jpeg_quality=91, preview_jpeg_quality=41)),
+    )
     session = ClientSession(name="t", render=renderer, view=view, rest_delay=0.05)
     yield session, renderer, view
     session.stop()

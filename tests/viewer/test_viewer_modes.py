@@ -72,8 +72,14 @@ def test_stats_fps_and_markdown() -> None:
     stats = FrameStats(window_s=1.0)
     assert "Waiting" in stats.markdown()
     for i in range(5):
-        stats.record(timings_ms={"decode": 2.0, "raster": 1.0}, size=(64, 48), kind="full", mode="decoded",
-                     references=[3, 1], now=10.0 + 0.1 * i)
+        stats.record(
+            timings_ms={"decode": 2.0, "raster": 1.0},
+            size=(64, 48),
+            kind="full",
+            mode="decoded",
+            references=[3, 1],
+            now=10.0 + 0.1 * i,
+        )
     assert stats.fps(now=10.4) == pytest.approx(10.0)
     assert stats.fps(now=20.0) == 0.0  # stale frames leave the window
     text = stats.markdown()

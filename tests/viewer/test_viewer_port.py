@@ -29,9 +29,12 @@ def test_a_taken_port_moves_the_viewer_to_a_free_one_and_says_so(tiny_trained_sc
         taken.listen()
         port = taken.getsockname()[1]
         out = io.StringIO()
-        app = start(ViewerConfig(scene=TrainedSceneConfig(load_config=tiny_trained_scene_dir, refiner="none",
-                                                          device="cpu"), port=port),
-                    console=Console(file=out, width=40))
+        app = start(
+            ViewerConfig(
+                scene=TrainedSceneConfig(load_config=tiny_trained_scene_dir, refiner="none", device="cpu"), port=port
+            ),
+            console=Console(file=out, width=40),
+        )
         try:
             assert app.port_moved and app.port != port
             assert app.url == f"http://127.0.0.1:{app.port}"
@@ -40,6 +43,8 @@ def test_a_taken_port_moves_the_viewer_to_a_free_one_and_says_so(tiny_trained_sc
         finally:
             app.close()
     lines = out.getvalue().splitlines()
-    assert f"port {port} is taken (another viewer: a running ns-train's starts at 7007 too); serving on port " \
-           f"{app.port} instead" in lines
+    assert (
+        f"port {port} is taken (another viewer: a running ns-train's starts at 7007 too); serving on port "
+        f"{app.port} instead" in lines
+    )
     assert lines[-1].startswith(f"open {app.url}")

@@ -40,7 +40,7 @@ def test_each_mode_renders_a_distinct_image(renderer: SceneRenderer) -> None:
     assert "raster" in out.timings_ms or "rgb" in out.timings_ms
     names = list(images)
     for i, a in enumerate(names):
-        for b in names[i + 1:]:
+        for b in names[i + 1 :]:
             assert np.abs(images[a] - images[b]).mean() > 5, f"{a} and {b} look the same"
     # the decoded render of a training view resembles that training image's decoded latent
     ref = renderer.thumbnail(0, max_side=64).astype(np.float32)
@@ -60,5 +60,6 @@ def test_preview_is_smaller_and_full_frame_reports_nearest_references(renderer: 
 def test_enhanced_without_refiner_is_a_clear_error(renderer: SceneRenderer) -> None:
     assert renderer.scene.refiner is None and max_references(renderer.scene) == 5
     with pytest.raises(SplatentError, match="refiner"):
-        renderer.render(camera=_training_camera(renderer), settings=ViewSettings(mode="enhanced", max_resolution=64),
-                        preview=False)
+        renderer.render(
+            camera=_training_camera(renderer), settings=ViewSettings(mode="enhanced", max_resolution=64), preview=False
+        )

@@ -13,8 +13,9 @@ import pytest
 
 from splatent_viewer.viewer.headless import HeadlessChromium, find_chromium
 
-pytestmark = pytest.mark.skipif(find_chromium() is None,
-                                reason="needs a Chromium binary (Debian: apt-get install chromium) for the browser test")
+pytestmark = pytest.mark.skipif(
+    find_chromium() is None, reason="needs a Chromium binary (Debian: apt-get install chromium) for the browser test"
+)
 
 
 def _free_port() -> int:
@@ -36,16 +37,22 @@ def _viewer_threads() -> list[str]:
     return [t.name for t in threading.enumerate() if t.name.startswith(("splatent-render-", "splatent-export"))]
 
 
-def test_close_waits_for_a_closed_tabs_frame_and_cancels_its_export(tiny_trained_scene_dir: Path,
-                                                                     tmp_path: Path) -> None:
+def test_close_waits_for_a_closed_tabs_frame_and_cancels_its_export(
+    tiny_trained_scene_dir: Path, tmp_path: Path
+) -> None:
     from splatent_viewer.run_config import TrainedSceneConfig
     from splatent_viewer.scripts.viewer_cli import start
     from splatent_viewer.viewer import ViewerConfig
     from splatent_viewer.viewer.gui import ViewSettings
 
-    app = start(ViewerConfig(scene=TrainedSceneConfig(load_config=tiny_trained_scene_dir, refiner="none", device="cpu"),
-                             view=ViewSettings(max_resolution=128, preview_resolution=64), port=_free_port(),
-                             rest_delay=0.1))
+    app = start(
+        ViewerConfig(
+            scene=TrainedSceneConfig(load_config=tiny_trained_scene_dir, refiner="none", device="cpu"),
+            view=ViewSettings(max_resolution=128, preview_resolution=64),
+            port=_free_port(),
+            rest_delay=0.1,
+        )
+    )
     try:
         browser = HeadlessChromium(width=800, height=500)
         try:

@@ -10,16 +10,28 @@ import pytest
 
 from splatent_viewer.viewer.headless import find_chromium
 
-pytestmark = pytest.mark.skipif(find_chromium() is None,
-                                reason="needs a Chromium binary (Debian: apt-get install chromium) for the soak clients")
+pytestmark = pytest.mark.skipif(
+    find_chromium() is None, reason="needs a Chromium binary (Debian: apt-get install chromium) for the soak clients"
+)
 
 
 def test_soak_smoke_run(load_benchmark, tiny_trained_scene_dir: Path, tmp_path: Path) -> None:
     soak = load_benchmark("viewer_soak")
     out = tmp_path / "soak.json"
-    args = soak.Args(load_config=tiny_trained_scene_dir, clients=2, minutes=0.25, refiner="none", device="cpu",
-                     viewer_args=("--max-resolution", "128", "--preview-resolution", "64"), drag_seconds=1.0,
-                     rest_seconds=1.0, sample_seconds=2.0, work_dir=tmp_path / "work", output=out, window=(800, 500))
+    args = soak.Args(
+        load_config=tiny_trained_scene_dir,
+        clients=2,
+        minutes=0.25,
+        refiner="none",
+        device="cpu",
+        viewer_args=("--max-resolution", "128", "--preview-resolution", "64"),
+        drag_seconds=1.0,
+        rest_seconds=1.0,
+        sample_seconds=2.0,
+        work_dir=tmp_path / "work",
+        output=out,
+        window=(800, 500),
+    )
     record = soak.soak(args)
     assert json.loads(out.read_text()) == json.loads(json.dumps(record))
     s = record["summary"]

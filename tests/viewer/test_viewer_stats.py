@@ -7,8 +7,14 @@ from splatent_viewer.viewer.stats import FrameStats
 
 
 def _record(stats: FrameStats, *, now: float, kind: str, mode: str, references: tuple[int, ...] = (0, 11, 1)) -> None:
-    stats.record(timings_ms={"raster": 20.0, "decode": 15.0, "encode/send": 5.0}, size=(512, 384), kind=kind,
-                 mode=mode, references=list(references), now=now)
+    stats.record(
+        timings_ms={"raster": 20.0, "decode": 15.0, "encode/send": 5.0},
+        size=(512, 384),
+        kind=kind,
+        mode=mode,
+        references=list(references),
+        now=now,
+    )
 
 
 def test_a_frame_at_rest_shows_its_time_and_no_rate() -> None:
@@ -34,8 +40,14 @@ def test_moving_camera_shows_the_rate_of_its_previews() -> None:
 
 
 def test_references_are_listed_only_where_the_refiner_uses_them() -> None:
-    for mode, shown in (("enhanced", True), ("split", True), ("decoded", False), ("rgb", False), ("latent", False),
-                        ("depth", False)):
+    for mode, shown in (
+        ("enhanced", True),
+        ("split", True),
+        ("decoded", False),
+        ("rgb", False),
+        ("latent", False),
+        ("depth", False),
+    ):
         stats = FrameStats()
         _record(stats, now=0.0, kind="full", mode=mode)
         assert ("references: 0, 11, 1" in stats.markdown(now=0.0)) == shown, mode
