@@ -13,10 +13,12 @@ if ! command -v chromium >/dev/null && [[ "$(id -u)" == 0 ]] && command -v apt-g
 fi
 export HF_HUB_OFFLINE=1
 cd "$ROOT"
-# The whole suite (no arguments) starts with the linter and the type checker; either one's errors fail the command.
+# The whole suite (no arguments) starts with the linter, the formatter's check and the type checker; any one's errors
+# fail the command (`ruff format .` fixes the formatting).
 if [[ $# -eq 0 ]]; then
-  echo "[test] ruff check"
+  echo "[test] ruff check + ruff format --check"
   "$VENV/bin/ruff" check .
+  "$VENV/bin/ruff" format --check .
   echo "[test] pyright"
   "$VENV/bin/pyright" --pythonpath "$VENV/bin/python"
 fi
