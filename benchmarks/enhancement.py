@@ -58,7 +58,7 @@ from splatent_viewer.paths import assets_dir
 from splatent_viewer.refine import Refiner, load_refiner
 from splatent_viewer.refine.refiner import guided_from
 from splatent_viewer.refiner_training.adapt import AdaptationConfig, adapt_to_scene
-from splatent_viewer.trained import ReferenceBank, TrainedScene, save_trained_run
+from splatent_viewer.trained import TrainedScene, trained_scene_from_splats
 from splatent_viewer.training.encode import LatentCache
 from splatent_viewer.training.losses import psnr, ssim
 from splatent_viewer.training.trainer import LatentSplatTrainerConfig, encode_views, train_latent_splats
@@ -203,32 +203,17 @@ def run_scene(args: Args, name: str, *, device: torch.device) -> dict:
     t0 = time.perf_counter()
     result = train_latent_splats(scene=scene, codec=codec, config=trainer, device=device, train_latents=latents)
     train_seconds = time.perf_counter() - t0
-    bank = ReferenceBank.from_latents(
-        c2w=scene.camera_to_worlds[train].to(device),
-        Ks=scene.Ks[train].to(device),
-        latents=latents,
-        downscale=codec.downscale,
-    )
-    save_trained_run(
-        output_dir=run,
+    trained = trained_scene_from_splats(
+        scene=scene,
         params=result.params,
         codec=codec,
         sh_degree=result.sh_degree,
-        references=bank,
-        scene_path=scene.root,
         train_indices=train,
-        extra={"steps": trainer.steps},
-    )
-    trained = TrainedScene(
-        params=result.params,
-        codec=codec,
-        sh_degree=result.sh_degree,
-        references=bank,
-        refiner=None,
-        latent_background=None,
-        name=name,
-        source=run,
         device=device,
+        name=name,
+        train_latents=latents,
+        output_dir=run,
+        extra={"steps": trainer.steps},
     )
     base = mean_metrics(
         [ev.metrics for ev in evaluate_views(scene=scene, indices=held_out, trained=trained, workers=workers)]

@@ -3,7 +3,7 @@
 #  1. the GPU tests of the shared-projection step (gsplat's lower-level kernels vs the torch path and
 #     gsplat.rasterization) and the gsplat agreement tests;
 #  2. issue 16: ns-train splatent vs the core trainer, on dino (no points) and the demo scene, STEPS steps each,
-#     four processes at once (benchmarks/one_trainer_gpu.sh's runs; quality numbers, their seconds are shared);
+#     four processes at once (quality numbers; their seconds are shared);
 #  3. issue 18: ms per stage of a core-trainer step, shared projection vs two passes, on a quiet GPU afterwards.
 #
 # Here, once: benchmarks/gpu_wheels.sh; mkdir -p .gpu_scenes && cp -r ../shared/data/scenes/dino assets/demo_scene .gpu_scenes/

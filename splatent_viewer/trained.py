@@ -285,10 +285,13 @@ def trained_scene_from_splats(
     refiner: Refiner | None = None,
     name: str = "trained",
     train_latents: list[Float[Tensor, "C _h _w"]] | None = None,
+    output_dir: Path | None = None,
+    extra: dict | None = None,
 ) -> TrainedScene:
     """A :class:`TrainedScene` for freshly trained splats. The reference bank holds the training views'
     latents: ``train_latents`` when the caller has them (the trainer's targets, :attr:`TrainResult.train_latents`,
-    in ``train_indices`` order), else the views are encoded here."""
+    in ``train_indices`` order), else the views are encoded here. With ``output_dir``, the run is also written there
+    (:func:`save_trained_run`, ``extra`` in its record) and is the scene's ``source``."""
     if train_latents is None:
         bank = ReferenceBank.from_scene(scene=scene, indices=train_indices, codec=codec, device=device)
     else:
@@ -298,6 +301,17 @@ def trained_scene_from_splats(
             latents=[t.float() for t in train_latents],
             downscale=codec.downscale,
         )
+    if output_dir is not None:
+        save_trained_run(
+            output_dir=output_dir,
+            params=params,
+            codec=codec,
+            sh_degree=sh_degree,
+            references=bank,
+            scene_path=scene.root,
+            train_indices=list(train_indices),
+            extra=extra,
+        )
     return TrainedScene(
         params=params,
         codec=codec,
@@ -306,7 +320,7 @@ def trained_scene_from_splats(
         refiner=refiner,
         latent_background=None,
         name=name,
-        source=scene.root,
+        source=scene.root if output_dir is None else Path(output_dir),
         scene_path=scene.root,
         device=torch.device(device),
         train_indices=list(train_indices),

@@ -43,7 +43,7 @@ from splatent_viewer.frame import render_frame
 from splatent_viewer.paths import assets_dir
 from splatent_viewer.progress import track
 from splatent_viewer.refiner_training.adapt import AdaptationConfig, adapt_to_scene
-from splatent_viewer.trained import ReferenceBank, TrainedScene, load_refiner_for, save_trained_run
+from splatent_viewer.trained import load_refiner_for, trained_scene_from_splats
 from splatent_viewer.training.encode import LatentCache
 from splatent_viewer.training.trainer import LatentSplatTrainerConfig, encode_views, train_latent_splats
 
@@ -180,32 +180,18 @@ def main(config: DemoConfig) -> dict:
     params = result.params
     phases.done("train")
     config.output_dir.mkdir(parents=True, exist_ok=True)
-    bank = ReferenceBank.from_latents(
-        c2w=scene.camera_to_worlds[train_indices].to(device),
-        Ks=scene.Ks[train_indices].to(device),
-        latents=train_latents,
-        downscale=codec.downscale,
-    )
-    save_trained_run(
-        output_dir=config.output_dir,
+    trained = trained_scene_from_splats(
+        scene=scene,
         params=params,
         codec=codec,
         sh_degree=result.sh_degree,
-        references=bank,
-        scene_path=config.scene,
         train_indices=train_indices,
-        extra={"steps": trainer_cfg.steps},
-    )
-    trained = TrainedScene(
-        params=params,
-        codec=codec,
-        sh_degree=result.sh_degree,
-        references=bank,
-        refiner=refiner,
-        latent_background=None,
-        name=config.output_dir.name,
-        source=config.output_dir,
         device=device,
+        refiner=refiner,
+        name=config.output_dir.name,
+        train_latents=train_latents,
+        output_dir=config.output_dir,
+        extra={"steps": trainer_cfg.steps},
     )
     generic: list[dict] = []
     if config.adapt and refiner is not None:
