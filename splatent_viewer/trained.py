@@ -23,6 +23,7 @@ from torch import Tensor
 from splatent_viewer.codecs import LatentCodec, LiveDecoderConfig, PairedCodec, load_codec
 from splatent_viewer.cuda_graphs import CudaGraphRunner
 from splatent_viewer.errors import SplatentError
+from splatent_viewer.paths import assets_dir
 from splatent_viewer.references import camera_scene_scale, select_references
 from splatent_viewer.safetensors_io import read_safetensors, write_safetensors
 from splatent_viewer.splats.io import load_splats, save_splats
@@ -217,6 +218,25 @@ class TrainedScene:
         if graphed is not None and graphed.fn == self.codec.decode:  # a graph of the current codec (bound methods: ==)
             return graphed(latents.to(self.codec.dtype))
         return self.codec.decode(latents)
+
+    @property
+    def refiner_label(self) -> str:
+        """Which refiner renders the enhanced view, for people: "adapted to this scene" (the run's
+        ``refiner_adapted/``), "generic (shipped)" (``assets/refiner``) or its folder; then RGB-guided or pure-latent;
+        "none" without one."""
+        refiner = self.refiner
+        if refiner is None:
+            return "none"
+        source = refiner.source
+        if source is None:
+            which = "built in memory"
+        elif source.name == ADAPTED_REFINER_DIR:
+            which = "adapted to this scene"
+        elif source.resolve() == (assets_dir() / "refiner").resolve():
+            which = "generic (shipped)"
+        else:
+            which = str(source)
+        return f"{which}, {'RGB-guided' if refiner.config.guided else 'pure-latent'}"
 
     def set_live_decoder(self, *, decoder: LatentCodec) -> TrainedScene:
         """Decodes frames with ``decoder`` (e.g. TAESD for SD-Turbo latents) instead of the scene codec's decoder:

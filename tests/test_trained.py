@@ -51,3 +51,21 @@ def test_bad_run_folders(tmp_path, tiny_trained_scene_dir):
     (run / REFERENCES_FILE).write_bytes(b"garbage")
     with pytest.raises(SplatentError, match="not a readable safetensors file"):
         load_trained_scene(run)
+
+
+def test_refiner_label_says_which_refiner_renders_the_enhanced_view(tiny_trained_scene_dir, tmp_path):
+    import shutil
+
+    from splatent_viewer.refine import save_refiner
+    from splatent_viewer.refine.refiner import guided_from
+    from splatent_viewer.trained import ADAPTED_REFINER_DIR
+
+    assert load_trained_scene(tiny_trained_scene_dir, refiner="none").refiner_label == "none"
+    shipped = load_trained_scene(tiny_trained_scene_dir, refiner="embedded")
+    assert shipped.refiner_label == "generic (shipped), pure-latent"
+    run = tmp_path / "run"
+    shutil.copytree(tiny_trained_scene_dir, run)
+    save_refiner(guided_from(shipped.refiner), run / ADAPTED_REFINER_DIR)
+    assert load_trained_scene(run, refiner="auto").refiner_label == "adapted to this scene, RGB-guided"
+    save_refiner(shipped.refiner, tmp_path / "mine")
+    assert load_trained_scene(run, refiner=tmp_path / "mine").refiner_label.endswith("mine, pure-latent")

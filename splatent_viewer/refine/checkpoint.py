@@ -181,6 +181,7 @@ def load_refiner(
         )
     refiner.load_state_dict(state)
     refiner.requires_grad_(False)
+    refiner.source = folder
     return refiner.eval().to(device=device, dtype=dtype)
 
 

@@ -187,6 +187,8 @@ class Refiner(nn.Module):
         )
         self.register_buffer("timesteps", torch.tensor([config.timestep], dtype=torch.long), persistent=False)
         self.memory_format = torch.contiguous_format
+        self.source: Path | None = None
+        """The folder :func:`~splatent_viewer.refine.checkpoint.load_refiner` read it from (None: built in memory)."""
 
     @property
     def dtype(self) -> torch.dtype:

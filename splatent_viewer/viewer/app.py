@@ -98,7 +98,11 @@ class ViewerApp:
         # One exporter per browser tab, in its own thread like the tab's render thread.
         view.export_panel = ExportPanel(gui=client.gui, scene=self.scene, output_dir=self.config.export_dir)
         session = ClientSession(
-            name=f"client-{client.client_id}", render=self.renderer.render, view=view, rest_delay=self.config.rest_delay
+            name=f"client-{client.client_id}",
+            render=self.renderer.render,
+            view=view,
+            rest_delay=self.config.rest_delay,
+            refiner_label=self.scene.refiner_label,
         )
         holder.append(session)
         with self._lock:

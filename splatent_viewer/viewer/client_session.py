@@ -20,6 +20,7 @@ from jaxtyping import UInt8
 from torch import Tensor
 
 from splatent_viewer.viewer.gui import ViewSettings
+from splatent_viewer.viewer.modes import NEEDS_REFINER
 from splatent_viewer.viewer.renderer import CameraState, RenderedImage
 from splatent_viewer.viewer.slot import LatestSlot
 from splatent_viewer.viewer.stats import FrameStats
@@ -45,7 +46,14 @@ class ClientSession:
     """Owns one client's render thread (started on construction; :meth:`stop` joins it)."""
 
     def __init__(
-        self, *, name: str, render: RenderFn, view: ClientView, rest_delay: float = 0.2, preview: bool = True
+        self,
+        *,
+        name: str,
+        render: RenderFn,
+        view: ClientView,
+        rest_delay: float = 0.2,
+        preview: bool = True,
+        refiner_label: str = "",
     ) -> None:
         self.name = name
         self._render, self._view = render, view
@@ -53,7 +61,7 @@ class ClientSession:
         self._slot: LatestSlot[CameraState] = LatestSlot()
         self._last_camera: CameraState | None = None
         self._lock = threading.Lock()
-        self.stats = FrameStats()
+        self.stats = FrameStats(refiner=refiner_label)
         """Frames sent, FPS and the last frame's stage timings."""
         self.errors = 0
         """Render errors so far."""
@@ -121,7 +129,7 @@ class ClientSession:
                 timings_ms=timings,
                 size=(width, height),
                 kind="preview" if preview else "full",
-                mode="decoded" if preview and mode in ("enhanced", "split") else mode,
+                mode="decoded" if preview and mode in NEEDS_REFINER else mode,
                 references=out.references,
             )
             if self.last_error is not None:

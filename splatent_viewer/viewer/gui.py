@@ -8,7 +8,7 @@ from typing import Optional
 
 import viser
 
-from splatent_viewer.viewer.modes import Mode, available_modes
+from splatent_viewer.viewer.modes import SPLIT_MODES, Mode, available_modes
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,8 @@ class ViewSettings:
     """
 
     mode: Optional[Mode] = None
-    """Display mode: decoded, enhanced or split (both need a refiner), rgb, latent, depth.
+    """Display mode: decoded, enhanced, split (decoded | enhanced) or split-rgb (RGB splats | enhanced; these three
+    need a refiner), rgb, latent, depth.
     Default: enhanced with a refiner, decoded without."""
     num_references: Optional[int] = None
     """Nearest training views the refiner attends to (0-5); also the highlighted frustums.
@@ -83,7 +84,8 @@ class ViewerGui:
                 "Mode",
                 options=modes,
                 initial_value=mode,
-                hint="decoded latent · enhanced (refiner) · split · RGB splats · latent PCA · depth",
+                hint="decoded latent · enhanced (refiner) · split: decoded | enhanced · split-rgb: RGB splats | enhanced · "
+                "RGB splats · latent PCA · depth",
             )
             self.split = gui.add_slider(
                 "Split",
@@ -91,7 +93,7 @@ class ViewerGui:
                 max=1.0,
                 step=0.01,
                 initial_value=defaults.split_position,
-                visible=mode == "split",
+                visible=mode in SPLIT_MODES,
                 hint="Divider: decoded on the left, enhanced on the right",
             )
             self.references = gui.add_slider(
@@ -134,7 +136,7 @@ class ViewerGui:
         self.error = gui.add_markdown("", visible=False)
 
         def changed(_event: object) -> None:
-            self.split.visible = self.mode.value == "split"
+            self.split.visible = self.mode.value in SPLIT_MODES
             on_change()
 
         for handle in (

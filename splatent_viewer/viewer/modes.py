@@ -16,14 +16,17 @@ from splatent_viewer.errors import SplatentError
 from splatent_viewer.frame import Frame
 from splatent_viewer.pca import LatentPCA
 
-Mode = Literal["decoded", "enhanced", "split", "rgb", "latent", "depth"]
+Mode = Literal["decoded", "enhanced", "split", "split-rgb", "rgb", "latent", "depth"]
 MODES: tuple[Mode, ...] = get_args(Mode)
-NEEDS_REFINER: frozenset[str] = frozenset({"enhanced", "split"})
+NEEDS_REFINER: frozenset[str] = frozenset({"enhanced", "split", "split-rgb"})
+SPLIT_MODES: frozenset[str] = frozenset({"split", "split-rgb"})
+"""Modes with a divider: decoded | enhanced (split) and RGB splats | enhanced (split-rgb)."""
 
 _OUTPUTS: dict[str, tuple[str, ...]] = {
     "decoded": ("decoded",),
     "enhanced": ("enhanced",),
     "split": ("decoded", "enhanced"),
+    "split-rgb": ("rgb", "enhanced"),
     "rgb": ("rgb",),
     "latent": ("latent",),
     "depth": ("depth",),
@@ -31,7 +34,7 @@ _OUTPUTS: dict[str, tuple[str, ...]] = {
 
 
 def available_modes(*, has_refiner: bool) -> tuple[Mode, ...]:
-    """The modes a scene can show (enhanced and split need a refiner)."""
+    """The modes a scene can show (enhanced and the split modes need a refiner)."""
     return tuple(m for m in MODES if has_refiner or m not in NEEDS_REFINER)
 
 
@@ -106,6 +109,9 @@ def frame_image(
     elif mode == "split":
         assert frame.decoded is not None and frame.enhanced is not None
         img = compose_split(left=frame.decoded, right=frame.enhanced, position=split_position)
+    elif mode == "split-rgb":
+        assert frame.rgb is not None and frame.enhanced is not None
+        img = compose_split(left=frame.rgb, right=frame.enhanced, position=split_position)
     elif mode == "rgb":
         img = frame.rgb
     elif mode == "latent":

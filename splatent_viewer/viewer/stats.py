@@ -31,6 +31,8 @@ class FrameStats:
     """Display mode of the last frame (a preview of enhanced/split is decoded)."""
     last_references: list[int] = field(default_factory=list)
     """Reference indices of the last frame (the refiner's in enhanced/split, else the nearest training views)."""
+    refiner: str = ""
+    """Which refiner renders the enhanced view (:attr:`TrainedScene.refiner_label`), named in the modes that use it."""
     _times: deque = field(default_factory=deque)
 
     def record(
@@ -77,6 +79,8 @@ class FrameStats:
             if rate > 0:
                 head = f"**{rate:.1f} FPS** · {head}"
         if self.last_mode in NEEDS_REFINER:
+            if self.refiner:
+                head += f"  \nrefiner: {self.refiner}"
             head += "  \nreferences: " + (", ".join(str(i) for i in self.last_references) or "none")
         stages = sorted(self.last_ms, key=lambda s: (_STAGE_ORDER.index(s) if s in _STAGE_ORDER else 99, s))
         rows = "\n".join(f"| {s} | {self.last_ms[s]:.1f} |" for s in stages)

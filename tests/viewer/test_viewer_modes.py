@@ -85,3 +85,12 @@ def test_stats_fps_and_markdown() -> None:
     text = stats.markdown()
     assert text.index("| raster") < text.index("| decode") and "3.0" in text and "64×48" in text
     assert "3, 1" not in text  # decoded frames use no references (tests/viewer/test_viewer_stats.py)
+
+
+def test_split_rgb_puts_the_rgb_splats_left_of_the_enhanced_view() -> None:
+    assert outputs_for(mode="split-rgb", preview=False) == ("rgb", "enhanced")
+    assert outputs_for(mode="split-rgb", preview=True) == ("decoded",)  # no refiner while moving
+    assert "split-rgb" not in available_modes(has_refiner=False)
+    frame = Frame(rgb=torch.zeros(4, 10, 3), enhanced=torch.ones(4, 10, 3), decoded=torch.full((4, 10, 3), 0.5))
+    img = frame_image(frame=frame, mode="split-rgb", preview=False, image_size=(4, 10), split_position=0.5)
+    assert torch.all(img[:, :4] == 0) and torch.all(img[:, 6:] == 255)  # RGB splats | enhanced, not the decoded

@@ -43,6 +43,7 @@ def test_references_are_listed_only_where_the_refiner_uses_them() -> None:
     for mode, shown in (
         ("enhanced", True),
         ("split", True),
+        ("split-rgb", True),
         ("decoded", False),
         ("rgb", False),
         ("latent", False),
@@ -54,3 +55,11 @@ def test_references_are_listed_only_where_the_refiner_uses_them() -> None:
     stats = FrameStats()
     _record(stats, now=0.0, kind="full", mode="enhanced", references=())  # k = 0
     assert "references: none" in stats.markdown(now=0.0)
+
+
+def test_the_refiner_in_use_is_named_where_the_mode_uses_it() -> None:
+    stats = FrameStats(refiner="adapted to this scene, RGB-guided")
+    _record(stats, now=0.0, kind="full", mode="split-rgb")
+    assert "refiner: adapted to this scene, RGB-guided" in stats.markdown(now=0.0)
+    _record(stats, now=1.0, kind="full", mode="rgb")
+    assert "refiner:" not in stats.markdown(now=1.0)
