@@ -103,6 +103,9 @@ class Args:
     """Markdown table (rewritten after each scene) and a .json beside it."""
     seed: int = 0
     """Random seed of training and adaptation."""
+    merge: tuple[Path, ...] = ()
+    """Only write the table (--output) from these .json files of earlier runs, e.g. one process per scene on one
+    GPU; --splatfacto still merges in."""
 
 
 def scene_folder(name: str, root: Path) -> Path:
@@ -375,6 +378,15 @@ def markdown(rows: list[dict], *, args: Args, device: torch.device, splatfacto: 
 
 def main(args: Args) -> list[dict]:
     device = resolve_device(args.device)
+    if args.merge:
+        missing_json = [str(f) for f in args.merge if not Path(f).is_file()]
+        if missing_json:
+            raise SplatentError(f"--merge: {missing_json} not found (did those runs finish?).")
+        rows = [row for f in args.merge for row in json.loads(Path(f).read_text())]
+        table = markdown(rows, args=args, device=device, splatfacto=splatfacto_rows(args.splatfacto))
+        write_text_atomic(args.output, table)
+        write_json_atomic(args.output.with_suffix(".json"), rows)
+        return rows
     missing = [n for n in args.scenes if not scene_folder(n, args.root).exists()]
     if missing:
         raise SplatentError(

@@ -7,8 +7,10 @@ import json
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
 import torch
 
+from splatent_viewer.errors import SplatentError
 from splatent_viewer.refiner_training.adapt import AdaptationConfig
 from splatent_viewer.trained import ADAPTED_REFINER_DIR
 
@@ -69,3 +71,24 @@ def test_protocol_scores_every_refiner_and_marks_a_scene_the_shipped_refiner_saw
     assert "Goals: adapted guided PSNR ≥" in text and "generic guided ≥ RGB − 0.5 dB" in text
     assert json.loads(args.output.with_suffix(".json").read_text())[0]["scene"] == "dino"
     assert not list(args.output.parent.glob(".*partial"))
+
+
+def test_merge_writes_one_table_from_per_scene_runs(tmp_path: Path, load_benchmark) -> None:
+    bench = load_benchmark("enhancement")
+    m = {"psnr": 20.0, "ssim": 0.5}
+    row = {"scene": "fern", "views": 2, "size": [496, 368], "gaussians": 10, "steps": 7000, "train_seconds": 1.0,
+           "decoded": m, "generic latent": m, "generic guided": m, "adapted guided": {"psnr": 27.0, "ssim": 0.9},
+           "rgb": {"psnr": 25.0, "ssim": 0.8}, "roundtrip": {"psnr": 29.0}, "flicker": {}, "adapt_seconds": {},
+           "notes": {"generic latent": "shipped (SAW this scene)"}}  # fmt: skip
+    runs = []
+    for name in ("fern", "lego"):
+        runs.append(tmp_path / f"{name}.json")
+        runs[-1].write_text(json.dumps([{**row, "scene": name}]))
+    out = tmp_path / "all.md"
+    rows = bench.main(bench.Args(merge=tuple(runs), output=out, device="cpu"))
+    assert [r["scene"] for r in rows] == ["fern", "lego"]
+    text = out.read_text()
+    assert "| fern 496×368 | 2 |" in text and "| lego 496×368 | 2 |" in text
+    assert "adapted guided PSNR ≥ 26.00: met" in text  # max(RGB 25, decoded 20 + 3) + 1 (ceiling − RGB ≥ 3)
+    with pytest.raises(SplatentError, match="--merge"):
+        bench.main(bench.Args(merge=(tmp_path / "gone.json",), output=out, device="cpu"))
