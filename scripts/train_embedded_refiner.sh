@@ -27,7 +27,8 @@
 #   LOSO_SCENES=$SCENES (or the procedural scenes when SCENES is empty)   DEVICE=auto (cpu | cuda)
 #   REFINER_ARGS="NAME=VALUE ..." more `splatent-refiner train` options for the final refiner AND the folds, without
 #     dashes, e.g. "embedded.block-out-channels=64,128,256 embedded.attention-from-level=1 lr-schedule=cosine"
-#     (list values comma-separated)
+#     (list values comma-separated; a bare NAME is a boolean flag: "guided" trains the RGB-guided refiner, "guided
+#     init=embedded" starts it from the shipped one)
 #   UNIT_ARGS="NAME=VALUE ..." core-trainer options of every dataset unit (`make-dataset --trainer.NAME VALUE`), e.g.
 #     "loss.decoded-weight=1.0 loss.decoded-every=1" (a decoded-image loss; measured: the units' decoded renders rise, the refiner's
 #     leave-one-scene-out Δ falls; benchmarks/RESULTS.md, "Decoded-image loss in every dataset unit");
@@ -118,11 +119,12 @@ CMD+=" scripts/train_embedded_refiner.sh $1"
 
 say() { echo "[recipe $(date +%H:%M:%S) +${SECONDS}s] $*"; }
 die() { echo "[recipe] error: $*" >&2; exit 1; }
-kv_flags() {  # ARRAY PREFIX VAR: appends VAR's "NAME=VALUE ..." items to ARRAY as --PREFIXNAME VALUE (lists: a,b → a b)
+kv_flags() {  # ARRAY PREFIX VAR: appends VAR's "NAME=VALUE ..." items to ARRAY as --PREFIXNAME VALUE (lists: a,b → a b);
+  # a bare NAME (a boolean flag such as guided or no-guided) becomes --PREFIXNAME
   local -n out=$1
   local kv vals
   for kv in ${!3}; do
-    [[ $kv == *=* ]] || die "$3 items are NAME=VALUE (got '$kv')"
+    if [[ $kv != *=* ]]; then out+=("--$2$kv"); continue; fi
     IFS=, read -r -a vals <<<"${kv#*=}"
     out+=("--$2${kv%%=*}" "${vals[@]}")
   done

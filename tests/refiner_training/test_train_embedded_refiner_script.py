@@ -47,7 +47,7 @@ def test_recipe_runs_end_to_end_at_toy_size_on_the_cpu(tmp_path):
     # REFINER_ARGS reach the final refiner and every fold (architecture and schedule); UNIT_ARGS every unit's trainer.
     proc = _run(
         out,
-        REFINER_ARGS="embedded.block-out-channels=32,64 embedded.attention-from-level=1 lr-schedule=cosine",
+        REFINER_ARGS="embedded.block-out-channels=32,64 embedded.attention-from-level=1 lr-schedule=cosine guided",
         UNIT_ARGS="loss.decoded-weight=0.5 loss.decoded-every=7",
     )
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
@@ -73,8 +73,9 @@ def test_recipe_runs_end_to_end_at_toy_size_on_the_cpu(tmp_path):
         out / "refiner",
         *(out / "work" / "loso" / s / "refiner" for s in ("procedural-001", "procedural-002")),
     ):
-        embedded = load_refiner(folder, device="cpu", dtype=torch.float32).config.embedded
-        assert (embedded.block_out_channels, embedded.attention_from_level) == ((32, 64), 1), folder
+        config = load_refiner(folder, device="cpu", dtype=torch.float32).config
+        assert (config.embedded.block_out_channels, config.embedded.attention_from_level) == ((32, 64), 1), folder
+        assert config.guided, folder  # a bare NAME in REFINER_ARGS is a flag: --guided
     fold_log = json.loads((out / "work" / "loso" / "procedural-001" / "train_log.json").read_text())
     assert final_log["config"]["lr_schedule"] == fold_log["config"]["lr_schedule"] == "cosine"
     assert "REFINER_ARGS='embedded.block-out-channels=32,64" in (out / "loso.md").read_text()
