@@ -351,7 +351,9 @@ def render_demo_scene(config: DemoSceneConfig, *, progress: bool = False) -> Pat
         frames, pts, cols = [], [], []
         bar = None
         if progress:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+
+            from splatent_viewer.progress import Progress
 
             bar = Progress(TextColumn("rendering views"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
             bar.start()

@@ -44,7 +44,7 @@ from typing import Literal, Optional
 import torch
 from jaxtyping import Float
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from safetensors.torch import save_file
 from torch import Tensor
 from torch.utils.data import DataLoader, RandomSampler
@@ -52,6 +52,7 @@ from torch.utils.data import DataLoader, RandomSampler
 from splatent_viewer.atomic import write_json_atomic
 from splatent_viewer.codecs import LatentCodec, load_codec
 from splatent_viewer.errors import SplatentError
+from splatent_viewer.progress import Progress
 from splatent_viewer.refine.checkpoint import load_refiner, save_refiner
 from splatent_viewer.refine.embedded_unet import EmbeddedUNetConfig
 from splatent_viewer.refine.refiner import Refiner, RefinerConfig, guided_from
@@ -404,7 +405,7 @@ def train_refiner(config: RefinerTrainConfig, *, progress: bool = True) -> Train
     started = time.perf_counter()
     time_used = 0.0  # fraction of --max-seconds spent (0 without it); the same on every process
     with Progress(*columns, disable=not (progress and accelerator.is_main_process), console=CONSOLE) as bar:
-        task = bar.add_task("train", total=config.steps, completed=start, loss=math.nan)
+        task = bar.add_task("training refiner", total=config.steps, completed=start, loss=math.nan)
         for batch in loader:
             if step >= config.steps:
                 break

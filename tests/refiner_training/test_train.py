@@ -147,3 +147,17 @@ def test_a_time_capped_run_ends_at_the_low_learning_rate(refiner_dataset_dir, tm
     lrs = [row["lr"] for row in result.log]
     assert result.steps_done == 4 and lrs[0] == pytest.approx(1e-3)
     assert lrs == sorted(lrs, reverse=True) and lrs[-1] == pytest.approx(1e-3 * 0.5 * (1 + math.cos(math.pi * 0.75)))
+
+
+def test_training_prints_plain_progress_lines_when_not_on_a_terminal(refiner_dataset_dir, tmp_path, monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from splatent_viewer.refiner_training import train as train_module
+
+    out = io.StringIO()
+    monkeypatch.setattr(train_module, "CONSOLE", Console(file=out, force_terminal=False, width=100))
+    train_refiner(_config(refiner_dataset_dir, tmp_path / "r", steps=20), progress=True)
+    lines = [line for line in out.getvalue().splitlines() if line.startswith("training refiner ")]
+    assert len(lines) >= 3 and lines[-1].startswith("training refiner 20/20 (100%)"), out.getvalue()
