@@ -208,4 +208,18 @@ if [ -f .gpu_cache/gsplat_ext.tgz ]; then
   mkdir -p $TORCH_EXTENSIONS_DIR && tar xzf .gpu_cache/gsplat_ext.tgz -C $TORCH_EXTENSIONS_DIR
   find $SPLATENT_SITE/gsplat -type f -exec touch -d '2001-01-01' {} +
 fi
+
+# gpu_job_start OUT: what every GPU job script does first: the card into OUT/gpu.txt, gsplat's CUDA extension loaded
+# (JIT-built on the first call of a machine: ~3 min; seconds with .gpu_cache/gsplat_ext.tgz) with its log in OUT/jit.log
+# and its time in gpu.txt, and the build saved as OUT/gsplat_ext.tgz when no cached one was carried (keep it in
+# .gpu_cache/ for later calls).
+gpu_job_start() {
+  local out=$1 t0
+  t0=$(date +%s)
+  nvidia-smi --query-gpu=name,driver_version --format=csv,noheader > "$out/gpu.txt"
+  python3 -c "import torch, gsplat; from gsplat.cuda._backend import _C; print('gsplat CUDA backend ready', _C is not None)" \
+    > "$out/jit.log" 2>&1
+  echo "gsplat CUDA extension: $(( $(date +%s) - t0 )) s" >> "$out/gpu.txt"
+  [ -f .gpu_cache/gsplat_ext.tgz ] || (cd "$TORCH_EXTENSIONS_DIR" && tar czf "$out/gsplat_ext.tgz" .) || true
+}
 set +e

@@ -14,9 +14,7 @@ SCENES=${SCENES:-demo temple dino fern lego}
 OUT=${OUT:-/tmp/enhancement_out}
 mkdir -p "$OUT"
 source benchmarks/device_setup.sh
-set +e
-nvidia-smi --query-gpu=name,driver_version --format=csv,noheader > "$OUT/gpu.txt"
-python3 -c "import torch, gsplat; from gsplat.cuda._backend import _C" > "$OUT/jit.log" 2>&1
+gpu_job_start "$OUT"
 t0=$(date +%s)
 LIMIT=${LIMIT:-540}
 if [ "$PART" = splatfacto ]; then

@@ -16,13 +16,8 @@ STEPS=${1:-3000}
 OUT=${OUT:-/tmp/gpu_session_out}
 mkdir -p "$OUT"
 source benchmarks/device_setup.sh
-set +e
-nvidia-smi --query-gpu=name,driver_version --format=csv,noheader > "$OUT/gpu.txt"
 t0=$(date +%s)
-python3 -c "import torch, gsplat; from gsplat.cuda._backend import _C; print('gsplat CUDA backend ready', _C is not None)" \
-  > "$OUT/jit.log" 2>&1
-echo "setup + gsplat JIT: $(( $(date +%s) - t0 )) s" >> "$OUT/gpu.txt"
-[ -f .gpu_cache/gsplat_ext.tgz ] || (cd "${TORCH_EXTENSIONS_DIR:-/tmp/torch_extensions}" && tar czf "$OUT/gsplat_ext.tgz" .)
+gpu_job_start "$OUT"
 LIMIT=${LIMIT:-300}
 timeout 200 python3 -m pytest tests/render/test_render_shared_projection_gpu.py tests/render/test_render_gsplat_agreement.py \
   -m gpu -q -p no:cacheprovider -o addopts="-ra --import-mode=importlib" > "$OUT/pytest_gpu.log" 2>&1 &

@@ -12,11 +12,8 @@ STEPS=${1:-3000}
 OUT=${OUT:-/tmp/ns_gap_out}
 mkdir -p "$OUT"
 source benchmarks/device_setup.sh
-set +e
-nvidia-smi --query-gpu=name,driver_version --format=csv,noheader > "$OUT/gpu.txt"
 t0=$(date +%s)
-python3 -c "import torch, gsplat; from gsplat.cuda._backend import _C" > "$OUT/jit.log" 2>&1
-echo "setup + gsplat: $(( $(date +%s) - t0 )) s" >> "$OUT/gpu.txt"
+gpu_job_start "$OUT"
 LIMIT=${LIMIT:-330}
 VARIANTS=${VARIANTS:-full black core}
 declare -A SETS=(

@@ -8,8 +8,7 @@ SCENE=${SCENE:-dino}
 OUT=${OUT:-/tmp/ns_seeds_out}
 mkdir -p "$OUT"
 source benchmarks/device_setup.sh
-set +e
-nvidia-smi --query-gpu=name,driver_version --format=csv,noheader > "$OUT/gpu.txt"
+gpu_job_start "$OUT"
 LIMIT=${LIMIT:-200}
 for seed in 1 2; do
   timeout "$LIMIT" python3 benchmarks/ns_train_gpu.py --methods splatent --scenes "$SCENE:nerfstudio" --root .gpu_scenes \

@@ -13,12 +13,8 @@ OUT=${OUT:-/tmp/train_step_out}
 STEPS=${STEPS:-300}
 mkdir -p "$OUT"
 source benchmarks/device_setup.sh
-nvidia-smi --query-gpu=name,driver_version --format=csv,noheader > "$OUT/gpu.txt"
 t0=$(date +%s)
-python3 -c "import torch, gsplat; from gsplat.cuda._backend import _C; print('gsplat CUDA backend ready', _C is not None)" \
-  > "$OUT/jit.log" 2>&1
-echo "gsplat JIT: $(( $(date +%s) - t0 )) s" >> "$OUT/gpu.txt"
-(cd "${TORCH_EXTENSIONS_DIR:-/tmp/torch_extensions}" && tar czf "$OUT/gsplat_ext.tgz" .) || true
+gpu_job_start "$OUT"
 for scene in .gpu_scenes/demo_scene .gpu_scenes/dino; do
   [ -d "$scene" ] || scene=assets/demo_scene
   name=$(basename "$scene")

@@ -58,10 +58,11 @@ def _check_cuda_float32(x: Tensor) -> None:
         )
 
 
-def _gsplat_wrapper() -> ModuleType:
-    """``gsplat.cuda._wrapper`` (its lower-level kernels), or a :class:`SplatentError` saying how to get it."""
+def _gsplat_module(name: str = "gsplat.cuda._wrapper") -> ModuleType:
+    """A gsplat module (default ``gsplat.cuda._wrapper``, its lower-level kernels), or a :class:`SplatentError` saying
+    how to get it."""
     try:
-        return importlib.import_module("gsplat.cuda._wrapper")
+        return importlib.import_module(name)
     except Exception as exc:  # noqa: BLE001
         raise SplatentError(
             f"gsplat could not be imported ({exc}); install gsplat==1.4.0 with its CUDA extension "
@@ -86,7 +87,7 @@ def project_gsplat(
     """gsplat's ``fully_fused_projection`` (pinhole, ``packed=False``, no compensation: ``rasterize_mode="classic"``):
     ``means2d``, ``conics``, ``depths``, ``radii`` (entries with radius 0 are culled and hold garbage)."""
     _check_cuda_float32(means)
-    wrapper = _gsplat_wrapper()
+    wrapper = _gsplat_module()
     radii, means2d, depths, conics, _ = wrapper.fully_fused_projection(
         means, None, quats, scales, viewmats, Ks, int(width), int(height), eps2d=eps2d, near_plane=near_plane,
         far_plane=far_plane, radius_clip=radius_clip, packed=False, sparse_grad=False, calc_compensations=False,
@@ -113,7 +114,7 @@ def rasterize_projected_gsplat(
     ``gsplat.rasterization`` does (channels in chunks of 32; the expected depth as an extra channel when ``depth``):
     features, expected depth, alpha and its meta dict. ``absgrad`` makes the backward set ``means2d.absgrad``."""
     _check_cuda_float32(means2d)
-    wrapper = _gsplat_wrapper()
+    wrapper = _gsplat_module()
     C, N = radii.shape
     D = features.shape[-1]
     colors = features.expand(C, N, D) if features.dim() == 2 else features
@@ -158,7 +159,7 @@ def sh_gsplat(
     """gsplat's fused SH kernel (``spherical_harmonics``), offset and clamped as ``rasterization`` does: the colours
     of :func:`splatent_viewer.splats.sh.eval_sh` (0.5 where ``masks`` is False)."""
     _check_cuda_float32(dirs)
-    return torch.clamp_min(_gsplat_wrapper().spherical_harmonics(degree, dirs, coeffs, masks=masks) + 0.5, 0.0)
+    return torch.clamp_min(_gsplat_module().spherical_harmonics(degree, dirs, coeffs, masks=masks) + 0.5, 0.0)
 
 
 def rasterize_gsplat(
@@ -181,23 +182,8 @@ def rasterize_gsplat(
     depth: bool = True,
 ) -> tuple[Float[Tensor, "C H W D"], Float[Tensor, "C H W 1"] | None, Float[Tensor, "C H W 1"], dict[str, Any]]:
     """Features, expected depth (None unless ``depth``), alpha and gsplat's meta dict (inputs already validated)."""
-    if not means.is_cuda:
-        raise SplatentError(
-            "The gsplat rasterizer backend needs CUDA tensors; pass backend='torch' (or 'auto') to render on the CPU."
-        )
-    if means.dtype != torch.float32:
-        raise SplatentError(
-            f"The gsplat rasterizer backend renders float32 only, got {means.dtype}; cast the Gaussians and cameras "
-            "with .float() or use backend='torch'."
-        )
-    try:
-        from gsplat import rasterization
-    except Exception as exc:  # noqa: BLE001
-        raise SplatentError(
-            f"gsplat could not be imported ({exc}); install gsplat==1.4.0 with its CUDA extension "
-            "or use backend='torch'."
-        ) from exc
-
+    _check_cuda_float32(means)
+    rasterization = _gsplat_module("gsplat").rasterization
     D = features.shape[-1]
     render, alpha, meta = rasterization(
         means,

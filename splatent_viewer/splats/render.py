@@ -41,13 +41,14 @@ def sh_colors(
     Gaussian). The two agree to float rounding."""
     coeffs = torch.cat([params["features_dc"][:, None, :], params["features_rest"]], dim=1)  # [N, K, 3]
     C = viewmats.shape[0]
-    if resolve_backend(backend, params["means"].device) == "gsplat":
-        dirs = params["means"][None] - camera_centres(viewmats)[:, None]
-        return sh_gsplat(degree=sh_degree, coeffs=coeffs[None].expand(C, -1, -1, -1), dirs=dirs, masks=masks)
-    if sh_degree == 0:
+    fused = resolve_backend(backend, params["means"].device) == "gsplat"
+    if sh_degree == 0 and not fused:  # view-independent: one colour per Gaussian
         return eval_sh(degree=0, coeffs=coeffs, dirs=params["means"]).expand(C, -1, -1)
     dirs = params["means"][None] - camera_centres(viewmats)[:, None]
-    return eval_sh(degree=sh_degree, coeffs=coeffs[None].expand(C, -1, -1, -1), dirs=dirs)
+    coeffs = coeffs[None].expand(C, -1, -1, -1)
+    if fused:
+        return sh_gsplat(degree=sh_degree, coeffs=coeffs, dirs=dirs, masks=masks)
+    return eval_sh(degree=sh_degree, coeffs=coeffs, dirs=dirs)
 
 
 def render_splats(
