@@ -61,7 +61,9 @@ def test_close_waits_for_a_closed_tabs_frame_and_cancels_its_export(
             session, view = next(iter(app.sessions().values()))
             assert view.wait_for_frames(2, timeout=60)
             panel = view.export_panel
-            panel.frames.value, panel.resolution.value, panel.mode.value = 600, 64, "decoded"
+            # 600 frames at 256 px: tens of seconds on the CPU, so the export outlasts the disconnect (at 64 px it
+            # could end first when noticing the closed tab took long, and nothing was left in flight)
+            panel.frames.value, panel.resolution.value, panel.mode.value = 600, 256, "decoded"
             panel.output.value = str(tmp_path / "long.mp4")
             assert panel.start()
             assert _wait(lambda: panel.progress.value > 0, timeout=60), "the export did not start"
