@@ -18,7 +18,7 @@
 set -e
 SPLATENT_SITE=${SPLATENT_SITE:-/tmp/site}  # overridable for a dry run elsewhere
 mkdir -p $SPLATENT_SITE
-for d in .whl .whl_ns .whl_viewer; do
+for d in ${SPLATENT_WHEELS:-.whl .whl_ns .whl_viewer}; do  # SPLATENT_WHEELS: other wheel folders (a smaller set when scenes need the room)
   if ls $d/*.whl >/dev/null 2>&1; then python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target $SPLATENT_SITE $d/*.whl; fi
 done
 python3 - $SPLATENT_SITE <<'PYEOF'

@@ -56,6 +56,10 @@ class Args:
     rgb_enhanced metrics out, e.g. on a machine without diffusers)."""
     seed: int = 42
     """nerfstudio's --machine.seed (its default 42)."""
+    profile_steps: int = 0
+    """After training, time this many more steps of nerfstudio's loop (callbacks + ``train_iteration``) without and
+    then with torch's profiler: ms per step at the run's final Gaussian count, and the profiler's table of the top
+    CUDA/CPU ops (written beside ``--output`` as ``*_profile_METHOD_SCENE.txt``)."""
     set: tuple[str, ...] = ()
     """More splatent model fields as FIELD=VALUE (the value read as JSON, else kept as a string), e.g.
     num_downscales=0 background_color=black."""
@@ -143,6 +147,42 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def profile_steps(trainer, steps: int, device: str, table_path: Optional[Path]) -> dict:
+    """Steady-state cost of a step of nerfstudio's training loop (as ``Trainer.train`` runs it, minus its writer and
+    viewer updates) after the run: mean ms per step over ``steps`` plain steps, then the same steps under
+    ``torch.profiler`` (its top-30 ops by CUDA time, or CPU time off CUDA, go to ``table_path``)."""
+    from nerfstudio.engine.callbacks import TrainingCallbackLocation
+    from torch.profiler import ProfilerActivity, profile
+
+    def one(step: int) -> None:
+        trainer.pipeline.train()
+        for callback in trainer.callbacks:
+            callback.run_callback_at_location(step, location=TrainingCallbackLocation.BEFORE_TRAIN_ITERATION)
+        trainer.train_iteration(step)
+        for callback in trainer.callbacks:
+            callback.run_callback_at_location(step, location=TrainingCallbackLocation.AFTER_TRAIN_ITERATION)
+
+    start = trainer.step + 1
+    for i in range(5):  # warm-up
+        one(start + i)
+    _sync(device)
+    t0 = time.perf_counter()
+    for i in range(steps):
+        one(start + 5 + i)
+    _sync(device)
+    ms = (time.perf_counter() - t0) * 1e3 / max(steps, 1)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
+    with profile(activities=activities) as prof:
+        for i in range(steps):
+            one(start + 5 + steps + i)
+        _sync(device)
+    sort = "cuda_time_total" if device == "cuda" else "cpu_time_total"
+    text = prof.key_averages().table(sort_by=sort, row_limit=30, max_name_column_width=70)
+    if table_path is not None:
+        table_path.write_text(f"{steps} profiled steps after the run ({ms:.2f} ms/step without the profiler)\n{text}\n")
+    return {"profile_ms_per_step": ms, "profile_steps": steps}
+
+
 def run_one(
     method: str,
     scene: Path,
@@ -152,6 +192,8 @@ def run_one(
     device: str,
     model_overrides: Optional[dict] = None,
     seed: int = 42,
+    profile: int = 0,
+    profile_path: Optional[Path] = None,
 ) -> dict:
     cfg = _config(method, scene, dataparser, steps, output_dir, device, model_overrides, seed)
     cfg.set_timestamp()
@@ -163,6 +205,8 @@ def run_one(
     trainer.train()
     _sync(device)
     seconds = time.perf_counter() - t0
+    gaussians = int(trainer.pipeline.model.num_points)  # before the profiled steps densify further
+    profiled = profile_steps(trainer, profile, device, profile_path) if profile > 0 else {}
     pipeline = trainer.pipeline
     pipeline.eval()
     metrics = pipeline.get_average_eval_image_metrics(output_path=None, get_std=False)
@@ -175,7 +219,8 @@ def run_one(
         "scene": scene.name,
         "steps": steps,
         "train_seconds": seconds,
-        "gaussians": int(pipeline.model.num_points),
+        "gaussians": gaussians,
+        **profiled,
         "train_views": n_train,
         "eval_views": n_eval,
         "metrics": {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))},
@@ -215,6 +260,7 @@ def main(args: Args) -> list[dict]:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text("\n".join(header) + "\n")
     for spec in args.scenes:
         name, dataparser = spec.split(":")
@@ -228,6 +274,10 @@ def main(args: Args) -> list[dict]:
                 args.device,
                 overrides,
                 seed=args.seed,
+                profile=args.profile_steps,
+                profile_path=None
+                if args.output is None
+                else args.output.with_name(f"{args.output.stem}_profile_{method}_{name}.txt"),
             )
             results.append(r)
             m = r["metrics"]

@@ -10,8 +10,8 @@ the CPU, where every op is synchronous), for two ways of rendering the two passe
 - ``shared``: what :func:`~splatent_viewer.training.step.render_step` does (one projection;
   :func:`~splatent_viewer.splats.render.render_rgb_and_latents`), here spelled out as its calls so that each gets a
   stage: projection, SH, RGB tile intersection + compositing, latent grid derivation + compositing;
-- ``two-pass``: the step before issue 18: ``render_splats`` twice (each projects again; SH in torch), written out here
-  from the same public functions (the library keeps no switch for it).
+- ``two-pass``: the step before issue 18: ``render_splats`` twice (each projects again; SH in torch) and torch's default
+  (multi-tensor, unfused) Adam, written out here from the same public functions (the library keeps no switch for it).
 
 Then losses (latent L1 + RGB L1/SSIM), backward, optimizer (Adam on 7 groups + the means' decay) and densification
 (``step_pre_backward`` + ``step_post_backward``; a refinement every ``--refine-every`` steps). Each path also reports
@@ -74,6 +74,9 @@ class Args:
     """DefaultStrategy refinement period (first refinement after the warm-up)."""
     max_views: int = 0
     """Use at most this many training views (0: all)."""
+    min_gaussians: int = 0
+    """Start from at least this many Gaussians (random points in the training views' frustums added to the point
+    cloud): the step at splatfacto's counts (100k-1M)."""
     output: Path | None = None
     """Write the markdown table here."""
     json_out: Path | None = None
@@ -195,6 +198,11 @@ def run_path(args: Args, path: Path_, setup: dict[str, Any], *, staged: bool) ->
     optimizers, decay = create_optimizers(
         params=params, lr=LearningRates(), scene_scale=setup["scene_scale"], steps=total
     )
+    if path == "two-pass":  # before issue 18: torch's default Adam (multi-tensor path, unfused)
+        optimizers = {
+            k: torch.optim.Adam([{**o.param_groups[0], "fused": None}], eps=1e-15) for k, o in optimizers.items()
+        }
+        decay = torch.optim.lr_scheduler.ExponentialLR(optimizers["means"], gamma=decay.gamma)
     strategy = DefaultStrategy(
         refine_start_iter=args.warmup // 2, refine_stop_iter=10**9, refine_every=args.refine_every, reset_every=10**9
     )
@@ -307,6 +315,16 @@ def prepare(args: Args) -> dict[str, Any]:
         num_random=args.num_random,
         generator=generator,
     )
+    if len(points) < args.min_gaussians:
+        extra, _ = initial_points(
+            points=None,
+            cameras=training_cameras(scene, train),
+            num_random=args.min_gaussians - len(points),
+            generator=generator,
+        )
+        fill = torch.full_like(extra, 0.5)
+        colors = None if colors is None else torch.cat([colors, fill])
+        points = torch.cat([points, extra])
     raw = init_splats(
         points=points,
         colors=colors,

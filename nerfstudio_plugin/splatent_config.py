@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Type
+from typing import Optional, Type
 
+import torch
 from nerfstudio.configs.base_config import ViewerConfig
 from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
 from nerfstudio.engine.optimizers import AdamOptimizerConfig
@@ -25,7 +26,7 @@ from torch.optim import Optimizer, lr_scheduler
 
 from nerfstudio_plugin.datamanager import SplatentDatamanagerConfig
 from nerfstudio_plugin.splatent_model import SplatentModelConfig
-from splatent_viewer.training.step import LearningRates
+from splatent_viewer.training.step import LearningRates, fused_adam
 
 
 class FloatExponentialDecayScheduler(ExponentialDecayScheduler):
@@ -63,6 +64,22 @@ class FloatExponentialDecaySchedulerConfig(ExponentialDecaySchedulerConfig):
     _target: Type = field(default_factory=lambda: FloatExponentialDecayScheduler)
 
 
+@dataclass
+class SplatentAdamOptimizerConfig(AdamOptimizerConfig):
+    """nerfstudio's Adam config, fused on CUDA as the core trainer's (:func:`fused_adam`): one kernel per group and
+    step instead of the multi-tensor path's several."""
+
+    fused: Optional[bool] = None
+    """torch's ``fused=``; None: fused when the parameters are on CUDA, torch's default elsewhere."""
+
+    def setup(self, params) -> Optimizer:
+        kwargs = {k: v for k, v in vars(self).items() if k not in ("_target", "max_norm", "fused")}
+        params = list(params)
+        first = params[0] if params and isinstance(params[0], torch.Tensor) else None
+        fused = self.fused if self.fused is not None or first is None else fused_adam(first)
+        return self._target(params, fused=fused, **kwargs)
+
+
 def nerfstudio_optimizers(lr: LearningRates, *, max_steps: int = 30000) -> dict[str, dict]:
     """nerfstudio's ``optimizers`` table from the core :class:`LearningRates` (the means decay exponentially to
     ``lr.means_final`` over ``max_steps``, as in the core trainer), plus splatfacto's camera optimiser."""
@@ -73,9 +90,9 @@ def nerfstudio_optimizers(lr: LearningRates, *, max_steps: int = 30000) -> dict[
             if name == "means"
             else None
         )
-        table[name] = {"optimizer": AdamOptimizerConfig(lr=rate, eps=1e-15), "scheduler": scheduler}
+        table[name] = {"optimizer": SplatentAdamOptimizerConfig(lr=rate, eps=1e-15), "scheduler": scheduler}
     table["camera_opt"] = {
-        "optimizer": AdamOptimizerConfig(lr=1e-4, eps=1e-15),
+        "optimizer": SplatentAdamOptimizerConfig(lr=1e-4, eps=1e-15),
         "scheduler": FloatExponentialDecaySchedulerConfig(
             lr_final=5e-7, max_steps=max_steps, warmup_steps=1000, lr_pre_warmup=0.0
         ),
@@ -109,4 +126,10 @@ splatent_method = MethodSpecification(
     description="Splatent: Gaussians carrying RGB and a diffusion-VAE latent (taef2 default), CPU or CUDA.",
 )
 
-__all__ = ["FloatExponentialDecaySchedulerConfig", "nerfstudio_optimizers", "splatent_config", "splatent_method"]
+__all__ = [
+    "FloatExponentialDecaySchedulerConfig",
+    "SplatentAdamOptimizerConfig",
+    "nerfstudio_optimizers",
+    "splatent_config",
+    "splatent_method",
+]

@@ -602,7 +602,7 @@ class SplatentModel(SplatfactoModel):
                 ssim_lambda=self.config.ssim_lambda,
                 step=self.step,
                 decode=self.codec.decode,
-                full_image=self._gt_full(batch, background),
+                full_image=self._gt_full(batch, background) if self.config.loss.decoded_weight > 0 else None,
                 mask=mask,
             )
         else:  # an eval batch (nerfstudio's eval loss): the RGB splats only
