@@ -11,7 +11,7 @@
 #   bash benchmarks/speed_gpu.sh                                               # tests, breakdown, demo + fern
 #   SPLATENT_WHEELS=.whl_speed BREAKDOWN=0 ROOT=.gpu_lego SCENES=lego:blender bash benchmarks/speed_gpu.sh
 # Knobs: STEPS (7000), SCENES ("demo_scene:nerfstudio fern:nerfstudio"; demo_scene is read from assets/),
-# ROOT (.gpu_scenes), PROFILE (50 profiled steps after each run), BREAKDOWN (1: GPU tests + train_step_gpu.py at the
+# ROOT (.gpu_scenes), METHODS, SET (more splatent fields), RUN_LIMIT / TOTAL (seconds), PROFILE (50 profiled steps after each run), BREAKDOWN (1: GPU tests + train_step_gpu.py at the
 # scene's own count and at 500k Gaussians).
 set -u
 OUT=${OUT:-/tmp/speed_out}
@@ -20,6 +20,10 @@ SCENES=${SCENES:-demo_scene:nerfstudio fern:nerfstudio}
 ROOT=${ROOT:-.gpu_scenes}
 PROFILE=${PROFILE:-50}
 BREAKDOWN=${BREAKDOWN:-1}
+METHODS=${METHODS:-splatent splatfacto}
+SET=${SET:-}              # more splatent fields, FIELD=VALUE ...
+RUN_LIMIT=${RUN_LIMIT:-170}  # seconds per run; a run that would end past TOTAL is skipped
+TOTAL=${TOTAL:-570}
 mkdir -p "$OUT"
 [ -d "$ROOT/demo_scene" ] || { mkdir -p "$ROOT" && cp -r assets/demo_scene "$ROOT/"; }
 source benchmarks/device_setup.sh
@@ -37,11 +41,14 @@ if [ "$BREAKDOWN" = 1 ]; then
 fi
 for spec in $SCENES; do
   name=${spec%%:*}
-  # adaptation off: it is a phase after training (timed in issue 17's protocol), not part of the step compared here
-  timeout 480 python3 benchmarks/ns_train_gpu.py --scenes "$spec" --root "$ROOT" --steps "$STEPS" \
-    --profile-steps "$PROFILE" --refiner none --set adapt_refiner=false --output-dir /tmp/ns_speed \
-    --output "$OUT/ns_train_${name}_$STEPS.md" > "$OUT/ns_train_$name.log" 2>&1
-  echo "$name: $(( $(date +%s) - t0 )) s" >> "$OUT/gpu.txt"
+  for method in $METHODS; do
+    if [ $(( $(date +%s) - t0 + RUN_LIMIT )) -gt "$TOTAL" ]; then echo "$name $method: skipped (time)" >> "$OUT/gpu.txt"; continue; fi
+    # adaptation off: it is a phase after training (timed in issue 17's protocol), not part of the step compared here
+    timeout "$RUN_LIMIT" python3 benchmarks/ns_train_gpu.py --scenes "$spec" --root "$ROOT" --steps "$STEPS" \
+      --methods "$method" --profile-steps "$PROFILE" --refiner none --set adapt_refiner=false $SET \
+      --output-dir /tmp/ns_speed --output "$OUT/ns_${name}_${method}_$STEPS.md" > "$OUT/ns_${name}_$method.log" 2>&1
+    echo "$name $method: rc $?, $(( $(date +%s) - t0 )) s" >> "$OUT/gpu.txt"
+  done
 done
-cat "$OUT/gpu.txt" "$OUT"/train_step_demo_*.md "$OUT"/ns_train_*.md 2>/dev/null
+cat "$OUT/gpu.txt" "$OUT"/train_step_demo_*.md "$OUT"/ns_*.md 2>/dev/null
 tail -n 3 "$OUT/pytest_gpu.log" "$OUT"/*.log 2>/dev/null | cut -c1-300

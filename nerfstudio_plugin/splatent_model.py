@@ -493,6 +493,7 @@ class SplatentModel(SplatfactoModel):
             depth=True,
             rgb_background=background,
             latent_background=self.background_latent,
+            absgrad=self.config.use_absgrad,
         )
         self.info = render.info
         self.strategy.step_pre_backward(self.gauss_params, self.optimizers, self.strategy_state, self.step, self.info)
