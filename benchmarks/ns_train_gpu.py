@@ -118,6 +118,10 @@ def _config(
         cfg.method_name = "splatfacto"
         cfg.pipeline.model = Cfg()
         cfg.optimizers.pop("latents")
+        from nerfstudio.engine.optimizers import AdamOptimizerConfig
+
+        for group in cfg.optimizers.values():  # stock splatfacto: nerfstudio's Adam (splatent's is fused on CUDA)
+            group["optimizer"] = AdamOptimizerConfig(lr=group["optimizer"].lr, eps=group["optimizer"].eps)
         from nerfstudio.data.datamanagers.full_images_datamanager import FullImageDatamanagerConfig
 
         cfg.pipeline.datamanager = FullImageDatamanagerConfig(cache_images_type="uint8")

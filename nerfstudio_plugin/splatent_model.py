@@ -168,7 +168,6 @@ class SplatentModel(SplatfactoModel):
         # Not calling SplatfactoModel.populate_modules: it builds LPIPS (downloads) and moves tensors to CUDA itself.
         for flag, reason in (
             ("use_bilateral_grid", "use-bilateral-grid"),
-            ("use_absgrad", "use-absgrad"),
             ("use_scale_regularization", "use-scale-regularization"),
         ):
             if getattr(self.config, flag):
@@ -478,6 +477,11 @@ class SplatentModel(SplatfactoModel):
 
     def _training_outputs(self, camera: Cameras) -> Dict[str, Union[torch.Tensor, List]]:
         assert camera.shape[0] == 1, "Only one camera at a time"
+        if self.config.use_absgrad and self.device.type != "cuda":
+            raise SplatentError(
+                "--pipeline.model.use-absgrad needs CUDA (gsplat computes absgrad; the CPU rasterizer does not): "
+                "leave it False on the CPU."
+            )
         c2w = self.camera_optimizer.apply_to_camera(camera)
         background = self._get_background_color()
         width, height = self._training_size(camera)

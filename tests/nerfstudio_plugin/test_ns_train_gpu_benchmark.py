@@ -20,6 +20,13 @@ def test_overrides_reach_splatent_and_not_splatfacto(tmp_path, load_benchmark):
     assert (default.loss.decoded_weight, default.refiner) == (0.0, "embedded")
     splatfacto = bench._config("splatfacto", tmp_path / "scene", "nerfstudio", 10, tmp_path, "cpu", overrides)
     assert not hasattr(splatfacto.pipeline.model, "loss")
+    # stock splatfacto: nerfstudio's own Adam config (splatent's fuses on CUDA), same rates
+    from nerfstudio.engine.optimizers import AdamOptimizerConfig
+
+    assert "latents" not in splatfacto.optimizers
+    for name, group in splatfacto.optimizers.items():
+        assert type(group["optimizer"]) is AdamOptimizerConfig
+        assert group["optimizer"].lr == cfg.optimizers[name]["optimizer"].lr
 
     with pytest.raises(ValueError, match="no field 'loss.decoded_wieght'"):
         bench._config("splatent", tmp_path / "scene", "nerfstudio", 10, tmp_path, "cpu", {"loss.decoded_wieght": 1.0})
