@@ -10,8 +10,8 @@ the CPU, where every op is synchronous), for two ways of rendering the two passe
 - ``shared``: what :func:`~splatent_viewer.training.step.render_step` does (one projection;
   :func:`~splatent_viewer.splats.render.render_rgb_and_latents`), here spelled out as its calls so that each gets a
   stage: projection, SH, RGB tile intersection + compositing, latent grid derivation + compositing;
-- ``two-pass``: the step before issue 18: ``render_splats`` twice (each projects again; SH in torch) and torch's default
-  (multi-tensor, unfused) Adam, written out here from the same public functions (the library keeps no switch for it).
+- ``two-pass``: the step before issue 18: ``render_splats`` twice (each projects again; SH in torch; 16-cell latent
+  tiles) and torch's default (multi-tensor, unfused) Adam, written out here from the same public functions (the library keeps no switch for it).
 
 Then losses (latent L1 + RGB L1/SSIM), backward, optimizer (Adam on 7 groups + the means' decay) and densification
 (``step_pre_backward`` + ``step_post_backward``; a refinement every ``--refine-every`` steps). Each path also reports
@@ -38,6 +38,7 @@ from splatent_viewer.references import camera_scene_scale
 from splatent_viewer.render import rasterize
 from splatent_viewer.render.screen import downscale_screen, project_screen, rasterize_screen
 from splatent_viewer.splats import init_splats, render_splats, sh_colors
+from splatent_viewer.splats.render import LATENT_TILE_SIZE
 from splatent_viewer.training.points import initial_points
 from splatent_viewer.training.step import (
     LearningRates,
@@ -138,7 +139,7 @@ def _render_shared(params, *, viewmat, K, width, height, ds, rgb_ds, sh_degree, 
     rgb = rasterize_screen(screen=replace(screen, means2d=screen.means2d.clone()), features=colors, depth=False)
     mark("rasterize_rgb")
     lat_screen = downscale_screen(screen, downscale=ds / rgb_ds, width=width // ds, height=height // ds)
-    lat = rasterize_screen(screen=lat_screen, features=params["latents"], depth=False)
+    lat = rasterize_screen(screen=lat_screen, features=params["latents"], depth=False, tile_size=LATENT_TILE_SIZE)
     mark("rasterize_latent")
     return StepRender(
         rgb=rgb.features[0].clamp(0.0, 1.0),
@@ -155,7 +156,7 @@ def _render_two_pass(
     """The step before issue 18: a projection per pass (stages: sh, rasterize_rgb and rasterize_latent, each pass's
     projection included)."""
     mark = timer.mark if timer is not None else (lambda _stage: None)
-    colors = sh_colors(params=params, viewmats=viewmat, sh_degree=sh_degree)
+    colors = sh_colors(params=params, viewmats=viewmat, sh_degree=sh_degree, backend="torch")
     mark("sh")
     rgb = rasterize(
         means=params["means"],
@@ -178,6 +179,7 @@ def _render_two_pass(
         height=height // ds,
         content="latent",
         depth=False,
+        tile_size=16,  # before issue 18's latent tiles
     )
     mark("rasterize_latent")
     return StepRender(

@@ -28,6 +28,15 @@ def camera_centres(viewmats: Float[Tensor, "C 4 4"]) -> Float[Tensor, "C 3"]:
     return -(R.transpose(-1, -2) @ t[..., None])[..., 0]
 
 
+LATENT_TILE_SIZE = 8
+"""Tile edge (in latent cells) of every latent-grid pass. The latent grid is 1/8 of the image per side, so 16-cell
+tiles (gsplat's default, right at image resolution) leave a 256² render 4 tiles: 4 thread blocks, each walking all of
+its ~N/4 Gaussians for its 256 pixels with 32 channels, however small their footprint, which made the latent pass
+grow with the Gaussian count far faster than the RGB pass (issue 18, benchmarks/RESULTS.md). 8 is the smallest
+tile whose 64-thread blocks still split into whole warps, as gsplat's backward reductions need; the renders equal
+those with 16-cell tiles up to the 1/255 alpha cut-off of far tails (measured: 1e-7 on the CPU)."""
+
+
 def sh_colors(
     *,
     params: SplatParams,
@@ -63,11 +72,13 @@ def render_splats(
     backgrounds: Float[Tensor, "C D"] | None = None,
     backend: Literal["auto", "gsplat", "torch"] = "auto",
     depth: bool = True,
+    tile_size: int | None = None,
 ) -> RasterOutput:
     """Renders the Gaussians' RGB or latents (plus expected depth and alpha) for a batch of cameras.
 
     For latents, ``Ks``/``width``/``height`` are the latent grid's (image intrinsics scaled by the
     codec's 1/downscale). ``depth=False`` skips the expected depth (``RasterOutput.depth`` is None).
+    ``tile_size``: None = 16 for RGB, :data:`LATENT_TILE_SIZE` for latents.
     """
     if content == "rgb":
         features = sh_colors(params=params, viewmats=viewmats, sh_degree=sh_degree, backend=backend)
@@ -86,6 +97,7 @@ def render_splats(
         backgrounds=backgrounds,
         backend=backend,
         depth=depth,
+        tile_size=tile_size if tile_size is not None else (16 if content == "rgb" else LATENT_TILE_SIZE),
     )
 
 
@@ -135,6 +147,10 @@ def render_rgb_and_latents(
     )
     latent_screen = downscale_screen(screen, downscale=latent_downscale, width=latent_width, height=latent_height)
     latent = rasterize_screen(
-        screen=latent_screen, features=params["latents"], backgrounds=latent_backgrounds, depth=False
+        screen=latent_screen,
+        features=params["latents"],
+        backgrounds=latent_backgrounds,
+        depth=False,
+        tile_size=LATENT_TILE_SIZE,
     )
     return rgb, latent
