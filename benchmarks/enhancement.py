@@ -263,7 +263,13 @@ def run_scene(args: Args, name: str, *, device: torch.device) -> dict:
             device=device,
         )
         row["adapt_seconds"][label] = adapted.seconds
-        row["notes"][label] = f"{adapted.samples} training-view samples, {adapted.steps} steps"
+        v = adapted.validation
+        row["notes"][label] = f"{adapted.samples} training-view samples, {adapted.steps} steps" + (
+            ""
+            if v is None
+            else f", validation on {v['unit']} ({v['views']} views): start {v['start_psnr']} dB, fine-tuned "
+            f"{v['adapted_psnr']} dB, kept the {v['kept']} weights"
+        )
         variants[label] = load_refiner(adapted.refiner, device=device, dtype=dtype, codec=codec)
 
     for label, refiner in variants.items():

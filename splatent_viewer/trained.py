@@ -11,6 +11,7 @@ This is what the viewer, the exporter and the refiner's dataset builder load. Tw
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,9 @@ REFERENCES_FILE = "references.safetensors"
 ADAPTED_REFINER_DIR = "refiner_adapted"
 """Where ``splatent-refiner adapt`` (and ``ns-train splatent``'s last phase) writes a run's scene-adapted refiner, in
 the run folder (beside ``splats.safetensors`` or ``config.yml``); ``refiner="auto"`` loads it."""
+ADAPTATION_RECORD = "refiner_adapted.json"
+"""Beside ``refiner_adapted/``: what the adaptation's validation measured and which weights it kept
+(:func:`splatent_viewer.refiner_training.adapt.adapt_to_scene`)."""
 NO_REFINER_MESSAGE = (
     "No refiner is loaded, so there is no enhanced render; pass --refiner PATH "
     "(a folder written by `splatent-refiner train`) or choose the decoded mode."
@@ -232,6 +236,13 @@ class TrainedScene:
             which = "built in memory"
         elif source.name == ADAPTED_REFINER_DIR:
             which = "adapted to this scene"
+            record = source.parent / ADAPTATION_RECORD
+            try:
+                kept = json.loads(record.read_text()).get("kept") if record.is_file() else None
+            except (OSError, ValueError):
+                kept = None
+            if kept == "start":
+                which = "start weights (adaptation did not beat them on held-out training views)"
         elif source.resolve() == (assets_dir() / "refiner").resolve():
             which = "generic (shipped)"
         else:

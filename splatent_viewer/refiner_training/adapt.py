@@ -16,25 +16,36 @@ training views alone, as leave-some-out units:
 
 from __future__ import annotations
 
+import math
 import shutil
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import torch
 import tyro
 
+from splatent_viewer.atomic import write_json_atomic
 from splatent_viewer.codecs import LatentCodec
 from splatent_viewer.data.fit import FitMode
 from splatent_viewer.data.scene import Scene, load_scene
 from splatent_viewer.devices import DeviceName, resolve_device
 from splatent_viewer.errors import SplatentError
 from splatent_viewer.progress import track
+from splatent_viewer.refine.checkpoint import load_refiner, save_refiner
+from splatent_viewer.refine.refiner import Refiner
 from splatent_viewer.refiner_training.build_dataset import CONSOLE, unit_samples
-from splatent_viewer.refiner_training.dataset import DatasetWriter
-from splatent_viewer.refiner_training.train import RefinerTrainConfig, train_refiner
-from splatent_viewer.trained import ADAPTED_REFINER_DIR, TrainedScene, load_trained_scene, run_folder
+from splatent_viewer.refiner_training.dataset import DatasetWriter, RefinerDataset
+from splatent_viewer.refiner_training.evaluate import ALL, evaluate_refiner
+from splatent_viewer.refiner_training.train import RefinerTrainConfig, new_refiner, train_refiner
+from splatent_viewer.trained import (
+    ADAPTATION_RECORD,
+    ADAPTED_REFINER_DIR,
+    TrainedScene,
+    load_trained_scene,
+    run_folder,
+)
 from splatent_viewer.training.encode import LatentCache
 from splatent_viewer.training.trainer import LatentSplatTrainerConfig
 
@@ -70,6 +81,10 @@ class AdaptationConfig:
     """With --max-seconds, the share of it that building units may take: a unit is not started when the units' mean
     time would overrun it (the first one always is), so the fine-tuning keeps the rest. (Without it, a CPU run spent
     471 of its 420 s on units and fine-tuned for one step.)"""
+    validate: bool = True
+    """Hold the last unit built out of the fine-tuning and score the starting and the fine-tuned refiner on its
+    renders (enhanced PSNR against the images, the refiner's own number of references): the run gets the fine-tuned
+    weights only if they score higher, else the starting ones (recorded in ``refiner_adapted.json``). Needs 2 units."""
     seed: int = 0
     """Random seed of the units and the fine-tuning."""
 
@@ -112,6 +127,9 @@ class AdaptResult:
     """Fine-tuning steps done."""
     seconds: dict[str, float]
     """Wall seconds of the units and of the fine-tuning."""
+    validation: dict | None = None
+    """What the validation measured (``unit``, ``views``, ``start_psnr``, ``adapted_psnr`` (None where a refiner
+    diverged), ``kept``: adapted or start); None without one."""
 
 
 def leave_some_out_folds(train_views: list[int], folds: int) -> list[list[int]]:
@@ -245,37 +263,118 @@ def adapt_to_scene(
     units_seconds = time.perf_counter() - started
     if not writer.index["samples"]:
         raise SplatentError("No adaptation unit was built within the time budget; give it more time (--max-seconds).")
+    units = [u["key"] for u in writer.index["units"]]
+    held = units[-1] if config.validate and len(units) >= 2 else None
+    if config.validate and held is None:
+        CONSOLE.print("[yellow]one unit only: no validation unit; the fine-tuned refiner is kept unchecked")
     budget = None if config.max_seconds is None else max(config.max_seconds - units_seconds, 1.0)
-    result = train_refiner(
-        RefinerTrainConfig(
-            dataset=output / "dataset",
-            output=output / "train",
-            guided=config.guided,
-            init=None if config.refiner == "fresh" else config.refiner,
-            steps=config.steps,
-            lr=config.lr,
-            batch_size=config.batch_size,
-            warmup_steps=min(50, config.steps // 10),
-            max_seconds=budget,
-            resume=resume,
-            seed=config.seed,
-            device="cuda" if device.type == "cuda" else "cpu",
-            checkpoint_every=max(config.steps // 4, 1),
-        ),
-        progress=progress,
+    train_config = RefinerTrainConfig(
+        dataset=output / "dataset",
+        output=output / "train",
+        guided=config.guided,
+        init=None if config.refiner == "fresh" else config.refiner,
+        steps=config.steps,
+        lr=config.lr,
+        batch_size=config.batch_size,
+        warmup_steps=min(50, config.steps // 10),
+        max_seconds=budget,
+        resume=resume,
+        seed=config.seed,
+        device="cuda" if device.type == "cuda" else "cpu",
+        checkpoint_every=max(config.steps // 4, 1),
+        exclude_units=() if held is None else (held,),
     )
+    result = train_refiner(train_config, progress=progress)
+    adapted = load_refiner(result.refiner_dir, device=device, dtype=torch.float32)
+    validation = None
+    if held is not None:
+        validation = validate_adaptation(
+            dataset=output / "dataset", unit=held, start=start_refiner(train_config), adapted=adapted, codec=codec
+        )
+        db = lambda v: "diverged" if v is None else f"{v:.2f} dB"  # noqa: E731
+        CONSOLE.print(
+            f"validation on {validation['views']} held-out training views ({held}): start "
+            f"{db(validation['start_psnr'])}, fine-tuned {db(validation['adapted_psnr'])}: "
+            f"keeping the {validation['kept']} weights"
+        )
     target = run / ADAPTED_REFINER_DIR
     staging = run / f".{ADAPTED_REFINER_DIR}.partial"
     shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(result.refiner_dir, staging)
+    if validation is not None and validation["kept"] == "start":
+        save_refiner(start_refiner(train_config), staging)
+    else:
+        shutil.copytree(result.refiner_dir, staging)
+    record = run / ADAPTATION_RECORD
+    record.unlink(missing_ok=True)  # never beside weights it does not describe
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)
     seconds = {"units": round(units_seconds, 1), "fine_tune": round(time.perf_counter() - started - units_seconds, 1)}
+    write_json_atomic(
+        record,
+        {
+            "samples": len(writer.index["samples"]),
+            "steps": result.steps_done,
+            "seconds": seconds,
+            "start": config.refiner,
+            "guided": config.guided,
+            "kept": "adapted" if validation is None else validation["kept"],
+            "validation": validation,
+        },
+        indent=1,
+    )
     CONSOLE.print(
         f"wrote {target} ({len(writer.index['samples'])} training-view samples, {result.steps_done} steps, "
         f"{seconds['units']:.0f} s units + {seconds['fine_tune']:.0f} s fine-tuning)"
     )
-    return AdaptResult(refiner=target, samples=len(writer.index["samples"]), steps=result.steps_done, seconds=seconds)
+    return AdaptResult(
+        refiner=target,
+        samples=len(writer.index["samples"]),
+        steps=result.steps_done,
+        seconds=seconds,
+        validation=validation,
+    )
 
 
-__all__ = ["AdaptConfig", "AdaptResult", "AdaptationConfig", "adapt_refiner", "adapt_to_scene", "leave_some_out_folds"]
+def start_refiner(config: RefinerTrainConfig) -> Refiner:
+    """The refiner a fine-tuning with ``config`` starts from (as :func:`train_refiner` builds it: same seed)."""
+    torch.manual_seed(config.seed)
+    dataset = RefinerDataset(config.dataset, exclude_units=config.exclude_units)
+    return new_refiner(config, dataset).requires_grad_(False).eval()
+
+
+@torch.no_grad()
+def validate_adaptation(
+    *, dataset: Path, unit: str, start: Refiner, adapted: Refiner, codec: LatentCodec
+) -> dict[str, Any]:
+    """Mean enhanced PSNR of ``start`` and ``adapted`` on the samples of ``unit`` (renders of training views its
+    Gaussians did not see, never part of the fine-tuning), each with its own number of references; ``kept`` is
+    "adapted" only when the fine-tuned refiner scores higher."""
+    held = RefinerDataset(dataset, units=[unit])
+    scores = {}
+    for name, refiner in (("start", start), ("adapted", adapted)):
+        refiner = refiner.to(codec.device)
+        k = refiner.config.num_references
+        rows, _ = evaluate_refiner(dataset=held, refiner=refiner, codec=codec, ks=[k], progress=False)
+        row = next(r for r in rows if r["scene"] == ALL and r["k"] == k)
+        scores[name] = float(row["enhanced_psnr"])
+    finite = {name: value if math.isfinite(value) else None for name, value in scores.items()}  # diverged: None
+    better = finite["adapted"] is not None and (finite["start"] is None or finite["adapted"] > finite["start"])
+    return {
+        "unit": unit,
+        "views": len(held),
+        "start_psnr": finite["start"],
+        "adapted_psnr": finite["adapted"],
+        "kept": "adapted" if better else "start",
+    }
+
+
+__all__ = [
+    "AdaptConfig",
+    "AdaptResult",
+    "AdaptationConfig",
+    "adapt_refiner",
+    "adapt_to_scene",
+    "leave_some_out_folds",
+    "start_refiner",
+    "validate_adaptation",
+]

@@ -286,6 +286,8 @@ class RefinerDataset(Dataset):
         flip: bool = False,
         scenes: Sequence[str] | None = None,
         exclude_scenes: Sequence[str] = (),
+        units: Sequence[str] | None = None,
+        exclude_units: Sequence[str] = (),
     ) -> None:
         self.root = Path(root)
         self.index = read_index(self.root)
@@ -293,14 +295,24 @@ class RefinerDataset(Dataset):
         for name in [*(scenes or []), *exclude_scenes]:
             if name not in known:
                 raise SplatentError(f"Scene {name!r} is not in {self.root / INDEX_FILE}; it has {sorted(known)}.")
+        known_units = {u["key"] for u in self.index["units"]}
+        for name in [*(units or []), *exclude_units]:
+            if name not in known_units:
+                raise SplatentError(f"Unit {name!r} is not in {self.root / INDEX_FILE}; it has {sorted(known_units)}.")
         self.samples = [
             s
             for s in self.index["samples"]
-            if (scenes is None or s["scene"] in scenes) and s["scene"] not in exclude_scenes
+            if (scenes is None or s["scene"] in scenes)
+            and s["scene"] not in exclude_scenes
+            and (units is None or s["unit"] in units)
+            and s["unit"] not in exclude_units
         ]
         if not self.samples:
             raise SplatentError(
-                f"No samples left in {self.root} after choosing scenes {scenes} / excluding {list(exclude_scenes)}."
+                f"No samples left in {self.root} after choosing scenes {scenes} / excluding {list(exclude_scenes)}"
+                + (f", units {list(units)}" if units is not None else "")
+                + (f" / excluding units {list(exclude_units)}" if exclude_units else "")
+                + "."
             )
         self.downscale = int(self.index["downscale"])
         self.latent_channels = int(self.index["latent_channels"])

@@ -122,6 +122,8 @@ class RefinerTrainConfig:
     """Train on these scenes only (default: all)."""
     exclude_scenes: tuple[str, ...] = ()
     """Scenes left out (leave-one-scene-out evaluation)."""
+    exclude_units: tuple[str, ...] = ()
+    """Dataset units left out (scene adaptation's validation unit)."""
     checkpoint_every: int = 500
     """Write a resumable checkpoint every this many steps."""
     keep_checkpoints: int = 2
@@ -271,7 +273,9 @@ def _refiner_losses_fp32(*, pred, target, image, refiner, codec, config, lpips) 
     return terms
 
 
-def _new_refiner(config: RefinerTrainConfig, dataset: RefinerDataset) -> Refiner:
+def new_refiner(config: RefinerTrainConfig, dataset: RefinerDataset) -> Refiner:
+    """The refiner a training with ``config`` starts from: ``config.init``'s weights (made guided with
+    ``config.guided``), else a new one sized for ``dataset``."""
     if config.init is not None:
         start = load_refiner(
             "embedded" if config.init == "embedded" else Path(config.init), device="cpu", dtype=torch.float32
@@ -324,7 +328,12 @@ def train_refiner(config: RefinerTrainConfig, *, progress: bool = True) -> Train
     torch.manual_seed(config.seed)
 
     dataset = RefinerDataset(
-        config.dataset, crop=config.crop, flip=config.flip, scenes=config.scenes, exclude_scenes=config.exclude_scenes
+        config.dataset,
+        crop=config.crop,
+        flip=config.flip,
+        scenes=config.scenes,
+        exclude_scenes=config.exclude_scenes,
+        exclude_units=config.exclude_units,
     )
     if config.k is not None and not 0 <= config.k <= config.num_references:
         raise SplatentError(f"--k {config.k} must be in 0..--num-references ({config.num_references}).")
@@ -340,7 +349,7 @@ def train_refiner(config: RefinerTrainConfig, *, progress: bool = True) -> Train
         if (output / LOG_FILE).is_file():
             log = [r for r in json.loads((output / LOG_FILE).read_text())["steps"] if r["step"] <= start]
     else:
-        refiner = _new_refiner(config, dataset)
+        refiner = new_refiner(config, dataset)
     refiner.train()
     lr = config.lr if config.lr is not None else (2e-5 if config.backbone == "sd-turbo" else 2e-4)
     optimizer = torch.optim.AdamW(

@@ -3,6 +3,7 @@ no held-out view (image or pose) anywhere near the adaptation data."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -11,10 +12,12 @@ import torch
 
 from splatent_viewer.data.scene import Scene, load_scene
 from splatent_viewer.errors import SplatentError
+from splatent_viewer.refine.checkpoint import load_refiner
+from splatent_viewer.refine.refiner import guided_from
 from splatent_viewer.refiner_training import build_dataset
 from splatent_viewer.refiner_training.adapt import AdaptationConfig, AdaptConfig, adapt_refiner, leave_some_out_folds
 from splatent_viewer.refiner_training.dataset import read_index
-from splatent_viewer.trained import ADAPTED_REFINER_DIR, load_trained_scene
+from splatent_viewer.trained import ADAPTATION_RECORD, ADAPTED_REFINER_DIR, load_trained_scene
 
 
 def test_folds_cover_the_training_views_once() -> None:
@@ -74,6 +77,32 @@ def test_adaptation_sees_only_training_views_and_writes_the_refiner_into_the_run
     assert not before.refiner.config.guided  # it was the shipped pure-latent refiner before
     assert load_trained_scene(run, refiner="embedded").refiner.config.guided is False
     assert not list(run.glob(f".{ADAPTED_REFINER_DIR}*"))  # no staging folder left
+
+    # The last unit was held out of the fine-tuning and scored both refiners; the record says which one the run has.
+    assert result.validation is not None and result.validation["unit"] == "fold-1"
+    assert result.validation["views"] == len([s for s in index["samples"] if s["unit"] == "fold-1"])
+    log = json.loads((run / "adaptation" / "train" / "train_log.json").read_text())
+    assert log["config"]["exclude_units"] == ["fold-1"]
+    record = json.loads((run / ADAPTATION_RECORD).read_text())
+    assert record["kept"] == result.validation["kept"] and record["validation"] == result.validation
+
+
+def test_validation_keeps_the_start_when_fine_tuning_hurts(tiny_trained_scene_dir: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(tiny_trained_scene_dir, run)
+    # a learning rate that wrecks the refiner in 3 steps: the held-out unit must catch it
+    settings = AdaptationConfig(folds=2, unit_steps=15, steps=3, batch_size=2, lr=1.0)
+    result = adapt_refiner(AdaptConfig(load_config=run, adaptation=settings, device="cpu"), progress=False)
+    assert result.validation is not None
+    adapted_psnr, start_psnr = result.validation["adapted_psnr"], result.validation["start_psnr"]
+    assert start_psnr is not None and (adapted_psnr is None or adapted_psnr < start_psnr)  # None: it diverged
+    assert result.validation["kept"] == "start"
+    start = guided_from(load_refiner("embedded", device="cpu", dtype=torch.float32))  # the shipped body, guided
+    kept = load_refiner(run / ADAPTED_REFINER_DIR, device="cpu", dtype=torch.float32)
+    assert kept.config.guided and kept.state_dict().keys() == start.state_dict().keys()
+    assert all(torch.equal(v, kept.state_dict()[k]) for k, v in start.state_dict().items())
+    scene = load_trained_scene(run, refiner="auto")
+    assert scene.refiner_label.startswith("start weights (adaptation did not beat them")
 
 
 def test_a_run_without_its_scene_folder_is_refused_with_the_fix(tiny_trained_scene_dir: Path, tmp_path: Path) -> None:
