@@ -120,6 +120,10 @@ def eval_indices(scene: Scene, limit: int) -> list[int]:
     return views
 
 
+def _db(value: float | None) -> str:
+    return "diverged" if value is None else f"{value:.2f} dB"
+
+
 def generic_refiner(spec: str, scene_name: str, *, device: torch.device, dtype: torch.dtype) -> tuple[Refiner, str]:
     """The refiner ``spec`` names for ``scene_name`` and how it relates to the scene (unseen / SAW)."""
     if spec == "embedded":
@@ -267,8 +271,8 @@ def run_scene(args: Args, name: str, *, device: torch.device) -> dict:
         row["notes"][label] = f"{adapted.samples} training-view samples, {adapted.steps} steps" + (
             ""
             if v is None
-            else f", validation on {v['unit']} ({v['views']} views): start {v['start_psnr']} dB, fine-tuned "
-            f"{v['adapted_psnr']} dB, kept the {v['kept']} weights"
+            else f", validation on {v['unit']} ({v['views']} views): start {_db(v['start_psnr'])}, fine-tuned "
+            f"{_db(v['adapted_psnr'])}, kept the {v['kept']} weights"
         )
         variants[label] = load_refiner(adapted.refiner, device=device, dtype=dtype, codec=codec)
 
@@ -376,9 +380,15 @@ def markdown(rows: list[dict], *, args: Args, device: torch.device, splatfacto: 
         f"Command: `{cmd}`\n\nHeld-out PSNR / SSIM (mean over the scored views; SAW = that generic refiner was "
         f"trained on this scene's views, so the cell is not an unseen-scene number):\n\n{head}"
         + "\n".join(lines)
-        + "\n\nFlicker of a "
-        + f"{args.orbit_frames}-frame orbit (mean |frame_t − frame_t−1|, "
-        "lower is steadier):\n\n" + "\n".join(flick) + "\n\n" + notes + "\n"
+        + (
+            f"\n\nFlicker of a {args.orbit_frames}-frame orbit (mean |frame_t − frame_t−1|, lower is steadier):\n\n"
+            + "\n".join(flick)
+            if len(flick) > 2
+            else ""
+        )
+        + "\n\n"
+        + notes
+        + "\n"
     )
 
 

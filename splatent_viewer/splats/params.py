@@ -16,6 +16,7 @@ from typing import TypeAlias
 
 import torch
 from jaxtyping import Float
+from scipy.spatial import cKDTree
 from torch import Tensor
 
 from splatent_viewer.errors import SplatentError
@@ -28,16 +29,17 @@ SplatParams: TypeAlias = Mapping[str, Tensor] | torch.nn.ParameterDict
 ``Mapping``, to type checkers nor to ``isinstance``)."""
 
 
-def knn_mean_distance(points: Float[Tensor, "N 3"], *, k: int = 3, chunk: int = 4096) -> Float[Tensor, " N"]:
-    """Mean distance of each point to its ``k`` nearest other points (chunked, CPU friendly)."""
+def knn_mean_distance(points: Float[Tensor, "N 3"], *, k: int = 3) -> Float[Tensor, " N"]:
+    """Mean distance of each point to its ``k`` nearest other points: a k-d tree (scipy's ``cKDTree``, as splatfacto's
+    initialisation uses a tree), O(N log N): a 500k-point cloud takes seconds where all-pairs distances took minutes."""
     n = points.shape[0]
     k = min(k, max(n - 1, 1))
-    out = torch.empty(n, dtype=points.dtype, device=points.device)
-    for start in range(0, n, chunk):
-        d = torch.cdist(points[start : start + chunk], points)
-        # the smallest distance is the point itself
-        out[start : start + chunk] = d.topk(k + 1, dim=1, largest=False).values[:, 1:].mean(dim=1)
-    return out
+    if n < 2:
+        return torch.zeros(n, dtype=points.dtype, device=points.device)
+    xyz = points.detach().to("cpu", torch.float64).numpy()
+    # k + 1: the nearest is the point itself (or a duplicate of it, at the same distance 0)
+    dist, _ = cKDTree(xyz).query(xyz, k=k + 1)
+    return torch.from_numpy(dist[:, 1:].mean(axis=1)).to(device=points.device, dtype=points.dtype)
 
 
 def init_splats(
