@@ -16,7 +16,7 @@ from typing import TypeAlias
 
 import torch
 from jaxtyping import Float
-from scipy.spatial import cKDTree
+from scipy.spatial import KDTree
 from torch import Tensor
 
 from splatent_viewer.errors import SplatentError
@@ -30,7 +30,7 @@ SplatParams: TypeAlias = Mapping[str, Tensor] | torch.nn.ParameterDict
 
 
 def knn_mean_distance(points: Float[Tensor, "N 3"], *, k: int = 3) -> Float[Tensor, " N"]:
-    """Mean distance of each point to its ``k`` nearest other points: a k-d tree (scipy's ``cKDTree``, as splatfacto's
+    """Mean distance of each point to its ``k`` nearest other points: a k-d tree (scipy's ``KDTree``, as splatfacto's
     initialisation uses a tree), O(N log N): a 500k-point cloud takes seconds where all-pairs distances took minutes."""
     n = points.shape[0]
     k = min(k, max(n - 1, 1))
@@ -38,7 +38,7 @@ def knn_mean_distance(points: Float[Tensor, "N 3"], *, k: int = 3) -> Float[Tens
         return torch.zeros(n, dtype=points.dtype, device=points.device)
     xyz = points.detach().to("cpu", torch.float64).numpy()
     # k + 1: the nearest is the point itself (or a duplicate of it, at the same distance 0)
-    dist, _ = cKDTree(xyz).query(xyz, k=k + 1)
+    dist, _ = KDTree(xyz).query(xyz, k=k + 1)
     return torch.from_numpy(dist[:, 1:].mean(axis=1)).to(device=points.device, dtype=points.dtype)
 
 
