@@ -17,7 +17,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import torch
 import tyro
@@ -42,6 +42,9 @@ class Args:
     """Adam learning rate."""
     batch_size: int = 4
     ssim_lambda: float = 0.2
+    source: Literal["render", "guide"] = "render"
+    """What the decoder learns to decode: the latent render (the decoded view), or the RGB guide = the codec's encoding
+    of the same Gaussians' RGB splats (the guided enhanced view's input: its start decodes it unchanged)."""
     device: str = "cpu"
     seed: int = 0
     output: Optional[Path] = None
@@ -71,7 +74,7 @@ def main(args: Args) -> dict:
         out = []
         for i in range(len(ds)):
             item = ds[i]
-            out.append((item["render"].float().to(device), item["image"].float().to(device)))
+            out.append((item[args.source].float().to(device), item["image"].float().to(device)))
         return out
 
     train_pairs, val_pairs = pairs_of(train), pairs_of(val)
@@ -87,10 +90,12 @@ def main(args: Args) -> dict:
             K=scene.Ks[i],
             width=int(scene.widths[i]),
             height=int(scene.heights[i]),
-            outputs=("latent",),
+            outputs=("latent", "rgb"),
         )
-        assert f.latent is not None
-        test_pairs.append((f.latent.float(), scene.load_image(i).to(device).permute(2, 0, 1).float()))
+        assert f.latent is not None and f.rgb is not None
+        with torch.no_grad():
+            latent = f.latent.float() if args.source == "render" else codec.encode(f.rgb.permute(2, 0, 1)[None])[0]
+        test_pairs.append((latent.float(), scene.load_image(i).to(device).permute(2, 0, 1).float()))
 
     decoder0 = copy.deepcopy(codec.decoder).eval()
     before = {"validation": _score(decoder0, val_pairs), "test": _score(decoder0, test_pairs)}
@@ -124,7 +129,9 @@ def main(args: Args) -> dict:
         f"Decoder adaptation (issue 17 ablation), {device}, {time.strftime('%Y-%m-%d')}: TAEF2's decoder fine-tuned "
         f"{args.steps} steps (batch {args.batch_size}, lr {args.lr:g}, {seconds:.0f} s) on {len(train_pairs)} "
         f"leave-some-out renders of training views; validation = unit {held} ({len(val_pairs)} views), test = the "
-        f"run's {len(test_pairs)} held-out views. Decoded latent render, PSNR / SSIM:",
+        f"run's {len(test_pairs)} held-out views. "
+        + ("Decoded latent render" if args.source == "render" else "Decoded RGB guide (encoded RGB splats)")
+        + ", PSNR / SSIM:",
         "",
         "| decoder | validation (held-out unit) | test (held-out views) |",
         "|---|---|---|",
