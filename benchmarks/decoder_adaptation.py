@@ -25,7 +25,7 @@ import tyro
 from splatent_viewer.codecs import load_codec
 from splatent_viewer.data.scene import load_scene
 from splatent_viewer.frame import render_frame
-from splatent_viewer.refiner_training.dataset import RefinerDataset
+from splatent_viewer.refiner_training.dataset import RefinerDataset, read_index
 from splatent_viewer.trained import load_trained_scene
 from splatent_viewer.training.losses import l1_ssim_loss, psnr, ssim
 
@@ -65,7 +65,7 @@ def main(args: Args) -> dict:
     torch.manual_seed(args.seed)
     device = torch.device(args.device)
     codec = load_codec("taef2", device=device, dtype=torch.float32)
-    units = [u["key"] for u in RefinerDataset(args.dataset).index["units"]]
+    units = [u["key"] for u in read_index(args.dataset)["units"]]
     held = units[-1]
     train = RefinerDataset(args.dataset, exclude_units=[held])
     val = RefinerDataset(args.dataset, units=[held])

@@ -11,7 +11,7 @@ dataparsers are subcommands (e.g. ``ns-train splatent blender-data --data lego``
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional, Type
 
 import torch
@@ -73,11 +73,12 @@ class SplatentAdamOptimizerConfig(AdamOptimizerConfig):
     """torch's ``fused=``; None: fused when the parameters are on CUDA, torch's default elsewhere."""
 
     def setup(self, params) -> Optimizer:
-        kwargs = {k: v for k, v in vars(self).items() if k not in ("_target", "max_norm", "fused")}
         params = list(params)
-        first = params[0] if params and isinstance(params[0], torch.Tensor) else None
-        fused = self.fused if self.fused is not None or first is None else fused_adam(first)
-        return self._target(params, fused=fused, **kwargs)
+        fused = self.fused
+        if fused is None and params and isinstance(params[0], torch.Tensor):
+            fused = fused_adam(params[0])
+        # nerfstudio's setup: every field but _target and max_norm goes to torch.optim.Adam
+        return AdamOptimizerConfig.setup(replace(self, fused=fused), params)
 
 
 def nerfstudio_optimizers(lr: LearningRates, *, max_steps: int = 30000) -> dict[str, dict]:

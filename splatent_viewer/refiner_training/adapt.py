@@ -285,11 +285,12 @@ def adapt_to_scene(
         exclude_units=() if held is None else (held,),
     )
     result = train_refiner(train_config, progress=progress)
-    adapted = load_refiner(result.refiner_dir, device=device, dtype=torch.float32)
-    validation = None
+    validation, start = None, None
     if held is not None:
+        start = start_refiner(train_config)
+        adapted = load_refiner(result.refiner_dir, device=device, dtype=torch.float32)
         validation = validate_adaptation(
-            dataset=output / "dataset", unit=held, start=start_refiner(train_config), adapted=adapted, codec=codec
+            dataset=output / "dataset", unit=held, start=start, adapted=adapted, codec=codec
         )
         db = lambda v: "diverged" if v is None else f"{v:.2f} dB"  # noqa: E731
         CONSOLE.print(
@@ -300,8 +301,8 @@ def adapt_to_scene(
     target = run / ADAPTED_REFINER_DIR
     staging = run / f".{ADAPTED_REFINER_DIR}.partial"
     shutil.rmtree(staging, ignore_errors=True)
-    if validation is not None and validation["kept"] == "start":
-        save_refiner(start_refiner(train_config), staging)
+    if start is not None and validation is not None and validation["kept"] == "start":
+        save_refiner(start, staging)
     else:
         shutil.copytree(result.refiner_dir, staging)
     record = run / ADAPTATION_RECORD
