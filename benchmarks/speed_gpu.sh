@@ -11,8 +11,9 @@
 #   bash benchmarks/speed_gpu.sh                                               # tests, breakdown, demo + fern
 #   SPLATENT_WHEELS=.whl_speed BREAKDOWN=0 ROOT=.gpu_lego SCENES=lego:blender bash benchmarks/speed_gpu.sh
 # Knobs: STEPS (7000), SCENES ("demo_scene:nerfstudio fern:nerfstudio"; demo_scene is read from assets/),
-# ROOT (.gpu_scenes), METHODS, SET (more splatent fields), RUN_LIMIT / TOTAL (seconds), PROFILE (50 profiled steps after each run), BREAKDOWN (1: GPU tests + train_step_gpu.py at the
-# scene's own count and at 500k Gaussians).
+# ROOT (.gpu_scenes), METHODS, SET (more splatent fields), RUN_LIMIT / TOTAL (seconds), PROFILE (50 profiled steps
+# after each run), BREAKDOWN (1: GPU tests, latent_pass_gpu.py on demo + fern, train_step_gpu.py at each of
+# BREAKDOWN_COUNTS Gaussians, 0 = the scene's own count).
 set -u
 OUT=${OUT:-/tmp/speed_out}
 STEPS=${STEPS:-7000}
@@ -20,6 +21,7 @@ SCENES=${SCENES:-demo_scene:nerfstudio fern:nerfstudio}
 ROOT=${ROOT:-.gpu_scenes}
 PROFILE=${PROFILE:-50}
 BREAKDOWN=${BREAKDOWN:-1}
+BREAKDOWN_COUNTS=${BREAKDOWN_COUNTS:-0 500000}
 METHODS=${METHODS:-splatent splatfacto}
 SET=${SET:-}              # more splatent fields, FIELD=VALUE ...
 RUN_LIMIT=${RUN_LIMIT:-170}  # seconds per run; a run that would end past TOTAL is skipped
@@ -32,7 +34,10 @@ gpu_job_start "$OUT"
 if [ "$BREAKDOWN" = 1 ]; then
   timeout 150 python3 -m pytest tests/training/test_fused_adam.py tests/render/test_render_shared_projection_gpu.py \
     -m gpu -v -p no:cacheprovider -o addopts="-ra --import-mode=importlib" > "$OUT/pytest_gpu.log" 2>&1
-  for n in 0 500000; do
+  timeout 200 python3 benchmarks/latent_pass_gpu.py --scenes assets/demo_scene "$ROOT/fern" \
+    --output "$OUT/latent_pass.md" --json-out "$OUT/latent_pass.json" > "$OUT/latent_pass.log" 2>&1
+  echo "latent pass: rc $?, $(( $(date +%s) - t0 )) s" >> "$OUT/gpu.txt"
+  for n in $BREAKDOWN_COUNTS; do
     timeout 150 python3 benchmarks/train_step_gpu.py --scene assets/demo_scene --device cuda --steps 200 \
       --min-gaussians "$n" --output "$OUT/train_step_demo_$n.md" --json-out "$OUT/train_step_demo_$n.json" \
       > "$OUT/train_step_demo_$n.log" 2>&1
@@ -50,5 +55,5 @@ for spec in $SCENES; do
     echo "$name $method: rc $?, $(( $(date +%s) - t0 )) s" >> "$OUT/gpu.txt"
   done
 done
-cat "$OUT/gpu.txt" "$OUT"/train_step_demo_*.md "$OUT"/ns_*.md 2>/dev/null
+cat "$OUT/gpu.txt" "$OUT/latent_pass.md" "$OUT"/train_step_demo_*.md "$OUT"/ns_*.md 2>/dev/null
 tail -n 3 "$OUT/pytest_gpu.log" "$OUT"/*.log 2>/dev/null | cut -c1-300

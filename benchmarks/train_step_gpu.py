@@ -38,7 +38,7 @@ from splatent_viewer.references import camera_scene_scale
 from splatent_viewer.render import rasterize
 from splatent_viewer.render.screen import downscale_screen, project_screen, rasterize_screen
 from splatent_viewer.splats import init_splats, render_splats, sh_colors
-from splatent_viewer.splats.render import LATENT_TILE_SIZE
+from splatent_viewer.splats.render import LATENT_CHANNEL_SPLIT, LATENT_TILE_SIZE
 from splatent_viewer.training.points import initial_points
 from splatent_viewer.training.step import (
     LearningRates,
@@ -139,7 +139,13 @@ def _render_shared(params, *, viewmat, K, width, height, ds, rgb_ds, sh_degree, 
     rgb = rasterize_screen(screen=replace(screen, means2d=screen.means2d.clone()), features=colors, depth=False)
     mark("rasterize_rgb")
     lat_screen = downscale_screen(screen, downscale=ds / rgb_ds, width=width // ds, height=height // ds)
-    lat = rasterize_screen(screen=lat_screen, features=params["latents"], depth=False, tile_size=LATENT_TILE_SIZE)
+    lat = rasterize_screen(
+        screen=lat_screen,
+        features=params["latents"],
+        depth=False,
+        tile_size=LATENT_TILE_SIZE,
+        channel_split=LATENT_CHANNEL_SPLIT,
+    )
     mark("rasterize_latent")
     return StepRender(
         rgb=rgb.features[0].clamp(0.0, 1.0),
@@ -179,7 +185,7 @@ def _render_two_pass(
         height=height // ds,
         content="latent",
         depth=False,
-        tile_size=16,  # before issue 18's latent tiles
+        tile_size=16,  # before issue 18's latent tiles (and channel groups: render_splats composites all at once)
     )
     mark("rasterize_latent")
     return StepRender(

@@ -109,10 +109,16 @@ def rasterize_projected_gsplat(
     backgrounds: Float[Tensor, "C D"] | None = None,
     depth: bool = True,
     absgrad: bool = False,
+    channel_split: int = 1,
 ) -> tuple[Float[Tensor, "C H W D"], Float[Tensor, "C H W 1"] | None, Float[Tensor, "C H W 1"], dict[str, Any]]:
     """gsplat's ``isect_tiles`` + ``isect_offset_encode`` + ``rasterize_to_pixels`` of projected Gaussians, chained as
     ``gsplat.rasterization`` does (channels in chunks of 32; the expected depth as an extra channel when ``depth``):
-    features, expected depth, alpha and its meta dict. ``absgrad`` makes the backward set ``means2d.absgrad``."""
+    features, expected depth, alpha and its meta dict. ``absgrad`` makes the backward set ``means2d.absgrad``.
+
+    ``channel_split`` > 1 composites the channels (depth included) as that many groups in ONE launch, each group as
+    a copy of the cameras (:func:`split_intersections`): ``channel_split`` times the thread blocks, each walking its
+    tile's Gaussians for a part of the channels. The same sums per channel, so the same render; it pays where a grid
+    has few tiles and many channels (the latent grid). Not with ``absgrad`` (the copies' ``means2d`` get it)."""
     _check_cuda_float32(means2d)
     wrapper = _gsplat_module()
     C, N = radii.shape
@@ -127,18 +133,28 @@ def rasterize_projected_gsplat(
         means2d, radii, depths, tile_size, tile_width, tile_height, packed=False
     )
     isect_offsets = wrapper.isect_offset_encode(isect_ids, C, tile_width, tile_height)
+    k = int(channel_split)
+    raster_inputs = (means2d, conics, colors, opacities, backgrounds, isect_offsets, flatten_ids)
+    if k > 1:
+        if absgrad:
+            raise ValueError("channel_split > 1 cannot return absgrad (each channel group has its own means2d copy)")
+        raster_inputs = _split_channels(*raster_inputs, k=k)
+    s_means2d, s_conics, s_colors, s_opacities, s_backgrounds, s_offsets, s_flatten = raster_inputs
     chunk = 32  # gsplat.rasterization's channel_chunk
     renders, alpha = [], None
-    for i in range(0, colors.shape[-1], chunk):
+    for i in range(0, s_colors.shape[-1], chunk):
         render, chunk_alpha = wrapper.rasterize_to_pixels(
-            means2d, conics, colors[..., i : i + chunk], opacities, width, height, tile_size, isect_offsets,
-            flatten_ids, backgrounds=None if backgrounds is None else backgrounds[..., i : i + chunk], packed=False,
+            s_means2d, s_conics, s_colors[..., i : i + chunk], s_opacities, width, height, tile_size, s_offsets,
+            s_flatten, backgrounds=None if s_backgrounds is None else s_backgrounds[..., i : i + chunk], packed=False,
             absgrad=absgrad,
         )  # fmt: skip
         renders.append(render)
         alpha = chunk_alpha if alpha is None else alpha
     assert alpha is not None
     render = renders[0] if len(renders) == 1 else torch.cat(renders, dim=-1)
+    if k > 1:  # [k·C, H, W, D'/k] (group-major) -> [C, H, W, D']
+        render = render.unflatten(0, (k, C)).permute(1, 2, 3, 0, 4).flatten(-2)
+        alpha = alpha[:C]
     expected_depth = render[..., D : D + 1] / alpha.clamp(min=1e-10) if depth else None
     info: dict[str, Any] = {
         "camera_ids": None, "gaussian_ids": None, "radii": radii, "means2d": means2d, "depths": depths,
@@ -147,6 +163,37 @@ def rasterize_projected_gsplat(
         "isect_ids": isect_ids, "flatten_ids": flatten_ids, "isect_offsets": isect_offsets,
     }  # fmt: skip
     return render[..., :D], expected_depth, alpha, info
+
+
+def split_intersections(
+    isect_offsets: Int[Tensor, "C TH TW"], flatten_ids: Int[Tensor, " M"], *, n_gaussians: int, k: int
+) -> tuple[Int[Tensor, "kC TH TW"], Int[Tensor, " kM"]]:
+    """The tile lists of ``C`` cameras, repeated for ``k`` copies of them (copy ``j`` of camera ``c`` is camera
+    ``j·C + c``): what ``isect_tiles`` + ``isect_offset_encode`` return for the cameras repeated ``k`` times, without
+    sorting again. ``flatten_ids`` index the flattened ``[C·N]`` Gaussians, so copy ``j``'s are shifted by ``j·C·N``;
+    its tile offsets by ``j·M``."""
+    C = isect_offsets.shape[0]
+    M = flatten_ids.shape[0]
+    copies = torch.arange(k, device=flatten_ids.device, dtype=flatten_ids.dtype)
+    flatten = (flatten_ids[None] + copies[:, None] * (C * n_gaussians)).reshape(-1)
+    offsets = (isect_offsets[None] + copies.to(isect_offsets.dtype)[:, None, None, None] * M).flatten(0, 1)
+    return offsets.contiguous(), flatten.contiguous()
+
+
+def _split_channels(means2d, conics, colors, opacities, backgrounds, isect_offsets, flatten_ids, *, k: int):
+    """The rasterizer's inputs with the channels in ``k`` groups, each group a copy of the cameras."""
+    C, N, D = colors.shape
+    if D % k:
+        raise ValueError(f"channel_split={k} must divide the {D} channels composited (depth included)")
+    groups = colors.unflatten(-1, (k, D // k)).permute(2, 0, 1, 3).flatten(0, 1)  # [k·C, N, D/k]
+    if backgrounds is not None:
+        backgrounds = backgrounds.unflatten(-1, (k, D // k)).permute(1, 0, 2).flatten(0, 1)
+    offsets, flatten = split_intersections(isect_offsets, flatten_ids, n_gaussians=N, k=k)
+    repeat = (k, 1, 1)
+    return (
+        means2d.repeat(repeat), conics.repeat(repeat), groups.contiguous(), opacities.repeat(k, 1), backgrounds,
+        offsets, flatten,
+    )  # fmt: skip
 
 
 def sh_gsplat(

@@ -164,12 +164,16 @@ def rasterize_screen(
     depth: bool = True,
     tile_size: int = 16,
     absgrad: bool = False,
+    channel_split: int = 1,
 ) -> RasterOutput:
     """Composites ``features`` (shared [N, D] or per camera [C, N, D]) of the projected Gaussians on ``screen``'s
     grid (+ the expected depth when ``depth``, alpha, and gsplat-style ``info`` whose ``means2d`` is
     ``screen.means2d``: give each pass its own tensor to read one pass's screen-space gradient).
 
     ``absgrad`` (gsplat only, for ``DefaultStrategy(absgrad=True)``) sets ``screen.means2d.absgrad`` in backward.
+    ``channel_split``: gsplat's launch composites the channels in that many groups at once (more thread blocks on a
+    grid of few tiles, same render: :func:`~splatent_viewer.render.gsplat_backend.rasterize_projected_gsplat`); the
+    torch rasterizer composites all channels together whatever it is.
     """
     kwargs: dict[str, Any] = dict(
         means2d=screen.means2d,
@@ -185,7 +189,9 @@ def rasterize_screen(
         depth=depth,
     )
     if screen.backend == "gsplat":
-        feats, expected_depth, alpha, info = rasterize_projected_gsplat(**kwargs, absgrad=absgrad)
+        feats, expected_depth, alpha, info = rasterize_projected_gsplat(
+            **kwargs, absgrad=absgrad, channel_split=channel_split
+        )
     else:
         if absgrad:
             raise ValueError("absgrad needs the gsplat backend (the torch rasterizer computes no absgrad)")

@@ -36,6 +36,11 @@ grow with the Gaussian count far faster than the RGB pass (issue 18, benchmarks/
 tile whose 64-thread blocks still split into whole warps, as gsplat's backward reductions need; the renders equal
 those with 16-cell tiles up to the 1/255 alpha cut-off of far tails (measured: 1e-7 on the CPU)."""
 
+LATENT_CHANNEL_SPLIT = 4
+"""Channel groups of the latent pass on gsplat (:func:`~splatent_viewer.render.screen.rasterize_screen`): the 32
+latent channels composited as 4 groups of 8 in one launch, 4× the thread blocks again on the latent grid's few tiles
+(same render, same gradients up to float summation order). Chosen by ``benchmarks/latent_pass_gpu.py``."""
+
 
 def sh_colors(
     *,
@@ -152,5 +157,6 @@ def render_rgb_and_latents(
         backgrounds=latent_backgrounds,
         depth=False,
         tile_size=LATENT_TILE_SIZE,
+        channel_split=LATENT_CHANNEL_SPLIT if params["latents"].shape[-1] % LATENT_CHANNEL_SPLIT == 0 else 1,
     )
     return rgb, latent

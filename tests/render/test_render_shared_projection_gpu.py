@@ -146,3 +146,48 @@ def test_rgb_and_latents_match_torch_and_gsplat_rasterization(cuda_gsplat, width
     (rgb_gs.features.square().mean() + lat_gs.features.mean()).backward(retain_graph=True)
     ref.features.square().mean().backward()
     torch.testing.assert_close(rgb_gs.info["means2d"].grad, ref.info["means2d"].grad, rtol=1e-4, atol=1e-9)
+
+
+@pytest.mark.parametrize("channel_split", [2, 4, 8])
+@pytest.mark.parametrize("depth", [False, True])
+def test_channel_split_renders_and_differentiates_as_one_group(cuda_gsplat, channel_split, depth):
+    """The latent pass's channel groups (``channel_split``) render what one group renders, with the same gradients
+    (float summation order aside), at the latent grid's tiles, with backgrounds and two cameras."""
+    from splatent_viewer.render.screen import downscale_screen, rasterize_screen
+    from splatent_viewer.splats.render import LATENT_TILE_SIZE
+
+    params = _params(cuda_gsplat, n=30_000, seed=5)
+    viewmats, Ks = orbit_cameras(2, width=256, height=192, device=cuda_gsplat)
+    D = 32 - 1 if depth else 32  # the depth channel makes 32 composited channels
+    latents = params["latents"][:, :D]
+    backgrounds = torch.rand(2, D, device=cuda_gsplat)
+    outputs = []
+    for k in (1, channel_split):
+        screen = project_screen(
+            means=params["means"],
+            quats=params["quats"],
+            scales=torch.exp(params["scales"]),
+            opacities=torch.sigmoid(params["opacities"]).squeeze(-1),
+            viewmats=viewmats,
+            Ks=Ks,
+            width=256,
+            height=192,
+        )
+        coarse = downscale_screen(screen, downscale=8.0, width=32, height=24)
+        out = rasterize_screen(
+            screen=coarse, features=latents, backgrounds=backgrounds, depth=depth, tile_size=LATENT_TILE_SIZE,
+            channel_split=k,
+        )  # fmt: skip
+        g = torch.Generator(device=cuda_gsplat).manual_seed(1)
+        weights = torch.rand(out.features.shape, generator=g, device=cuda_gsplat)
+        loss = (out.features * weights).sum() + out.alpha.sum() + (0.0 if out.depth is None else out.depth.sum())
+        grads = torch.autograd.grad(loss, [params["means"], params["scales"], params["opacities"], params["latents"]])
+        outputs.append((out, grads))
+    (ref, ref_grads), (split, split_grads) = outputs
+    torch.testing.assert_close(split.features, ref.features, rtol=0, atol=1e-6)
+    torch.testing.assert_close(split.alpha, ref.alpha, rtol=0, atol=1e-6)
+    if depth:
+        assert split.depth is not None and ref.depth is not None
+        torch.testing.assert_close(split.depth, ref.depth, rtol=1e-5, atol=1e-5)
+    for name, a, b in zip(("means", "scales", "opacities", "latents"), split_grads, ref_grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5 * float(b.abs().max()), msg=lambda m, n=name: f"{n}: {m}")
