@@ -5,9 +5,10 @@ and which launch layout `render_rgb_and_latents` should use (`LATENT_TILE_SIZE`,
 
 The latent grid is 1/8 of the image per side: a 256² view is 32² latent cells, 4 tiles of 16 cells or 16 of 8, so
 gsplat launches 4 or 16 thread blocks, each compositing every Gaussian of its tile for all 32 channels, however many
-Gaussians there are. A variant ``T:K`` composites on ``T``-cell tiles with the channels in ``K`` groups in one
-launch (:func:`~splatent_viewer.render.gsplat_backend.rasterize_projected_gsplat`'s ``channel_split``: ``K`` times
-the blocks). The RGB pass (3 channels, 16-pixel tiles, image grid) on the same Gaussians is the yardstick.
+Gaussians there are. A variant ``T:K:S`` composites on ``T``-cell tiles with the channels in ``K`` groups and each
+tile's depth-sorted list in ``S`` runs, all in one launch
+(:func:`~splatent_viewer.render.gsplat_backend.rasterize_projected_gsplat`'s ``channel_split`` and ``depth_split``:
+``K·S`` times the blocks). The RGB pass (3 channels, 16-pixel tiles, image grid) on the same Gaussians is the yardstick.
 
 Gaussians: the scene's point cloud, copied with jitter (each copy within its point's neighbour distance) up to
 ``N``, scales from the 3-NN distance as at initialisation (a densified model's Gaussians sit on the surfaces the
@@ -44,8 +45,8 @@ class Args:
     """Scene folders (nerfstudio or blender format; sizes rounded to multiples of 8)."""
     gaussians: tuple[int, ...] = (20_000, 200_000, 500_000)
     """Gaussian counts."""
-    variants: tuple[str, ...] = ("16:1", "8:1", "8:2", "8:4", "8:8", "16:4")
-    """``tile:channel_split`` launch layouts of the latent pass; the first is the reference."""
+    variants: tuple[str, ...] = ("16:1:1", "8:1:1", "8:4:1", "8:1:4", "8:2:4", "8:4:4", "8:1:8", "8:4:8", "8:2:16")
+    """``tile:channel_split:depth_split`` launch layouts of the latent pass; the first is the reference."""
     opacities: tuple[float, ...] = (0.1, 0.7)
     """Uniform opacities (0.1: a fresh initialisation; 0.7: closer to a trained model's opaque surfaces)."""
     reps: int = 30
@@ -159,18 +160,17 @@ def bench_scene(args: Args, scene_dir: Path, n: int, opacity: float) -> list[dic
     rows: list[dict[str, Any]] = []
     reference: dict[str, Any] = {}
     for variant in args.variants:
-        tile, split = (int(x) for x in variant.split(":"))
+        tile, split, runs = (int(x) for x in variant.split(":"))
+        layout = dict(tile_size=tile, channel_split=split, depth_split=runs)
 
-        def latent_pass(rep: int, tile: int = tile, split: int = split) -> torch.Tensor:
-            out = rasterize_screen(
-                screen=screens[rep % len(screens)], features=latents, depth=False, tile_size=tile, channel_split=split
-            )
+        def latent_pass(rep: int, layout: dict[str, int] = layout) -> torch.Tensor:
+            out = rasterize_screen(screen=screens[rep % len(screens)], features=latents, depth=False, **layout)
             return out.features.square().mean()
 
         fwd, bwd = time_pass(latent_pass, args.reps, device)
         # agreement on view 0
         s0 = screens[0]
-        out = rasterize_screen(screen=s0, features=latents, depth=False, tile_size=tile, channel_split=split)
+        out = rasterize_screen(screen=s0, features=latents, depth=False, **layout)
         grads = torch.autograd.grad(out.features.square().mean(), [s0.means2d, s0.conics, s0.opacities, latents])
         if not reference:
             reference = {"render": out.features.detach(), "grads": [x.detach() for x in grads]}
@@ -181,7 +181,7 @@ def bench_scene(args: Args, scene_dir: Path, n: int, opacity: float) -> list[dic
         rows.append({
             "scene": scene_dir.name, "image": f"{int(scene.widths[train[0]])}x{int(scene.heights[train[0]])}",
             "latent_grid": f"{w0}x{h0}", "gaussians": n, "visible": round(visible), "opacity": opacity,
-            "variant": variant, "blocks": math.ceil(w0 / tile) * math.ceil(h0 / tile) * split,
+            "variant": variant, "blocks": math.ceil(w0 / tile) * math.ceil(h0 / tile) * split * runs,
             "fwd_ms": fwd, "bwd_ms": bwd, "rgb_fwd_ms": rgb_fwd, "rgb_bwd_ms": rgb_bwd,
             "render_max_diff": render_diff, "grad_max_rel_diff": grad_diff,
         })  # fmt: skip
@@ -191,7 +191,7 @@ def bench_scene(args: Args, scene_dir: Path, n: int, opacity: float) -> list[dic
 
 def table(rows: list[dict[str, Any]], device_name: str, args: Args) -> str:
     lines = [
-        f"Latent pass (32 channels, 1/{DOWNSCALE} grid) forward + backward alone, by `tile:channel_split`, "
+        f"Latent pass (32 channels, 1/{DOWNSCALE} grid) forward + backward alone, by `tile:channel_split:depth_split`, "
         f"{device_name}, mean of {args.reps} passes over {args.views} training views "
         f"({'CUDA events' if args.device.startswith('cuda') else 'wall time'}). RGB: the image-grid "
         "pass (3 channels, 16-pixel tiles) on the same Gaussians. Diffs against the first variant (view 0).",

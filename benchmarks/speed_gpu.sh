@@ -22,6 +22,7 @@ ROOT=${ROOT:-.gpu_scenes}
 PROFILE=${PROFILE:-50}
 BREAKDOWN=${BREAKDOWN:-1}
 BREAKDOWN_COUNTS=${BREAKDOWN_COUNTS:-0 500000}
+LATENT_ARGS=${LATENT_ARGS:-}  # more latent_pass_gpu.py arguments, e.g. --gaussians 20000 500000
 METHODS=${METHODS:-splatent splatfacto}
 SET=${SET:-}              # more splatent fields, FIELD=VALUE ...
 RUN_LIMIT=${RUN_LIMIT:-170}  # seconds per run; a run that would end past TOTAL is skipped
@@ -35,7 +36,7 @@ if [ "$BREAKDOWN" = 1 ]; then
   timeout 150 python3 -m pytest tests/training/test_fused_adam.py tests/render/test_render_shared_projection_gpu.py \
     -m gpu -v -p no:cacheprovider -o addopts="-ra --import-mode=importlib" > "$OUT/pytest_gpu.log" 2>&1
   timeout 200 python3 benchmarks/latent_pass_gpu.py --scenes assets/demo_scene "$ROOT/fern" \
-    --output "$OUT/latent_pass.md" --json-out "$OUT/latent_pass.json" > "$OUT/latent_pass.log" 2>&1
+    --output "$OUT/latent_pass.md" --json-out "$OUT/latent_pass.json" $LATENT_ARGS > "$OUT/latent_pass.log" 2>&1
   echo "latent pass: rc $?, $(( $(date +%s) - t0 )) s" >> "$OUT/gpu.txt"
   for n in $BREAKDOWN_COUNTS; do
     timeout 150 python3 benchmarks/train_step_gpu.py --scene assets/demo_scene --device cuda --steps 200 \

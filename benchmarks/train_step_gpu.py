@@ -38,7 +38,7 @@ from splatent_viewer.references import camera_scene_scale
 from splatent_viewer.render import rasterize
 from splatent_viewer.render.screen import downscale_screen, project_screen, rasterize_screen
 from splatent_viewer.splats import init_splats, render_splats, sh_colors
-from splatent_viewer.splats.render import LATENT_CHANNEL_SPLIT, LATENT_TILE_SIZE
+from splatent_viewer.splats.render import LATENT_CHANNEL_SPLIT, LATENT_DEPTH_SPLIT, LATENT_TILE_SIZE
 from splatent_viewer.training.points import initial_points
 from splatent_viewer.training.step import (
     LearningRates,
@@ -145,6 +145,7 @@ def _render_shared(params, *, viewmat, K, width, height, ds, rgb_ds, sh_degree, 
         depth=False,
         tile_size=LATENT_TILE_SIZE,
         channel_split=LATENT_CHANNEL_SPLIT,
+        depth_split=LATENT_DEPTH_SPLIT,
     )
     mark("rasterize_latent")
     return StepRender(

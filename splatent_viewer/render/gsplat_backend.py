@@ -110,15 +110,24 @@ def rasterize_projected_gsplat(
     depth: bool = True,
     absgrad: bool = False,
     channel_split: int = 1,
+    depth_split: int = 1,
 ) -> tuple[Float[Tensor, "C H W D"], Float[Tensor, "C H W 1"] | None, Float[Tensor, "C H W 1"], dict[str, Any]]:
     """gsplat's ``isect_tiles`` + ``isect_offset_encode`` + ``rasterize_to_pixels`` of projected Gaussians, chained as
     ``gsplat.rasterization`` does (channels in chunks of 32; the expected depth as an extra channel when ``depth``):
     features, expected depth, alpha and its meta dict. ``absgrad`` makes the backward set ``means2d.absgrad``.
 
-    ``channel_split`` > 1 composites the channels (depth included) as that many groups in ONE launch, each group as
-    a copy of the cameras (:func:`split_intersections`): ``channel_split`` times the thread blocks, each walking its
-    tile's Gaussians for a part of the channels. The same sums per channel, so the same render; it pays where a grid
-    has few tiles and many channels (the latent grid). Not with ``absgrad`` (the copies' ``means2d`` get it)."""
+    A launch layout for grids of few tiles (the latent grid: a 256² view is 16 tiles of 8 cells), where each of
+    gsplat's thread blocks walks all of its tile's Gaussians one after the other, so the pass takes as long as its
+    longest tile list whatever the GPU (issue 18, ``benchmarks/latent_pass_gpu.py``):
+
+    - ``depth_split`` cuts every tile's depth-sorted list into that many consecutive runs, each composited by its own
+      block, then composites the runs front to back: ``C = Σ_s T_s C_s``, ``T_s = Π_{r<s} (1 - α_r)`` — the same
+      sums, except gsplat's early stop (a pixel stops once its transmittance would fall below 1e-4; the runs behind
+      it still count, weighted by that < 1e-4);
+    - ``channel_split`` composites the channels (depth included) in that many groups, each by its own blocks;
+
+    ``channel_split · depth_split`` times the blocks, in ONE launch: the groups and runs become virtual cameras of
+    gsplat's packed mode (:func:`layered_intersections`). Not with ``absgrad``."""
     _check_cuda_float32(means2d)
     wrapper = _gsplat_module()
     C, N = radii.shape
@@ -133,28 +142,27 @@ def rasterize_projected_gsplat(
         means2d, radii, depths, tile_size, tile_width, tile_height, packed=False
     )
     isect_offsets = wrapper.isect_offset_encode(isect_ids, C, tile_width, tile_height)
-    k = int(channel_split)
-    raster_inputs = (means2d, conics, colors, opacities, backgrounds, isect_offsets, flatten_ids)
-    if k > 1:
-        if absgrad:
-            raise ValueError("channel_split > 1 cannot return absgrad (each channel group has its own means2d copy)")
-        raster_inputs = _split_channels(*raster_inputs, k=k)
-    s_means2d, s_conics, s_colors, s_opacities, s_backgrounds, s_offsets, s_flatten = raster_inputs
     chunk = 32  # gsplat.rasterization's channel_chunk
-    renders, alpha = [], None
-    for i in range(0, s_colors.shape[-1], chunk):
-        render, chunk_alpha = wrapper.rasterize_to_pixels(
-            s_means2d, s_conics, s_colors[..., i : i + chunk], s_opacities, width, height, tile_size, s_offsets,
-            s_flatten, backgrounds=None if s_backgrounds is None else s_backgrounds[..., i : i + chunk], packed=False,
-            absgrad=absgrad,
+    if channel_split == 1 and depth_split == 1:
+        renders, alpha = [], None
+        for i in range(0, colors.shape[-1], chunk):
+            render, chunk_alpha = wrapper.rasterize_to_pixels(
+                means2d, conics, colors[..., i : i + chunk], opacities, width, height, tile_size, isect_offsets,
+                flatten_ids, backgrounds=None if backgrounds is None else backgrounds[..., i : i + chunk],
+                packed=False, absgrad=absgrad,
+            )  # fmt: skip
+            renders.append(render)
+            alpha = chunk_alpha if alpha is None else alpha
+        assert alpha is not None
+        render = renders[0] if len(renders) == 1 else torch.cat(renders, dim=-1)
+    else:
+        if absgrad:
+            raise ValueError("channel_split/depth_split > 1 cannot return absgrad (the layout's means2d get it)")
+        render, alpha = _rasterize_layered(
+            wrapper, means2d, conics, colors, opacities, backgrounds, width=width, height=height,
+            tile_size=tile_size, isect_offsets=isect_offsets, flatten_ids=flatten_ids, groups=int(channel_split),
+            runs=int(depth_split), chunk=chunk,
         )  # fmt: skip
-        renders.append(render)
-        alpha = chunk_alpha if alpha is None else alpha
-    assert alpha is not None
-    render = renders[0] if len(renders) == 1 else torch.cat(renders, dim=-1)
-    if k > 1:  # [k·C, H, W, D'/k] (group-major) -> [C, H, W, D']
-        render = render.unflatten(0, (k, C)).permute(1, 2, 3, 0, 4).flatten(-2)
-        alpha = alpha[:C]
     expected_depth = render[..., D : D + 1] / alpha.clamp(min=1e-10) if depth else None
     info: dict[str, Any] = {
         "camera_ids": None, "gaussian_ids": None, "radii": radii, "means2d": means2d, "depths": depths,
@@ -165,35 +173,84 @@ def rasterize_projected_gsplat(
     return render[..., :D], expected_depth, alpha, info
 
 
-def split_intersections(
-    isect_offsets: Int[Tensor, "C TH TW"], flatten_ids: Int[Tensor, " M"], *, n_gaussians: int, k: int
-) -> tuple[Int[Tensor, "kC TH TW"], Int[Tensor, " kM"]]:
-    """The tile lists of ``C`` cameras, repeated for ``k`` copies of them (copy ``j`` of camera ``c`` is camera
-    ``j·C + c``): what ``isect_tiles`` + ``isect_offset_encode`` return for the cameras repeated ``k`` times, without
-    sorting again. ``flatten_ids`` index the flattened ``[C·N]`` Gaussians, so copy ``j``'s are shifted by ``j·C·N``;
-    its tile offsets by ``j·M``."""
-    C = isect_offsets.shape[0]
+def layered_intersections(
+    isect_offsets: Int[Tensor, "C TH TW"],
+    flatten_ids: Int[Tensor, " M"],
+    *,
+    n_gaussians: int,
+    groups: int = 1,
+    runs: int = 1,
+) -> tuple[Int[Tensor, "V TH TW"], Int[Tensor, " VM"]]:
+    """Tile lists of ``V = groups · runs · C`` virtual cameras from those of ``C`` cameras (``isect_offset_encode``'s
+    offsets, ``isect_tiles``' flattened ids into ``[C·N]``), for gsplat's packed ``rasterize_to_pixels`` (its kernels
+    read a Gaussian only through the ids, the camera only through the offsets). Virtual camera
+    ``(j·runs + s)·C + c`` holds run ``s`` of every tile list of camera ``c`` (list entries ``⌈s·n/runs⌉`` up to
+    ``⌈(s+1)·n/runs⌉``, depth order kept), with ids shifted by ``j·C·N`` into channel group ``j``'s copy of the
+    Gaussians. Elementwise work and one scatter; no sort, no host sync."""
+    C, th, tw = isect_offsets.shape
     M = flatten_ids.shape[0]
-    copies = torch.arange(k, device=flatten_ids.device, dtype=flatten_ids.dtype)
-    flatten = (flatten_ids[None] + copies[:, None] * (C * n_gaussians)).reshape(-1)
-    offsets = (isect_offsets[None] + copies.to(isect_offsets.dtype)[:, None, None, None] * M).flatten(0, 1)
-    return offsets.contiguous(), flatten.contiguous()
+    device = flatten_ids.device
+    if runs > 1:
+        bins = C * th * tw
+        starts = isect_offsets.reshape(-1).long()
+        counts = torch.diff(starts, append=starts.new_full((1,), M))  # [bins]
+        s = torch.arange(runs + 1, device=device)
+        firsts = (s[:, None] * counts[None] + runs - 1) // runs  # [runs + 1, bins]: ⌈s·n/runs⌉
+        run_counts = (firsts[1:] - firsts[:-1]).reshape(-1)  # [runs · bins], run-major
+        run_starts = torch.cumsum(run_counts, 0) - run_counts
+        bin_of = torch.repeat_interleave(torch.arange(bins, device=device), counts, output_size=M)
+        rank = torch.arange(M, device=device) - starts[bin_of]
+        run_of = torch.div(rank * runs, counts[bin_of], rounding_mode="floor")
+        dest = run_starts[run_of * bins + bin_of] + rank - firsts[run_of, bin_of]
+        flatten_ids = torch.empty_like(flatten_ids).index_put_((dest,), flatten_ids)
+        isect_offsets = run_starts.to(isect_offsets.dtype).reshape(runs * C, th, tw)
+    if groups > 1:
+        j = torch.arange(groups, device=device)
+        flatten_ids = (flatten_ids[None] + (j * (C * n_gaussians)).to(flatten_ids.dtype)[:, None]).reshape(-1)
+        isect_offsets = (isect_offsets[None] + (j * M).to(isect_offsets.dtype)[:, None, None, None]).flatten(0, 1)
+    return isect_offsets.contiguous(), flatten_ids.contiguous()
 
 
-def _split_channels(means2d, conics, colors, opacities, backgrounds, isect_offsets, flatten_ids, *, k: int):
-    """The rasterizer's inputs with the channels in ``k`` groups, each group a copy of the cameras."""
+def _rasterize_layered(
+    wrapper, means2d, conics, colors, opacities, backgrounds, *, width, height, tile_size, isect_offsets, flatten_ids,
+    groups: int, runs: int, chunk: int,
+) -> tuple[Tensor, Tensor]:  # fmt: skip
+    """Channel groups and depth runs as virtual cameras of one packed launch, then the runs composited front to
+    back (see :func:`rasterize_projected_gsplat`)."""
     C, N, D = colors.shape
-    if D % k:
-        raise ValueError(f"channel_split={k} must divide the {D} channels composited (depth included)")
-    groups = colors.unflatten(-1, (k, D // k)).permute(2, 0, 1, 3).flatten(0, 1)  # [k·C, N, D/k]
+    if D % groups:
+        raise ValueError(f"channel_split={groups} must divide the {D} channels composited (depth included)")
+    d = D // groups
+    offsets, ids = layered_intersections(isect_offsets, flatten_ids, n_gaussians=N, groups=groups, runs=runs)
+    flat = C * N
+    p_means = means2d.reshape(flat, 2).repeat(groups, 1)
+    p_conics = conics.reshape(flat, 3).repeat(groups, 1)
+    p_opacities = opacities.reshape(flat).repeat(groups)
+    p_colors = colors.reshape(flat, groups, d).transpose(0, 1).reshape(groups * flat, d)
+    parts, alphas = [], None
+    for i in range(0, d, chunk):
+        part, part_alpha = wrapper.rasterize_to_pixels(
+            p_means, p_conics, p_colors[:, i : i + chunk].contiguous(), p_opacities, width, height, tile_size, offsets,
+            ids, backgrounds=None, packed=True,
+        )  # fmt: skip
+        parts.append(part)
+        alphas = part_alpha if alphas is None else alphas
+    assert alphas is not None
+    layers = (parts[0] if len(parts) == 1 else torch.cat(parts, -1)).unflatten(
+        0, (groups, runs, C)
+    )  # [g, r, C, H, W, d]
+    run_alpha = alphas.unflatten(0, (groups, runs, C))[0]  # [r, C, H, W, 1]: the same in every group
+    if runs > 1:
+        after = torch.cumprod(1.0 - run_alpha, dim=0)  # transmittance behind each run
+        before = torch.cat([torch.ones_like(after[:1]), after[:-1]])
+        out = (before[None] * layers).sum(1)  # [g, C, H, W, d]
+        trans = after[-1]
+    else:
+        out, trans = layers[:, 0], 1.0 - run_alpha[0]
     if backgrounds is not None:
-        backgrounds = backgrounds.unflatten(-1, (k, D // k)).permute(1, 0, 2).flatten(0, 1)
-    offsets, flatten = split_intersections(isect_offsets, flatten_ids, n_gaussians=N, k=k)
-    repeat = (k, 1, 1)
-    return (
-        means2d.repeat(repeat), conics.repeat(repeat), groups.contiguous(), opacities.repeat(k, 1), backgrounds,
-        offsets, flatten,
-    )  # fmt: skip
+        out = out + trans[None] * backgrounds.reshape(C, groups, d).transpose(0, 1)[:, :, None, None, :]
+    render = out.permute(1, 2, 3, 0, 4).reshape(C, height, width, D)
+    return render, 1.0 - trans
 
 
 def sh_gsplat(

@@ -165,15 +165,16 @@ def rasterize_screen(
     tile_size: int = 16,
     absgrad: bool = False,
     channel_split: int = 1,
+    depth_split: int = 1,
 ) -> RasterOutput:
     """Composites ``features`` (shared [N, D] or per camera [C, N, D]) of the projected Gaussians on ``screen``'s
     grid (+ the expected depth when ``depth``, alpha, and gsplat-style ``info`` whose ``means2d`` is
     ``screen.means2d``: give each pass its own tensor to read one pass's screen-space gradient).
 
     ``absgrad`` (gsplat only, for ``DefaultStrategy(absgrad=True)``) sets ``screen.means2d.absgrad`` in backward.
-    ``channel_split``: gsplat's launch composites the channels in that many groups at once (more thread blocks on a
-    grid of few tiles, same render: :func:`~splatent_viewer.render.gsplat_backend.rasterize_projected_gsplat`); the
-    torch rasterizer composites all channels together whatever it is.
+    ``channel_split`` / ``depth_split``: gsplat's launch layout on a grid of few tiles (channel groups and depth runs
+    of each tile list as their own thread blocks, the same render:
+    :func:`~splatent_viewer.render.gsplat_backend.rasterize_projected_gsplat`); the torch rasterizer ignores them.
     """
     kwargs: dict[str, Any] = dict(
         means2d=screen.means2d,
@@ -190,7 +191,7 @@ def rasterize_screen(
     )
     if screen.backend == "gsplat":
         feats, expected_depth, alpha, info = rasterize_projected_gsplat(
-            **kwargs, absgrad=absgrad, channel_split=channel_split
+            **kwargs, absgrad=absgrad, channel_split=channel_split, depth_split=depth_split
         )
     else:
         if absgrad:

@@ -37,9 +37,12 @@ tile whose 64-thread blocks still split into whole warps, as gsplat's backward r
 those with 16-cell tiles up to the 1/255 alpha cut-off of far tails (measured: 1e-7 on the CPU)."""
 
 LATENT_CHANNEL_SPLIT = 4
-"""Channel groups of the latent pass on gsplat (:func:`~splatent_viewer.render.screen.rasterize_screen`): the 32
-latent channels composited as 4 groups of 8 in one launch, 4× the thread blocks again on the latent grid's few tiles
-(same render, same gradients up to float summation order). Chosen by ``benchmarks/latent_pass_gpu.py``."""
+LATENT_DEPTH_SPLIT = 4
+"""gsplat's launch layout of the latent pass (:func:`~splatent_viewer.render.screen.rasterize_screen`): the 32 latent
+channels in 4 groups of 8, and every tile's depth-sorted list in 4 runs, each group × run composited by its own
+thread blocks in one launch, then the runs front to back: 16× the blocks on the latent grid's few tiles, a quarter
+of each list per block. The same render (up to gsplat's 1e-4 transmittance stop). Chosen by
+``benchmarks/latent_pass_gpu.py`` (RESULTS.md)."""
 
 
 def sh_colors(
@@ -158,5 +161,6 @@ def render_rgb_and_latents(
         depth=False,
         tile_size=LATENT_TILE_SIZE,
         channel_split=LATENT_CHANNEL_SPLIT if params["latents"].shape[-1] % LATENT_CHANNEL_SPLIT == 0 else 1,
+        depth_split=LATENT_DEPTH_SPLIT,
     )
     return rgb, latent

@@ -1,19 +1,20 @@
-"""The latent pass's channel groups (``channel_split``) on the CPU: the tile lists of the repeated cameras, built
-without sorting again, equal what gsplat's own (torch) intersection code gives for the repeated cameras. The render
-itself is checked against one group on the GPU (test_render_shared_projection_gpu.py)."""
+"""The latent pass's launch layout (``channel_split`` groups × ``depth_split`` runs as virtual cameras of gsplat's
+packed kernels) on the CPU: its tile lists against gsplat's own (torch) intersection code and against the runs'
+definition, and the whole render + gradients with gsplat's kernels swapped for torch code of their contract. On gsplat
+itself: test_render_shared_projection_gpu.py."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from splatent_viewer.render.gsplat_backend import split_intersections
+from splatent_viewer.render.gsplat_backend import layered_intersections
 
 torch_impl = pytest.importorskip("gsplat.cuda._torch_impl", reason="gsplat's torch reference code")
 
 
-@pytest.mark.parametrize("k", [2, 4])
-def test_split_intersections_equal_gsplats_for_repeated_cameras(k):
+@pytest.mark.parametrize("groups", [1, 2, 4])
+def test_channel_groups_tile_lists_equal_gsplats_for_repeated_cameras(groups):
     g = torch.Generator().manual_seed(0)
     C, N, tile, tw, th = 2, 40, 8, 5, 4
     means2d = torch.rand(C, N, 2, generator=g) * torch.tensor([tw * tile, th * tile])
@@ -22,16 +23,48 @@ def test_split_intersections_equal_gsplats_for_repeated_cameras(k):
     depths = torch.rand(C, N, generator=g) + 0.5  # distinct: the sort has no ties to break differently
     _, isect_ids, flatten_ids = torch_impl._isect_tiles(means2d, radii, depths, tile, tw, th)
     offsets = torch_impl._isect_offset_encode(isect_ids, C, tw, th)
-    split_offsets, split_flatten = split_intersections(offsets, flatten_ids, n_gaussians=N, k=k)
+    got_offsets, got_flatten = layered_intersections(offsets, flatten_ids, n_gaussians=N, groups=groups)
 
-    rep = (k, 1, 1)
+    rep = (groups, 1, 1)
     _, rep_ids, rep_flatten = torch_impl._isect_tiles(
-        means2d.repeat(rep), radii.repeat(k, 1), depths.repeat(k, 1), tile, tw, th
+        means2d.repeat(rep), radii.repeat(groups, 1), depths.repeat(groups, 1), tile, tw, th
     )
-    rep_offsets = torch_impl._isect_offset_encode(rep_ids, k * C, tw, th)
-    assert torch.equal(split_flatten, rep_flatten.to(split_flatten.dtype))
-    assert torch.equal(split_offsets, rep_offsets.to(split_offsets.dtype))
-    assert split_offsets.shape == (k * C, th, tw)
+    rep_offsets = torch_impl._isect_offset_encode(rep_ids, groups * C, tw, th)
+    assert torch.equal(got_flatten, rep_flatten.to(got_flatten.dtype))
+    assert torch.equal(got_offsets, rep_offsets.to(got_offsets.dtype))
+
+
+@pytest.mark.parametrize(("groups", "runs"), [(1, 3), (2, 4)])
+def test_depth_runs_split_every_tile_list_in_order(groups, runs):
+    """Virtual camera (j·runs + s)·C + c holds entries ⌈s·n/runs⌉..⌈(s+1)·n/runs⌉ of each of camera c's tile lists,
+    shifted into group j's Gaussians; together the runs are the whole list, in depth order."""
+    g = torch.Generator().manual_seed(2)
+    C, N, tw, th = 2, 50, 3, 2
+    counts = torch.randint(0, 9, (C * th * tw,), generator=g)
+    counts[3] = 0  # an empty tile
+    M = int(counts.sum())
+    starts = torch.cumsum(counts, 0) - counts
+    flatten = torch.randint(0, C * N, (M,), generator=g, dtype=torch.int32)
+    offsets, ids = layered_intersections(
+        starts.int().reshape(C, th, tw), flatten, n_gaussians=N, groups=groups, runs=runs
+    )
+    V = groups * runs * C
+    assert offsets.shape == (V, th, tw) and ids.shape == (groups * M,)
+    flat_offsets = torch.cat([offsets.reshape(-1).long(), torch.tensor([groups * M])])
+    for j in range(groups):
+        for c in range(C):
+            for t in range(th * tw):
+                b = c * th * tw + t
+                n = int(counts[b])
+                whole = flatten[int(starts[b]) : int(starts[b]) + n]
+                pieces = []
+                for s in range(runs):
+                    v = (j * runs + s) * C + c
+                    lo, hi = int(flat_offsets[v * th * tw + t]), int(flat_offsets[v * th * tw + t + 1])
+                    piece = ids[lo:hi] - j * C * N
+                    assert len(piece) == -(-(s + 1) * n // runs) - (-(-s * n // runs))
+                    pieces.append(piece)
+                assert torch.equal(torch.cat(pieces), whole)
 
 
 def _rasterize_to_pixels_reference(
@@ -73,11 +106,11 @@ def _rasterize_to_pixels_reference(
     return out, alpha_out
 
 
-@pytest.mark.parametrize("k", [2, 4])
+@pytest.mark.parametrize(("groups", "runs"), [(2, 1), (4, 1), (1, 3), (2, 4)])
 @pytest.mark.parametrize("depth", [False, True])
-def test_channel_groups_render_and_differentiate_as_one(monkeypatch, k, depth):
-    """``rasterize_projected_gsplat``'s split and reassembly, with gsplat's kernels swapped for torch code of the same
-    contract: the same features, depth, alpha and gradients as one group."""
+def test_layout_renders_and_differentiates_as_one_launch(monkeypatch, groups, runs, depth):
+    """``rasterize_projected_gsplat``'s layout and reassembly, with gsplat's kernels swapped for torch code of the same
+    contract (no early stop): the same features, depth, alpha and gradients as the plain launch."""
     from types import SimpleNamespace
 
     from splatent_viewer.render import gsplat_backend
@@ -101,10 +134,10 @@ def test_channel_groups_render_and_differentiate_as_one(monkeypatch, k, depth):
     backgrounds = torch.rand(C, D, generator=g)
     weights = torch.rand(C, H, W, D, generator=g)
     results = []
-    for split in (1, k):
+    for k, s in ((1, 1), (groups, runs)):
         feats, ed, alpha, _ = gsplat_backend.rasterize_projected_gsplat(
             means2d=means2d, conics=conics, depths=depths, radii=radii, opacities=opacities, features=features,
-            width=W, height=H, tile_size=8, backgrounds=backgrounds, depth=depth, channel_split=split,
+            width=W, height=H, tile_size=8, backgrounds=backgrounds, depth=depth, channel_split=k, depth_split=s,
         )  # fmt: skip
         loss = (feats * weights).sum() + alpha.sum() + (0.0 if ed is None else ed.sum())
         results.append(((feats, ed, alpha), torch.autograd.grad(loss, [means2d, conics, opacities, features])))

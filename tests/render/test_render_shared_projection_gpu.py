@@ -148,11 +148,13 @@ def test_rgb_and_latents_match_torch_and_gsplat_rasterization(cuda_gsplat, width
     torch.testing.assert_close(rgb_gs.info["means2d"].grad, ref.info["means2d"].grad, rtol=1e-4, atol=1e-9)
 
 
-@pytest.mark.parametrize("channel_split", [2, 4, 8])
+@pytest.mark.parametrize(("channel_split", "depth_split"), [(2, 1), (4, 1), (8, 1), (1, 4), (4, 4), (2, 16)])
 @pytest.mark.parametrize("depth", [False, True])
-def test_channel_split_renders_and_differentiates_as_one_group(cuda_gsplat, channel_split, depth):
-    """The latent pass's channel groups (``channel_split``) render what one group renders, with the same gradients
-    (float summation order aside), at the latent grid's tiles, with backgrounds and two cameras."""
+def test_latent_layout_renders_and_differentiates_as_one_launch(cuda_gsplat, channel_split, depth_split, depth):
+    """The latent pass's launch layout (channel groups × depth runs as virtual cameras of gsplat's packed kernels)
+    renders what the plain launch renders, with the same gradients, at the latent grid's tiles, with backgrounds and
+    two cameras. Exact for channel groups (float summation order aside); depth runs differ by gsplat's early stop
+    only (the runs behind a pixel's 1e-4 transmittance still count, weighted by < 1e-4)."""
     from splatent_viewer.render.screen import downscale_screen, rasterize_screen
     from splatent_viewer.splats.render import LATENT_TILE_SIZE
 
@@ -162,7 +164,7 @@ def test_channel_split_renders_and_differentiates_as_one_group(cuda_gsplat, chan
     latents = params["latents"][:, :D]
     backgrounds = torch.rand(2, D, device=cuda_gsplat)
     outputs = []
-    for k in (1, channel_split):
+    for k, s in ((1, 1), (channel_split, depth_split)):
         screen = project_screen(
             means=params["means"],
             quats=params["quats"],
@@ -176,18 +178,22 @@ def test_channel_split_renders_and_differentiates_as_one_group(cuda_gsplat, chan
         coarse = downscale_screen(screen, downscale=8.0, width=32, height=24)
         out = rasterize_screen(
             screen=coarse, features=latents, backgrounds=backgrounds, depth=depth, tile_size=LATENT_TILE_SIZE,
-            channel_split=k,
+            channel_split=k, depth_split=s,
         )  # fmt: skip
         g = torch.Generator(device=cuda_gsplat).manual_seed(1)
         weights = torch.rand(out.features.shape, generator=g, device=cuda_gsplat)
         loss = (out.features * weights).sum() + out.alpha.sum() + (0.0 if out.depth is None else out.depth.sum())
         grads = torch.autograd.grad(loss, [params["means"], params["scales"], params["opacities"], params["latents"]])
         outputs.append((out, grads))
-    (ref, ref_grads), (split, split_grads) = outputs
-    torch.testing.assert_close(split.features, ref.features, rtol=0, atol=1e-6)
-    torch.testing.assert_close(split.alpha, ref.alpha, rtol=0, atol=1e-6)
+    (ref, ref_grads), (got, got_grads) = outputs
+    exact = depth_split == 1
+    tol = dict(rtol=0.0, atol=1e-6) if exact else dict(rtol=1e-3, atol=1e-3)
+    torch.testing.assert_close(got.features, ref.features, **tol)
+    torch.testing.assert_close(got.alpha, ref.alpha, **tol)
     if depth:
-        assert split.depth is not None and ref.depth is not None
-        torch.testing.assert_close(split.depth, ref.depth, rtol=1e-5, atol=1e-5)
-    for name, a, b in zip(("means", "scales", "opacities", "latents"), split_grads, ref_grads):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5 * float(b.abs().max()), msg=lambda m, n=name: f"{n}: {m}")
+        assert got.depth is not None and ref.depth is not None
+        torch.testing.assert_close(got.depth, ref.depth, rtol=1e-3, atol=1e-3)
+    for name, a, b in zip(("means", "scales", "opacities", "latents"), got_grads, ref_grads):
+        scale = float(b.abs().max())
+        rtol, atol = (1e-4, 1e-5 * scale) if exact else (1e-2, 1e-3 * scale)
+        torch.testing.assert_close(a, b, rtol=rtol, atol=atol, msg=lambda m, n=name: f"{n}: {m}")
