@@ -1,5 +1,5 @@
 """The latent pass alone, forward + backward, by tile size and channel groups: why it grows with the Gaussian count,
-and which launch layout `render_rgb_and_latents` should use (`LATENT_TILE_SIZE`, `LATENT_CHANNEL_SPLIT`).
+and which launch layout `render_rgb_and_latents` should use (`LATENT_TILE_SIZE`, `latent_layout`).
 
     python benchmarks/latent_pass_gpu.py --scenes assets/demo_scene .gpu_scenes/fern --output latent_pass.md
 

@@ -21,7 +21,8 @@ SCENES=${SCENES:-demo_scene:nerfstudio fern:nerfstudio}
 ROOT=${ROOT:-.gpu_scenes}
 PROFILE=${PROFILE:-50}
 BREAKDOWN=${BREAKDOWN:-1}
-BREAKDOWN_COUNTS=${BREAKDOWN_COUNTS:-0 500000}
+BREAKDOWN_COUNTS=${BREAKDOWN_COUNTS-0 500000}  # empty: no train_step_gpu.py runs
+LATENT=${LATENT:-1}           # 0: no latent_pass_gpu.py
 LATENT_ARGS=${LATENT_ARGS:-}  # more latent_pass_gpu.py arguments, e.g. --gaussians 20000 500000
 METHODS=${METHODS:-splatent splatfacto}
 SET=${SET:-}              # more splatent fields, FIELD=VALUE ...
@@ -35,7 +36,7 @@ gpu_job_start "$OUT"
 if [ "$BREAKDOWN" = 1 ]; then
   timeout 150 python3 -m pytest tests/training/test_fused_adam.py tests/render/test_render_shared_projection_gpu.py \
     -m gpu -v -p no:cacheprovider -o addopts="-ra --import-mode=importlib" > "$OUT/pytest_gpu.log" 2>&1
-  timeout 200 python3 benchmarks/latent_pass_gpu.py --scenes assets/demo_scene "$ROOT/fern" \
+  [ "$LATENT" = 1 ] && timeout 200 python3 benchmarks/latent_pass_gpu.py --scenes assets/demo_scene "$ROOT/fern" \
     --output "$OUT/latent_pass.md" --json-out "$OUT/latent_pass.json" $LATENT_ARGS > "$OUT/latent_pass.log" 2>&1
   echo "latent pass: rc $?, $(( $(date +%s) - t0 )) s" >> "$OUT/gpu.txt"
   for n in $BREAKDOWN_COUNTS; do
@@ -57,4 +58,8 @@ for spec in $SCENES; do
   done
 done
 cat "$OUT/gpu.txt" "$OUT/latent_pass.md" "$OUT"/train_step_demo_*.md "$OUT"/ns_*.md 2>/dev/null
+grep -E "^(FAILED|ERROR)|Error|assert" "$OUT/pytest_gpu.log" 2>/dev/null | head -n 30 | cut -c1-400
 tail -n 3 "$OUT/pytest_gpu.log" "$OUT"/*.log 2>/dev/null | cut -c1-300
+# at most 8 files come back: everything in one archive, beside the summary
+(cd "$OUT" && tar czf /tmp/speed_results.tgz --exclude=speed_results.tgz . && find . -type f ! -name gpu.txt -delete \
+  && find . -mindepth 1 -type d -empty -delete && mv /tmp/speed_results.tgz .)

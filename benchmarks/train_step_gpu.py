@@ -38,7 +38,7 @@ from splatent_viewer.references import camera_scene_scale
 from splatent_viewer.render import rasterize
 from splatent_viewer.render.screen import downscale_screen, project_screen, rasterize_screen
 from splatent_viewer.splats import init_splats, render_splats, sh_colors
-from splatent_viewer.splats.render import LATENT_CHANNEL_SPLIT, LATENT_DEPTH_SPLIT, LATENT_TILE_SIZE
+from splatent_viewer.splats.render import LATENT_TILE_SIZE, latent_layout
 from splatent_viewer.training.points import initial_points
 from splatent_viewer.training.step import (
     LearningRates,
@@ -139,13 +139,14 @@ def _render_shared(params, *, viewmat, K, width, height, ds, rgb_ds, sh_degree, 
     rgb = rasterize_screen(screen=replace(screen, means2d=screen.means2d.clone()), features=colors, depth=False)
     mark("rasterize_rgb")
     lat_screen = downscale_screen(screen, downscale=ds / rgb_ds, width=width // ds, height=height // ds)
+    groups, runs = latent_layout(lat_screen.width, lat_screen.height)
     lat = rasterize_screen(
         screen=lat_screen,
         features=params["latents"],
         depth=False,
         tile_size=LATENT_TILE_SIZE,
-        channel_split=LATENT_CHANNEL_SPLIT,
-        depth_split=LATENT_DEPTH_SPLIT,
+        channel_split=groups,
+        depth_split=runs,
     )
     mark("rasterize_latent")
     return StepRender(

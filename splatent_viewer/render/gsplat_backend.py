@@ -142,6 +142,8 @@ def rasterize_projected_gsplat(
         means2d, radii, depths, tile_size, tile_width, tile_height, packed=False
     )
     isect_offsets = wrapper.isect_offset_encode(isect_ids, C, tile_width, tile_height)
+    if flatten_ids.shape[0] == 0:  # gsplat leaves the offsets uninitialised when nothing reaches a tile
+        isect_offsets = torch.zeros_like(isect_offsets)
     chunk = 32  # gsplat.rasterization's channel_chunk
     if channel_split == 1 and depth_split == 1:
         renders, alpha = [], None

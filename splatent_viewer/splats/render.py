@@ -6,6 +6,7 @@ step's two passes) from one projection (:mod:`splatent_viewer.render.screen`).
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import Literal
 
@@ -36,13 +37,18 @@ grow with the Gaussian count far faster than the RGB pass (issue 18, benchmarks/
 tile whose 64-thread blocks still split into whole warps, as gsplat's backward reductions need; the renders equal
 those with 16-cell tiles up to the 1/255 alpha cut-off of far tails (measured: 1e-7 on the CPU)."""
 
-LATENT_CHANNEL_SPLIT = 4
-LATENT_DEPTH_SPLIT = 4
-"""gsplat's launch layout of the latent pass (:func:`~splatent_viewer.render.screen.rasterize_screen`): the 32 latent
-channels in 4 groups of 8, and every tile's depth-sorted list in 4 runs, each group × run composited by its own
-thread blocks in one launch, then the runs front to back: 16× the blocks on the latent grid's few tiles, a quarter
-of each list per block. The same render (up to gsplat's 1e-4 transmittance stop). Chosen by
-``benchmarks/latent_pass_gpu.py`` (RESULTS.md)."""
+
+def latent_layout(width: int, height: int) -> tuple[int, int]:
+    """gsplat's launch layout of the latent pass on a ``width`` x ``height`` latent grid: ``(channel_split,
+    depth_split)`` for :func:`~splatent_viewer.render.screen.rasterize_screen`. Each of gsplat's thread blocks walks
+    its tile's whole Gaussian list, so a grid of few tiles (a 256² image: 16 tiles of 8 latent cells) leaves the GPU
+    nearly idle while a few blocks walk lists of tens of thousands of Gaussians: there, every list is cut into 16
+    depth runs and the 32 channels into 2 groups (512 blocks). From ~32 tiles up (fern's 504x376: 48) the layout's own
+    cost outweighs that, and 4 channel groups alone do best. Measured with ``benchmarks/latent_pass_gpu.py`` on one
+    H100 (RESULTS.md, issue 18), latent forward + backward at 500k Gaussians: demo 93.2 ms (16-cell tiles, one
+    launch) → 8.1 ms (2 groups × 16 runs; 4 groups alone: 37.4), fern 10.5 → 4.5 ms (4 groups; 2 × 16: 4.9)."""
+    tiles = math.ceil(width / LATENT_TILE_SIZE) * math.ceil(height / LATENT_TILE_SIZE)
+    return (2, 16) if tiles < 32 else (4, 1)
 
 
 def sh_colors(
@@ -154,13 +160,14 @@ def render_rgb_and_latents(
         screen=rgb_screen, features=colors, backgrounds=rgb_backgrounds, depth=depth, absgrad=absgrad
     )
     latent_screen = downscale_screen(screen, downscale=latent_downscale, width=latent_width, height=latent_height)
+    groups, runs = latent_layout(latent_width, latent_height)
     latent = rasterize_screen(
         screen=latent_screen,
         features=params["latents"],
         backgrounds=latent_backgrounds,
         depth=False,
         tile_size=LATENT_TILE_SIZE,
-        channel_split=LATENT_CHANNEL_SPLIT if params["latents"].shape[-1] % LATENT_CHANNEL_SPLIT == 0 else 1,
-        depth_split=LATENT_DEPTH_SPLIT,
+        channel_split=groups if params["latents"].shape[-1] % groups == 0 else 1,
+        depth_split=runs,
     )
     return rgb, latent
