@@ -26,6 +26,7 @@ LATENT=${LATENT:-1}           # 0: no latent_pass_gpu.py
 LATENT_ARGS=${LATENT_ARGS:-}  # more latent_pass_gpu.py arguments, e.g. --gaussians 20000 500000
 METHODS=${METHODS:-splatent splatfacto}
 SET=${SET:-}              # more splatent fields, FIELD=VALUE ...
+SKIP=${SKIP:-}            # scene:method pairs not to run, e.g. "demo_scene:splatfacto"
 RUN_LIMIT=${RUN_LIMIT:-170}  # seconds per run; a run that would end past TOTAL is skipped
 TOTAL=${TOTAL:-570}
 mkdir -p "$OUT"
@@ -49,6 +50,7 @@ fi
 for spec in $SCENES; do
   name=${spec%%:*}
   for method in $METHODS; do
+    case " $SKIP " in *" $name:$method "*) continue ;; esac
     if [ $(( $(date +%s) - t0 + RUN_LIMIT )) -gt "$TOTAL" ]; then echo "$name $method: skipped (time)" >> "$OUT/gpu.txt"; continue; fi
     # adaptation off: it is a phase after training (timed in issue 17's protocol), not part of the step compared here
     timeout "$RUN_LIMIT" python3 benchmarks/ns_train_gpu.py --scenes "$spec" --root "$ROOT" --steps "$STEPS" \
