@@ -41,14 +41,19 @@ those with 16-cell tiles up to the 1/255 alpha cut-off of far tails (measured: 1
 def latent_layout(width: int, height: int) -> tuple[int, int]:
     """gsplat's launch layout of the latent pass on a ``width`` x ``height`` latent grid: ``(channel_split,
     depth_split)`` for :func:`~splatent_viewer.render.screen.rasterize_screen`. Each of gsplat's thread blocks walks
-    its tile's whole Gaussian list, so a grid of few tiles (a 256² image: 16 tiles of 8 latent cells) leaves the GPU
-    nearly idle while a few blocks walk lists of tens of thousands of Gaussians: there, every list is cut into 16
-    depth runs and the 32 channels into 2 groups (512 blocks). From ~32 tiles up (fern's 504x376: 48) the layout's own
-    cost outweighs that, and 4 channel groups alone do best. Measured with ``benchmarks/latent_pass_gpu.py`` on one
-    H100 (RESULTS.md, issue 18), latent forward + backward at 500k Gaussians: demo 93.2 ms (16-cell tiles, one
-    launch) → 8.1 ms (2 groups × 16 runs; 4 groups alone: 37.4), fern 10.5 → 4.5 ms (4 groups; 2 × 16: 4.9)."""
+    its tile's whole Gaussian list, so on a grid of few tiles (a 256² image: 16 tiles of 8 latent cells; 504x376: 48)
+    a few blocks walk lists of tens of thousands of Gaussians while the GPU idles. Under 32 tiles: 2 channel groups
+    × 16 depth runs (512 blocks); from 32 up: 4 × 4.
+
+    Measured on one H100 (benchmarks/RESULTS.md, issue 18). ``ns-train splatent``, 7000 steps: the demo scene took
+    ~178 s for 5270 steps with 4 groups alone, ~130 s for 5530 with 4 × 4, ~134 s for all 7000 with 2 × 16 (21 ms a
+    step at 425k Gaussians); fern 158 s with 4 groups alone (and ~148 s with the packed layout's 4 × 1), 110 s with
+    4 × 4. ``benchmarks/latent_pass_gpu.py`` (jittered point clouds, 500k Gaussians) agrees on the demo (forward +
+    backward 93.2 ms with 16-cell tiles, 37.4 with 4 groups, 17.3 with 4 × 4, 8.1 with 2 × 16) but preferred 4 × 1
+    on fern (4.5 ms against 5.9 for 4 × 4): its Gaussians spread evenly over the tiles, a trained model's crowd some
+    tiles, and the longest list sets the pass's time — which only depth runs shorten."""
     tiles = math.ceil(width / LATENT_TILE_SIZE) * math.ceil(height / LATENT_TILE_SIZE)
-    return (2, 16) if tiles < 32 else (4, 1)
+    return (2, 16) if tiles < 32 else (4, 4)
 
 
 def sh_colors(

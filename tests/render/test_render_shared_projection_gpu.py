@@ -138,7 +138,9 @@ def test_rgb_and_latents_match_torch_and_gsplat_rasterization(cuda_gsplat, width
         backend="gsplat",
         depth=False,
     )
-    _agree(lat_gs.features, lat_ref.features, "latents vs a second gsplat projection", tol=1e-4)
+    # up to the latent layout's depth runs (latent_layout): they keep what lies behind gsplat's early stop, weighted
+    # by the transmittance left there (measured on an H100: 1.6e-4 at most here)
+    _agree(lat_gs.features, lat_ref.features, "latents vs a second gsplat projection", tol=1e-3)
 
     # densification's tap: the RGB loss's screen gradient only, as gsplat.rasterization's means2d gets it
     rgb_gs.info["means2d"].retain_grad()
@@ -154,7 +156,7 @@ def test_latent_layout_renders_and_differentiates_as_one_launch(cuda_gsplat, cha
     """The latent pass's launch layout (channel groups × depth runs as virtual cameras of gsplat's packed kernels)
     renders what the plain launch renders, with the same gradients, at the latent grid's tiles, with backgrounds and
     two cameras. Exact for channel groups (float summation order aside); depth runs differ by gsplat's early stop
-    only (the runs behind a pixel's 1e-4 transmittance still count, weighted by < 1e-4)."""
+    only (the runs behind a pixel's stop still count, weighted by the transmittance left there)."""
     from splatent_viewer.render.screen import downscale_screen, rasterize_screen
     from splatent_viewer.splats.render import LATENT_TILE_SIZE
 

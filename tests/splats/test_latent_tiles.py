@@ -49,12 +49,12 @@ def test_render_splats_uses_latent_tiles_for_latents_only():
     assert lat.info["tile_size"] == LATENT_TILE_SIZE and rgb.info["tile_size"] == 16
 
 
-def test_latent_layout_splits_lists_only_on_grids_of_few_tiles():
+def test_latent_layout_by_grid_size():
     """The launch layout (channel groups, depth runs) by latent grid: the demo's 32² grid (16 tiles) gets 2 × 16,
-    fern's 63x47 (48 tiles) and lego's 100² 4 groups alone (RESULTS.md, issue 18); both divide TAEF2's 32 channels."""
+    fern's 63x47 (48 tiles) and lego's 100² 4 × 4 (RESULTS.md, issue 18); both divide TAEF2's 32 channels."""
     from splatent_viewer.splats.render import latent_layout
 
     assert latent_layout(32, 32) == (2, 16)
-    assert latent_layout(63, 47) == (4, 1)
-    assert latent_layout(100, 100) == (4, 1)
+    assert latent_layout(63, 47) == (4, 4)
+    assert latent_layout(100, 100) == (4, 4)
     assert all(32 % latent_layout(w, h)[0] == 0 for w, h in ((8, 8), (32, 32), (40, 30), (256, 256)))
