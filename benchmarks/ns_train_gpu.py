@@ -198,7 +198,10 @@ def run_one(
     seed: int = 42,
     profile: int = 0,
     profile_path: Optional[Path] = None,
+    report=None,
 ) -> dict:
+    """Trains, evaluates (at exactly ``steps``), hands the result to ``report`` (so a run killed while profiling
+    still leaves its row), then profiles ``profile`` more steps."""
     cfg = _config(method, scene, dataparser, steps, output_dir, device, model_overrides, seed)
     cfg.set_timestamp()
     cfg.save_config()
@@ -209,8 +212,7 @@ def run_one(
     trainer.train()
     _sync(device)
     seconds = time.perf_counter() - t0
-    gaussians = int(trainer.pipeline.model.num_points)  # before the profiled steps densify further
-    profiled = profile_steps(trainer, profile, device, profile_path) if profile > 0 else {}
+    gaussians = int(trainer.pipeline.model.num_points)
     pipeline = trainer.pipeline
     pipeline.eval()
     metrics = pipeline.get_average_eval_image_metrics(output_path=None, get_std=False)
@@ -224,12 +226,15 @@ def run_one(
         "steps": steps,
         "train_seconds": seconds,
         "gaussians": gaussians,
-        **profiled,
         "train_views": n_train,
         "eval_views": n_eval,
         "metrics": {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))},
         "config": str(cfg.get_base_dir() / "config.yml"),
     }
+    if report is not None:
+        report(out)
+    if profile > 0:  # after the eval: the profiled steps densify further
+        out.update(profile_steps(trainer, profile, device, profile_path))
     del trainer, pipeline
     torch.cuda.empty_cache()
     return out
@@ -269,7 +274,22 @@ def main(args: Args) -> list[dict]:
     for spec in args.scenes:
         name, dataparser = spec.split(":")
         for method in args.methods:
-            r = run_one(
+
+            def report(r: dict, name: str = name) -> None:
+                results.append(r)
+                m = r["metrics"]
+                row = (
+                    f"| {name} | {r['train_views']}/{r['eval_views']} | {r['method']} | {r['gaussians']} | "
+                    f"{m['psnr']:.2f} | {m['ssim']:.3f} | {m.get('psnr_rgb_gaussians', m['psnr']):.2f} | "
+                    f"{m.get('ssim_rgb_gaussians', m['ssim']):.3f} | {r['train_seconds']:.1f} |"
+                )
+                print(row, flush=True)
+                if args.output:
+                    with args.output.open("a") as f:
+                        f.write(row + "\n")
+                    args.output.with_suffix(".json").write_text(json.dumps(results, indent=2))
+
+            run_one(
                 method,
                 args.root / name,
                 dataparser,
@@ -282,18 +302,9 @@ def main(args: Args) -> list[dict]:
                 profile_path=None
                 if args.output is None
                 else args.output.with_name(f"{args.output.stem}_profile_{method}_{name}.txt"),
+                report=report,
             )
-            results.append(r)
-            m = r["metrics"]
-            row = (
-                f"| {name} | {r['train_views']}/{r['eval_views']} | {r['method']} | {r['gaussians']} | {m['psnr']:.2f} | "
-                f"{m['ssim']:.3f} | {m.get('psnr_rgb_gaussians', m['psnr']):.2f} | "
-                f"{m.get('ssim_rgb_gaussians', m['ssim']):.3f} | {r['train_seconds']:.1f} |"
-            )
-            print(row, flush=True)
-            if args.output:
-                with args.output.open("a") as f:
-                    f.write(row + "\n")
+            if args.output and args.profile_steps > 0:  # the profile's numbers too
                 args.output.with_suffix(".json").write_text(json.dumps(results, indent=2))
     return results
 
