@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -52,3 +53,16 @@ def refiner_dataset_dir(tiny_scene_dir: Path, tmp_path_factory: pytest.TempPathF
     writer.add_unit(key="b@1", scene="b", info={"num_train_views": 9}, samples=[sample(v, 32) for v in (3, 4)])
     writer.add_unit(key="c@1", scene="c", info={"num_train_views": 9}, samples=[sample(5, 64)])
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_adapted_run(tiny_trained_scene_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the tiny trained run after a one-step adaptation: its unit dataset (2 folds) is in
+    ``adaptation/dataset`` (the adaptation benchmarks' input). Read-only for the tests that share it."""
+    from splatent_viewer.refiner_training.adapt import AdaptationConfig, AdaptConfig, adapt_refiner
+
+    run = tmp_path_factory.mktemp("adapted") / "run"
+    shutil.copytree(tiny_trained_scene_dir, run)
+    settings = AdaptationConfig(folds=2, unit_steps=15, steps=1, batch_size=2)
+    adapt_refiner(AdaptConfig(load_config=run, adaptation=settings, device="cpu"), progress=False)
+    return run

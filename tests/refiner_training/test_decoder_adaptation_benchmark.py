@@ -4,22 +4,16 @@ adaptation units but the last, and scores before/after on that unit and on the r
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 
-from splatent_viewer.refiner_training.adapt import AdaptationConfig, AdaptConfig, adapt_refiner
-
 
 @pytest.mark.parametrize("source", ["render", "guide"])
 def test_decoder_adaptation_scores_both_decoders(
-    tiny_trained_scene_dir: Path, tmp_path: Path, load_benchmark, source: str
+    tiny_adapted_run: Path, tmp_path: Path, load_benchmark, source: str
 ) -> None:
-    run = tmp_path / "run"
-    shutil.copytree(tiny_trained_scene_dir, run)
-    settings = AdaptationConfig(folds=2, unit_steps=15, steps=1, batch_size=2)
-    adapt_refiner(AdaptConfig(load_config=run, adaptation=settings, device="cpu"), progress=False)
+    run = tiny_adapted_run
     bench = load_benchmark("decoder_adaptation")
     out = tmp_path / "decoder.md"
     record = bench.main(
