@@ -10,8 +10,9 @@ the CPU, where every op is synchronous), for two ways of rendering the two passe
 - ``shared``: what :func:`~splatent_viewer.training.step.render_step` does (one projection;
   :func:`~splatent_viewer.splats.render.render_rgb_and_latents`), here spelled out as its calls so that each gets a
   stage: projection, SH, RGB tile intersection + compositing, latent grid derivation + compositing;
-- ``two-pass``: the step before issue 18: ``render_splats`` twice (each projects again; SH in torch; 16-cell latent
-  tiles) and torch's default (multi-tensor, unfused) Adam, written out here from the same public functions (the library keeps no switch for it).
+- ``two-pass``: the step before issue 18: ``rasterize`` twice (each projects again; SH in torch; 16-cell latent
+  tiles, one launch) and torch's default (multi-tensor, unfused) Adam, written out here from the same public
+  functions (the library keeps no switch for it).
 
 Then losses (latent L1 + RGB L1/SSIM), backward, optimizer (Adam on 7 groups + the means' decay) and densification
 (``step_pre_backward`` + ``step_post_backward``; a refinement every ``--refine-every`` steps). Each path also reports
@@ -37,7 +38,7 @@ from splatent_viewer.data.scene import load_scene
 from splatent_viewer.references import camera_scene_scale
 from splatent_viewer.render import rasterize
 from splatent_viewer.render.screen import downscale_screen, project_screen, rasterize_screen
-from splatent_viewer.splats import init_splats, render_splats, sh_colors
+from splatent_viewer.splats import init_splats, sh_colors
 from splatent_viewer.splats.render import LATENT_TILE_SIZE, latent_layout
 from splatent_viewer.training.points import initial_points
 from splatent_viewer.training.step import (
@@ -179,15 +180,18 @@ def _render_two_pass(
         depth=False,
     )
     mark("rasterize_rgb")
-    lat = render_splats(
-        params=params,
+    lat = rasterize(  # before issue 18's latent tiles and launch layout (render_splats has both now)
+        means=params["means"],
+        quats=params["quats"],
+        scales=torch.exp(params["scales"]),
+        opacities=torch.sigmoid(params["opacities"]).squeeze(-1),
+        features=params["latents"],
         viewmats=viewmat,
         Ks=scale_intrinsics(K, 1.0 / ds),
         width=width // ds,
         height=height // ds,
-        content="latent",
         depth=False,
-        tile_size=16,  # before issue 18's latent tiles (and channel groups: render_splats composites all at once)
+        tile_size=16,
     )
     mark("rasterize_latent")
     return StepRender(

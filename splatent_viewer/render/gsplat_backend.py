@@ -287,9 +287,25 @@ def rasterize_gsplat(
     tile_size: int = 16,
     backgrounds: Float[Tensor, "C D"] | None = None,
     depth: bool = True,
+    channel_split: int = 1,
+    depth_split: int = 1,
 ) -> tuple[Float[Tensor, "C H W D"], Float[Tensor, "C H W 1"] | None, Float[Tensor, "C H W 1"], dict[str, Any]]:
-    """Features, expected depth (None unless ``depth``), alpha and gsplat's meta dict (inputs already validated)."""
+    """Features, expected depth (None unless ``depth``), alpha and gsplat's meta dict (inputs already validated).
+
+    ``gsplat.rasterization`` itself, or, with a launch layout (``channel_split`` / ``depth_split`` > 1), the calls it
+    chains (:func:`project_gsplat`, then :func:`rasterize_projected_gsplat` with the layout)."""
     _check_cuda_float32(means)
+    if channel_split > 1 or depth_split > 1:
+        means2d, conics, depths, radii = project_gsplat(
+            means=means, quats=quats, scales=scales, viewmats=viewmats, Ks=Ks, width=width, height=height,
+            near_plane=near_plane, far_plane=far_plane, eps2d=eps2d, radius_clip=radius_clip,
+        )  # fmt: skip
+        C, N = radii.shape
+        return rasterize_projected_gsplat(
+            means2d=means2d, conics=conics, depths=depths, radii=radii, opacities=opacities.expand(C, N),
+            features=features, width=width, height=height, tile_size=tile_size, backgrounds=backgrounds, depth=depth,
+            channel_split=channel_split, depth_split=depth_split,
+        )  # fmt: skip
     rasterization = _gsplat_module("gsplat").rasterization
     D = features.shape[-1]
     render, alpha, meta = rasterization(

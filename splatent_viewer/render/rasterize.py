@@ -133,6 +133,8 @@ def rasterize(
     eps2d: float = 0.3,
     radius_clip: float = 0.0,
     depth: bool = True,
+    channel_split: int = 1,
+    depth_split: int = 1,
 ) -> RasterOutput:
     """Render features, expected depth and alpha of 3D Gaussians for ``C`` cameras.
 
@@ -158,6 +160,11 @@ def rasterize(
         radius_clip: Gaussians with screen radius <= this are culled (gsplat default 0).
         depth: Also composite the expected depth. ``False`` saves gsplat a second pass when the features
             fill a whole 32-channel chunk (latents); ``RasterOutput.depth`` is then None.
+        channel_split: gsplat only: composite the channels in this many groups, each by its own thread blocks
+            (:func:`~splatent_viewer.render.gsplat_backend.rasterize_projected_gsplat`; the same render).
+        depth_split: gsplat only: cut every tile's depth-sorted list into this many runs, each by its own blocks,
+            composited front to back (the same render up to gsplat's early stop). Both pay on grids of few tiles
+            (the latent grid: :func:`~splatent_viewer.splats.render.latent_layout`); the torch backend ignores them.
     """
     _check_inputs(
         means, quats, scales, opacities, features, viewmats, Ks, width, height, near_plane, backgrounds, tile_size
@@ -168,6 +175,7 @@ def rasterize(
             means=means, quats=quats, scales=scales, opacities=opacities, features=features, viewmats=viewmats, Ks=Ks,
             width=int(width), height=int(height), near_plane=near_plane, far_plane=far_plane, eps2d=eps2d,
             radius_clip=radius_clip, tile_size=int(tile_size), backgrounds=backgrounds, depth=depth,
+            channel_split=channel_split, depth_split=depth_split,
         )  # fmt: skip
     else:
         feats, expected_depth, alpha, info = rasterize_torch(

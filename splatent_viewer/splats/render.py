@@ -97,12 +97,19 @@ def render_splats(
 
     For latents, ``Ks``/``width``/``height`` are the latent grid's (image intrinsics scaled by the
     codec's 1/downscale). ``depth=False`` skips the expected depth (``RasterOutput.depth`` is None).
-    ``tile_size``: None = 16 for RGB, :data:`LATENT_TILE_SIZE` for latents.
+    ``tile_size``: None = 16 for RGB, :data:`LATENT_TILE_SIZE` for latents; latents on gsplat use
+    :func:`latent_layout`'s launch layout (as the training step's latent pass).
     """
+    layout: dict[str, int] = {}
     if content == "rgb":
         features = sh_colors(params=params, viewmats=viewmats, sh_degree=sh_degree, backend=backend)
     else:
         features = params["latents"]
+        groups, runs = latent_layout(width, height)
+        layout = {
+            "channel_split": groups if (features.shape[-1] + int(depth)) % groups == 0 else 1,
+            "depth_split": runs,
+        }
     return rasterize(
         means=params["means"],
         quats=params["quats"],
@@ -117,6 +124,7 @@ def render_splats(
         backend=backend,
         depth=depth,
         tile_size=tile_size if tile_size is not None else (16 if content == "rgb" else LATENT_TILE_SIZE),
+        **layout,
     )
 
 

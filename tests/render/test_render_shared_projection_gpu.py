@@ -199,3 +199,35 @@ def test_latent_layout_renders_and_differentiates_as_one_launch(cuda_gsplat, cha
         scale = float(b.abs().max())
         rtol, atol = (1e-4, 1e-5 * scale) if exact else (1e-2, 1e-3 * scale)
         torch.testing.assert_close(a, b, rtol=rtol, atol=atol, msg=lambda m, n=name: f"{n}: {m}")
+
+
+def test_render_splats_latents_use_the_layout_and_match_one_launch(cuda_gsplat):
+    """The viewer's latent pass (``render_splats(content="latent")``: its own projection at the latent grid, with
+    :func:`latent_layout`'s launch layout) against ``rasterize`` without a layout (one gsplat.rasterization launch,
+    the same 8-cell tiles): the same render up to the depth runs' early-stop difference, depth included."""
+    from splatent_viewer.splats import render_splats
+    from splatent_viewer.splats.render import LATENT_TILE_SIZE, latent_layout
+
+    params = {k: v.detach() for k, v in _params(cuda_gsplat, n=40_000, seed=7).items()}
+    for width, height in ((256, 256), (512, 384)):  # latent grids of 16 and 48 tiles: both layouts
+        viewmats, Ks = orbit_cameras(1, width=width, height=height, device=cuda_gsplat)
+        Kl = scale_intrinsics(Ks, 1.0 / 8)
+        w, h = width // 8, height // 8
+        assert latent_layout(w, h) != (1, 1)
+        got = render_splats(params=params, viewmats=viewmats, Ks=Kl, width=w, height=h, content="latent")
+        ref = rasterize(
+            means=params["means"],
+            quats=params["quats"],
+            scales=torch.exp(params["scales"]),
+            opacities=torch.sigmoid(params["opacities"]).squeeze(-1),
+            features=params["latents"],
+            viewmats=viewmats,
+            Ks=Kl,
+            width=w,
+            height=h,
+            tile_size=LATENT_TILE_SIZE,
+        )
+        assert got.info["backend"] == "gsplat" and got.depth is not None and ref.depth is not None
+        torch.testing.assert_close(got.features, ref.features, rtol=1e-3, atol=1e-3)
+        torch.testing.assert_close(got.alpha, ref.alpha, rtol=1e-3, atol=1e-3)
+        torch.testing.assert_close(got.depth, ref.depth, rtol=1e-3, atol=1e-3)
