@@ -29,6 +29,7 @@ from splatent_viewer.codecs import load_codec
 from splatent_viewer.refine import Refiner
 from splatent_viewer.refine.checkpoint import load_refiner, save_refiner
 from splatent_viewer.refine.refiner import guided_from
+from splatent_viewer.refiner_training.adapt import interpolate_refiners
 from splatent_viewer.refiner_training.dataset import RefinerDataset, read_index
 from splatent_viewer.refiner_training.evaluate import ALL, evaluate_refiner
 from splatent_viewer.refiner_training.train import RefinerTrainConfig, train_refiner
@@ -39,7 +40,8 @@ class Args:
     dataset: Path
     """An adaptation's unit dataset (its last unit is held out)."""
     variants: tuple[str, ...] = ("0:0:3", "0:0:5", "5e-5:25:3", "5e-5:50:3", "1e-5:50:3", "5e-5:50:5")
-    """``lr:steps:k`` (steps 0: the starting refiner, scored as is)."""
+    """``lr:steps:k[:alpha...]`` (steps 0: the starting refiner, scored as is, alpha 0; each ``alpha`` also scores
+    the weights ``start + alpha·(fine-tuned − start)``, WiSE-FT's interpolation, as ``adapt``'s validation does)."""
     batch_size: int = 4
     """Samples per fine-tuning step (adapt's default)."""
     device: str = "cpu"
@@ -64,7 +66,7 @@ def main(args: Args) -> list[dict]:
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="adapt_sweep_") as tmp:
         for variant in args.variants:
-            lr_text, steps_text, k_text = variant.split(":")
+            lr_text, steps_text, k_text, *alpha_texts = variant.split(":")
             lr, steps, k = float(lr_text), int(steps_text), int(k_text)
             refiner = with_references(start, k)
             seconds = 0.0
@@ -88,26 +90,30 @@ def main(args: Args) -> list[dict]:
                 result = train_refiner(config, progress=False)
                 seconds = time.perf_counter() - t0
                 refiner = load_refiner(result.refiner_dir, device=device, dtype=torch.float32)
-            refiner = refiner.to(device).eval()
-            scored, _ = evaluate_refiner(dataset=held_out, refiner=refiner, codec=codec, ks=[k], progress=False)
-            row = next(r for r in scored if r["scene"] == ALL and r["k"] == k)
-            rows.append({
-                "variant": variant, "lr": lr, "steps": steps, "k": k, "seconds": seconds, "views": row["views"],
-                "enhanced_psnr": row["enhanced_psnr"], "enhanced_ssim": row["enhanced_ssim"],
-                "decoded_psnr": row["decoded_psnr"], "rgb_psnr": row.get("rgb_psnr"), "rgb_ssim": row.get("rgb_ssim"),
-            })  # fmt: skip
-            print(json.dumps(rows[-1]), flush=True)
+            candidates = [(1.0 if steps > 0 else 0.0, refiner)] + [
+                (float(a), interpolate_refiners(with_references(start, k), refiner, float(a))) for a in alpha_texts
+            ]
+            for alpha, candidate in candidates:
+                candidate = candidate.to(device).eval()
+                scored, _ = evaluate_refiner(dataset=held_out, refiner=candidate, codec=codec, ks=[k], progress=False)
+                row = next(r for r in scored if r["scene"] == ALL and r["k"] == k)
+                rows.append({
+                    "variant": variant, "lr": lr, "steps": steps, "k": k, "alpha": alpha, "seconds": seconds,
+                    "views": row["views"], "enhanced_psnr": row["enhanced_psnr"], "enhanced_ssim": row["enhanced_ssim"],
+                    "decoded_psnr": row["decoded_psnr"], "rgb_psnr": row.get("rgb_psnr"), "rgb_ssim": row.get("rgb_ssim"),
+                })  # fmt: skip
+                print(json.dumps(rows[-1]), flush=True)
     lines = [
         f"Adaptation sweep on {args.dataset} (held-out unit {held}, {rows[0]['views']} training-view renders never "
         f"seen by its Gaussians nor by the fine-tuning), {args.device}, batch {args.batch_size}, seed {args.seed}.",
         "",
-        "| lr | steps | k | enhanced PSNR / SSIM | Δ vs start (k=3) | fine-tune s |",
-        "|---|---|---|---|---|---|",
+        "| lr | steps | k | alpha | enhanced PSNR / SSIM | Δ vs start (k=3) | fine-tune s |",
+        "|---|---|---|---|---|---|---|",
     ]
     base = next((r for r in rows if r["steps"] == 0 and r["k"] == 3), rows[0])
     for r in rows:
         lines.append(
-            f"| {r['lr']:g} | {r['steps']} | {r['k']} | {r['enhanced_psnr']:.2f} / {r['enhanced_ssim']:.3f} | "
+            f"| {r['lr']:g} | {r['steps']} | {r['k']} | {r['alpha']:g} | {r['enhanced_psnr']:.2f} / {r['enhanced_ssim']:.3f} | "
             f"{r['enhanced_psnr'] - base['enhanced_psnr']:+.2f} dB / {r['enhanced_ssim'] - base['enhanced_ssim']:+.3f} | "
             f"{r['seconds']:.0f} |"
         )

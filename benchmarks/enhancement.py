@@ -271,8 +271,12 @@ def run_scene(args: Args, name: str, *, device: torch.device) -> dict:
         row["notes"][label] = f"{adapted.samples} training-view samples, {adapted.steps} steps" + (
             ""
             if v is None
-            else f", validation on {v['unit']} ({v['views']} views): start {_db(v['start_psnr'])}, fine-tuned "
-            f"{_db(v['adapted_psnr'])}, kept the {v['kept']} weights"
+            else f", validation on {v['unit']} ({v['views']} views): "
+            + ", ".join(
+                f"α={c['alpha']:g} " + ("diverged" if c["psnr"] is None else f"{c['psnr']:.2f} dB / {c['ssim']:.3f}")
+                for c in v["candidates"]
+            )
+            + f" (α=0 start, 1 fine-tuned): kept α={v['alpha']:g} ({v['kept']})"
         )
         variants[label] = load_refiner(adapted.refiner, device=device, dtype=dtype, codec=codec)
 

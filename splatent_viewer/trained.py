@@ -238,11 +238,16 @@ class TrainedScene:
             which = "adapted to this scene"
             record = source.parent / ADAPTATION_RECORD
             try:
-                kept = json.loads(record.read_text()).get("kept") if record.is_file() else None
+                info = json.loads(record.read_text()) if record.is_file() else {}
             except (OSError, ValueError):
-                kept = None
+                info = {}
+            kept = info.get("kept")
             if kept == "start":
                 which = "start weights (adaptation did not beat them on held-out training views)"
+            elif kept == "interpolated":
+                alpha = (info.get("validation") or {}).get("alpha")
+                share = f"{alpha:g}" if isinstance(alpha, (int, float)) else "part"
+                which = f"adapted to this scene ({share} of the way from the start to the fine-tuned weights)"
         elif source.resolve() == (assets_dir() / "refiner").resolve():
             which = "generic (shipped)"
         else:

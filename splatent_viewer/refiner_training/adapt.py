@@ -16,6 +16,7 @@ training views alone, as leave-some-out units:
 
 from __future__ import annotations
 
+import copy
 import math
 import shutil
 import time
@@ -82,9 +83,18 @@ class AdaptationConfig:
     time would overrun it (the first one always is), so the fine-tuning keeps the rest. (Without it, a CPU run spent
     471 of its 420 s on units and fine-tuned for one step.)"""
     validate: bool = True
-    """Hold the last unit built out of the fine-tuning and score the starting and the fine-tuned refiner on its
-    renders (enhanced PSNR against the images, the refiner's own number of references): the run gets the fine-tuned
-    weights only if they score higher, else the starting ones (recorded in ``refiner_adapted.json``). Needs 2 units."""
+    """Hold the last unit built out of the fine-tuning and score the starting refiner, the fine-tuned one and their
+    interpolations (``interpolations``) on its renders (enhanced PSNR / SSIM against the images, the refiner's own
+    number of references): the run gets the candidate with the best PSNR, the best SSIM among those within
+    ``psnr_tolerance`` of it (recorded in ``refiner_adapted.json``). Needs 2 units."""
+    interpolations: tuple[float, ...] = (0.25, 0.5)
+    """Validation candidates between the start (0) and the fine-tuned weights (1): ``start + α·(fine-tuned − start)``
+    for each α (WiSE-FT, Wortsman et al. 2022). Measured on the CPU demo's held-out unit (benchmarks/RESULTS.md): 25
+    and 50 fine-tuning steps lose 0.27 / 0.45 dB for +0.014 / +0.012 SSIM; α = 0.25 keeps the PSNR (−0.00 / −0.01
+    dB) with +0.006 / +0.008 SSIM."""
+    psnr_tolerance: float = 0.02
+    """Validation candidates within this many dB of the best PSNR count as equal on PSNR, and the higher SSIM among
+    them wins (0: PSNR alone decides)."""
     seed: int = 0
     """Random seed of the units and the fine-tuning."""
 
@@ -285,24 +295,29 @@ def adapt_to_scene(
         exclude_units=() if held is None else (held,),
     )
     result = train_refiner(train_config, progress=progress)
-    validation, start = None, None
+    validation, start, adapted = None, None, None
     if held is not None:
         start = start_refiner(train_config)
         adapted = load_refiner(result.refiner_dir, device=device, dtype=torch.float32)
         validation = validate_adaptation(
-            dataset=output / "dataset", unit=held, start=start, adapted=adapted, codec=codec
+            dataset=output / "dataset", unit=held, start=start, adapted=adapted, codec=codec,
+            interpolations=config.interpolations, psnr_tolerance=config.psnr_tolerance,
+        )  # fmt: skip
+        scores = ", ".join(
+            f"α={c['alpha']:g} " + ("diverged" if c["psnr"] is None else f"{c['psnr']:.2f} dB / {c['ssim']:.3f}")
+            for c in validation["candidates"]
         )
-        db = lambda v: "diverged" if v is None else f"{v:.2f} dB"  # noqa: E731
         CONSOLE.print(
-            f"validation on {validation['views']} held-out training views ({held}): start "
-            f"{db(validation['start_psnr'])}, fine-tuned {db(validation['adapted_psnr'])}: "
-            f"keeping the {validation['kept']} weights"
+            f"validation on {validation['views']} held-out training views ({held}), start α=0 … fine-tuned α=1: "
+            f"{scores}: keeping α={validation['alpha']:g} ({validation['kept']})"
         )
     target = run / ADAPTED_REFINER_DIR
     staging = run / f".{ADAPTED_REFINER_DIR}.partial"
     shutil.rmtree(staging, ignore_errors=True)
     if start is not None and validation is not None and validation["kept"] == "start":
         save_refiner(start, staging)
+    elif start is not None and adapted is not None and validation is not None and validation["kept"] == "interpolated":
+        save_refiner(interpolate_refiners(start, adapted, validation["alpha"]), staging)
     else:
         shutil.copytree(result.refiner_dir, staging)
     record = run / ADAPTATION_RECORD
@@ -343,29 +358,69 @@ def start_refiner(config: RefinerTrainConfig) -> Refiner:
     return new_refiner(config, dataset).requires_grad_(False).eval()
 
 
+def interpolate_refiners(start: Refiner, tuned: Refiner, alpha: float) -> Refiner:
+    """A refiner with the weights ``start + alpha·(tuned − start)`` (WiSE-FT; same architecture, ``tuned``'s
+    config): ``alpha`` 0 is ``start``'s weights, 1 ``tuned``'s."""
+    a, b = start.state_dict(), tuned.state_dict()
+    if a.keys() != b.keys():
+        raise SplatentError("Cannot interpolate refiners of different architectures.")
+    mixed = Refiner(config=tuned.config, backbone=copy.deepcopy(tuned.backbone))
+    mixed.load_state_dict({k: torch.lerp(a[k].float(), b[k].float().to(a[k].device), alpha).to(b[k].dtype) for k in b})
+    return mixed.to(tuned.device)
+
+
+def choose_candidate(candidates: list[dict[str, Any]], *, psnr_tolerance: float) -> dict[str, Any]:
+    """The validation's pick among ``{"alpha", "psnr", "ssim"}`` candidates (None scores: diverged, never picked):
+    the best PSNR, or the best SSIM among those within ``psnr_tolerance`` dB of it; ties go to the smaller alpha (the
+    start is ``alpha`` 0). At least one candidate must have scores."""
+    scored = [c for c in candidates if c["psnr"] is not None and c["ssim"] is not None]
+    best = max(c["psnr"] for c in scored)
+    near = [c for c in scored if c["psnr"] >= best - psnr_tolerance]
+    return max(near, key=lambda c: (c["ssim"], -c["alpha"]))
+
+
 @torch.no_grad()
 def validate_adaptation(
-    *, dataset: Path, unit: str, start: Refiner, adapted: Refiner, codec: LatentCodec
+    *,
+    dataset: Path,
+    unit: str,
+    start: Refiner,
+    adapted: Refiner,
+    codec: LatentCodec,
+    interpolations: tuple[float, ...] = (),
+    psnr_tolerance: float = 0.0,
 ) -> dict[str, Any]:
-    """Mean enhanced PSNR of ``start`` and ``adapted`` on the samples of ``unit`` (renders of training views its
-    Gaussians did not see, never part of the fine-tuning), each with its own number of references; ``kept`` is
-    "adapted" only when the fine-tuned refiner scores higher."""
+    """Scores the start (alpha 0), the fine-tuned refiner (alpha 1) and each interpolation between them
+    (:func:`interpolate_refiners`) on the samples of ``unit`` (renders of training views its Gaussians did not see,
+    never part of the fine-tuning; mean enhanced PSNR / SSIM, each with its own number of references), and picks
+    one (:func:`choose_candidate`): ``kept`` is "start", "adapted" or "interpolated" (``alpha`` says which)."""
     held = RefinerDataset(dataset, units=[unit])
-    scores = {}
-    for name, refiner in (("start", start), ("adapted", adapted)):
+    models = [(0.0, start), (1.0, adapted)] + [
+        (float(a), interpolate_refiners(start, adapted, float(a))) for a in interpolations if 0.0 < a < 1.0
+    ]
+    candidates = []
+    for alpha, refiner in models:
         refiner = refiner.to(codec.device)
         k = refiner.config.num_references
         rows, _ = evaluate_refiner(dataset=held, refiner=refiner, codec=codec, ks=[k], progress=False)
         row = next(r for r in rows if r["scene"] == ALL and r["k"] == k)
-        scores[name] = float(row["enhanced_psnr"])
-    finite = {name: value if math.isfinite(value) else None for name, value in scores.items()}  # diverged: None
-    better = finite["adapted"] is not None and (finite["start"] is None or finite["adapted"] > finite["start"])
+        finite = math.isfinite(row["enhanced_psnr"]) and math.isfinite(row["enhanced_ssim"])  # diverged: None
+        candidates.append({
+            "alpha": alpha,
+            "psnr": float(row["enhanced_psnr"]) if finite else None,
+            "ssim": float(row["enhanced_ssim"]) if finite else None,
+        })  # fmt: skip
+    chosen = choose_candidate(candidates, psnr_tolerance=psnr_tolerance)
+    kept = {0.0: "start", 1.0: "adapted"}.get(chosen["alpha"], "interpolated")
     return {
         "unit": unit,
         "views": len(held),
-        "start_psnr": finite["start"],
-        "adapted_psnr": finite["adapted"],
-        "kept": "adapted" if better else "start",
+        "start_psnr": candidates[0]["psnr"],
+        "adapted_psnr": candidates[1]["psnr"],
+        "candidates": candidates,
+        "psnr_tolerance": psnr_tolerance,
+        "kept": kept,
+        "alpha": chosen["alpha"],
     }
 
 
@@ -375,6 +430,8 @@ __all__ = [
     "AdaptationConfig",
     "adapt_refiner",
     "adapt_to_scene",
+    "choose_candidate",
+    "interpolate_refiners",
     "leave_some_out_folds",
     "start_refiner",
     "validate_adaptation",

@@ -170,3 +170,49 @@ def test_units_leave_the_fine_tuning_its_share_of_the_time_budget(
         adapt_refiner(
             AdaptConfig(load_config=run, adaptation=AdaptationConfig(units_share=0.0), device="cpu"), progress=False
         )
+
+
+def test_choose_candidate_takes_the_best_psnr_then_ssim_within_the_tolerance() -> None:
+    from splatent_viewer.refiner_training.adapt import choose_candidate
+
+    start = {"alpha": 0.0, "psnr": 18.874, "ssim": 0.476}
+    tuned = {"alpha": 1.0, "psnr": 18.599, "ssim": 0.491}
+    quarter = {"alpha": 0.25, "psnr": 18.870, "ssim": 0.482}  # the CPU demo's held-out unit, 25 steps
+    half = {"alpha": 0.5, "psnr": 18.819, "ssim": 0.487}
+    diverged = {"alpha": 0.75, "psnr": None, "ssim": None}
+    candidates = [start, tuned, quarter, half, diverged]
+    assert choose_candidate(candidates, psnr_tolerance=0.0) is start  # PSNR alone
+    assert choose_candidate(candidates, psnr_tolerance=0.02) is quarter  # 0.004 dB for +0.006 SSIM
+    assert choose_candidate(candidates, psnr_tolerance=0.1) is half
+    assert choose_candidate([start, {**quarter, "ssim": 0.476}], psnr_tolerance=0.02) is start  # tie: the start
+    assert choose_candidate([diverged, tuned], psnr_tolerance=0.02) is tuned
+
+
+def test_interpolate_refiners_lerps_every_weight() -> None:
+    from splatent_viewer.refiner_training.adapt import interpolate_refiners
+
+    start = guided_from(load_refiner("embedded", device="cpu", dtype=torch.float32))
+    tuned = guided_from(load_refiner("embedded", device="cpu", dtype=torch.float32))
+    with torch.no_grad():
+        for p in tuned.parameters():
+            p.add_(torch.randn_like(p))
+    a, b = start.state_dict(), tuned.state_dict()
+    for alpha in (0.0, 0.25, 1.0):
+        mixed = interpolate_refiners(start, tuned, alpha).state_dict()
+        for k in a:
+            torch.testing.assert_close(mixed[k], a[k] + alpha * (b[k] - a[k]), rtol=1e-5, atol=1e-5)
+    assert interpolate_refiners(start, tuned, 0.5).config == tuned.config
+
+
+def test_an_interpolated_adaptation_is_named_in_the_stats_label(tiny_trained_scene_dir: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(tiny_trained_scene_dir, run)
+    settings = AdaptationConfig(folds=2, unit_steps=15, steps=1, batch_size=2)
+    result = adapt_refiner(AdaptConfig(load_config=run, adaptation=settings, device="cpu"), progress=False)
+    assert result.validation is not None
+    assert [c["alpha"] for c in result.validation["candidates"]] == [0.0, 1.0, 0.25, 0.5]
+    record = json.loads((run / ADAPTATION_RECORD).read_text())
+    record.update(kept="interpolated", validation={**record["validation"], "kept": "interpolated", "alpha": 0.25})
+    (run / ADAPTATION_RECORD).write_text(json.dumps(record))
+    label = load_trained_scene(run, refiner="auto").refiner_label
+    assert label.startswith("adapted to this scene (0.25 of the way from the start to the fine-tuned weights)")
