@@ -38,9 +38,10 @@ tile whose 64-thread blocks still split into whole warps, as gsplat's backward r
 those with 16-cell tiles up to the 1/255 alpha cut-off of far tails (measured: 1e-7 on the CPU)."""
 
 
-def latent_layout(width: int, height: int) -> tuple[int, int]:
+def latent_layout(width: int, height: int, channels: int = 32) -> tuple[int, int]:
     """gsplat's launch layout of the latent pass on a ``width`` x ``height`` latent grid: ``(channel_split,
-    depth_split)`` for :func:`~splatent_viewer.render.screen.rasterize_screen`. Each of gsplat's thread blocks walks
+    depth_split)`` for :func:`~splatent_viewer.render.screen.rasterize_screen` (``channels`` composited, depth
+    included; one channel group when the groups would not divide them). Each of gsplat's thread blocks walks
     its tile's whole Gaussian list, so on a grid of few tiles (a 256² image: 16 tiles of 8 latent cells; 504x376: 48)
     a few blocks walk lists of tens of thousands of Gaussians while the GPU idles. Under 32 tiles: 2 channel groups
     × 16 depth runs (512 blocks); from 32 up: 4 × 4.
@@ -53,7 +54,8 @@ def latent_layout(width: int, height: int) -> tuple[int, int]:
     on fern (4.5 ms against 5.9 for 4 × 4): its Gaussians spread evenly over the tiles, a trained model's crowd some
     tiles, and the longest list sets the pass's time — which only depth runs shorten."""
     tiles = math.ceil(width / LATENT_TILE_SIZE) * math.ceil(height / LATENT_TILE_SIZE)
-    return (2, 16) if tiles < 32 else (4, 4)
+    groups, runs = (2, 16) if tiles < 32 else (4, 4)
+    return (groups if channels % groups == 0 else 1), runs
 
 
 def sh_colors(
@@ -105,11 +107,8 @@ def render_splats(
         features = sh_colors(params=params, viewmats=viewmats, sh_degree=sh_degree, backend=backend)
     else:
         features = params["latents"]
-        groups, runs = latent_layout(width, height)
-        layout = {
-            "channel_split": groups if (features.shape[-1] + int(depth)) % groups == 0 else 1,
-            "depth_split": runs,
-        }
+        groups, runs = latent_layout(width, height, features.shape[-1] + int(depth))
+        layout = {"channel_split": groups, "depth_split": runs}
     return rasterize(
         means=params["means"],
         quats=params["quats"],
@@ -173,14 +172,14 @@ def render_rgb_and_latents(
         screen=rgb_screen, features=colors, backgrounds=rgb_backgrounds, depth=depth, absgrad=absgrad
     )
     latent_screen = downscale_screen(screen, downscale=latent_downscale, width=latent_width, height=latent_height)
-    groups, runs = latent_layout(latent_width, latent_height)
+    groups, runs = latent_layout(latent_width, latent_height, params["latents"].shape[-1])
     latent = rasterize_screen(
         screen=latent_screen,
         features=params["latents"],
         backgrounds=latent_backgrounds,
         depth=False,
         tile_size=LATENT_TILE_SIZE,
-        channel_split=groups if params["latents"].shape[-1] % groups == 0 else 1,
+        channel_split=groups,
         depth_split=runs,
     )
     return rgb, latent

@@ -58,3 +58,4 @@ def test_latent_layout_by_grid_size():
     assert latent_layout(63, 47) == (4, 4)
     assert latent_layout(100, 100) == (4, 4)
     assert all(32 % latent_layout(w, h)[0] == 0 for w, h in ((8, 8), (32, 32), (40, 30), (256, 256)))
+    assert latent_layout(32, 32, channels=33) == (1, 16)  # latents + depth: no groups that divide 33
