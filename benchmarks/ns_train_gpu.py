@@ -151,10 +151,81 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def _stage_labels(trainer) -> list[tuple[object, str, object, bool]]:
+    """Wraps the stages of nerfstudio's training step in ``torch.profiler.record_function`` ranges (``## name``), so
+    the profile's table has each stage's CPU and CUDA total beside the ops: the batch, the forward (``get_outputs``),
+    the losses, the metrics, the optimizer steps and each callback (densification's ``step_post_backward`` among
+    them); the backward is what the step spends outside them. Returns what :func:`_unlabel` restores."""
+    from torch.profiler import record_function
+
+    model, pipeline = trainer.pipeline.model, trainer.pipeline
+    targets = [
+        (pipeline.datamanager, "next_train"),
+        (model, "get_outputs"),
+        (model, "get_loss_dict"),
+        (model, "get_metrics_dict"),
+        (trainer.optimizers, "optimizer_scaler_step_all"),
+        (trainer.optimizers, "scheduler_step_all"),
+    ]
+    saved = []
+    for obj, name in targets:
+        original = getattr(obj, name)
+
+        def wrapped(*a, __f=original, __n=name, **kw):
+            with record_function(f"## {__n}"):
+                return __f(*a, **kw)
+
+        saved.append((obj, name, original, name in vars(obj)))
+        setattr(obj, name, wrapped)
+    for callback in trainer.callbacks:
+        original = callback.func
+        label = f"## callback {getattr(original, '__qualname__', original)}"
+
+        def wrapped_cb(*a, __f=original, __n=label, **kw):
+            with record_function(__n):
+                return __f(*a, **kw)
+
+        saved.append((callback, "func", original, True))
+        callback.func = wrapped_cb
+    return saved
+
+
+def _unlabel(saved: list[tuple[object, str, object, bool]]) -> None:
+    for obj, name, original, own in reversed(saved):
+        if own:
+            setattr(obj, name, original)
+        else:
+            delattr(obj, name)  # the class's method shows through again
+
+
+def count_syncs(one, start: int, steps: int) -> dict[str, int]:
+    """Host-device synchronisations of ``steps`` steps, by the Python line that caused them (torch's sync debug mode:
+    every synchronising CUDA call warns; gsplat's ``isect_tiles`` reads its intersection count on the host)."""
+    import collections
+    import warnings
+
+    counts: collections.Counter[str] = collections.Counter()
+    torch.cuda.set_sync_debug_mode("warn")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for i in range(steps):
+                one(start + i)
+            torch.cuda.synchronize()
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    for w in caught:
+        if "synchroniz" in str(w.message):
+            counts[f"{Path(w.filename).name}:{w.lineno}"] += 1
+    return dict(counts.most_common())
+
+
 def profile_steps(trainer, steps: int, device: str, table_path: Optional[Path]) -> dict:
     """Steady-state cost of a step of nerfstudio's training loop (as ``Trainer.train`` runs it, minus its writer and
     viewer updates) after the run: mean ms per step over ``steps`` plain steps, then the same steps under
-    ``torch.profiler`` (its top-30 ops by CUDA time, or CPU time off CUDA, go to ``table_path``)."""
+    ``torch.profiler`` with the step's stages labelled (:func:`_stage_labels`): the top-40 ops by CUDA time and by
+    CPU time (CPU only off CUDA), and on CUDA the host syncs per step by call site (:func:`count_syncs`), all to
+    ``table_path``."""
     from nerfstudio.engine.callbacks import TrainingCallbackLocation
     from torch.profiler import ProfilerActivity, profile
 
@@ -176,15 +247,29 @@ def profile_steps(trainer, steps: int, device: str, table_path: Optional[Path]) 
     _sync(device)
     ms = (time.perf_counter() - t0) * 1e3 / max(steps, 1)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
-    with profile(activities=activities) as prof:
-        for i in range(steps):
-            one(start + 5 + steps + i)
-        _sync(device)
-    sort = "cuda_time_total" if device == "cuda" else "cpu_time_total"
-    text = prof.key_averages().table(sort_by=sort, row_limit=30, max_name_column_width=70)
+    saved = _stage_labels(trainer)
+    try:
+        with profile(activities=activities) as prof:
+            for i in range(steps):
+                one(start + 5 + steps + i)
+            _sync(device)
+    finally:
+        _unlabel(saved)
+    averages = prof.key_averages()
+    sorts = ["cuda_time_total", "self_cpu_time_total"] if device == "cuda" else ["cpu_time_total"]
+    tables = [f"sorted by {k}\n{averages.table(sort_by=k, row_limit=40, max_name_column_width=70)}" for k in sorts]
+    head = f"{steps} profiled steps after the run ({ms:.2f} ms/step without the profiler)\n"
     if table_path is not None:
-        table_path.write_text(f"{steps} profiled steps after the run ({ms:.2f} ms/step without the profiler)\n{text}\n")
-    return {"profile_ms_per_step": ms, "profile_steps": steps}
+        table_path.write_text(head + "\n\n".join(tables))
+    syncs: dict[str, int] = {}
+    if device == "cuda":  # after the tables are written: a failure here loses only this part
+        n = min(steps, 20)
+        syncs = count_syncs(one, start + 5 + 2 * steps, n)
+        lines = [f"{site}: {count / n:.2f} per step" for site, count in syncs.items()]
+        tables.append(f"host syncs over {n} steps ({sum(syncs.values()) / n:.2f} per step):\n" + "\n".join(lines))
+        if table_path is not None:
+            table_path.write_text(head + "\n\n".join(tables))
+    return {"profile_ms_per_step": ms, "profile_steps": steps, "syncs": syncs}
 
 
 def run_one(
