@@ -14,8 +14,8 @@ What gsplat does with the arguments (read from its 1.4.0 source, ``rendering.py`
 
 The shared-projection training path (:mod:`splatent_viewer.render.screen`) chains gsplat's lower-level calls the
 way ``rasterization`` does (``fully_fused_projection``, ``isect_tiles``, ``isect_offset_encode``,
-``rasterize_to_pixels``): :func:`project_gsplat` and :func:`rasterize_projected_gsplat`; :func:`sh_gsplat` is its
-fused SH kernel (``spherical_harmonics``).
+``rasterize_to_pixels``): :func:`project_gsplat`, :func:`intersect_gsplat` and :func:`rasterize_projected_gsplat`;
+:func:`sh_gsplat` is its fused SH kernel (``spherical_harmonics``).
 
 The module imports gsplat lazily, so CPU-only code never touches its CUDA extension.
 """
@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import importlib
 import math
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
@@ -95,6 +96,62 @@ def project_gsplat(
     return means2d, conics, depths, radii
 
 
+@dataclass
+class TileIntersections:
+    """gsplat's tile lists of projected Gaussians on one grid of tiles (``isect_tiles`` + ``isect_offset_encode``,
+    ``packed=False``), what :func:`rasterize_projected_gsplat` composites from."""
+
+    tiles_per_gauss: Int[Tensor, "C N"]
+    """Number of tiles each Gaussian touches (0 = culled)."""
+    isect_ids: Int[Tensor, " M"]
+    """The ``M`` intersections' keys (camera, tile, depth bits), sorted."""
+    flatten_ids: Int[Tensor, " M"]
+    """Each intersection's Gaussian, as an index into ``[C·N]``: the tiles' depth-sorted lists, one after the other."""
+    isect_offsets: Int[Tensor, "C TH TW"]
+    """Where each tile's list starts in ``flatten_ids`` (all 0 when nothing intersects)."""
+    tile_size: int
+    """Tile edge in pixels."""
+    tile_width: int
+    """Tiles per row: ``⌈width / tile_size⌉``."""
+    tile_height: int
+    """Tiles per column: ``⌈height / tile_size⌉``."""
+
+
+def intersect_gsplat(
+    *,
+    means2d: Float[Tensor, "C N 2"],
+    radii: Int[Tensor, "C N"],
+    depths: Float[Tensor, "C N"],
+    width: int,
+    height: int,
+    tile_size: int = 16,
+) -> TileIntersections:
+    """gsplat's ``isect_tiles`` + ``isect_offset_encode`` of projected Gaussians on a ``width`` x ``height`` grid of
+    ``tile_size`` tiles, for :func:`rasterize_projected_gsplat`'s ``intersections``.
+
+    ``isect_tiles`` reads its intersection count on the host (a device sync, which waits for every kernel queued
+    before it): several grids' intersections computed before any of them is composited wait only for each other."""
+    _check_cuda_float32(means2d)
+    wrapper = _gsplat_module()
+    C = radii.shape[0]
+    tile_width, tile_height = math.ceil(width / tile_size), math.ceil(height / tile_size)
+    tiles_per_gauss, isect_ids, flatten_ids = wrapper.isect_tiles(
+        means2d, radii, depths, tile_size, tile_width, tile_height, packed=False
+    )
+    isect_offsets = wrapper.isect_offset_encode(isect_ids, C, tile_width, tile_height)
+    if flatten_ids.shape[0] == 0:  # gsplat leaves the offsets uninitialised when nothing reaches a tile
+        isect_offsets = torch.zeros_like(isect_offsets)
+    return TileIntersections(
+        tiles_per_gauss=tiles_per_gauss,
+        isect_ids=isect_ids,
+        flatten_ids=flatten_ids,
+        isect_offsets=isect_offsets,
+        tile_size=int(tile_size),
+        tile_width=tile_width,
+        tile_height=tile_height,
+    )
+
+
 def rasterize_projected_gsplat(
     *,
     means2d: Float[Tensor, "C N 2"],
@@ -111,10 +168,13 @@ def rasterize_projected_gsplat(
     absgrad: bool = False,
     channel_split: int = 1,
     depth_split: int = 1,
+    intersections: TileIntersections | None = None,
 ) -> tuple[Float[Tensor, "C H W D"], Float[Tensor, "C H W 1"] | None, Float[Tensor, "C H W 1"], dict[str, Any]]:
     """gsplat's ``isect_tiles`` + ``isect_offset_encode`` + ``rasterize_to_pixels`` of projected Gaussians, chained as
     ``gsplat.rasterization`` does (channels in chunks of 32; the expected depth as an extra channel when ``depth``):
     features, expected depth, alpha and its meta dict. ``absgrad`` makes the backward set ``means2d.absgrad``.
+    ``intersections``: the tile lists from :func:`intersect_gsplat` of these Gaussians on this grid (computed here
+    when None; a :class:`ValueError` when made for other tiles or another camera count).
 
     A launch layout for grids of few tiles (the latent grid: a 256² view is 16 tiles of 8 cells), where each of
     gsplat's thread blocks walks all of its tile's Gaussians one after the other, so the pass takes as long as its
@@ -138,13 +198,23 @@ def rasterize_projected_gsplat(
         colors = torch.cat([colors, depths[..., None]], dim=-1)
         if backgrounds is not None:
             backgrounds = torch.cat([backgrounds, backgrounds.new_zeros(C, 1)], dim=-1)
-    tile_width, tile_height = math.ceil(width / tile_size), math.ceil(height / tile_size)
-    tiles_per_gauss, isect_ids, flatten_ids = wrapper.isect_tiles(
-        means2d, radii, depths, tile_size, tile_width, tile_height, packed=False
-    )
-    isect_offsets = wrapper.isect_offset_encode(isect_ids, C, tile_width, tile_height)
-    if flatten_ids.shape[0] == 0:  # gsplat leaves the offsets uninitialised when nothing reaches a tile
-        isect_offsets = torch.zeros_like(isect_offsets)
+    if intersections is None:
+        intersections = intersect_gsplat(
+            means2d=means2d, radii=radii, depths=depths, width=width, height=height, tile_size=tile_size
+        )
+    else:
+        grid = (int(tile_size), math.ceil(width / tile_size), math.ceil(height / tile_size), C)
+        made_for = (
+            intersections.tile_size, intersections.tile_width, intersections.tile_height,
+            intersections.isect_offsets.shape[0],
+        )  # fmt: skip
+        if made_for != grid:
+            raise ValueError(
+                f"intersections made for tile_size={made_for[0]}, {made_for[1]}x{made_for[2]} tiles, {made_for[3]} "
+                f"cameras; this grid has tile_size={grid[0]}, {grid[1]}x{grid[2]} tiles, {grid[3]} cameras"
+            )
+    tile_width, tile_height = intersections.tile_width, intersections.tile_height
+    isect_offsets, flatten_ids = intersections.isect_offsets, intersections.flatten_ids
     chunk = 32  # gsplat.rasterization's channel_chunk
     if channel_split == 1 and depth_split == 1:
         renders, alpha = [], None
@@ -170,8 +240,9 @@ def rasterize_projected_gsplat(
     info: dict[str, Any] = {
         "camera_ids": None, "gaussian_ids": None, "radii": radii, "means2d": means2d, "depths": depths,
         "conics": conics, "opacities": opacities, "width": width, "height": height, "tile_size": tile_size,
-        "n_cameras": C, "tile_width": tile_width, "tile_height": tile_height, "tiles_per_gauss": tiles_per_gauss,
-        "isect_ids": isect_ids, "flatten_ids": flatten_ids, "isect_offsets": isect_offsets,
+        "n_cameras": C, "tile_width": tile_width, "tile_height": tile_height,
+        "tiles_per_gauss": intersections.tiles_per_gauss, "isect_ids": intersections.isect_ids,
+        "flatten_ids": flatten_ids, "isect_offsets": isect_offsets,
     }  # fmt: skip
     return render[..., :D], expected_depth, alpha, info
 

@@ -8,7 +8,8 @@ same camera twice (RGB at the image's resolution, latents at 1/8 of it); project
 2. :func:`downscale_screen`: the same Gaussians on a grid ``downscale`` times coarser, derived without projecting
    again (below);
 3. :func:`rasterize_screen`: tile intersection + compositing on one grid (gsplat's ``isect_tiles`` /
-   ``rasterize_to_pixels``, or the torch rasterizer's tile lists and compositing).
+   ``rasterize_to_pixels``, or the torch rasterizer's tile lists and compositing); on gsplat, :func:`intersect_screen`
+   computes the intersections ahead (``isect_tiles`` syncs with the host: all grids' before any compositing).
 
 Why the coarse grid follows exactly: pixel centres sit at ``i + 0.5`` in both grids and a coarse pixel covers
 ``downscale`` fine pixels, so coarse pixel coordinates are fine ones divided by ``downscale`` (the intrinsics of
@@ -35,7 +36,12 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from splatent_viewer.render.gsplat_backend import project_gsplat, rasterize_projected_gsplat
+from splatent_viewer.render.gsplat_backend import (
+    TileIntersections,
+    intersect_gsplat,
+    project_gsplat,
+    rasterize_projected_gsplat,
+)
 from splatent_viewer.render.projection import project_gaussians
 from splatent_viewer.render.rasterize import Backend, RasterOutput, resolve_backend
 from splatent_viewer.render.torch_rasterizer import rasterize_projected_torch
@@ -156,6 +162,23 @@ def downscale_screen(screen: ScreenGaussians, *, downscale: float, width: int, h
     return replace(screen, means2d=means2d, conics=conics, radii=radii, width=int(width), height=int(height))
 
 
+def intersect_screen(*, screen: ScreenGaussians, tile_size: int = 16) -> TileIntersections | None:
+    """The tile intersections of ``screen``'s Gaussians on its grid of ``tile_size`` tiles, for
+    :func:`rasterize_screen`'s ``intersections``: gsplat's
+    (:func:`~splatent_viewer.render.gsplat_backend.intersect_gsplat`, a host sync), None on the torch backend (its
+    rasterizer builds its own tile lists)."""
+    if screen.backend != "gsplat":
+        return None
+    return intersect_gsplat(
+        means2d=screen.means2d,
+        radii=screen.radii,
+        depths=screen.depths,
+        width=screen.width,
+        height=screen.height,
+        tile_size=int(tile_size),
+    )
+
+
 def rasterize_screen(
     *,
     screen: ScreenGaussians,
@@ -166,6 +189,7 @@ def rasterize_screen(
     absgrad: bool = False,
     channel_split: int = 1,
     depth_split: int = 1,
+    intersections: TileIntersections | None = None,
 ) -> RasterOutput:
     """Composites ``features`` (shared [N, D] or per camera [C, N, D]) of the projected Gaussians on ``screen``'s
     grid (+ the expected depth when ``depth``, alpha, and gsplat-style ``info`` whose ``means2d`` is
@@ -175,6 +199,8 @@ def rasterize_screen(
     ``channel_split`` / ``depth_split``: gsplat's launch layout on a grid of few tiles (channel groups and depth runs
     of each tile list as their own thread blocks, the same render:
     :func:`~splatent_viewer.render.gsplat_backend.rasterize_projected_gsplat`); the torch rasterizer ignores them.
+    ``intersections``: :func:`intersect_screen`'s for this screen and ``tile_size`` (gsplat; computed here when None,
+    ignored by the torch rasterizer).
     """
     kwargs: dict[str, Any] = dict(
         means2d=screen.means2d,
@@ -191,7 +217,11 @@ def rasterize_screen(
     )
     if screen.backend == "gsplat":
         feats, expected_depth, alpha, info = rasterize_projected_gsplat(
-            **kwargs, absgrad=absgrad, channel_split=channel_split, depth_split=depth_split
+            **kwargs,
+            absgrad=absgrad,
+            channel_split=channel_split,
+            depth_split=depth_split,
+            intersections=intersections,
         )
     else:
         if absgrad:
@@ -201,4 +231,4 @@ def rasterize_screen(
     return RasterOutput(features=feats, depth=expected_depth, alpha=alpha, info=info)
 
 
-__all__ = ["ScreenGaussians", "downscale_screen", "project_screen", "rasterize_screen"]
+__all__ = ["ScreenGaussians", "downscale_screen", "intersect_screen", "project_screen", "rasterize_screen"]

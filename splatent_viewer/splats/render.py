@@ -17,7 +17,7 @@ from torch import Tensor
 from splatent_viewer.render import RasterOutput, rasterize
 from splatent_viewer.render.gsplat_backend import sh_gsplat
 from splatent_viewer.render.rasterize import resolve_backend
-from splatent_viewer.render.screen import downscale_screen, project_screen, rasterize_screen
+from splatent_viewer.render.screen import downscale_screen, intersect_screen, project_screen, rasterize_screen
 from splatent_viewer.splats.params import SplatParams
 from splatent_viewer.splats.sh import eval_sh
 
@@ -147,7 +147,8 @@ def render_rgb_and_latents(
     """The RGB splats at ``width`` x ``height`` (intrinsics ``Ks``) and the latents at ``latent_width`` x
     ``latent_height`` (``latent_downscale`` times coarser: ``scale_intrinsics(Ks, 1 / latent_downscale)``), from ONE
     projection: :func:`~splatent_viewer.render.screen.downscale_screen` derives the latent grid's Gaussians from the
-    RGB grid's, then each grid gets its tile intersection and compositing. ``depth``: the RGB pass's expected depth.
+    RGB grid's, then both grids get their tile intersections, then each its compositing. ``depth``: the RGB pass's
+    expected depth.
 
     The RGB pass composites its own copy of the projected centres, so ``rgb.info["means2d"].grad`` (what gsplat's
     ``DefaultStrategy`` densifies on; ``.absgrad`` with ``absgrad``, gsplat only) holds the RGB render's screen-space
@@ -167,11 +168,19 @@ def render_rgb_and_latents(
     colors = sh_colors(
         params=params, viewmats=viewmats, sh_degree=sh_degree, masks=screen.radii > 0, backend=screen.backend
     )
+    latent_screen = downscale_screen(screen, downscale=latent_downscale, width=latent_width, height=latent_height)
+    # both grids' tiles before either compositing: gsplat's isect_tiles syncs on the host (would wait for the RGB pass)
+    rgb_isect = intersect_screen(screen=screen, tile_size=16)
+    latent_isect = intersect_screen(screen=latent_screen, tile_size=LATENT_TILE_SIZE)
     rgb_screen = replace(screen, means2d=screen.means2d.clone())  # the densification gradient's tap
     rgb = rasterize_screen(
-        screen=rgb_screen, features=colors, backgrounds=rgb_backgrounds, depth=depth, absgrad=absgrad
+        screen=rgb_screen,
+        features=colors,
+        backgrounds=rgb_backgrounds,
+        depth=depth,
+        absgrad=absgrad,
+        intersections=rgb_isect,
     )
-    latent_screen = downscale_screen(screen, downscale=latent_downscale, width=latent_width, height=latent_height)
     groups, runs = latent_layout(latent_width, latent_height, params["latents"].shape[-1])
     latent = rasterize_screen(
         screen=latent_screen,
@@ -181,5 +190,6 @@ def render_rgb_and_latents(
         tile_size=LATENT_TILE_SIZE,
         channel_split=groups,
         depth_split=runs,
+        intersections=latent_isect,
     )
     return rgb, latent

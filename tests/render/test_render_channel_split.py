@@ -1,7 +1,8 @@
 """The latent pass's launch layout (``channel_split`` groups × ``depth_split`` runs as virtual cameras of gsplat's
 packed kernels) on the CPU: its tile lists against gsplat's own (torch) intersection code and against the runs'
-definition, and the whole render + gradients with gsplat's kernels swapped for torch code of their contract. On gsplat
-itself: test_render_shared_projection_gpu.py."""
+definition, and the whole render + gradients with gsplat's kernels swapped for torch code of their contract. With the
+same swap, ``render_rgb_and_latents``'s gsplat path: both grids' tile intersections before either compositing, the
+same renders as intersecting in each pass. On gsplat itself: test_render_shared_projection_gpu.py."""
 
 from __future__ import annotations
 
@@ -170,3 +171,152 @@ def test_channel_split_must_divide_the_channels(monkeypatch):
             radii=torch.ones(C, N, dtype=torch.int32), opacities=torch.rand(C, N), features=torch.rand(N, 32),
             width=8, height=8, tile_size=8, depth=False, channel_split=3,
         )  # fmt: skip
+
+
+def _fake_gsplat(calls: list[str] | None = None):
+    """gsplat's wrapper functions as torch code of their contract (``calls``: their names, in call order)."""
+    from types import SimpleNamespace
+
+    from splatent_viewer.render.projection import project_gaussians
+
+    def fully_fused_projection(means, covars, quats, scales, viewmats, Ks, width, height, **kw):
+        keep = ("eps2d", "near_plane", "far_plane", "radius_clip")
+        p = project_gaussians(
+            means=means, quats=quats, scales=scales, viewmats=viewmats, Ks=Ks, width=width, height=height,
+            **{k: kw[k] for k in keep},
+        )  # fmt: skip
+        return p.radii, p.means2d, p.depths, p.conics, None
+
+    functions = {
+        "fully_fused_projection": fully_fused_projection,
+        "spherical_harmonics": lambda degree, dirs, coeffs, masks=None: torch_impl._spherical_harmonics(
+            degree, dirs, coeffs
+        ),
+        "isect_tiles": lambda m, r, d, ts, tw, th, packed=False: torch_impl._isect_tiles(m, r, d, ts, tw, th),
+        "isect_offset_encode": torch_impl._isect_offset_encode,
+        "rasterize_to_pixels": _rasterize_to_pixels_reference,
+    }
+
+    def recorded(name, fn):
+        def call(*args, **kwargs):
+            if calls is not None:
+                calls.append(name)
+            return fn(*args, **kwargs)
+
+        return call
+
+    return SimpleNamespace(**{name: recorded(name, fn) for name, fn in functions.items()})
+
+
+def _on_fake_gsplat(monkeypatch, calls: list[str] | None = None) -> None:
+    """gsplat's kernels swapped for :func:`_fake_gsplat`, and the gsplat backend allowed on the CPU."""
+    import importlib
+
+    from splatent_viewer.render import gsplat_backend, screen
+
+    monkeypatch.setattr(gsplat_backend, "_gsplat_module", lambda name="": _fake_gsplat(calls))
+    monkeypatch.setattr(gsplat_backend, "_check_cuda_float32", lambda x: None)
+    monkeypatch.setattr(screen, "resolve_backend", lambda backend, device: "gsplat")
+    monkeypatch.setattr(
+        importlib.import_module("splatent_viewer.splats.render"), "resolve_backend", screen.resolve_backend
+    )
+
+
+def test_rgb_and_latents_intersect_both_grids_before_compositing(monkeypatch):
+    """``render_rgb_and_latents`` on gsplat (kernels faked): both ``isect_tiles`` (each a host sync) before any
+    ``rasterize_to_pixels``, and exactly the renders, meta and gradients of intersecting inside each pass (the
+    order before: RGB intersect, RGB composite, latent intersect, latent composite)."""
+    import importlib
+
+    from splatent_viewer.render.synthetic import orbit_cameras
+    from splatent_viewer.splats import init_splats
+
+    splat_render = importlib.import_module("splatent_viewer.splats.render")
+    g = torch.Generator().manual_seed(3)
+    raw = init_splats(
+        points=torch.rand(150, 3, generator=g) - 0.5, colors=None, latent_channels=8, sh_degree=1,
+        init_opacity=0.5, generator=g,
+    )  # fmt: skip
+    raw["features_rest"] = 0.1 * torch.randn(raw["features_rest"].shape, generator=g)
+    raw["latents"] = torch.rand(raw["latents"].shape, generator=g)
+    viewmats, Ks = orbit_cameras(1, width=40, height=24)
+    runs = []
+    for ahead in (True, False):
+        calls: list[str] = []
+        _on_fake_gsplat(monkeypatch, calls)
+        if not ahead:  # each pass intersects its own grid, right before compositing it
+            monkeypatch.setattr(splat_render, "intersect_screen", lambda **kw: None)
+        params = {k: v.clone().requires_grad_() for k, v in raw.items()}
+        rgb, lat = splat_render.render_rgb_and_latents(
+            params=params, viewmats=viewmats, Ks=Ks, width=40, height=24, latent_width=10, latent_height=6,
+            latent_downscale=4, sh_degree=1, rgb_backgrounds=torch.full((1, 3), 0.2), backend="gsplat",
+        )  # fmt: skip
+        assert rgb.info["backend"] == lat.info["backend"] == "gsplat" and rgb.depth is not None
+        means2d = rgb.info["means2d"]
+        means2d.retain_grad()
+        w = torch.rand(lat.features.shape, generator=torch.Generator().manual_seed(0))
+        loss = rgb.features.square().sum() + rgb.depth.sum() + rgb.alpha.sum() + (lat.features * w).sum()
+        loss.backward()
+        grads = {k: v.grad for k, v in params.items()}
+        runs.append((calls, rgb, lat, grads, means2d.grad))
+    (calls, rgb, lat, grads, tap), (calls_ref, rgb_ref, lat_ref, grads_ref, tap_ref) = runs
+
+    def order(c):
+        isect = [i for i, name in enumerate(c) if name == "isect_tiles"]
+        composite = [i for i, name in enumerate(c) if name == "rasterize_to_pixels"]
+        assert len(isect) == 2 and composite
+        return max(isect) < min(composite)
+
+    assert order(calls) and not order(calls_ref)
+    assert sorted(calls) == sorted(calls_ref)  # the same kernels, only reordered
+    assert rgb.alpha.amax() > 0.5 and lat.features.abs().amax() > 0.1  # real renders
+    for out, ref in ((rgb, rgb_ref), (lat, lat_ref)):
+        for a, b in ((out.features, ref.features), (out.depth, ref.depth), (out.alpha, ref.alpha)):
+            assert a is b is None or (a is not None and b is not None and torch.equal(a, b))
+        assert out.info.keys() == ref.info.keys()
+        for key, value in out.info.items():
+            same = torch.equal(value, ref.info[key]) if isinstance(value, torch.Tensor) else value == ref.info[key]
+            assert same, key
+    for key in grads:
+        assert torch.equal(grads[key], grads_ref[key]), key
+    assert torch.equal(tap, tap_ref)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [({"tile_size": 16}, "tile_size=8, 5x3 tiles, 2 cameras; this grid has tile_size=16"),
+     ({"width": 48}, "5x3 tiles, 2 cameras; this grid has tile_size=8, 6x3 tiles"),
+     ({"cameras": 1}, "2 cameras; this grid has tile_size=8, 5x3 tiles, 1 cameras")],
+)  # fmt: skip
+def test_intersections_for_another_grid_are_refused(monkeypatch, change, message):
+    from splatent_viewer.render import gsplat_backend
+
+    _on_fake_gsplat(monkeypatch)
+    g = torch.Generator().manual_seed(4)
+    N = 20
+    means2d, radii = torch.rand(2, N, 2, generator=g) * 20, torch.full((2, N), 3, dtype=torch.int32)
+    depths = torch.rand(2, N, generator=g) + 1
+    isect = gsplat_backend.intersect_gsplat(
+        means2d=means2d, radii=radii, depths=depths, width=40, height=20, tile_size=8
+    )
+    assert (isect.tile_size, isect.tile_width, isect.tile_height) == (8, 5, 3)
+    C = change.get("cameras", 2)
+    with pytest.raises(ValueError, match=message):
+        gsplat_backend.rasterize_projected_gsplat(
+            means2d=means2d[:C], conics=torch.tensor([0.3, 0.0, 0.3]).expand(C, N, 3), depths=depths[:C],
+            radii=radii[:C], opacities=torch.full((C, N), 0.5), features=torch.rand(N, 3, generator=g),
+            width=change.get("width", 40), height=20, tile_size=change.get("tile_size", 8), intersections=isect,
+        )  # fmt: skip
+
+
+def test_torch_screens_have_no_intersections_to_precompute():
+    from splatent_viewer.render.screen import intersect_screen, project_screen
+    from splatent_viewer.render.synthetic import orbit_cameras, random_scene
+
+    scene = random_scene(50, seed=0)
+    viewmats, Ks = orbit_cameras(1, width=16, height=16)
+    screen = project_screen(
+        means=scene.means, quats=scene.quats, scales=scene.scales, opacities=scene.opacities, viewmats=viewmats,
+        Ks=Ks, width=16, height=16, backend="torch",
+    )  # fmt: skip
+    assert intersect_screen(screen=screen) is None
