@@ -35,7 +35,7 @@ source benchmarks/device_setup.sh
 t0=$(date +%s)
 gpu_job_start "$OUT"
 if [ "$BREAKDOWN" = 1 ]; then
-  timeout 150 python3 -m pytest tests/training/test_fused_adam.py tests/render/test_render_shared_projection_gpu.py \
+  timeout 150 python3 -m pytest tests/training/test_fused_adam.py tests/training/test_step_syncs_gpu.py tests/render/test_render_shared_projection_gpu.py \
     -m gpu -v -p no:cacheprovider -o addopts="-ra --import-mode=importlib" > "$OUT/pytest_gpu.log" 2>&1
   [ "$LATENT" = 1 ] && timeout 200 python3 benchmarks/latent_pass_gpu.py --scenes assets/demo_scene "$ROOT/fern" \
     --output "$OUT/latent_pass.md" --json-out "$OUT/latent_pass.json" $LATENT_ARGS > "$OUT/latent_pass.log" 2>&1

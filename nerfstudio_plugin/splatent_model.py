@@ -29,7 +29,6 @@ from typing import Dict, List, Literal, Optional, Tuple, Type, Union
 
 import torch
 import torch.nn.functional as F
-from gsplat.strategy import DefaultStrategy
 from jaxtyping import Float, Int
 from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes, TrainingCallbackLocation
@@ -40,7 +39,7 @@ from pytorch_msssim import SSIM
 from torch import Tensor
 
 from splatent_viewer.atomic import write_json_atomic
-from splatent_viewer.cameras import opengl_c2w_to_viewmat
+from splatent_viewer.cameras import intrinsics_matrix, opengl_c2w_to_viewmat
 from splatent_viewer.codecs import CodecConfig, LatentCodec
 from splatent_viewer.data.scene import Scene, load_scene
 from splatent_viewer.errors import SplatentError
@@ -51,6 +50,7 @@ from splatent_viewer.refine.checkpoint import check_codec, read_refiner_config
 from splatent_viewer.refiner_training.adapt import AdaptationConfig, adapt_to_scene
 from splatent_viewer.splats import init_splats
 from splatent_viewer.trained import ReferenceBank, TrainedScene, load_refiner_for
+from splatent_viewer.training.densify import SyncFreeDefaultStrategy
 from splatent_viewer.training.encode import LatentCache, encode_images
 from splatent_viewer.training.losses import l1_ssim_loss
 from splatent_viewer.training.points import TrainingCameras, initial_points
@@ -233,7 +233,7 @@ class SplatentModel(SplatfactoModel):
         self.register_buffer("pca_lo", torch.zeros(3))
         self.register_buffer("pca_hi", torch.ones(3))
 
-        self.strategy = DefaultStrategy(
+        self.strategy = SyncFreeDefaultStrategy(
             prune_opa=self.config.cull_alpha_thresh,
             grow_grad2d=self.config.densify_grad_thresh,
             grow_scale3d=self.config.densify_size_thresh,
@@ -488,7 +488,7 @@ class SplatentModel(SplatfactoModel):
         render = render_step(
             params=self.gauss_params,
             viewmat=opengl_c2w_to_viewmat(c2w),
-            K=camera.get_intrinsics_matrices().to(self.device),
+            K=self._training_intrinsics(camera),
             width=width,
             height=height,
             latent_downscale=self.downscale,
@@ -511,6 +511,13 @@ class SplatentModel(SplatfactoModel):
             "accumulation": render.alpha,
             "background": background,
         }
+
+    def _training_intrinsics(self, camera: Cameras) -> Tensor:
+        """[1, 3, 3] pinhole intrinsics of a training camera, built on the camera's device (nerfstudio's
+        ``get_intrinsics_matrices`` fills a host tensor from the device values: five syncs a step)."""
+        return intrinsics_matrix(
+            fx=camera.fx.reshape(-1), fy=camera.fy.reshape(-1), cx=camera.cx.reshape(-1), cy=camera.cy.reshape(-1)
+        ).to(self.device, torch.float32)
 
     def _training_size(self, camera: Cameras) -> Tuple[int, int]:
         """(width, height) of a training camera: from the host copy of the training cameras' sizes (nerfstudio's
@@ -578,6 +585,17 @@ class SplatentModel(SplatfactoModel):
         image = batch["image"]
         image = image.float() / 255.0 if image.dtype == torch.uint8 else image.float()
         return self.composite_with_background(image.to(self.device), background.to(self.device))
+
+    def get_metrics_dict(self, outputs, batch) -> Dict[str, torch.Tensor]:
+        """splatfacto's training metrics (``psnr`` of the RGB output, ``gaussian_count``, the camera optimiser's) with
+        the PSNR computed on the device: torchmetrics' copies the pixel count from the host, a sync every step
+        (nerfstudio reads the metrics on the host only at its logging steps)."""
+        gt = self.composite_with_background(self.get_gt_img(batch["image"]), outputs["background"])
+        mse = torch.mean((outputs["rgb"].float() - gt.float()) ** 2).clamp_min(1e-10)
+        metrics: Dict[str, torch.Tensor] = {"psnr": -10.0 * torch.log10(mse)}
+        metrics["gaussian_count"] = self.num_points  # type: ignore[assignment]  # splatfacto's: an int
+        self.camera_optimizer.get_metrics_dict(metrics)
+        return metrics
 
     def get_loss_dict(self, outputs, batch, metrics_dict=None) -> Dict[str, torch.Tensor]:
         """The core step's losses (:func:`step_losses`: ``latent_loss``, ``rgb_loss``, ``decoded_loss``) and the

@@ -11,8 +11,6 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-_GL_TO_CV = torch.tensor([1.0, -1.0, -1.0, 1.0])
-
 
 def _as_4x4(c2w: Float[Tensor, "*batch 3 4"] | Float[Tensor, "*batch 4 4"]) -> Float[Tensor, "*batch 4 4"]:
     if c2w.shape[-2:] == (4, 4):
@@ -22,19 +20,31 @@ def _as_4x4(c2w: Float[Tensor, "*batch 3 4"] | Float[Tensor, "*batch 4 4"]) -> F
     return torch.cat([c2w, bottom], dim=-2)
 
 
+def _flip_yz(m: Float[Tensor, "*batch 4 4"]) -> Float[Tensor, "*batch 4 4"]:
+    """``m`` with columns 1 and 2 negated (``m @ diag(1, -1, -1, 1)``): built on ``m``'s device, no host constant."""
+    return torch.cat([m[..., :1], -m[..., 1:3], m[..., 3:]], dim=-1)
+
+
 def opengl_c2w_to_viewmat(
     c2w: Float[Tensor, "*batch 3 4"] | Float[Tensor, "*batch 4 4"],
 ) -> Float[Tensor, "*batch 4 4"]:
-    """nerfstudio (OpenGL) camera-to-world → OpenCV world-to-camera (gsplat ``viewmats``)."""
-    c2w = _as_4x4(c2w)
-    flip = _GL_TO_CV.to(device=c2w.device, dtype=c2w.dtype)
-    return torch.linalg.inv(c2w * flip)  # right-multiplying by diag(flip) flips camera axes
+    """nerfstudio (OpenGL) camera-to-world → OpenCV world-to-camera (gsplat ``viewmats``).
+
+    ``c2w`` is rigid (a rotation and a translation, as nerfstudio's cameras are), so the inverse is ``[Rᵀ | -Rᵀt]``,
+    as splatfacto's ``get_viewmat`` computes it: no ``torch.linalg.inv`` (which checks its result on the host, a
+    device sync in every training step) and no host-side constant (copying one to the GPU syncs too)."""
+    c2w = _flip_yz(_as_4x4(c2w))
+    R_t = c2w[..., :3, :3].transpose(-1, -2)
+    t = -(R_t @ c2w[..., :3, 3:4])
+    bottom = c2w[..., 3:, :]  # (0, 0, 0, 1)
+    return torch.cat([torch.cat([R_t, t], dim=-1), bottom], dim=-2)
 
 
 def viewmat_to_opengl_c2w(viewmat: Float[Tensor, "*batch 4 4"]) -> Float[Tensor, "*batch 4 4"]:
-    """Inverse of :func:`opengl_c2w_to_viewmat`."""
-    flip = _GL_TO_CV.to(device=viewmat.device, dtype=viewmat.dtype)
-    return torch.linalg.inv(viewmat) * flip
+    """Inverse of :func:`opengl_c2w_to_viewmat` (rigid ``viewmat``)."""
+    R_t = viewmat[..., :3, :3].transpose(-1, -2)
+    t = -(R_t @ viewmat[..., :3, 3:4])
+    return _flip_yz(torch.cat([torch.cat([R_t, t], dim=-1), viewmat[..., 3:, :]], dim=-2))
 
 
 def intrinsics_matrix(

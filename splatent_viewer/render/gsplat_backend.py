@@ -315,10 +315,15 @@ def _rasterize_layered(
     )  # [g, r, C, H, W, d]
     run_alpha = alphas.unflatten(0, (groups, runs, C))[0]  # [r, C, H, W, 1]: the same in every group
     if runs > 1:
-        after = torch.cumprod(1.0 - run_alpha, dim=0)  # transmittance behind each run
-        before = torch.cat([torch.ones_like(after[:1]), after[:-1]])
+        # transmittance in front of each run: a running product (torch.cumprod's backward checks its input for zeros
+        # on the host, a sync in every training step's backward)
+        trans_in = [torch.ones_like(run_alpha[0])]
+        for r in range(runs - 1):
+            trans_in.append(trans_in[-1] * (1.0 - run_alpha[r]))
+        before = torch.stack(trans_in)
+        after_last = trans_in[-1] * (1.0 - run_alpha[-1])
         out = (before[None] * layers).sum(1)  # [g, C, H, W, d]
-        trans = after[-1]
+        trans = after_last
     else:
         out, trans = layers[:, 0], 1.0 - run_alpha[0]
     if backgrounds is not None:

@@ -140,9 +140,9 @@ def downscale_screen(screen: ScreenGaussians, *, downscale: float, width: int, h
     valid = screen.radii > 0
     # Culled entries hold unspecified values (gsplat leaves them uninitialised): use a harmless conic there, so that
     # nothing below (forward or backward) produces inf/NaN.
-    unit = screen.conics.new_tensor([1.0, 0.0, 1.0])
-    q = torch.where(valid[..., None], screen.conics, unit)
-    qa, qb, qc = q.unbind(-1)
+    # (scalars, not a host-built tensor: copying one to the GPU would sync every step)
+    qa, qb, qc = screen.conics.unbind(-1)
+    qa, qb, qc = torch.where(valid, qa, 1.0), torch.where(valid, qb, 0.0), torch.where(valid, qc, 1.0)
     q_det = (qa * qc - qb * qb).clamp_min(0.0)
     scale = s2 / (1.0 + delta * (qa + qc) + (delta * delta) * q_det)
     conics = torch.stack([(qa + delta * q_det) * scale, qb * scale, (qc + delta * q_det) * scale], dim=-1)

@@ -28,6 +28,7 @@ from splatent_viewer.errors import SplatentError
 from splatent_viewer.progress import Progress
 from splatent_viewer.references import camera_scene_scale
 from splatent_viewer.splats import init_splats
+from splatent_viewer.training.densify import SyncFreeDefaultStrategy
 from splatent_viewer.training.encode import LatentCache, encode_images
 from splatent_viewer.training.points import TrainingCameras, initial_points
 from splatent_viewer.training.step import LearningRates, LossConfig, create_optimizers, render_step, step_losses
@@ -43,8 +44,8 @@ def default_strategy() -> DefaultStrategy:
     step 300, and no opacity reset. Measured on one H100 (benchmarks/RESULTS.md, issue 16): with splatfacto's table
     instead (absgrad-sized threshold 0.0008 on plain gradients, opacity reset every 3000 steps, screen-size pruning)
     ``ns-train splatent`` grew dino to 197k Gaussians (41.6k with this table) and its held-out RGB splats scored 17.7
-    dB instead of 22.6 at 3000 steps."""
-    return DefaultStrategy(refine_start_iter=300, refine_stop_iter=1500, reset_every=100000, refine_every=100)
+    dB instead of 22.6 at 3000 steps. gsplat's own class, minus its per-step host syncs (:mod:`.densify`)."""
+    return SyncFreeDefaultStrategy(refine_start_iter=300, refine_stop_iter=1500, reset_every=100000, refine_every=100)
 
 
 @dataclass
