@@ -31,7 +31,7 @@ import tyro
 
 from splatent_viewer.data.scene import load_scene
 from splatent_viewer.render.screen import ScreenGaussians, downscale_screen, project_screen, rasterize_screen
-from splatent_viewer.splats import init_splats, sh_colors
+from splatent_viewer.splats import init_splats, sh_colors, splat_geometry
 from splatent_viewer.splats.params import knn_mean_distance
 from splatent_viewer.training.points import initial_points
 from splatent_viewer.training.trainer import training_cameras
@@ -136,10 +136,7 @@ def bench_scene(args: Args, scene_dir: Path, n: int, opacity: float) -> list[dic
             w, h = int(scene.widths[i]), int(scene.heights[i])
             viewmat = scene.viewmats()[i : i + 1].to(device)
             screen = project_screen(
-                means=params["means"],
-                quats=params["quats"],
-                scales=torch.exp(params["scales"]),
-                opacities=torch.sigmoid(params["opacities"]).squeeze(-1),
+                **splat_geometry(params),
                 viewmats=viewmat,
                 Ks=scene.Ks[i : i + 1].to(device),
                 width=w,

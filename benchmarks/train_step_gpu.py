@@ -38,7 +38,7 @@ from splatent_viewer.data.scene import load_scene
 from splatent_viewer.references import camera_scene_scale
 from splatent_viewer.render import rasterize
 from splatent_viewer.render.screen import downscale_screen, project_screen, rasterize_screen
-from splatent_viewer.splats import init_splats, sh_colors
+from splatent_viewer.splats import init_splats, sh_colors, splat_geometry
 from splatent_viewer.splats.render import LATENT_TILE_SIZE, latent_layout
 from splatent_viewer.training.points import initial_points
 from splatent_viewer.training.step import (
@@ -123,10 +123,7 @@ def _render_shared(params, *, viewmat, K, width, height, ds, rgb_ds, sh_degree, 
     Ks = scale_intrinsics(K, 1.0 / rgb_ds)
     w, h = width // rgb_ds, height // rgb_ds
     screen = project_screen(
-        means=params["means"],
-        quats=params["quats"],
-        scales=torch.exp(params["scales"]),
-        opacities=torch.sigmoid(params["opacities"]).squeeze(-1),
+        **splat_geometry(params),
         viewmats=viewmat,
         Ks=Ks,
         width=w,
@@ -168,10 +165,7 @@ def _render_two_pass(
     colors = sh_colors(params=params, viewmats=viewmat, sh_degree=sh_degree, backend="torch")
     mark("sh")
     rgb = rasterize(
-        means=params["means"],
-        quats=params["quats"],
-        scales=torch.exp(params["scales"]),
-        opacities=torch.sigmoid(params["opacities"]).squeeze(-1),
+        **splat_geometry(params),
         features=colors,
         viewmats=viewmat,
         Ks=scale_intrinsics(K, 1.0 / rgb_ds),
@@ -181,10 +175,7 @@ def _render_two_pass(
     )
     mark("rasterize_rgb")
     lat = rasterize(  # before issue 18's latent tiles and launch layout (render_splats has both now)
-        means=params["means"],
-        quats=params["quats"],
-        scales=torch.exp(params["scales"]),
-        opacities=torch.sigmoid(params["opacities"]).squeeze(-1),
+        **splat_geometry(params),
         features=params["latents"],
         viewmats=viewmat,
         Ks=scale_intrinsics(K, 1.0 / ds),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import TypeAlias
+from typing import TypeAlias, TypedDict
 
 import torch
 from jaxtyping import Float
@@ -27,6 +27,29 @@ SPLAT_KEYS = ("means", "scales", "quats", "opacities", "features_dc", "features_
 SplatParams: TypeAlias = Mapping[str, Tensor] | torch.nn.ParameterDict
 """Gaussian parameters by name: tensors in a mapping, or the ``ParameterDict`` being trained (which is no
 ``Mapping``, to type checkers nor to ``isinstance``)."""
+
+
+class SplatGeometry(TypedDict):
+    """The Gaussians as the rasterizer takes them (``rasterize``, ``project_screen``): activated, not raw."""
+
+    means: Float[Tensor, "N 3"]
+    quats: Float[Tensor, "N 4"]
+    """wxyz, unnormalised (the rasterizers normalise)."""
+    scales: Float[Tensor, "N 3"]
+    """exp of the log scales."""
+    opacities: Float[Tensor, " N"]
+    """sigmoid of the logits."""
+
+
+def splat_geometry(params: SplatParams) -> SplatGeometry:
+    """``means``, ``quats``, ``scales`` and ``opacities`` of raw ``params`` as the rasterizer takes them (pass them on
+    with ``**``); differentiable."""
+    return SplatGeometry(
+        means=params["means"],
+        quats=params["quats"],
+        scales=torch.exp(params["scales"]),
+        opacities=torch.sigmoid(params["opacities"]).squeeze(-1),
+    )
 
 
 def knn_mean_distance(points: Float[Tensor, "N 3"], *, k: int = 3) -> Float[Tensor, " N"]:

@@ -18,7 +18,7 @@ from splatent_viewer.render import RasterOutput, rasterize
 from splatent_viewer.render.gsplat_backend import sh_gsplat
 from splatent_viewer.render.rasterize import resolve_backend
 from splatent_viewer.render.screen import downscale_screen, intersect_screen, project_screen, rasterize_screen
-from splatent_viewer.splats.params import SplatParams
+from splatent_viewer.splats.params import SplatParams, splat_geometry
 from splatent_viewer.splats.sh import eval_sh
 
 
@@ -110,10 +110,7 @@ def render_splats(
         groups, runs = latent_layout(width, height, features.shape[-1] + int(depth))
         layout = {"channel_split": groups, "depth_split": runs}
     return rasterize(
-        means=params["means"],
-        quats=params["quats"],
-        scales=torch.exp(params["scales"]),
-        opacities=torch.sigmoid(params["opacities"]).squeeze(-1),
+        **splat_geometry(params),
         features=features,
         viewmats=viewmats,
         Ks=Ks,
@@ -155,10 +152,7 @@ def render_rgb_and_latents(
     gradient only, as with two separate projections, while both renders' gradients reach the means.
     """
     screen = project_screen(
-        means=params["means"],
-        quats=params["quats"],
-        scales=torch.exp(params["scales"]),
-        opacities=torch.sigmoid(params["opacities"]).squeeze(-1),
+        **splat_geometry(params),
         viewmats=viewmats,
         Ks=Ks,
         width=width,

@@ -145,7 +145,7 @@ def test_checkpoint_renders_identically_in_fresh_processes(trained: dict) -> Non
     from splatent_viewer.cameras import opengl_c2w_to_viewmat, scale_intrinsics
     from splatent_viewer.codecs import CodecConfig
     from splatent_viewer.render import rasterize
-    from splatent_viewer.splats import sh_colors
+    from splatent_viewer.splats import sh_colors, splat_geometry
 
     outs = [trained["root"] / f"render{i}.safetensors" for i in range(2)]
     procs = [
@@ -173,10 +173,7 @@ def test_checkpoint_renders_identically_in_fresh_processes(trained: dict) -> Non
     params = {k.split(".")[-1]: v for k, v in state.items() if k.startswith("_model.gauss_params.")}
     viewmat = opengl_c2w_to_viewmat(a["c2w"])
     common = dict(
-        means=params["means"],
-        quats=params["quats"],
-        scales=torch.exp(params["scales"]),
-        opacities=torch.sigmoid(params["opacities"]).squeeze(-1),
+        **splat_geometry(params),
         viewmats=viewmat,
     )
     rgb = rasterize(

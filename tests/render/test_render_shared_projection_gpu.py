@@ -12,7 +12,7 @@ from splatent_viewer.cameras import scale_intrinsics
 from splatent_viewer.render import rasterize
 from splatent_viewer.render.screen import project_screen
 from splatent_viewer.render.synthetic import orbit_cameras, random_scene
-from splatent_viewer.splats import init_splats, render_rgb_and_latents, sh_colors
+from splatent_viewer.splats import init_splats, render_rgb_and_latents, sh_colors, splat_geometry
 
 pytestmark = pytest.mark.gpu
 
@@ -168,10 +168,7 @@ def test_latent_layout_renders_and_differentiates_as_one_launch(cuda_gsplat, cha
     outputs = []
     for k, s in ((1, 1), (channel_split, depth_split)):
         screen = project_screen(
-            means=params["means"],
-            quats=params["quats"],
-            scales=torch.exp(params["scales"]),
-            opacities=torch.sigmoid(params["opacities"]).squeeze(-1),
+            **splat_geometry(params),
             viewmats=viewmats,
             Ks=Ks,
             width=256,
@@ -216,10 +213,7 @@ def test_render_splats_latents_use_the_layout_and_match_one_launch(cuda_gsplat):
         assert latent_layout(w, h) != (1, 1)
         got = render_splats(params=params, viewmats=viewmats, Ks=Kl, width=w, height=h, content="latent")
         ref = rasterize(
-            means=params["means"],
-            quats=params["quats"],
-            scales=torch.exp(params["scales"]),
-            opacities=torch.sigmoid(params["opacities"]).squeeze(-1),
+            **splat_geometry(params),
             features=params["latents"],
             viewmats=viewmats,
             Ks=Kl,
