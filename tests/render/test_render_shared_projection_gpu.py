@@ -230,14 +230,15 @@ def test_render_splats_latents_use_the_layout_and_match_one_launch(cuda_gsplat):
 def test_rgb_and_latents_intersect_ahead_as_each_pass_would(cuda_gsplat, monkeypatch):
     """``render_rgb_and_latents`` intersects both grids before compositing either (gsplat's ``isect_tiles`` syncs on
     the host): the same tile lists and renders as each pass intersecting its own grid, the same gradients up to the
-    backward's atomic float sums."""
+    backward's atomic float sums (measured as the difference between two runs of the reference path: the quaternions'
+    gradients of random Gaussians are sums of cancelling terms, where atomics' order moves them by ~50%)."""
     import importlib
 
     splat_render = importlib.import_module("splatent_viewer.splats.render")
     params = _params(cuda_gsplat, n=30_000, seed=11)
     viewmats, Ks = orbit_cameras(1, width=256, height=192, device=cuda_gsplat)
     outputs = []
-    for ahead in (True, False):
+    for ahead in (True, False, False):
         if not ahead:  # each pass intersects its own grid, right before compositing it
             monkeypatch.setattr(splat_render, "intersect_screen", lambda **kw: None)
         rgb, lat = render_rgb_and_latents(
@@ -247,13 +248,13 @@ def test_rgb_and_latents_intersect_ahead_as_each_pass_would(cuda_gsplat, monkeyp
         assert rgb.info["backend"] == "gsplat" and rgb.depth is not None
         loss = rgb.features.square().mean() + rgb.depth.mean() + lat.features.mean()
         outputs.append((rgb, lat, torch.autograd.grad(loss, list(params.values()))))
-    (rgb, lat, grads), (rgb_ref, lat_ref, grads_ref) = outputs
+    (rgb, lat, grads), (rgb_ref, lat_ref, grads_ref), (_, _, grads_again) = outputs
     assert (rgb.alpha > 0.5).float().mean() > 0.3
     for out, ref in ((rgb, rgb_ref), (lat, lat_ref)):
         for key in ("tiles_per_gauss", "isect_ids", "flatten_ids", "isect_offsets"):
             assert torch.equal(out.info[key], ref.info[key]), key
         assert torch.equal(out.features, ref.features) and torch.equal(out.alpha, ref.alpha)
     assert rgb.depth is not None and rgb_ref.depth is not None and torch.equal(rgb.depth, rgb_ref.depth)
-    for name, a, b in zip(params, grads, grads_ref):
-        scale = float(b.abs().max())
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6 * scale, msg=lambda m, n=name: f"{n}: {m}")
+    for name, a, b, b2 in zip(params, grads, grads_ref, grads_again):
+        noise = max(float((b - b2).abs().max()), 1e-6 * float(b.abs().max()))  # the backward's own run-to-run spread
+        assert float((a - b).abs().max()) <= 4 * noise, f"{name}: {float((a - b).abs().max()):.3g} vs noise {noise:.3g}"
