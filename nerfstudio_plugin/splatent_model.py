@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int
 from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes, TrainingCallbackLocation
+from nerfstudio.model_components.lib_bilagrid import color_correct
 from nerfstudio.models.splatfacto import SplatfactoModel, SplatfactoModelConfig
 from nerfstudio.utils.colors import get_color
 from nerfstudio.utils.rich_utils import CONSOLE
@@ -591,8 +592,13 @@ class SplatentModel(SplatfactoModel):
         the PSNR computed on the device: torchmetrics' copies the pixel count from the host, a sync every step
         (nerfstudio reads the metrics on the host only at its logging steps)."""
         gt = self.composite_with_background(self.get_gt_img(batch["image"]), outputs["background"])
-        mse = torch.mean((outputs["rgb"].float() - gt.float()) ** 2).clamp_min(1e-10)
-        metrics: Dict[str, torch.Tensor] = {"psnr": -10.0 * torch.log10(mse)}
+
+        def psnr(pred: Tensor) -> Tensor:
+            return -10.0 * torch.log10(torch.mean((pred.float() - gt.float()) ** 2).clamp_min(1e-10))
+
+        metrics: Dict[str, torch.Tensor] = {"psnr": psnr(outputs["rgb"])}
+        if self.config.color_corrected_metrics:
+            metrics["cc_psnr"] = psnr(color_correct(outputs["rgb"], gt))
         metrics["gaussian_count"] = self.num_points  # type: ignore[assignment]  # splatfacto's: an int
         self.camera_optimizer.get_metrics_dict(metrics)
         return metrics

@@ -259,3 +259,20 @@ def test_scenes_without_points_start_in_the_training_frustums() -> None:
         u, v = uv[:, 0] / uv[:, 2], uv[:, 1] / uv[:, 2]
         seen |= (cam[:, 2] > 0) & (u >= 0) & (u <= 32) & (v >= 0) & (v <= 32)  # in front (OpenCV +z), in the image
     assert bool(seen.all())
+
+
+def test_training_metrics_are_splatfactos_computed_on_the_device() -> None:
+    """get_metrics_dict's PSNR (computed without torchmetrics' host copy) is torchmetrics' value; the colour-corrected
+    PSNR comes with splatfacto's switch; the Gaussian count as splatfacto reports it."""
+    model = _model(color_corrected_metrics=True)
+    model.train()
+    optimizers = Optimizers(splatent_config.optimizers, model.get_param_groups())
+    model.step_cb(optimizers, 0)
+    _fill_bank(model)
+    outputs = model.get_outputs(_camera())
+    image = torch.rand(32, 32, 3, generator=torch.Generator().manual_seed(3))
+    metrics = model.get_metrics_dict(outputs, {"image": image, "image_idx": 0})
+    gt = model.composite_with_background(model.get_gt_img(image), outputs["background"])
+    torch.testing.assert_close(metrics["psnr"], model.psnr(outputs["rgb"].detach(), gt), rtol=1e-5, atol=1e-5)
+    assert "cc_psnr" in metrics and torch.isfinite(metrics["cc_psnr"])
+    assert metrics["gaussian_count"] == model.num_points
