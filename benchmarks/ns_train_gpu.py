@@ -160,33 +160,23 @@ def _stage_labels(trainer) -> list[tuple[object, str, object, bool]]:
 
     model, pipeline = trainer.pipeline.model, trainer.pipeline
     targets = [
-        (pipeline.datamanager, "next_train"),
-        (model, "get_outputs"),
-        (model, "get_loss_dict"),
-        (model, "get_metrics_dict"),
-        (trainer.optimizers, "optimizer_scaler_step_all"),
-        (trainer.optimizers, "scheduler_step_all"),
-    ]
+        (pipeline.datamanager, "next_train", "## next_train"),
+        (model, "get_outputs", "## get_outputs"),
+        (model, "get_loss_dict", "## get_loss_dict"),
+        (model, "get_metrics_dict", "## get_metrics_dict"),
+        (trainer.optimizers, "optimizer_scaler_step_all", "## optimizer_scaler_step_all"),
+        (trainer.optimizers, "scheduler_step_all", "## scheduler_step_all"),
+    ] + [(cb, "func", f"## callback {getattr(cb.func, '__qualname__', cb.func)}") for cb in trainer.callbacks]
     saved = []
-    for obj, name in targets:
+    for obj, name, label in targets:
         original = getattr(obj, name)
 
-        def wrapped(*a, __f=original, __n=name, **kw):
-            with record_function(f"## {__n}"):
+        def wrapped(*a, __f=original, __label=label, **kw):
+            with record_function(__label):
                 return __f(*a, **kw)
 
         saved.append((obj, name, original, name in vars(obj)))
         setattr(obj, name, wrapped)
-    for callback in trainer.callbacks:
-        original = callback.func
-        label = f"## callback {getattr(original, '__qualname__', original)}"
-
-        def wrapped_cb(*a, __f=original, __n=label, **kw):
-            with record_function(__n):
-                return __f(*a, **kw)
-
-        saved.append((callback, "func", original, True))
-        callback.func = wrapped_cb
     return saved
 
 
@@ -200,7 +190,8 @@ def _unlabel(saved: list[tuple[object, str, object, bool]]) -> None:
 
 def count_syncs(one, start: int, steps: int) -> dict[str, int]:
     """Host-device synchronisations of ``steps`` steps, by the Python line that caused them (torch's sync debug mode:
-    every synchronising CUDA call warns; gsplat's ``isect_tiles`` reads its intersection count on the host)."""
+    every synchronising CUDA call warns). Not counted: syncs inside C++ extensions (gsplat's ``isect_tiles`` reads its
+    intersection count on the host), whose warnings go to stderr instead of Python's warnings."""
     import collections
     import warnings
 

@@ -53,7 +53,7 @@ from splatent_viewer.splats import init_splats
 from splatent_viewer.trained import ReferenceBank, TrainedScene, load_refiner_for
 from splatent_viewer.training.densify import SyncFreeDefaultStrategy
 from splatent_viewer.training.encode import LatentCache, encode_images
-from splatent_viewer.training.losses import l1_ssim_loss
+from splatent_viewer.training.losses import l1_ssim_loss, psnr_tensor
 from splatent_viewer.training.points import TrainingCameras, initial_points
 from splatent_viewer.training.step import LossConfig, StepRender, render_step, step_losses
 from splatent_viewer.training.trainer import default_strategy
@@ -592,13 +592,9 @@ class SplatentModel(SplatfactoModel):
         the PSNR computed on the device: torchmetrics' copies the pixel count from the host, a sync every step
         (nerfstudio reads the metrics on the host only at its logging steps)."""
         gt = self.composite_with_background(self.get_gt_img(batch["image"]), outputs["background"])
-
-        def psnr(pred: Tensor) -> Tensor:
-            return -10.0 * torch.log10(torch.mean((pred.float() - gt.float()) ** 2).clamp_min(1e-10))
-
-        metrics: Dict[str, torch.Tensor] = {"psnr": psnr(outputs["rgb"])}
+        metrics: Dict[str, torch.Tensor] = {"psnr": psnr_tensor(outputs["rgb"], gt)}
         if self.config.color_corrected_metrics:
-            metrics["cc_psnr"] = psnr(color_correct(outputs["rgb"], gt))
+            metrics["cc_psnr"] = psnr_tensor(color_correct(outputs["rgb"], gt), gt)
         metrics["gaussian_count"] = self.num_points  # type: ignore[assignment]  # splatfacto's: an int
         self.camera_optimizer.get_metrics_dict(metrics)
         return metrics

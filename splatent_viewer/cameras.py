@@ -25,6 +25,12 @@ def _flip_yz(m: Float[Tensor, "*batch 4 4"]) -> Float[Tensor, "*batch 4 4"]:
     return torch.cat([m[..., :1], -m[..., 1:3], m[..., 3:]], dim=-1)
 
 
+def _rigid_inverse(m: Float[Tensor, "*batch 4 4"]) -> Float[Tensor, "*batch 4 4"]:
+    """Inverse of a rigid transform ``[R | t]``: ``[Rᵀ | -Rᵀt]`` (bottom row kept)."""
+    R_t = m[..., :3, :3].transpose(-1, -2)
+    return torch.cat([torch.cat([R_t, -(R_t @ m[..., :3, 3:4])], dim=-1), m[..., 3:, :]], dim=-2)
+
+
 def opengl_c2w_to_viewmat(
     c2w: Float[Tensor, "*batch 3 4"] | Float[Tensor, "*batch 4 4"],
 ) -> Float[Tensor, "*batch 4 4"]:
@@ -33,18 +39,12 @@ def opengl_c2w_to_viewmat(
     ``c2w`` is rigid (a rotation and a translation, as nerfstudio's cameras are), so the inverse is ``[Rᵀ | -Rᵀt]``,
     as splatfacto's ``get_viewmat`` computes it: no ``torch.linalg.inv`` (which checks its result on the host, a
     device sync in every training step) and no host-side constant (copying one to the GPU syncs too)."""
-    c2w = _flip_yz(_as_4x4(c2w))
-    R_t = c2w[..., :3, :3].transpose(-1, -2)
-    t = -(R_t @ c2w[..., :3, 3:4])
-    bottom = c2w[..., 3:, :]  # (0, 0, 0, 1)
-    return torch.cat([torch.cat([R_t, t], dim=-1), bottom], dim=-2)
+    return _rigid_inverse(_flip_yz(_as_4x4(c2w)))
 
 
 def viewmat_to_opengl_c2w(viewmat: Float[Tensor, "*batch 4 4"]) -> Float[Tensor, "*batch 4 4"]:
     """Inverse of :func:`opengl_c2w_to_viewmat` (rigid ``viewmat``)."""
-    R_t = viewmat[..., :3, :3].transpose(-1, -2)
-    t = -(R_t @ viewmat[..., :3, 3:4])
-    return _flip_yz(torch.cat([torch.cat([R_t, t], dim=-1), viewmat[..., 3:, :]], dim=-2))
+    return _flip_yz(_rigid_inverse(viewmat))
 
 
 def intrinsics_matrix(

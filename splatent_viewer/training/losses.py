@@ -24,10 +24,14 @@ def ssim(a: Float[Tensor, "B C H W"], b: Float[Tensor, "B C H W"]) -> Float[Tens
     return _ssim(a, b, data_range=1.0, size_average=True, win=_ssim_window(a.device, a.dtype, a.shape[1]))
 
 
+def psnr_tensor(a: Float[Tensor, "*batch"], b: Float[Tensor, "*batch"]) -> Float[Tensor, ""]:
+    """PSNR in dB for images in [0, 1], as a tensor on their device (no host read: a training metric)."""
+    return -10.0 * torch.log10(torch.mean((a.float() - b.float()) ** 2).clamp_min(1e-12))
+
+
 def psnr(a: Float[Tensor, "*batch"], b: Float[Tensor, "*batch"]) -> float:
     """PSNR in dB for images in [0, 1]."""
-    mse = torch.mean((a.float() - b.float()) ** 2).clamp_min(1e-12)
-    return float(-10.0 * torch.log10(mse))
+    return float(psnr_tensor(a, b))
 
 
 def l1_ssim_loss(
