@@ -222,4 +222,11 @@ gpu_job_start() {
   echo "gsplat CUDA extension: $(( $(date +%s) - t0 )) s" >> "$out/gpu.txt"
   [ -f .gpu_cache/gsplat_ext.tgz ] || (cd "$TORCH_EXTENSIONS_DIR" && tar czf "$out/gsplat_ext.tgz" .) || true
 }
+# gpu_job_pack OUT: what every GPU job script does last: at most 8 files come back from a device call, so everything in
+# OUT but gpu.txt goes into OUT/results.tgz (unpack with tar xzf).
+gpu_job_pack() {
+  local out=$1
+  (cd "$out" && tar czf /tmp/gpu_results.tgz --exclude=results.tgz . && find . -type f ! -name gpu.txt -delete \
+    && find . -mindepth 1 -type d -empty -delete && mv /tmp/gpu_results.tgz results.tgz)
+}
 set +e

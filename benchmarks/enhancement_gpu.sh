@@ -49,3 +49,4 @@ else
 fi
 echo "$PART: $(( $(date +%s) - t0 )) s" >> "$OUT/gpu.txt"
 cat "$OUT/gpu.txt"; tail -n 3 "$OUT"/*.log | cut -c1-300
+gpu_job_pack "$OUT"

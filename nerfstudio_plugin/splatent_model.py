@@ -36,6 +36,7 @@ from nerfstudio.model_components.lib_bilagrid import color_correct
 from nerfstudio.models.splatfacto import SplatfactoModel, SplatfactoModelConfig
 from nerfstudio.utils.colors import get_color
 from nerfstudio.utils.rich_utils import CONSOLE
+from PIL import Image
 from pytorch_msssim import SSIM
 from torch import Tensor
 
@@ -86,6 +87,23 @@ def lpips_weights_available() -> bool:
 _CORE_STRATEGY = default_strategy()  # the core trainer's densification table: splatfacto's fields default to it
 
 
+def auto_background(dataset) -> Literal["random", "black", "white"]:
+    """``background_color="auto"`` for a nerfstudio training dataset: where its first image has an alpha channel, the
+    colour the dataparser composited it on (``alpha_color``; white or black, another colour as random) or, when it
+    keeps the alpha, random; black for opaque images."""
+    with Image.open(dataset.image_filenames[0]) as image:  # the header only
+        alpha = "A" in image.getbands()
+    if not alpha:
+        return "black"
+    composited = dataset._dataparser_outputs.alpha_color
+    if composited is None:
+        return "random"
+    for name in ("white", "black"):
+        if torch.allclose(composited.float().cpu(), get_color(name)):
+            return name
+    return "random"
+
+
 @dataclass
 class SplatentModelConfig(SplatfactoModelConfig):
     """Splatfacto Gaussians carrying RGB and a codec latent (Splatent's latent 3DGS stage).
@@ -98,9 +116,13 @@ class SplatentModelConfig(SplatfactoModelConfig):
     """RGB pass at 1/2^num_downscales resolution, halving the factor every resolution_schedule steps. 0 (the core
     trainer's): full resolution from the first step; splatfacto's 2 rendered the demo scene's RGB at 1/4 for the first
     3000 steps and scored 14.7 instead of 21.6 dB there after 3000 steps."""
-    background_color: Literal["random", "black", "white"] = "black"
-    """Background of the RGB pass (the core trainer's black; splatfacto's random made ns-train paint dino's black
-    background with 1.1M Gaussians)."""
+    background_color: Literal["auto", "random", "black", "white"] = "auto"
+    """Background of the RGB pass. auto (:func:`auto_background`, resolved when training starts and written to the
+    run's config.yml): images with alpha that the dataparser composited (blender-data: on white) get that colour, so
+    empty space needs no Gaussians; images with alpha kept get splatfacto's random (the ground truth is composited on
+    the same background each step, which teaches transparency); opaque images the core trainer's black (splatfacto's
+    random made ns-train paint dino's black background with 1.1M Gaussians). Measured on lego (benchmarks/RESULTS.md,
+    issue 18)."""
     warmup_length: int = _CORE_STRATEGY.refine_start_iter
     """Steps before densification starts (the core trainer's)."""
     refine_every: int = _CORE_STRATEGY.refine_every
@@ -217,10 +239,7 @@ class SplatentModel(SplatfactoModel):
         self.step = 0
         self._train_sizes: Optional[List[Tuple[int, int]]] = None  # set by build_reference_bank
         self.crop_box = None
-        if self.config.background_color == "random":
-            self.background_color = torch.tensor([0.1490, 0.1647, 0.2157])  # viser's background, as splatfacto
-        else:
-            self.background_color = get_color(self.config.background_color)
+        self._set_background(self.config.background_color)
 
         # Reference bank (training cameras + their latents), latent background, PCA basis: buffers,
         # filled when training starts, saved in checkpoints, resized on load.
@@ -309,6 +328,31 @@ class SplatentModel(SplatfactoModel):
         object.__setattr__(self, "_bank", None)
         return super().load_state_dict(dict, **kwargs)
 
+    # ---------------------------------------------------------------- background
+    def _set_background(self, mode: str) -> None:
+        """The eval/viewer background of ``mode`` (random: viser's, as splatfacto; auto before it is resolved:
+        black)."""
+        if mode == "random":
+            self.background_color = torch.tensor([0.1490, 0.1647, 0.2157])  # viser's background, as splatfacto
+        else:
+            self.background_color = get_color("black" if mode == "auto" else mode)
+
+    def _get_background_color(self) -> Tensor:
+        """Splatfacto's, with ``auto`` not yet resolved (a config that never trained) as black."""
+        if self.config.background_color == "auto":
+            return torch.zeros(3, device=self.device)
+        return super()._get_background_color()
+
+    def resolve_background(self, *, datamanager) -> Literal["random", "black", "white"]:
+        """Resolves ``background_color="auto"`` from the training images (see the field), sets it on the config and
+        the eval background, and returns the mode in use."""
+        mode = self.config.background_color
+        if mode == "auto":
+            mode = self.config.background_color = auto_background(datamanager.train_dataset)
+            self._set_background(mode)
+            CONSOLE.log(f"splatent: background {mode} (background_color=auto)")
+        return mode
+
     # ---------------------------------------------------------------- reference bank
     def get_training_callbacks(
         self, training_callback_attributes: TrainingCallbackAttributes
@@ -316,6 +360,12 @@ class SplatentModel(SplatfactoModel):
         pipeline = training_callback_attributes.pipeline
         trainer = training_callback_attributes.trainer
         if pipeline is not None:
+            if self.config.background_color == "auto":
+                mode = self.resolve_background(datamanager=pipeline.datamanager)
+                saved = None if trainer is None else trainer.config.pipeline.model
+                if trainer is not None and isinstance(saved, SplatentModelConfig):  # ns-eval, viewers: the same mode
+                    saved.background_color = mode
+                    trainer.config.save_config()
             self.build_reference_bank(
                 datamanager=pipeline.datamanager, record_dir=None if trainer is None else Path(trainer.base_dir)
             )
@@ -467,9 +517,10 @@ class SplatentModel(SplatfactoModel):
 
     # ---------------------------------------------------------------- rendering
     def get_outputs(self, camera: Cameras) -> Dict[str, Union[torch.Tensor, List]]:
-        """Training: ``rgb`` (RGB splats at splatfacto's resolution schedule), ``latent_render`` [C, h, w], ``depth``,
-        ``accumulation``, ``background``. Eval/viewer: ``rgb`` (decoded latent render), ``rgb_enhanced`` (with a
-        refiner), ``rgb_gaussians``, ``latent`` (PCA view), ``depth``, ``accumulation``, ``background``."""
+        """Training: ``rgb`` (RGB splats at splatfacto's resolution schedule), ``latent_render`` [C, h, w],
+        ``accumulation``, ``background`` (+ ``depth`` with splatfacto's ``output_depth_during_training``).
+        Eval/viewer: ``rgb`` (decoded latent render), ``rgb_enhanced`` (with a refiner), ``rgb_gaussians``, ``latent``
+        (PCA view), ``depth``, ``accumulation``, ``background``."""
         if not isinstance(camera, Cameras):
             return {}
         if self.training:
@@ -495,23 +546,24 @@ class SplatentModel(SplatfactoModel):
             latent_downscale=self.downscale,
             sh_degree=min(self.step // self.config.sh_degree_interval, self.config.sh_degree),
             rgb_downscale=self._get_downscale_factor(),
-            depth=True,
+            depth=self.config.output_depth_during_training,  # splatfacto's: off (one channel less to composite)
             rgb_background=background,
             latent_background=self.background_latent,
             absgrad=self.config.use_absgrad,
         )
         self.info = render.info
         self.strategy.step_pre_backward(self.gauss_params, self.optimizers, self.strategy_state, self.step, self.info)
-        assert render.rgb is not None and render.alpha is not None and render.depth is not None
+        assert render.rgb is not None and render.alpha is not None
         self.last_size = tuple(render.rgb.shape[:2])
-        depth = torch.where(render.alpha > 0, render.depth, render.depth.detach().max())
-        return {
+        outputs: Dict[str, Union[torch.Tensor, List]] = {
             "rgb": render.rgb,
             "latent_render": render.latent,
-            "depth": depth,
             "accumulation": render.alpha,
             "background": background,
         }
+        if render.depth is not None:
+            outputs["depth"] = torch.where(render.alpha > 0, render.depth, render.depth.detach().max())
+        return outputs
 
     def _training_intrinsics(self, camera: Cameras) -> Tensor:
         """[1, 3, 3] pinhole intrinsics of a training camera, built on the camera's device (nerfstudio's
@@ -609,7 +661,7 @@ class SplatentModel(SplatfactoModel):
             render = StepRender(
                 rgb=outputs["rgb"],
                 alpha=outputs["accumulation"],
-                depth=outputs["depth"],
+                depth=outputs.get("depth"),
                 latent=outputs["latent_render"],
                 info=self.info,
             )

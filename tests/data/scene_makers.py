@@ -249,3 +249,25 @@ def make_colmap_scene(
     ]
     (recon / "points3D.txt").write_text("# 3D point list\n" + "\n".join(rows) + "\n")
     return root
+
+
+def make_blender_scene(root: Path, size: tuple[int, int] = (12, 8)) -> Path:
+    """A NeRF-synthetic (blender) folder at ``root``: 3 train and 2 val views of one RGBA image (half-transparent red,
+    one opaque blue pixel) of ``size`` (width, height); "test" lists the val views, as the NeRF synthetic scenes."""
+    rgba = np.zeros((size[1], size[0], 4), dtype=np.uint8)
+    rgba[..., 0], rgba[..., 3] = 255, 128  # half-transparent red
+    rgba[0, 0] = (0, 0, 255, 255)  # one opaque blue pixel
+    c2w = np.eye(4)
+    for split, names in (("train", ["r_0", "r_1", "r_2"]), ("val", ["r_0", "r_1"])):
+        (root / split).mkdir()
+        frames = []
+        for k, name in enumerate(names):
+            cv2.imwrite(str(root / split / f"{name}.png"), cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
+            m = c2w.copy()
+            m[0, 3] = k
+            frames.append({"file_path": f"./{split}/{name}", "rotation": 0.0, "transform_matrix": m.tolist()})
+        (root / f"transforms_{split}.json").write_text(json.dumps({"camera_angle_x": 0.8, "frames": frames}))
+    # like the NeRF synthetic scenes, "test" reuses the val images
+    val = json.loads((root / "transforms_val.json").read_text())
+    (root / "transforms_test.json").write_text(json.dumps(val))
+    return root

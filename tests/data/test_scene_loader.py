@@ -7,10 +7,8 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from splatent_viewer.cameras import opengl_c2w_to_viewmat
 from splatent_viewer.data.scene import load_scene
@@ -250,27 +248,8 @@ def test_error_missing_point_cloud(small_scene) -> None:
 # ----------------------------------------------------------------------------- blender format
 
 
-def _write_blender(root: Path) -> None:
-    rgba = np.zeros((8, 12, 4), dtype=np.uint8)
-    rgba[..., 0], rgba[..., 3] = 255, 128  # half-transparent red
-    rgba[0, 0] = (0, 0, 255, 255)  # one opaque blue pixel
-    c2w = np.eye(4)
-    for split, names in (("train", ["r_0", "r_1", "r_2"]), ("val", ["r_0", "r_1"])):
-        (root / split).mkdir()
-        frames = []
-        for k, name in enumerate(names):
-            Image.fromarray(rgba).save(root / split / f"{name}.png")
-            m = c2w.copy()
-            m[0, 3] = k
-            frames.append({"file_path": f"./{split}/{name}", "rotation": 0.0, "transform_matrix": m.tolist()})
-        (root / f"transforms_{split}.json").write_text(json.dumps({"camera_angle_x": 0.8, "frames": frames}))
-    # like the NeRF synthetic scenes, "test" reuses the val images
-    val = json.loads((root / "transforms_val.json").read_text())
-    (root / "transforms_test.json").write_text(json.dumps(val))
-
-
-def test_blender_format(tmp_path: Path) -> None:
-    _write_blender(tmp_path)
+def test_blender_format(tmp_path: Path, scene_makers) -> None:
+    scene_makers.make_blender_scene(tmp_path)
     scene = load_scene(tmp_path)
     assert len(scene) == 5  # 3 train + 2 val, test listed once
     assert scene.split_indices["train"].tolist() == [0, 1, 2]
@@ -290,8 +269,8 @@ def test_blender_format(tmp_path: Path) -> None:
     assert len(test) == 2 and test.camera_to_worlds[1, 0, 3] == 1.0
 
 
-def test_blender_missing_camera_angle(tmp_path: Path) -> None:
-    _write_blender(tmp_path)
+def test_blender_missing_camera_angle(tmp_path: Path, scene_makers) -> None:
+    scene_makers.make_blender_scene(tmp_path)
     meta = json.loads((tmp_path / "transforms_train.json").read_text())
     del meta["camera_angle_x"]
     (tmp_path / "transforms_train.json").write_text(json.dumps(meta))

@@ -218,12 +218,12 @@ def test_a_training_step_is_the_core_step() -> None:
         latent_downscale=8,
         sh_degree=0,
         rgb_downscale=2,
-        depth=True,
         rgb_background=torch.zeros(3),
         latent_background=model.background_latent,
     )
     torch.testing.assert_close(outputs["rgb"].detach(), core.rgb, rtol=0, atol=1e-6)
     torch.testing.assert_close(outputs["latent_render"].detach(), core.latent, rtol=0, atol=1e-6)
+    assert "depth" not in outputs  # splatfacto's output_depth_during_training=False: no depth channel composited
     small = model.get_gt_img(image)
     expected = step_losses(
         render=core,
@@ -276,3 +276,47 @@ def test_training_metrics_are_splatfactos_computed_on_the_device() -> None:
     torch.testing.assert_close(metrics["psnr"], model.psnr(outputs["rgb"].detach(), gt), rtol=1e-5, atol=1e-5)
     assert "cc_psnr" in metrics and torch.isfinite(metrics["cc_psnr"])
     assert metrics["gaussian_count"] == model.num_points
+
+
+def test_depth_during_training_follows_splatfactos_switch() -> None:
+    model = _model(output_depth_during_training=True)
+    model.train()
+    optimizers = Optimizers(splatent_config.optimizers, model.get_param_groups())
+    model.step_cb(optimizers, 0)
+    _fill_bank(model)
+    outputs = model.get_outputs(_camera())
+    depth, alpha = outputs["depth"], outputs["accumulation"]
+    assert depth.shape == alpha.shape == (32, 32, 1) and bool((depth[alpha > 0] > 0).all())
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"), [("blender", "white"), ("blender-alpha", "random"), ("nerfstudio", "black")]
+)
+def test_auto_background_follows_the_training_images(tmp_path, scene_makers, kind, expected) -> None:
+    """background_color=auto resolves from the training images as ns-train loads them: blender-data composites RGBA
+    views on white (so white: empty space needs no Gaussians), RGBA views kept with their alpha train on splatfacto's
+    random background (eval on viser's), opaque captures on black."""
+    from nerfstudio.data.dataparsers.blender_dataparser import BlenderDataParserConfig
+    from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
+
+    from nerfstudio_plugin.datamanager import SplatentDatamanagerConfig
+
+    if kind.startswith("blender"):
+        data = scene_makers.make_blender_scene(tmp_path, size=(16, 16))
+        parser = BlenderDataParserConfig(alpha_color="white" if kind == "blender" else None)
+    else:
+        data, parser = scene_makers.make_odd_size_scene(tmp_path), NerfstudioDataParserConfig()
+    dm = SplatentDatamanagerConfig(dataparser=parser, cache_images_type="uint8", data=data).setup(device="cpu")
+    assert dm.cached_train[0]["image"].shape[-1] == (4 if kind == "blender-alpha" else 3)
+    model = _model()
+    assert model.config.background_color == "auto"
+    assert model.resolve_background(datamanager=dm) == expected == model.config.background_color
+    model.train()
+    backgrounds = torch.stack([model._get_background_color() for _ in range(2)])
+    if expected == "random":
+        assert not torch.equal(backgrounds[0], backgrounds[1])  # a new one every step
+        model.eval()
+        torch.testing.assert_close(model._get_background_color(), torch.tensor([0.1490, 0.1647, 0.2157]))
+    else:
+        assert torch.equal(backgrounds, torch.full((2, 3), 1.0 if expected == "white" else 0.0))
+        torch.testing.assert_close(model.background_color.float(), backgrounds[0])
