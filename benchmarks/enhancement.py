@@ -243,9 +243,10 @@ def run_scene(args: Args, name: str, *, device: torch.device) -> dict:
 
     generic, row["notes"]["generic latent"] = generic_refiner(args.generic, name, device=device, dtype=dtype)
     if args.generic_guided is None:
+        residual = args.adaptation.residual
         guided, row["notes"]["generic guided"] = (
-            guided_from(generic),
-            "generic latent made guided (identity on the guide)",
+            guided_from(generic, residual=residual),
+            "generic latent made guided (identity on the guide" + (": the RGB splats, residual)" if residual else ")"),
         )
     else:
         guided, row["notes"]["generic guided"] = generic_refiner(args.generic_guided, name, device=device, dtype=dtype)

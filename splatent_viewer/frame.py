@@ -204,7 +204,13 @@ def render_frame(
             frame.latent_enhanced = refined[0].float()
             timer.stop("refine")
             timer.start()
-            frame.enhanced = scene.decode(refined)[0].float().clamp(0, 1).permute(1, 2, 0)
+            image = refiner.image(
+                refined=refined,
+                decode=scene.decode,
+                guide=frame.guide[None] if guided and frame.guide is not None else None,
+                rgb=frame.rgb.permute(2, 0, 1)[None] if guided and frame.rgb is not None else None,
+            )
+            frame.enhanced = image[0].clamp(0, 1).permute(1, 2, 0)
             timer.stop("decode_enhanced")
     if "rgb" not in outputs:
         frame.rgb = None  # rendered only for the guide

@@ -252,7 +252,10 @@ class TrainedScene:
             which = "generic (shipped)"
         else:
             which = str(source)
-        return f"{which}, {'RGB-guided' if refiner.config.guided else 'pure-latent'}"
+        kind = "pure-latent"
+        if refiner.config.guided:
+            kind = "RGB-guided, on the RGB splats" if refiner.config.residual else "RGB-guided"
+        return f"{which}, {kind}"
 
     def set_live_decoder(self, *, decoder: LatentCodec) -> TrainedScene:
         """Decodes frames with ``decoder`` (e.g. TAESD for SD-Turbo latents) instead of the scene codec's decoder:

@@ -100,3 +100,28 @@ def test_a_guided_refiner_refines_the_encoded_rgb_render(trained):
         assert {"rgb", "guide", "raster", "refine"} <= set(f.timings_ms)
     finally:
         ts.refiner = None
+
+
+def test_a_residual_guided_refiner_starts_as_the_rgb_splats(trained):
+    """A residual refiner's enhanced frame is the RGB splats plus the decoded change it makes to the guide: at its
+    identity start, the RGB splats themselves (not their codec round trip, which the plain guided start shows)."""
+    from splatent_viewer.refine import EmbeddedUNetConfig, RefinerConfig
+
+    scene, ts = trained
+    tiny = EmbeddedUNetConfig(
+        block_out_channels=(16, 16), attention_from_level=1, attention_head_dim=8, norm_num_groups=8
+    )
+    c2w, K = scene.camera_to_worlds[0], scene.Ks[0]
+    enhanced = {}
+    try:
+        for residual in (False, True):
+            config = RefinerConfig(latent_channels=32, num_references=2, embedded=tiny, guided=True, residual=residual)
+            ts.refiner = config.setup()
+            f = render_frame(scene=ts, c2w=c2w, K=K, width=64, height=64, outputs=("enhanced", "rgb"))
+            assert f.rgb is not None and f.enhanced is not None
+            enhanced[residual] = f.enhanced
+        torch.testing.assert_close(enhanced[True], f.rgb, rtol=0, atol=1e-5)
+        assert (enhanced[False] - f.rgb).abs().mean() > 1e-3  # the round trip
+        assert "on the RGB splats" in ts.refiner_label
+    finally:
+        ts.refiner = None

@@ -20,7 +20,9 @@ guided refiner's grid holds the guide in the target cell (references in theirs),
 render in the target cell comes as ``latent_channels`` extra input channels; the UNet's residual is added to the
 first grid. An untrained guided refiner therefore returns the guide, and one made from a pure-latent refiner
 (:func:`guided_from`) keeps its body, sees the guide where it saw the render, and starts with zero weights on the
-render's channels. The pure-latent refiner (the paper's setting) is ``guided=False``.
+render's channels. The pure-latent refiner (the paper's setting) is ``guided=False``. A residual guided refiner
+(``config.residual``) shows the RGB splats plus the decoded change it makes to the guide (:meth:`Refiner.image`), so
+its identity start is the RGB splats exactly rather than their codec round trip.
 
 Backbones: ``"embedded"`` (:mod:`.embedded_unet`, a compact UNet trained from scratch, identity
 at init) and ``"sd-turbo"`` (:mod:`.sd_turbo`, SD-Turbo's UNet with a cached prompt embedding,
@@ -32,6 +34,7 @@ back in it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal, Optional
@@ -86,6 +89,11 @@ class RefinerConfig:
     guided: bool = False
     """RGB guidance: the codec-encoded RGB-splat render of the target view is the base the UNet refines, the latent
     render extra input channels (embedded backbone). False: the paper's pure-latent refiner."""
+    residual: bool = False
+    """Guided refiners: the enhanced image is the RGB splats plus the decoded change the refiner makes to the guide,
+    ``rgb + decode(refined) - decode(guide)`` (:meth:`Refiner.image`), so a refiner that returns its guide shows the
+    RGB splats themselves, not their codec round trip (fern: 1.2 dB below them, benchmarks/RESULTS.md). False: the
+    decoded refined latent."""
 
     @property
     def guide_channels(self) -> int:
@@ -111,6 +119,8 @@ class RefinerConfig:
                 "RGB guidance is built for the embedded backbone; train an sd-turbo refiner with "
                 "guided=False (--no-guided)."
             )
+        if self.residual and not self.guided:
+            raise SplatentError("A residual refiner refines the RGB guide: residual=True needs guided=True.")
         if self.latent_channels < 1 or self.num_references < 0 or self.timestep < 0:
             raise SplatentError("Refiner latent_channels must be >= 1, num_references >= 0 and timestep >= 0.")
         for name in ("latent_shift", "latent_scale"):
@@ -257,6 +267,30 @@ class Refiner(nn.Module):
         x0 = self._x0(x_t=grid[:, :C], out=out)
         return untile_target(x0, height=h, width=w) / self.scale + self.shift
 
+    def image(
+        self,
+        *,
+        refined: Float[Tensor, "B C h w"],
+        decode: Callable[[Tensor], Tensor],
+        guide: Float[Tensor, "B C h w"] | None = None,
+        rgb: Float[Tensor, "B 3 H W"] | None = None,
+    ) -> Float[Tensor, "B 3 H W"]:
+        """The enhanced image of this refiner's output ``refined`` (unclamped, float32): ``decode(refined)``, or for a
+        residual refiner the RGB splats ``rgb`` plus the decoded change to the ``guide``,
+        ``rgb + decode(refined) - decode(guide)`` (no gradient through the guide's term). ``decode``: the codec's
+        decoder (latents [B C h w] → images [B 3 H W])."""
+        decoded = decode(refined).float()
+        if not self.config.residual:
+            return decoded
+        if guide is None or rgb is None:
+            raise SplatentError(
+                "This refiner enhances the RGB splats (residual): pass the RGB render (rgb=) and its guide (guide=); "
+                "a refiner dataset needs both (rebuild it with `splatent-refiner make-dataset`)."
+            )
+        with torch.no_grad():
+            lost = rgb.float() - decode(guide).float()  # what the codec loses of the RGB splats
+        return decoded + lost
+
     def forward_positional(self, target: Tensor, references: Tensor, guide: Tensor | None = None) -> Tensor:
         """``forward(target=..., references=..., guide=...)`` (positional form, for CUDA-graph capture)."""
         return self(target=target, references=references, guide=guide)
@@ -278,13 +312,15 @@ class Refiner(nn.Module):
         return f"backbone={c.backbone!r}, codec={c.codec!r}, latent_channels={c.latent_channels}, grid={self.layout}"
 
 
-def guided_from(refiner: Refiner) -> Refiner:
+def guided_from(refiner: Refiner, *, residual: bool = False) -> Refiner:
     """An RGB-guided copy of a pure-latent embedded ``refiner`` that starts as the identity on the guide: the same
     body (its first convolution reads the guide grid as it read the render grid), zero weights on the latent render's
-    extra channels, and a zero output convolution. For scene adaptation from the shipped pure-latent refiner."""
+    extra channels, and a zero output convolution. For scene adaptation from the shipped pure-latent refiner.
+    ``residual``: its enhanced image is the RGB splats plus its decoded change to the guide (so it starts as the RGB
+    splats, :attr:`RefinerConfig.residual`)."""
     if refiner.config.guided or refiner.config.backbone != "embedded":
         raise SplatentError("guided_from takes a pure-latent embedded refiner.")
-    guided = replace(refiner.config, guided=True).setup(device=refiner.device, dtype=refiner.dtype)
+    guided = replace(refiner.config, guided=True, residual=residual).setup(device=refiner.device, dtype=refiner.dtype)
     state = refiner.state_dict()
     conv_in = "backbone.unet.conv_in.weight"
     weight = torch.zeros_like(guided.state_dict()[conv_in])

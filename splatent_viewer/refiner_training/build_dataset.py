@@ -192,6 +192,7 @@ def heldout_samples(
                 rgb_psnr=psnr(rgb, gt),
                 rgb_ssim=float(ssim(rgb, gt)),
                 guide=frame.guide.float(),
+                rgb=(frame.rgb.float().clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).cpu(),
             )
         )
     return samples

@@ -78,6 +78,9 @@ class RefinerSample:
     """SSIM of the RGB splats against ``image`` (None = not rendered)."""
     guide: Float[Tensor, "C h w"] | None = None
     """Codec latent of the same Gaussians' RGB splats rendered at this view (the RGB guide; None = not made)."""
+    rgb: UInt8[Tensor, "H W 3"] | None = None
+    """The same Gaussians' RGB splats rendered at this view (the image a residual refiner enhances; None = not
+    kept)."""
 
 
 @dataclass
@@ -246,6 +249,7 @@ def write_unit_shards(
                     "image_size": list(chunk[0].image.shape[:2]),
                     "num_samples": len(chunk),
                     "guide": all(s.guide is not None for s in chunk),
+                    "rgb": all(s.rgb is not None for s in chunk),
                 }
             )
     return UnitRecord(key=key, scene=scene, info=dict(info), shards=shards, samples=entries)
@@ -266,6 +270,9 @@ def _write_shard(path: Path, chunk: Sequence[RefinerSample]) -> None:
     guides = [s.guide for s in chunk]
     if all(g is not None for g in guides):
         tensors["guide"] = torch.stack([g.detach().cpu() for g in guides if g is not None]).to(torch.float16)
+    rgbs = [s.rgb for s in chunk]
+    if all(r is not None for r in rgbs):
+        tensors["rgb"] = torch.stack([r.cpu() for r in rgbs if r is not None]).to(torch.uint8)
     write_safetensors(path, tensors, metadata={"format": FORMAT})
 
 
@@ -344,33 +351,52 @@ class RefinerDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         """``target``/``render`` [C h w], ``refs`` [K_MAX C h w] (zeros past ``num_refs``), ``num_refs``,
-        ``image`` [3 H W] in [0, 1] (H = downscale × h), ``scene``, ``view``, and ``guide`` [C h w] when the dataset
-        has RGB guides (:attr:`has_guides`); float32."""
+        ``image`` [3 H W] in [0, 1] (H = downscale × h), ``scene``, ``view``, ``guide`` [C h w] when the dataset
+        has RGB guides (:attr:`has_guides`) and ``rgb`` [3 H W] (the RGB splats) when it kept them; float32."""
         meta = self.samples[i]
         shard, row = self._shard(meta["shard"]), meta["row"]
         latents = {k: shard[k][row].float() for k in ("target", "render", "refs", "guide") if k in shard}
-        image = shard["image"][row].permute(2, 0, 1).float() / 255.0
+        images = {k: shard[k][row].permute(2, 0, 1).float() / 255.0 for k in ("image", "rgb") if k in shard}
         if self.crop is not None:
             h, w = latents["target"].shape[-2:]
             c, d = self.crop, self.downscale
             y, x = int(torch.randint(0, h - c + 1, ())), int(torch.randint(0, w - c + 1, ()))
             latents = {k: t[..., y : y + c, x : x + c] for k, t in latents.items()}
-            image = image[:, y * d : (y + c) * d, x * d : (x + c) * d]
+            images = {k: t[:, y * d : (y + c) * d, x * d : (x + c) * d] for k, t in images.items()}
         if self.flip and bool(torch.rand(()) < 0.5):
             latents = {k: t.flip(-1) for k, t in latents.items()}
-            image = image.flip(-1)
+            images = {k: t.flip(-1) for k, t in images.items()}
         return {
             **{k: t.contiguous() for k, t in latents.items()},
+            **{k: t.contiguous() for k, t in images.items()},
             "num_refs": shard["num_refs"][row],
-            "image": image.contiguous(),
             "scene": meta["scene"],
             "view": meta["view"],
         }
 
     @property
+    def has_rgb(self) -> bool:
+        """True when every sample kept its RGB splats (datasets built since residual refiners; needed by them)."""
+        return all(self.index["shards"][i].get("rgb", False) for i in {int(m["shard"]) for m in self.samples})
+
+    @property
     def has_guides(self) -> bool:
         """True when every sample has an RGB guide (datasets built since RGB guidance; needed by guided refiners)."""
         return all(self.index["shards"][i].get("guide", False) for i in {int(m["shard"]) for m in self.samples})
+
+
+def refiner_rgb(refiner: Refiner, batch: dict) -> Tensor | None:
+    """The RGB splats of a dataset item or batch [B 3 H W] for a residual ``refiner`` (None for the others); a clear
+    error for a dataset built without them."""
+    if not refiner.config.residual:
+        return None
+    if "rgb" not in batch:
+        raise SplatentError(
+            "This refiner enhances the RGB splats (residual) but the dataset did not keep them (built before residual "
+            "refiners); rebuild it with `splatent-refiner make-dataset`."
+        )
+    rgb = batch["rgb"]
+    return rgb if rgb.ndim == 4 else rgb[None]
 
 
 def refiner_guide(refiner: Refiner, batch: dict) -> Tensor | None:

@@ -28,7 +28,7 @@ from splatent_viewer.errors import SplatentError
 from splatent_viewer.progress import track
 from splatent_viewer.refine.checkpoint import load_refiner
 from splatent_viewer.refine.refiner import Refiner
-from splatent_viewer.refiner_training.dataset import RefinerDataset, refiner_guide
+from splatent_viewer.refiner_training.dataset import RefinerDataset, refiner_guide, refiner_rgb
 from splatent_viewer.training.losses import psnr, ssim
 
 CONSOLE = Console()
@@ -90,7 +90,8 @@ def evaluate_refiner(
         item, meta = dataset[i], dataset.samples[i]
         gt = item["image"][None].to(dev)
         render, target, refs = item["render"][None].to(dev), item["target"][None].to(dev), item["refs"][None].to(dev)
-        decode = lambda z: codec.decode(z.to(codec.dtype)).float().clamp(0, 1)  # noqa: E731
+        decode_raw = lambda z: codec.decode(z.to(codec.dtype)).float()  # noqa: E731
+        decode = lambda z: decode_raw(z).clamp(0, 1)  # noqa: E731
         decoded, roundtrip = decode(render), decode(target)
         base = {
             "scene": item["scene"],
@@ -104,15 +105,13 @@ def evaluate_refiner(
             "rgb_ssim": meta.get("rgb_ssim"),
         }
         guide = refiner_guide(refiner, item)
+        guide = None if guide is None else guide.to(dev, dtype)
+        rgb = refiner_rgb(refiner, item)
+        rgb = None if rgb is None else rgb.to(dev)
         for k in ks:
             used = min(k, int(item["num_refs"]))
-            enhanced = decode(
-                refiner(
-                    target=render.to(dtype),
-                    references=refs[:, :used].to(dtype),
-                    guide=None if guide is None else guide.to(dev, dtype),
-                )
-            )
+            refined = refiner(target=render.to(dtype), references=refs[:, :used].to(dtype), guide=guide)
+            enhanced = refiner.image(refined=refined, decode=decode_raw, guide=guide, rgb=rgb).clamp(0, 1)
             views.append(
                 {
                     **base,

@@ -56,7 +56,7 @@ from splatent_viewer.progress import Progress
 from splatent_viewer.refine.checkpoint import load_refiner, save_refiner
 from splatent_viewer.refine.embedded_unet import EmbeddedUNetConfig
 from splatent_viewer.refine.refiner import Refiner, RefinerConfig, guided_from
-from splatent_viewer.refiner_training.dataset import RefinerDataset, latent_statistics, refiner_guide
+from splatent_viewer.refiner_training.dataset import RefinerDataset, latent_statistics, refiner_guide, refiner_rgb
 from splatent_viewer.safetensors_io import read_safetensors
 from splatent_viewer.training.losses import ssim
 
@@ -143,6 +143,10 @@ class RefinerTrainConfig:
     guided: bool = False
     """RGB guidance: the refiner refines the encoded RGB-splat render (the dataset's guides) with the latent render as
     extra input channels (embedded backbone). False: the paper's pure-latent refiner."""
+    residual: bool = False
+    """With --guided: the enhanced image is the RGB splats plus the decoded change the refiner makes to the guide
+    (``RefinerConfig.residual``), so the identity start is the RGB splats, not their codec round trip. Needs a dataset
+    that kept the RGB splats (built since residual refiners)."""
     init: Optional[str] = None
     """Start from these weights instead of a new refiner: embedded (the shipped refiner) or a refiner folder (fine-tuning,
     e.g. scene adaptation). A pure-latent one becomes guided with --guided (same body, starts as the identity on the
@@ -237,8 +241,11 @@ def refiner_losses(
     codec: LatentCodec,
     config: RefinerTrainConfig,
     lpips=None,
+    guide: Float[Tensor, "B C h w"] | None = None,
+    rgb: Float[Tensor, "B 3 H W"] | None = None,
 ) -> dict[str, Tensor]:
-    """The weighted terms and their ``total`` (decoded image unclamped, so every term has gradients).
+    """The weighted terms and their ``total`` (the enhanced image, :meth:`Refiner.image`, unclamped, so every term
+    has gradients; a residual refiner's needs the ``guide`` and the RGB splats ``rgb``).
 
     Computed in fp32 with autocast off: decoding (and backpropagating through) the codec in bf16
     made training diverge on CUDA (gradient norms in the hundreds, loss rising)."""
@@ -251,13 +258,15 @@ def refiner_losses(
             codec=codec,
             config=config,
             lpips=lpips,
+            guide=None if guide is None else guide.float(),
+            rgb=None if rgb is None else rgb.float(),
         )
 
 
-def _refiner_losses_fp32(*, pred, target, image, refiner, codec, config, lpips) -> dict[str, Tensor]:
+def _refiner_losses_fp32(*, pred, target, image, refiner, codec, config, lpips, guide, rgb) -> dict[str, Tensor]:
     scale = refiner.scale.float()
     terms = {"latent": (((pred - target) * scale) ** 2).mean()}
-    decoded = codec.decode(pred).float()
+    decoded = refiner.image(refined=pred, decode=codec.decode, guide=guide, rgb=rgb)
     diff = decoded - image
     terms["image"] = diff.abs().mean() if config.image_loss == "l1" else (diff**2).mean()
     terms["ssim"] = 1.0 - ssim(decoded, image)
@@ -286,9 +295,14 @@ def new_refiner(config: RefinerTrainConfig, dataset: RefinerDataset) -> Refiner:
                 f"channels); {config.dataset} holds {dataset.codec} latents ({dataset.latent_channels})."
             )
         if config.guided and not start.config.guided:
-            start = guided_from(start)
+            start = guided_from(start, residual=config.residual)
         elif start.config.guided and not config.guided:
             raise SplatentError(f"--init {config.init} is RGB-guided; pass --guided to fine-tune it.")
+        elif start.config.residual != config.residual:
+            raise SplatentError(
+                f"--init {config.init} is {'' if start.config.residual else 'not '}a residual refiner; fine-tune it "
+                f"with{'' if start.config.residual else 'out'} --residual."
+            )
         return start.requires_grad_(True)
     if not 0 <= config.num_references <= 5:
         raise SplatentError(f"--num-references must be in 0..5 (the dataset stores 5), got {config.num_references}.")
@@ -313,6 +327,7 @@ def new_refiner(config: RefinerTrainConfig, dataset: RefinerDataset) -> Refiner:
             latent_shift=tuple(mean.tolist()),
             latent_scale=tuple((1.0 / std).tolist()),
             guided=config.guided,
+            residual=config.residual,
         )
     return refiner_config.setup(device="cpu", dtype=torch.float32)
 
@@ -382,6 +397,12 @@ def train_refiner(config: RefinerTrainConfig, *, progress: bool = True) -> Train
             "`splatent-refiner make-dataset`, or train a pure-latent refiner (no --guided)."
         )
 
+    if refiner.config.residual and not dataset.has_rgb:
+        raise SplatentError(
+            f"{config.dataset} did not keep the RGB splats (built before residual refiners): rebuild it with "
+            "`splatent-refiner make-dataset`, or train without --residual."
+        )
+
     def guide_of(batch: dict) -> Tensor | None:
         return refiner_guide(refiner, batch)
 
@@ -428,11 +449,14 @@ def train_refiner(config: RefinerTrainConfig, *, progress: bool = True) -> Train
                 group["lr"] = step_lr
             k = min(k, int(batch["num_refs"].min()))  # a scene with few training views stores fewer
             with accelerator.autocast():
-                pred = model(target=batch["render"], references=batch["refs"][:, :k], guide=guide_of(batch))
+                guide = guide_of(batch)
+                pred = model(target=batch["render"], references=batch["refs"][:, :k], guide=guide)
                 terms = refiner_losses(
                     pred=pred,
                     target=batch["target"],
                     image=batch["image"],
+                    guide=guide,
+                    rgb=refiner_rgb(refiner, batch),
                     refiner=accelerator.unwrap_model(model),
                     codec=codec,
                     config=config,

@@ -92,3 +92,41 @@ def test_a_guided_refiner_saves_and_loads(tmp_path) -> None:
         loaded(target=target, references=refs, guide=guide), refiner(target=target, references=refs, guide=guide)
     )
     assert not load_refiner(save_refiner(_refiner(guided=False), tmp_path / "plain")).config.guided
+
+
+def test_residual_needs_guidance() -> None:
+    with pytest.raises(SplatentError, match="residual=True needs guided=True"):
+        RefinerConfig(latent_channels=6, embedded=TINY_UNET, residual=True).setup()
+
+
+def _decode(z: torch.Tensor) -> torch.Tensor:
+    """A fixed non-linear stand-in 'decoder' (latents [B 6 h w] → images [B 3 2h 2w]), enough to tell the
+    compositions apart."""
+    return torch.nn.functional.interpolate(torch.tanh(z[:, :3]) * 0.5 + 0.5, scale_factor=2.0)
+
+
+def test_the_enhanced_image_of_a_residual_refiner_is_the_rgb_splats_plus_its_decoded_change() -> None:
+    """``Refiner.image``: decode(refined) for plain guided refiners; rgb + decode(refined) − decode(guide) for
+    residual ones, so a residual refiner at its identity start shows the RGB splats exactly (no codec round trip)."""
+    plain = guided_from(_perturb_out(_refiner(guided=False)))
+    residual = guided_from(_perturb_out(_refiner(guided=False)), residual=True)
+    assert residual.config.residual and not plain.config.residual
+    target, refs, guide = torch.randn(1, 6, 4, 4), torch.randn(1, 3, 6, 4, 4), torch.randn(1, 6, 4, 4)
+    rgb = torch.rand(1, 3, 8, 8)
+    start = residual(target=target, references=refs, guide=guide)  # the identity on the guide
+    torch.testing.assert_close(residual.image(refined=start, decode=_decode, guide=guide, rgb=rgb), rgb)
+    torch.testing.assert_close(plain.image(refined=start, decode=_decode, guide=guide, rgb=rgb), _decode(start))
+    start, changed = start.detach(), start.detach() + 0.3
+    expected = rgb + _decode(changed) - _decode(guide)
+    torch.testing.assert_close(residual.image(refined=changed, decode=_decode, guide=guide, rgb=rgb), expected)
+    # gradients reach the refined latent, never the guide's term
+    changed.requires_grad_(True)
+    residual.image(refined=changed, decode=_decode, guide=guide.requires_grad_(True), rgb=rgb).sum().backward()
+    assert changed.grad is not None and guide.grad is None
+    with pytest.raises(SplatentError, match="rgb="):
+        residual.image(refined=start, decode=_decode, guide=guide)
+
+
+def test_a_residual_refiner_saves_and_loads(tmp_path) -> None:
+    loaded = load_refiner(save_refiner(guided_from(_refiner(guided=False), residual=True), tmp_path / "residual"))
+    assert loaded.config.guided and loaded.config.residual

@@ -143,6 +143,30 @@ def test_a_fresh_start_is_guided_and_only_this_scene_shapes_it(tiny_trained_scen
     assert first.shape != base.shape or not torch.allclose(first, base)
 
 
+def test_a_residual_adaptation_starts_as_the_rgb_splats(tiny_trained_scene_dir: Path, tmp_path: Path) -> None:
+    """--residual: the units keep their RGB splats, the fine-tuned refiner enhances them, and its start scores exactly
+    the RGB splats on the validation unit (no codec round trip)."""
+    from splatent_viewer.refiner_training.dataset import RefinerDataset
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_trained_scene_dir, run)
+    settings = AdaptationConfig(residual=True, folds=2, unit_steps=10, steps=2, batch_size=2)
+    adapt_refiner(AdaptConfig(load_config=run, adaptation=settings, device="cpu"), progress=False)
+    dataset = RefinerDataset(run / "adaptation" / "dataset")
+    assert dataset.has_rgb and dataset.has_guides
+    item = dataset[0]
+    assert item["rgb"].shape == item["image"].shape
+    record = json.loads((run / ADAPTATION_RECORD).read_text())
+    assert record["residual"] is True
+    adapted = load_trained_scene(run, refiner="auto").refiner
+    assert adapted is not None and adapted.config.guided and adapted.config.residual
+    validation = record["validation"]
+    held = [m for m in read_index(run / "adaptation" / "dataset")["samples"] if m["unit"] == validation["unit"]]
+    rgb_psnr = sum(m["rgb_psnr"] for m in held) / len(held)
+    start = next(c for c in validation["candidates"] if c["alpha"] == 0)
+    assert start["psnr"] == pytest.approx(rgb_psnr, abs=0.05)  # the RGB splats (stored as 8-bit)
+
+
 def test_units_leave_the_fine_tuning_its_share_of_the_time_budget(
     tiny_trained_scene_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
