@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
 # Issue 17's protocol on one GPU (benchmarks/enhancement.py), one scene per process, then one merged table.
 #
-# Here, once: benchmarks/gpu_wheels.sh; mkdir -p .gpu_scenes && cp -r ../shared/data/scenes/* assets/demo_scene .gpu_scenes/
+# Here, once: benchmarks/gpu_wheels.sh; the scenes in a carried, git-ignored folder (.gpu_scenes: fern + dino, or temple +
+# dino, ...; the demo scene is read from assets/). The carry holds 64 MiB with the working tree (~27 MB) and .whl (~21 MB):
+# two small real scenes per call (run 2026-12-06: fern + dino, ~6 min on an H100).
 # Device calls (carry [".whl", ".gpu_scenes", ".gpu_cache"]; each <= 10 min on an H100):
 #   PART=splatfacto bash benchmarks/enhancement_gpu.sh     # splatfacto at the same steps on every scene -> $OUT/splatfacto.json
-#   PART=protocol   bash benchmarks/enhancement_gpu.sh     # the protocol (put splatfacto.json in .gpu_cache/ first)
-# Knobs: STEPS (7000), SCENES ("demo temple dino fern lego"), ADAPT_SECONDS (180), FRESH (0: no --adapt-fresh rows),
-# GENERIC (embedded, or a folder of leave-one-scene-out fold refiners carried along).
+#   PART=protocol SCENES="fern dino" bash benchmarks/enhancement_gpu.sh  # the protocol (splatfacto.json in .gpu_cache/ first)
+# Lego (100 views, .gpu_lego as in speed_gpu.sh: 16 MB) fits only without .gpu_cache (gsplat then JIT-builds, ~3 min):
+#   carry [".whl", ".gpu_lego"]; ROOT=.gpu_lego SCENES=lego bash benchmarks/enhancement_gpu.sh
+# Knobs: STEPS (7000), SCENES ("demo temple dino fern lego"), ROOT (.gpu_scenes), ADAPT_SECONDS (180), FRESH (0: no
+# --adapt-fresh rows), GENERIC (embedded, or a folder of leave-one-scene-out fold refiners carried along), LIMIT (540 s a
+# scene). Everything comes back in $OUT/results.tgz beside gpu.txt.
 set -u
 PART=${PART:-protocol}
 STEPS=${STEPS:-7000}
+ROOT=${ROOT:-.gpu_scenes}
 SCENES=${SCENES:-demo temple dino fern lego}
 OUT=${OUT:-/tmp/enhancement_out}
 mkdir -p "$OUT"
@@ -21,7 +27,7 @@ if [ "$PART" = splatfacto ]; then
   for scene in $SCENES; do
     name=$scene; [ "$scene" = demo ] && name=demo_scene
     parser=nerfstudio; [ "$scene" = lego ] && parser=blender
-    timeout "$LIMIT" python3 benchmarks/ns_train_gpu.py --methods splatfacto --scenes "$name:$parser" --root .gpu_scenes \
+    timeout "$LIMIT" python3 benchmarks/ns_train_gpu.py --methods splatfacto --scenes "$name:$parser" --root "$ROOT" \
       --steps "$STEPS" --output-dir "/tmp/sf_$scene" --output "$OUT/splatfacto_$scene.md" > "$OUT/splatfacto_$scene.log" 2>&1 &
   done
   wait
@@ -37,8 +43,8 @@ else
   FRESH_FLAG=--no-adapt-fresh; [ "${FRESH:-0}" = 1 ] && FRESH_FLAG=--adapt-fresh
   SF=""; [ -f .gpu_cache/splatfacto.json ] && SF="--splatfacto .gpu_cache/splatfacto.json"
   for scene in $SCENES; do
-    [ "$scene" = demo ] || [ -d ".gpu_scenes/$scene" ] || continue
-    timeout "$LIMIT" python3 benchmarks/enhancement.py --scenes "$scene" --root .gpu_scenes --device cuda --steps "$STEPS" \
+    [ "$scene" = demo ] || [ -d "$ROOT/$scene" ] || continue
+    timeout "$LIMIT" python3 benchmarks/enhancement.py --scenes "$scene" --root "$ROOT" --device cuda --steps "$STEPS" \
       --generic "${GENERIC:-embedded}" --adaptation.max-seconds "${ADAPT_SECONDS:-180}" $FRESH_FLAG \
       --output-dir "/tmp/enh_$scene" --output "$OUT/enhancement_$scene.md" > "$OUT/enhancement_$scene.log" 2>&1 &
   done
