@@ -44,6 +44,9 @@ class Args:
     the weights ``start + alpha·(fine-tuned − start)``, WiSE-FT's interpolation, as ``adapt``'s validation does)."""
     batch_size: int = 4
     """Samples per fine-tuning step (adapt's default)."""
+    residual: bool = False
+    """Residual guided refiners (adapt's default since they exist; needs a dataset that kept the RGB splats). False
+    reproduces the plain guided rows in benchmarks/RESULTS.md."""
     device: str = "cpu"
     seed: int = 0
     output: Optional[Path] = None
@@ -62,7 +65,7 @@ def main(args: Args) -> list[dict]:
     codec = load_codec("taef2", device=device, dtype=torch.float32)
     held = [u["key"] for u in read_index(args.dataset)["units"]][-1]
     held_out = RefinerDataset(args.dataset, units=[held])
-    start = guided_from(load_refiner("embedded", device="cpu", dtype=torch.float32))
+    start = guided_from(load_refiner("embedded", device="cpu", dtype=torch.float32), residual=args.residual)
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="adapt_sweep_") as tmp:
         for variant in args.variants:
@@ -76,6 +79,7 @@ def main(args: Args) -> list[dict]:
                     dataset=args.dataset,
                     output=Path(tmp) / variant.replace(":", "_"),
                     guided=True,
+                    residual=args.residual,
                     init=str(init),
                     steps=steps,
                     lr=lr,
