@@ -242,7 +242,9 @@ class TrainedScene:
             except (OSError, ValueError):
                 info = {}
             kept = info.get("kept")
-            if kept == "start":
+            if kept == "start" and not info.get("validation"):
+                which = "start weights (too little time for a validation unit: not fine-tuned)"
+            elif kept == "start":
                 which = "start weights (adaptation did not beat them on held-out training views)"
             elif kept == "interpolated":
                 alpha = (info.get("validation") or {}).get("alpha")

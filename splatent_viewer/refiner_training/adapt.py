@@ -91,7 +91,9 @@ class AdaptationConfig:
     """Hold the last unit built out of the fine-tuning and score the starting refiner, the fine-tuned one and their
     interpolations (``interpolations``) on its renders (enhanced PSNR / SSIM against the images, the refiner's own
     number of references): the run gets the candidate with the best PSNR, the best SSIM among those within
-    ``psnr_tolerance`` of it (recorded in ``refiner_adapted.json``). Needs 2 units."""
+    ``psnr_tolerance`` of it (recorded in ``refiner_adapted.json``). Needs 2 units: with one (too little time for
+    more) the run keeps the start without fine-tuning — unchecked, 204 steps on one 6-view unit lost 0.13 dB on the
+    CPU fern row (benchmarks/RESULTS.md)."""
     interpolations: tuple[float, ...] = (0.25, 0.5)
     """Validation candidates between the start (0) and the fine-tuned weights (1): ``start + α·(fine-tuned − start)``
     for each α (WiSE-FT, Wortsman et al. 2022). Measured on the CPU demo's held-out unit (benchmarks/RESULTS.md): 25
@@ -280,8 +282,12 @@ def adapt_to_scene(
         raise SplatentError("No adaptation unit was built within the time budget; give it more time (--max-seconds).")
     units = [u["key"] for u in writer.index["units"]]
     held = units[-1] if config.validate and len(units) >= 2 else None
-    if config.validate and held is None:
-        CONSOLE.print("[yellow]one unit only: no validation unit; the fine-tuned refiner is kept unchecked")
+    unchecked = config.validate and held is None  # one unit: nothing to check a fine-tuning against
+    if unchecked:
+        CONSOLE.print(
+            "[yellow]one unit only: nothing to check a fine-tuning against, so the run keeps the starting refiner "
+            "(more --max-seconds builds more units; --no-validate fine-tunes unchecked)"
+        )
     budget = None if config.max_seconds is None else max(config.max_seconds - units_seconds, 1.0)
     train_config = RefinerTrainConfig(
         dataset=output / "dataset",
@@ -300,9 +306,11 @@ def adapt_to_scene(
         checkpoint_every=max(config.steps // 4, 1),
         exclude_units=() if held is None else (held,),
     )
-    result = train_refiner(train_config, progress=progress)
     validation, start, adapted = None, None, None
-    if held is not None:
+    result = None if unchecked else train_refiner(train_config, progress=progress)
+    if unchecked:
+        start = start_refiner(train_config)
+    if held is not None and result is not None:
         start = start_refiner(train_config)
         adapted = load_refiner(result.refiner_dir, device=device, dtype=torch.float32)
         validation = validate_adaptation(
@@ -320,11 +328,12 @@ def adapt_to_scene(
     target = run / ADAPTED_REFINER_DIR
     staging = run / f".{ADAPTED_REFINER_DIR}.partial"
     shutil.rmtree(staging, ignore_errors=True)
-    if start is not None and validation is not None and validation["kept"] == "start":
+    if start is not None and (result is None or (validation is not None and validation["kept"] == "start")):
         save_refiner(start, staging)
     elif start is not None and adapted is not None and validation is not None and validation["kept"] == "interpolated":
         save_refiner(interpolate_refiners(start, adapted, validation["alpha"]), staging)
     else:
+        assert result is not None
         shutil.copytree(result.refiner_dir, staging)
     record = run / ADAPTATION_RECORD
     record.unlink(missing_ok=True)  # never beside weights it does not describe
@@ -335,24 +344,25 @@ def adapt_to_scene(
         record,
         {
             "samples": len(writer.index["samples"]),
-            "steps": result.steps_done,
+            "steps": 0 if result is None else result.steps_done,
             "seconds": seconds,
             "start": config.refiner,
             "guided": config.guided,
             "residual": config.guided and config.residual,
-            "kept": "adapted" if validation is None else validation["kept"],
+            "kept": "start" if result is None else "adapted" if validation is None else validation["kept"],
             "validation": validation,
         },
         indent=1,
     )
+    steps_done = 0 if result is None else result.steps_done
     CONSOLE.print(
-        f"wrote {target} ({len(writer.index['samples'])} training-view samples, {result.steps_done} steps, "
+        f"wrote {target} ({len(writer.index['samples'])} training-view samples, {steps_done} steps, "
         f"{seconds['units']:.0f} s units + {seconds['fine_tune']:.0f} s fine-tuning)"
     )
     return AdaptResult(
         refiner=target,
         samples=len(writer.index["samples"]),
-        steps=result.steps_done,
+        steps=steps_done,
         seconds=seconds,
         validation=validation,
     )

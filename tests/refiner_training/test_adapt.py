@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -185,11 +186,23 @@ def test_units_leave_the_fine_tuning_its_share_of_the_time_budget(
 
     monkeypatch.setattr(adapt, "time", SimpleNamespace(perf_counter=lambda: clock.now))
     monkeypatch.setattr(adapt, "unit_samples", slow_unit)
-    settings = AdaptationConfig(folds=3, unit_steps=3, steps=2, batch_size=2, max_seconds=300.0, units_share=0.5)
+    settings = AdaptationConfig(
+        folds=3, unit_steps=3, steps=2, batch_size=2, max_seconds=300.0, units_share=0.5, validate=False
+    )
     result = adapt_refiner(AdaptConfig(load_config=run, adaptation=settings, device="cpu"), progress=False)
     # unit 1 ends at 100 s; unit 2 would end at ~200 s > 50 % of 300 s: not started, the fine-tuning keeps ~200 s
     assert [u["key"] for u in read_index(run / "adaptation" / "dataset")["units"]] == ["fold-0"]
     assert result.steps == 2 and result.seconds["units"] == 100.0
+    # with validation (the default) one unit leaves nothing to check a fine-tuning against: the start is kept as is
+    shutil.rmtree(run / "adaptation")
+    checked = replace(settings, validate=True)
+    result = adapt_refiner(AdaptConfig(load_config=run, adaptation=checked, device="cpu"), progress=False)
+    record = json.loads((run / ADAPTATION_RECORD).read_text())
+    assert result.steps == 0 and record["kept"] == "start" and record["validation"] is None
+    scene = load_trained_scene(run, refiner="auto")
+    assert scene.refiner is not None and "not fine-tuned" in scene.refiner_label
+    start = guided_from(load_refiner("embedded"), residual=True)
+    assert all(torch.equal(v, start.state_dict()[k]) for k, v in scene.refiner.state_dict().items())
     with pytest.raises(SplatentError, match="--units-share"):
         adapt_refiner(
             AdaptConfig(load_config=run, adaptation=AdaptationConfig(units_share=0.0), device="cpu"), progress=False
