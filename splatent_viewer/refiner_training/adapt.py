@@ -306,12 +306,11 @@ def adapt_to_scene(
         checkpoint_every=max(config.steps // 4, 1),
         exclude_units=() if held is None else (held,),
     )
-    validation, start, adapted = None, None, None
+    validation, adapted = None, None
     result = None if unchecked else train_refiner(train_config, progress=progress)
-    if unchecked:
-        start = start_refiner(train_config)
-    if held is not None and result is not None:
-        start = start_refiner(train_config)
+    steps_done = 0 if result is None else result.steps_done
+    start = start_refiner(train_config) if unchecked or held is not None else None
+    if start is not None and held is not None and result is not None:
         adapted = load_refiner(result.refiner_dir, device=device, dtype=torch.float32)
         validation = validate_adaptation(
             dataset=output / "dataset", unit=held, start=start, adapted=adapted, codec=codec,
@@ -344,7 +343,7 @@ def adapt_to_scene(
         record,
         {
             "samples": len(writer.index["samples"]),
-            "steps": 0 if result is None else result.steps_done,
+            "steps": steps_done,
             "seconds": seconds,
             "start": config.refiner,
             "guided": config.guided,
@@ -354,7 +353,6 @@ def adapt_to_scene(
         },
         indent=1,
     )
-    steps_done = 0 if result is None else result.steps_done
     CONSOLE.print(
         f"wrote {target} ({len(writer.index['samples'])} training-view samples, {steps_done} steps, "
         f"{seconds['units']:.0f} s units + {seconds['fine_tune']:.0f} s fine-tuning)"
