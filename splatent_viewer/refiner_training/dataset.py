@@ -374,15 +374,27 @@ class RefinerDataset(Dataset):
             "view": meta["view"],
         }
 
+    def _every_shard_has(self, key: str) -> bool:
+        return all(self.index["shards"][i].get(key, False) for i in {int(m["shard"]) for m in self.samples})
+
     @property
     def has_rgb(self) -> bool:
         """True when every sample kept its RGB splats (datasets built since residual refiners; needed by them)."""
-        return all(self.index["shards"][i].get("rgb", False) for i in {int(m["shard"]) for m in self.samples})
+        return self._every_shard_has("rgb")
 
     @property
     def has_guides(self) -> bool:
         """True when every sample has an RGB guide (datasets built since RGB guidance; needed by guided refiners)."""
-        return all(self.index["shards"][i].get("guide", False) for i in {int(m["shard"]) for m in self.samples})
+        return self._every_shard_has("guide")
+
+
+def _batched(batch: dict, key: str, *, missing: str) -> Tensor:
+    """``batch[key]`` with a batch dimension (a dataset item gets one), or a :class:`SplatentError` saying ``missing``
+    and how to rebuild the dataset."""
+    if key not in batch:
+        raise SplatentError(f"{missing}; rebuild it with `splatent-refiner make-dataset`.")
+    value = batch[key]
+    return value if value.ndim == 4 else value[None]
 
 
 def refiner_rgb(refiner: Refiner, batch: dict) -> Tensor | None:
@@ -390,13 +402,12 @@ def refiner_rgb(refiner: Refiner, batch: dict) -> Tensor | None:
     error for a dataset built without them."""
     if not refiner.config.residual:
         return None
-    if "rgb" not in batch:
-        raise SplatentError(
-            "This refiner enhances the RGB splats (residual) but the dataset did not keep them (built before residual "
-            "refiners); rebuild it with `splatent-refiner make-dataset`."
-        )
-    rgb = batch["rgb"]
-    return rgb if rgb.ndim == 4 else rgb[None]
+    return _batched(
+        batch,
+        "rgb",
+        missing="This refiner enhances the RGB splats (residual) but the dataset did not keep them (built before "
+        "residual refiners)",
+    )
 
 
 def refiner_guide(refiner: Refiner, batch: dict) -> Tensor | None:
@@ -404,13 +415,11 @@ def refiner_guide(refiner: Refiner, batch: dict) -> Tensor | None:
     for a dataset built before RGB guidance."""
     if not refiner.config.guided:
         return None
-    if "guide" not in batch:
-        raise SplatentError(
-            "This refiner is RGB-guided but the dataset has no RGB guides (built before RGB guidance); "
-            "rebuild it with `splatent-refiner make-dataset`."
-        )
-    guide = batch["guide"]
-    return guide if guide.ndim == 4 else guide[None]
+    return _batched(
+        batch,
+        "guide",
+        missing="This refiner is RGB-guided but the dataset has no RGB guides (built before RGB guidance)",
+    )
 
 
 def latent_statistics(

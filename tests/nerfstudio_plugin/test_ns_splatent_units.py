@@ -45,6 +45,16 @@ def _fill_bank(model: SplatentModel, n: int = 4, size: int = 32, seed: int = 5) 
     model.reference_latents = torch.randn(n, 32, size // 8, size // 8, generator=g)
 
 
+def _training_model(**overrides) -> SplatentModel:
+    """A model in training mode at step 0 (optimisers wired as nerfstudio's trainer does) with a filled bank."""
+    model = _model(**overrides)
+    model.train()
+    optimizers = Optimizers(splatent_config.optimizers, model.get_param_groups())
+    model.step_cb(optimizers, 0)
+    _fill_bank(model)
+    return model
+
+
 def _camera(z: float = 3.0, size: int = 32) -> Cameras:
     c2w = torch.tensor([[1.0, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, z]])[None]
     return Cameras(
@@ -172,11 +182,7 @@ def test_nearest_references_uses_the_bank() -> None:
 
 
 def test_training_losses_latent_and_decoded() -> None:
-    model = _model(loss=LossConfig(decoded_weight=0.5, decoded_every=1, latent_weight=2.0))
-    model.train()
-    optimizers = Optimizers(splatent_config.optimizers, model.get_param_groups())
-    model.step_cb(optimizers, 0)
-    _fill_bank(model)
+    model = _training_model(loss=LossConfig(decoded_weight=0.5, decoded_every=1, latent_weight=2.0))
     outputs = model.get_outputs(_camera())
     assert outputs["latent_render"].shape == (32, 4, 4)  # 32x32 image / 8
     g = torch.Generator().manual_seed(5)
@@ -264,11 +270,7 @@ def test_scenes_without_points_start_in_the_training_frustums() -> None:
 def test_training_metrics_are_splatfactos_computed_on_the_device() -> None:
     """get_metrics_dict's PSNR (computed without torchmetrics' host copy) is torchmetrics' value; the colour-corrected
     PSNR comes with splatfacto's switch; the Gaussian count as splatfacto reports it."""
-    model = _model(color_corrected_metrics=True)
-    model.train()
-    optimizers = Optimizers(splatent_config.optimizers, model.get_param_groups())
-    model.step_cb(optimizers, 0)
-    _fill_bank(model)
+    model = _training_model(color_corrected_metrics=True)
     outputs = model.get_outputs(_camera())
     image = torch.rand(32, 32, 3, generator=torch.Generator().manual_seed(3))
     metrics = model.get_metrics_dict(outputs, {"image": image, "image_idx": 0})
@@ -279,11 +281,7 @@ def test_training_metrics_are_splatfactos_computed_on_the_device() -> None:
 
 
 def test_depth_during_training_follows_splatfactos_switch() -> None:
-    model = _model(output_depth_during_training=True)
-    model.train()
-    optimizers = Optimizers(splatent_config.optimizers, model.get_param_groups())
-    model.step_cb(optimizers, 0)
-    _fill_bank(model)
+    model = _training_model(output_depth_during_training=True)
     outputs = model.get_outputs(_camera())
     depth, alpha = outputs["depth"], outputs["accumulation"]
     assert depth.shape == alpha.shape == (32, 32, 1) and bool((depth[alpha > 0] > 0).all())
