@@ -98,6 +98,8 @@ def main(args: Args) -> str:
             sh_degree=result.sh_degree,
             train_indices=scene.split_indices["train"].tolist(),
             device=device,
+            rgb_background=result.rgb_background,
+            latent_background=result.latent_background,
         )
         rows = [
             ev.metrics

@@ -221,6 +221,8 @@ def run_scene(args: Args, name: str, *, device: torch.device) -> dict:
         train_latents=latents,
         output_dir=run,
         extra={"steps": trainer.steps},
+        rgb_background=result.rgb_background,
+        latent_background=result.latent_background,
     )
     base = mean_metrics(
         [ev.metrics for ev in evaluate_views(scene=scene, indices=held_out, trained=trained, workers=workers)]

@@ -91,6 +91,8 @@ def _train_demo_scene(*, steps: int, device: torch.device) -> TrainedScene:
         train_indices=scene.split_indices["train"].tolist(),
         device=device,
         name=f"demo scene, {steps} steps",
+        rgb_background=result.rgb_background,
+        latent_background=result.latent_background,
     )
 
 

@@ -53,7 +53,7 @@ from splatent_viewer.viewer.modes import available_modes
 from splatent_viewer.viewer.renderer import CameraState, SceneRenderer
 
 CONSOLE = Console()
-STAGES = ("raster", "decode", "refine", "decode_enhanced", "rgb", "compose", "jpeg")
+STAGES = ("raster", "decode", "rgb", "guide", "refine", "decode_enhanced", "compose", "jpeg")
 
 
 @dataclass
@@ -84,6 +84,10 @@ class Args:
     """Markdown table written here."""
     refiner: str = "embedded"
     """TAEF2 refiner of setup 1: "embedded" (the shipped one) or a refiner folder (e.g. a candidate's, to time it)."""
+    guided: bool = False
+    """Setup 1 with its refiner made RGB-guided and residual (``guided_from(refiner, residual=True)``, what scene
+    adaptation ships): an enhanced frame then also rasterizes the RGB splats, encodes them (the guide) and decodes the
+    guide with the refined latent (one batched decode)."""
 
 
 def _orbit(n: int, *, radius: float) -> torch.Tensor:
@@ -304,6 +308,13 @@ def main(args: Args) -> str:
             n=args.gaussians, codec=codec, refiner=refiner, size=args.size, device=device, name="synthetic"
         )
         label = f"taef2, {args.gaussians:,} random G"
+    if args.guided:
+        from splatent_viewer.refine import guided_from
+
+        if scene.refiner is None:
+            raise SplatentError("--guided needs a refiner (setup 1 has none).")
+        scene.refiner = guided_from(scene.refiner, residual=True)
+        note += ", RGB-guided residual (guided_from)"
     CONSOLE.print(f"setup 1: {label}; refiner: {note}")
     rows += _run_setup(scene=scene, args=args, label=f"{label}; {note}")
     del scene
@@ -337,7 +348,8 @@ def main(args: Args) -> str:
         f"Viewer frame cost at {args.size}×{args.size}, mean of {args.frames} frames after {args.warmup} warm-up; "
         f"{name}; torch {torch.__version__}; {datetime.date.today().isoformat()}.\n"
         f"Command: `python benchmarks/viewer_frame.py --size {args.size} --frames {args.frames} "
-        f"--gaussians {args.gaussians}{' --load-config ' + str(args.load_config) if args.load_config else ''}`\n\n"
+        f"--gaussians {args.gaussians}{' --load-config ' + str(args.load_config) if args.load_config else ''}"
+        f"{' --guided' if args.guided else ''}`\n\n"
         f"GPU JPEG (nvJPEG via torchvision): {gpu_jpeg_available(device) if device.type == 'cuda' else False}. "
         f"Stage times: CUDA events between stages (device time); total: wall time per frame incl. JPEG.\n\n"
         f"| setup | variant | mode | {' | '.join(STAGES)} | total ms | FPS |\n|---|---|---|{'---|' * len(STAGES)}---|---|"

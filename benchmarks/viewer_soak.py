@@ -176,6 +176,8 @@ def quick_run(*, steps: int, work_dir: Path) -> Path:
         scene_path=scene_dir,
         train_indices=train,
         extra={"steps": steps},
+        rgb_background=result.rgb_background,
+        latent_background=result.latent_background,
     )
     return out
 

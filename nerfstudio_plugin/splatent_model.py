@@ -53,7 +53,7 @@ from splatent_viewer.refiner_training.adapt import AdaptationConfig, adapt_to_sc
 from splatent_viewer.splats import init_splats
 from splatent_viewer.trained import ReferenceBank, TrainedScene, load_refiner_for
 from splatent_viewer.training.densify import SyncFreeDefaultStrategy
-from splatent_viewer.training.encode import LatentCache, encode_images
+from splatent_viewer.training.encode import LatentCache, background_latent, encode_images
 from splatent_viewer.training.losses import l1_ssim_loss, psnr_tensor
 from splatent_viewer.training.points import TrainingCameras, initial_points
 from splatent_viewer.training.step import LossConfig, StepRender, render_step, step_losses
@@ -455,9 +455,7 @@ class SplatentModel(SplatfactoModel):
         pca = LatentPCA.fit(latents=latents)
         for name, value in zip(_PCA_BUFFERS, (pca.mean, pca.components, pca.lo, pca.hi)):
             setattr(self, name, value.to(self.device))
-        ds = self.downscale
-        flat = bg.view(1, 3, 1, 1).expand(1, 3, ds * 2, ds * 2).to(self.device)
-        self.background_latent = self.codec.encode(flat).float().mean(dim=(0, 2, 3))
+        self.background_latent = background_latent(codec=self.codec, colour=bg, device=self.device)
         record = {"cache_dir": str(cache.dir), "hits": stats.hits, "encoded": stats.encoded, "images": len(latents)}
         CONSOLE.log(f"splatent latent cache ({cache.dir}): {stats.hits} hits, {stats.encoded} encoded")
         if record_dir is not None:

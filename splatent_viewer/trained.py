@@ -215,6 +215,7 @@ class TrainedScene:
     """Background colour of the RGB splats (None = black)."""
     _decode_graph: CudaGraphRunner | None = field(default=None, init=False, repr=False)
     _refine_graph: CudaGraphRunner | None = field(default=None, init=False, repr=False)
+    _encode_graph: CudaGraphRunner | None = field(default=None, init=False, repr=False)
 
     def decode(self, latents: Float[Tensor, "B C h w"]) -> Float[Tensor, "B 3 H W"]:
         """``codec.decode`` (replayed from a CUDA graph after :meth:`enable_fast_inference`)."""
@@ -268,6 +269,7 @@ class TrainedScene:
         self.codec = PairedCodec(codec=base, decoder=decoder)
         if self._decode_graph is not None:
             self._decode_graph = CudaGraphRunner(self.codec.decode, name=f"{self.codec.decoder_name} decoder")
+            self._encode_graph = CudaGraphRunner(self.codec.encode, name=f"{self.codec.name} encoder")
         return self
 
     def refine(
@@ -291,7 +293,11 @@ class TrainedScene:
     def encode_guide(self, rgb: Float[Tensor, "H W 3"]) -> Float[Tensor, "1 C h w"]:
         """The RGB guide of a guided refiner: the RGB-splat render encoded by the scene codec (its encoder, also when
         a live decoder decodes frames)."""
-        return self.codec.encode(rgb.clamp(0, 1).permute(2, 0, 1)[None].to(self.codec.dtype))
+        image = rgb.clamp(0, 1).permute(2, 0, 1)[None].to(self.codec.dtype)
+        graphed = self._encode_graph
+        if graphed is not None and graphed.fn == self.codec.encode:
+            return graphed(image.contiguous())
+        return self.codec.encode(image)
 
     def enable_fast_inference(
         self, *, cuda_graphs: bool = True, channels_last: bool = False, cudnn_benchmark: bool = True
@@ -310,6 +316,8 @@ class TrainedScene:
                 self.refiner.use_channels_last(True)
         if cuda_graphs:
             self._decode_graph = CudaGraphRunner(self.codec.decode, name=f"{self.codec.decoder_name} decoder")
+            # the guide of an RGB-guided refiner (the RGB render, encoded every enhanced frame); captured on first use
+            self._encode_graph = CudaGraphRunner(self.codec.encode, name=f"{self.codec.name} encoder")
             if self.refiner is not None:
                 self._refine_graph = CudaGraphRunner(self.refiner.forward_positional, name="refiner")
         return self
@@ -328,11 +336,14 @@ def trained_scene_from_splats(
     train_latents: list[Float[Tensor, "C _h _w"]] | None = None,
     output_dir: Path | None = None,
     extra: dict | None = None,
+    rgb_background: Float[Tensor, "3"] | None = None,
+    latent_background: Float[Tensor, " C"] | None = None,
 ) -> TrainedScene:
     """A :class:`TrainedScene` for freshly trained splats. The reference bank holds the training views'
     latents: ``train_latents`` when the caller has them (the trainer's targets, :attr:`TrainResult.train_latents`,
     in ``train_indices`` order), else the views are encoded here. With ``output_dir``, the run is also written there
-    (:func:`save_trained_run`, ``extra`` in its record) and is the scene's ``source``."""
+    (:func:`save_trained_run`, ``extra`` in its record) and is the scene's ``source``. ``rgb_background`` and
+    ``latent_background``: what the trainer composited on (:attr:`TrainResult.rgb_background`; None: black/zeros)."""
     if train_latents is None:
         bank = ReferenceBank.from_scene(scene=scene, indices=train_indices, codec=codec, device=device)
     else:
@@ -352,6 +363,8 @@ def trained_scene_from_splats(
             scene_path=scene.root,
             train_indices=list(train_indices),
             extra=extra,
+            rgb_background=rgb_background,
+            latent_background=latent_background,
         )
     return TrainedScene(
         params=params,
@@ -359,12 +372,13 @@ def trained_scene_from_splats(
         sh_degree=sh_degree,
         references=bank,
         refiner=refiner,
-        latent_background=None,
+        latent_background=None if latent_background is None else latent_background.to(device),
         name=name,
         source=scene.root if output_dir is None else Path(output_dir),
         scene_path=scene.root,
         device=torch.device(device),
         train_indices=list(train_indices),
+        rgb_background=None if rgb_background is None else rgb_background.to(device),
     )
 
 
@@ -378,12 +392,18 @@ def save_trained_run(
     scene_path: Path | None = None,
     train_indices: list[int] | None = None,
     extra: dict | None = None,
+    rgb_background: Float[Tensor, "3"] | None = None,
+    latent_background: Float[Tensor, " C"] | None = None,
 ) -> None:
-    """Writes a run folder that :func:`load_trained_scene` reads (each file atomically)."""
+    """Writes a run folder that :func:`load_trained_scene` reads (each file atomically); the backgrounds (None:
+    black/zeros) go into the splats' record."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     meta = dict(extra or {})
     meta.update({"scene": str(scene_path) if scene_path is not None else None, "train_indices": train_indices})
+    for key, value in (("rgb_background", rgb_background), ("latent_background", latent_background)):
+        if value is not None:
+            meta[key] = value.detach().float().cpu().tolist()
     save_splats(path=output_dir / SPLATS_FILE, params=params, codec=codec.name, sh_degree=sh_degree, extra=meta)
     references.save(output_dir / REFERENCES_FILE)
 
@@ -492,17 +512,29 @@ def load_trained_scene(
             f"{codec.latent_channels} ({codec.name}). Re-create the run folder."
         )
     scene_path = splats.extra.get("scene")
+    backgrounds: dict[str, Tensor | None] = {key: None for key in ("rgb_background", "latent_background")}
+    for key in backgrounds:
+        if splats.extra.get(key) is not None:
+            backgrounds[key] = torch.tensor(splats.extra[key], dtype=torch.float32, device=device)
+    if backgrounds["latent_background"] is not None and backgrounds["latent_background"].shape != (
+        codec.latent_channels,
+    ):
+        raise SplatentError(
+            f"{run_dir / SPLATS_FILE} records a {tuple(backgrounds['latent_background'].shape)} background latent; "
+            f"codec {codec.name} has {codec.latent_channels} channels. Re-create the run folder."
+        )
     scene = TrainedScene(
         params=splats.params,
         codec=codec,
         sh_degree=splats.sh_degree,
         references=bank,
         refiner=load_refiner_for(refiner, codec=codec, device=device, dtype=dtype, run=run_dir),
-        latent_background=None,
+        latent_background=backgrounds["latent_background"],
         name=run_dir.name,
         source=path,
         device=device,
         scene_path=Path(scene_path) if scene_path else None,
         train_indices=splats.extra.get("train_indices"),
+        rgb_background=backgrounds["rgb_background"],
     )
     return scene

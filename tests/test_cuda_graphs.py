@@ -67,6 +67,33 @@ def test_fast_inference_frames_equal_eager_frames(tiny_trained_scene_dir) -> Non
 
 @pytest.mark.gpu
 @cuda
+def test_fast_inference_replays_the_guided_residual_frame(tiny_trained_scene_dir) -> None:
+    """An RGB-guided residual refiner's frame (RGB pass, encoded guide, refine, one batched decode of the refined
+    latent and the guide) replayed from CUDA graphs equals the eager frame."""
+    from splatent_viewer.frame import render_frame
+    from splatent_viewer.refine import RefinerConfig, guided_from
+    from splatent_viewer.trained import load_trained_scene
+
+    scene = load_trained_scene(tiny_trained_scene_dir, device="cuda", refiner="none")
+    torch.manual_seed(0)
+    plain = RefinerConfig(codec="taef2", latent_channels=32, num_references=2).setup(device="cuda", dtype=torch.float16)
+    scene.refiner = guided_from(plain, residual=True)
+    torch.nn.init.normal_(scene.refiner.backbone.unet.conv_out.weight, std=0.02)  # not the identity
+    c2w, K = scene.references.c2w[1].cpu(), scene.references.Ks[1].cpu()
+    h, w = (int(v) for v in scene.references.sizes[1])
+    outputs = ("rgb", "enhanced")
+    eager = render_frame(scene=scene, c2w=c2w, K=K, width=w, height=h, outputs=outputs)
+    scene.enable_fast_inference()
+    for _ in range(2):  # capture, then replay
+        fast = render_frame(scene=scene, c2w=c2w, K=K, width=w, height=h, outputs=outputs)
+    assert scene._encode_graph is not None and scene._encode_graph.num_graphs == 1
+    assert scene._decode_graph is not None and scene._decode_graph.num_graphs == 1  # batch of 2: refined + guide
+    torch.testing.assert_close(fast.enhanced, eager.enhanced, atol=3e-3, rtol=0)
+    assert (eager.enhanced - eager.rgb).abs().mean() > 1e-3  # the refiner changed the RGB splats
+
+
+@pytest.mark.gpu
+@cuda
 def test_fast_inference_replays_the_live_decoder(tiny_sd_run_dir, tiny_sd_codec_dirs) -> None:
     from splatent_viewer.codecs import LiveDecoderConfig, load_codec
     from splatent_viewer.frame import render_frame

@@ -160,6 +160,18 @@ class Scene:
             self._cache[i] = img
         return img
 
+    def has_alpha(self) -> bool:
+        """Whether the scene's images carry alpha (then :meth:`load_image` composites them on ``alpha_color``), read
+        from the first image's header (a scene's images share one format: blender-data RGBA, captures RGB)."""
+        if not self.image_paths:
+            return False
+        path = self.image_paths[0]
+        try:
+            with Image.open(path) as im:
+                return _has_alpha(im)
+        except (OSError, UnidentifiedImageError, ValueError) as e:
+            raise SplatentError(f"Cannot read image {path} ({e}). Replace the file with a valid image.") from e
+
     def viewmats(self) -> Float[Tensor, "N 4 4"]:
         """OpenCV world-to-camera matrices (gsplat ``viewmats``)."""
         return opengl_c2w_to_viewmat(self.camera_to_worlds)
@@ -223,6 +235,11 @@ class Scene:
         return xyz[:, :3].float().contiguous(), colours
 
 
+def _has_alpha(im: Image.Image) -> bool:
+    """Whether a PIL image (its header is enough) carries an alpha channel or a transparent palette entry."""
+    return im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)
+
+
 def _to_rgb_array(im: Image.Image, alpha_color: tuple[float, float, float]) -> np.ndarray:
     """PIL image → float RGB array in [0, 1], compositing any alpha (straight) on ``alpha_color``."""
     if im.mode in ("I;16", "I;16B", "I;16L", "I"):
@@ -230,7 +247,7 @@ def _to_rgb_array(im: Image.Image, alpha_color: tuple[float, float, float]) -> n
             65535.0 if im.mode.startswith("I;16") or np.asarray(im).max() > 255 else 255.0
         )
         return np.repeat(g[..., None], 3, axis=-1)
-    has_alpha = im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)
+    has_alpha = _has_alpha(im)
     arr = np.asarray(im.convert("RGBA" if has_alpha else "RGB"), dtype=np.float32) / 255.0
     if has_alpha:
         a = arr[..., 3:4]

@@ -279,17 +279,21 @@ class Refiner(nn.Module):
         residual refiner the RGB splats ``rgb`` plus the decoded change to the ``guide``,
         ``rgb + decode(refined) - decode(guide)`` (no gradient through the guide's term). ``decode``: the codec's
         decoder (latents [B C h w] → images [B 3 H W])."""
-        decoded = decode(refined).float()
         if not self.config.residual:
-            return decoded
+            return decode(refined).float()
         if guide is None or rgb is None:
             raise SplatentError(
                 "This refiner enhances the RGB splats (residual): pass the RGB render (rgb=) and its guide (guide=); "
                 "a refiner dataset needs both (rebuild it with `splatent-refiner make-dataset`)."
             )
-        with torch.no_grad():
-            lost = rgb.float() - decode(guide).float()  # what the codec loses of the RGB splats
-        return decoded + lost
+        if not torch.is_grad_enabled():  # inference: one decoder call for both (one launch sequence, one CUDA graph)
+            both = decode(torch.cat([refined, guide.to(refined.dtype)])).float()
+            decoded, guide_decoded = both[: len(refined)], both[len(refined) :]
+        else:
+            decoded = decode(refined).float()
+            with torch.no_grad():
+                guide_decoded = decode(guide).float()
+        return decoded + (rgb.float() - guide_decoded)  # the RGB splats plus the refiner's change to the guide
 
     def forward_positional(self, target: Tensor, references: Tensor, guide: Tensor | None = None) -> Tensor:
         """``forward(target=..., references=..., guide=...)`` (positional form, for CUDA-graph capture)."""

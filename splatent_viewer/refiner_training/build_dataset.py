@@ -305,6 +305,8 @@ def unit_samples(
         device=device,
         name=name,
         train_latents=result.train_latents,
+        rgb_background=result.rgb_background,
+        latent_background=result.latent_background,
     )  # the trainer's targets: not encoded again
     return heldout_samples(
         trained=trained,

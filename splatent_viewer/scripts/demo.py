@@ -192,6 +192,8 @@ def main(config: DemoConfig) -> dict:
         train_latents=train_latents,
         output_dir=config.output_dir,
         extra={"steps": trainer_cfg.steps},
+        rgb_background=result.rgb_background,
+        latent_background=result.latent_background,
     )
     generic: list[dict] = []
     if config.adapt and refiner is not None:

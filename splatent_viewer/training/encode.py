@@ -146,3 +146,14 @@ def encode_images(
 
 
 __all__ = ["ENV_VAR", "EncodeStats", "LatentCache", "default_cache_root", "encode_images", "image_key"]
+
+
+@torch.no_grad()
+def background_latent(
+    *, codec: LatentCodec, colour: Float[Tensor, "3"], device: torch.device | str
+) -> Float[Tensor, " C"]:
+    """The latent of a flat image of ``colour`` (RGB in [0, 1]): the background a latent pass composites on where the
+    RGB pass composites on ``colour``. Both trainers (the core loop, ``ns-train splatent``) use it."""
+    ds = codec.downscale
+    flat = colour.to(device=device, dtype=torch.float32).view(1, 3, 1, 1).expand(1, 3, ds * 2, ds * 2)
+    return codec.encode(flat).float().mean(dim=(0, 2, 3))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, is_dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from gsplat.strategy import DefaultStrategy
@@ -29,7 +29,7 @@ from splatent_viewer.progress import Progress
 from splatent_viewer.references import camera_scene_scale
 from splatent_viewer.splats import init_splats
 from splatent_viewer.training.densify import SyncFreeDefaultStrategy
-from splatent_viewer.training.encode import LatentCache, encode_images
+from splatent_viewer.training.encode import LatentCache, background_latent, encode_images
 from splatent_viewer.training.points import TrainingCameras, initial_points
 from splatent_viewer.training.step import LearningRates, LossConfig, create_optimizers, render_step, step_losses
 
@@ -77,6 +77,11 @@ class LatentSplatTrainerConfig:
     """gsplat densification strategy (latents are cloned with everything else)."""
     seed: int = 0
     """Random seed (initialisation and view order)."""
+    background: Literal["auto", "black", "white"] = "auto"
+    """What the RGB and latent passes composite on. auto: the colour the loader composited the scene's RGBA images on
+    (``scene.alpha_color``, white for blender-data: the targets' background, so no Gaussian paints it), black for
+    opaque captures; black: no background (zero RGB and latent, as ``ns-train splatent`` on opaque images); white.
+    The resolved colour and its latent are saved with the run (:func:`~splatent_viewer.trained.save_trained_run`)."""
 
     def scalar_settings(self) -> dict[str, bool | int | float | str]:
         """The plain-valued settings (nested ones as ``loss.decoded_weight``; the densification strategy is left
@@ -106,6 +111,10 @@ class TrainResult:
     train_latents: list[Float[Tensor, "C _h _w"]] | None = None
     """Codec latents of the training views (``scene.split_indices["train"]`` order, float32): the loss targets, for a
     reference bank without encoding the images again (:meth:`ReferenceBank.from_latents`)."""
+    rgb_background: Float[Tensor, "3"] | None = None
+    """Colour the RGB pass composited on (None: black); see :attr:`LatentSplatTrainerConfig.background`."""
+    latent_background: Float[Tensor, " C"] | None = None
+    """Latent the latent pass composited on (None: zeros): :func:`background_latent` of ``rgb_background``."""
 
 
 def training_cameras(scene: Scene, views: list[int]) -> TrainingCameras:
@@ -140,6 +149,25 @@ def check_fitted(scene: Scene, indices: list[int], multiple: int) -> None:
             f"{int(scene.heights[i])}, not a multiple of the codec's downscale {multiple}; load the scene "
             f"with load_scene(..., size_multiple={multiple}) (every splatent tool does)."
         )
+
+
+def resolve_background(
+    *, scene: Scene, mode: str, codec: LatentCodec, device: torch.device | str
+) -> tuple[Float[Tensor, "3"] | None, Float[Tensor, " C"] | None]:
+    """The RGB background colour and background latent of :attr:`LatentSplatTrainerConfig.background` ``mode`` for
+    ``scene`` ((None, None): black, no background)."""
+    if mode not in ("auto", "black", "white"):
+        raise SplatentError(f"background must be auto, black or white; not {mode!r}.")
+    if mode == "white":
+        colour = (1.0, 1.0, 1.0)
+    elif mode == "auto" and scene.has_alpha():
+        colour = scene.alpha_color
+    else:
+        return None, None
+    if colour == (0.0, 0.0, 0.0):
+        return None, None
+    rgb = torch.tensor(colour, dtype=torch.float32, device=device)
+    return rgb, background_latent(codec=codec, colour=rgb, device=device)
 
 
 def train_latent_splats(
@@ -177,6 +205,7 @@ def train_latent_splats(
                 "encode_views(...) of the scene's training views, or None to encode them here."
             )
         targets_latent = [t.to(device=device, dtype=torch.float32) for t in train_latents]
+    rgb_bg, latent_bg = resolve_background(scene=scene, mode=config.background, codec=codec, device=device)
     viewmats = scene.viewmats()[train].to(device)
     Ks = scene.Ks[train].to(device)
     full_images = [scene.load_image(i).to(device) for i in train]  # [H, W, 3] each
@@ -243,6 +272,8 @@ def train_latent_splats(
                 sh_degree=sh_degree,
                 rgb_downscale=d,
                 rgb=config.loss.rgb_weight > 0,
+                rgb_background=rgb_bg,
+                latent_background=latent_bg,
             )
             terms = step_losses(
                 render=render,
@@ -277,4 +308,6 @@ def train_latent_splats(
         losses=torch.stack(losses).tolist() if losses else [],
         scene_scale=scene_scale,
         train_latents=targets_latent,
+        rgb_background=rgb_bg,
+        latent_background=latent_bg,
     )

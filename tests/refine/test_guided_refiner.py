@@ -125,6 +125,17 @@ def test_the_enhanced_image_of_a_residual_refiner_is_the_rgb_splats_plus_its_dec
     assert changed.grad is not None and guide.grad is None
     with pytest.raises(SplatentError, match="rgb="):
         residual.image(refined=start, decode=_decode, guide=guide)
+    # inference decodes the refined latent and the guide in one batched call, with the same image
+    calls: list[int] = []
+
+    def counting_decode(z: torch.Tensor) -> torch.Tensor:
+        calls.append(len(z))
+        return _decode(z)
+
+    with torch.no_grad():
+        image = residual.image(refined=changed, decode=counting_decode, guide=guide, rgb=rgb)
+    assert calls == [2]
+    torch.testing.assert_close(image, expected)
 
 
 def test_a_residual_refiner_saves_and_loads(tmp_path) -> None:

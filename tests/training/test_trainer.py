@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from gsplat.strategy import DefaultStrategy
 
@@ -135,3 +137,65 @@ def test_views_of_different_sizes_train_together(scene_makers, tmp_path):
     )
     assert [tuple(t.shape) for t in result.train_latents] == [(32, 8, 7), (32, 8, 5), (32, 8, 7)]
     assert all(torch.isfinite(torch.tensor(result.losses)))
+
+
+def test_blender_scenes_train_and_render_on_the_colour_their_images_were_composited_on(scene_makers, tmp_path):
+    """RGBA images (blender-data) are composited on ``alpha_color`` by the loader: the trainer composites both passes
+    on that colour (and its latent), the run records both, and a reloaded run renders empty space in that colour."""
+    from splatent_viewer.frame import render_frame
+    from splatent_viewer.trained import load_trained_scene, trained_scene_from_splats
+    from splatent_viewer.training.encode import background_latent
+    from splatent_viewer.training.trainer import resolve_background
+
+    (tmp_path / "lego").mkdir()
+    scene = load_scene(scene_makers.make_blender_scene(tmp_path / "lego", size=(16, 16)), size_multiple=8)
+    assert scene.has_alpha()
+    codec = load_codec("taef2")
+    white = torch.ones(3)
+    config = LatentSplatTrainerConfig(steps=3, densify=False, num_random=200)
+    result = train_latent_splats(scene=scene, codec=codec, config=config, progress=False)
+    assert result.rgb_background is not None and result.latent_background is not None
+    torch.testing.assert_close(result.rgb_background, white)
+    torch.testing.assert_close(result.latent_background, background_latent(codec=codec, colour=white, device="cpu"))
+    assert result.latent_background.abs().max() > 0.1  # white's latent is not the zero latent used for black
+
+    params = dict(result.params)
+    params["opacities"] = torch.full_like(params["opacities"], -30.0)  # nothing covers any pixel: background only
+    train = scene.split_indices["train"].tolist()
+    trained_scene_from_splats(
+        scene=scene,
+        params=params,
+        codec=codec,
+        sh_degree=result.sh_degree,
+        train_indices=train,
+        device="cpu",
+        output_dir=tmp_path / "run",
+        rgb_background=result.rgb_background,
+        latent_background=result.latent_background,
+    )
+    loaded = load_trained_scene(tmp_path / "run", refiner="none")
+    assert loaded.rgb_background is not None and loaded.latent_background is not None
+    torch.testing.assert_close(loaded.latent_background, result.latent_background)
+    frame = render_frame(
+        scene=loaded, c2w=scene.camera_to_worlds[0], K=scene.Ks[0], width=16, height=16, outputs=("rgb", "decoded")
+    )
+    torch.testing.assert_close(frame.rgb, torch.ones(16, 16, 3))
+    assert frame.decoded.mean() > 0.9  # the decoded background latent is (near) white
+
+    # Opaque captures keep black (no background), and the choice can be forced.
+    assert resolve_background(scene=scene, mode="black", codec=codec, device="cpu") == (None, None)
+    blue = replace(scene, alpha_color=(0.0, 0.0, 1.0))
+    rgb, _ = resolve_background(scene=blue, mode="auto", codec=codec, device="cpu")
+    torch.testing.assert_close(rgb, torch.tensor([0.0, 0.0, 1.0]))
+
+
+def test_opaque_captures_train_on_black_as_before(tiny_scene_dir):
+    scene = load_scene(tiny_scene_dir)
+    assert not scene.has_alpha()
+    result = train_latent_splats(
+        scene=scene,
+        codec=load_codec("taef2"),
+        config=LatentSplatTrainerConfig(steps=1, densify=False),
+        progress=False,
+    )
+    assert result.rgb_background is None and result.latent_background is None
