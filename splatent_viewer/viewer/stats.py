@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from splatent_viewer.viewer.modes import NEEDS_REFINER
 
 # Display order of render_frame's stage names (others follow alphabetically).
-_STAGE_ORDER = ("raster", "decode", "refine", "decode_enhanced", "rgb", "compose", "encode/send")
+_STAGE_ORDER = ("raster", "rgb", "guide", "decode", "refine", "decode_enhanced", "compose", "encode/send")
 
 
 @dataclass
