@@ -17,7 +17,6 @@ from torch import Tensor
 from splatent_viewer.cameras import opengl_c2w_to_viewmat, scale_intrinsics
 from splatent_viewer.errors import SplatentError
 from splatent_viewer.splats import render_splats
-from splatent_viewer.splats.render import render_rgb_and_latents
 from splatent_viewer.trained import NO_REFINER_MESSAGE, TrainedScene
 
 OUTPUTS = ("decoded", "enhanced", "rgb", "depth", "alpha", "latent", "guide")
@@ -145,29 +144,10 @@ def render_frame(
     frame = Frame()
 
     guided = "enhanced" in outputs and scene.refiner is not None and scene.refiner.config.guided
-    want_rgb = bool({"rgb", "depth", "alpha", "guide"} & set(outputs)) or guided
-    want_latent = bool({"decoded", "enhanced", "latent"} & set(outputs))
-    rgb_bg = None if scene.rgb_background is None else scene.rgb_background.to(dev, torch.float32)[None]
-    lat_bg = None if scene.latent_background is None else scene.latent_background.to(dev, torch.float32)[None]
-    rgb_out = lat_out = None
-    timer.start()
-    if want_rgb and want_latent:  # one projection for both (as a training step): timed as "raster"
-        rgb_out, lat_out = render_rgb_and_latents(
-            params=scene.params,
-            viewmats=vm,
-            Ks=Kb,
-            width=width,
-            height=height,
-            latent_width=width // ds,
-            latent_height=height // ds,
-            latent_downscale=ds,
-            sh_degree=scene.sh_degree,
-            rgb_backgrounds=rgb_bg,
-            latent_backgrounds=lat_bg,
-            depth="depth" in outputs,
-        )
-    elif want_rgb:
-        rgb_out = render_splats(
+    if {"rgb", "depth", "alpha", "guide"} & set(outputs) or guided:
+        timer.start()
+        bg = None if scene.rgb_background is None else scene.rgb_background.to(dev, torch.float32)[None]
+        out = render_splats(
             params=scene.params,
             viewmats=vm,
             Ks=Kb,
@@ -175,36 +155,36 @@ def render_frame(
             height=height,
             content="rgb",
             sh_degree=scene.sh_degree,
-            backgrounds=rgb_bg,
+            backgrounds=bg,
             depth="depth" in outputs,
         )
-    elif want_latent:
-        lat_out = render_splats(
+        frame.rgb = out.features[0].clamp(0, 1)
+        if "depth" in outputs:
+            assert out.depth is not None  # asked for
+            frame.depth = out.depth[0, ..., 0]
+        if "alpha" in outputs:
+            frame.alpha = out.alpha[0, ..., 0]
+        timer.stop("rgb")
+        if "guide" in outputs or guided:
+            timer.start()
+            frame.guide = scene.encode_guide(frame.rgb)[0].float()
+            timer.stop("guide")
+
+    if {"decoded", "enhanced", "latent"} & set(outputs):
+        timer.start()
+        bg = None if scene.latent_background is None else scene.latent_background.to(dev, torch.float32)[None]
+        out = render_splats(
             params=scene.params,
             viewmats=vm,
             Ks=scale_intrinsics(Kb, 1.0 / ds),
             width=width // ds,
             height=height // ds,
             content="latent",
-            backgrounds=lat_bg,
+            backgrounds=bg,
             depth=False,
         )
-    timer.stop("raster" if want_latent else "rgb")
-
-    if rgb_out is not None:
-        frame.rgb = rgb_out.features[0].clamp(0, 1)
-        if "depth" in outputs:
-            assert rgb_out.depth is not None  # asked for
-            frame.depth = rgb_out.depth[0, ..., 0]
-        if "alpha" in outputs:
-            frame.alpha = rgb_out.alpha[0, ..., 0]
-        if "guide" in outputs or guided:
-            timer.start()
-            frame.guide = scene.encode_guide(frame.rgb)[0].float()
-            timer.stop("guide")
-
-    if lat_out is not None:
-        frame.latent = lat_out.features[0].permute(2, 0, 1)
+        frame.latent = out.features[0].permute(2, 0, 1)
+        timer.stop("raster")
         if "decoded" in outputs:
             timer.start()
             frame.decoded = scene.decode(frame.latent[None])[0].float().clamp(0, 1).permute(1, 2, 0)
