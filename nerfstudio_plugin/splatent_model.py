@@ -154,9 +154,11 @@ class SplatentModelConfig(SplatfactoModelConfig):
     """Densify on absgrad (gsplat CUDA only); False uses the plain screen-space gradient, on any device."""
     use_lpips: bool = True
     """Report LPIPS in eval metrics when torchvision's AlexNet weights are in the torch hub cache (never downloads)."""
-    refiner: Union[Literal["embedded", "none"], Path] = "embedded"
-    """Refiner for the rgb_enhanced output (eval/viewer renders only): embedded (the shipped
-    assets/refiner; skipped with one log line when it does not fit the codec), a refiner folder, or none."""
+    refiner: Union[Literal["guided", "embedded", "none"], Path] = "guided"
+    """Refiner for the rgb_enhanced output (eval/viewer renders only): guided (the shipped assets/refiner made
+    RGB-guided: the RGB splats plus its change, the RGB splats exactly until adapted), embedded (the shipped pure-latent
+    refiner; either skipped with one log line when it does not fit the codec), a refiner folder, or none. After
+    the adaptation phase: the adapted refiner's folder."""
     num_references: Optional[int] = None
     """Training views the refiner attends to for rgb_enhanced; default the refiner's own k."""
     adapt_refiner: Optional[bool] = None
@@ -200,7 +202,7 @@ class SplatentModel(SplatfactoModel):
         object.__setattr__(self, "_refiner", None)  # loaded on the first eval render; never a submodule either
         object.__setattr__(self, "_bank", None)  # ReferenceBank view of the reference buffers
         self._refiner_missing = self.config.refiner == "none"
-        if self.config.refiner not in ("embedded", "none"):  # an explicit folder: fail now, not mid-render
+        if self.config.refiner not in ("guided", "embedded", "none"):  # an explicit folder: fail now, not mid-render
             refiner_config, _ = read_refiner_config(Path(self.config.refiner))
             check_codec(refiner_config, codec, source=self.config.refiner)
         C = codec.latent_channels
@@ -288,7 +290,7 @@ class SplatentModel(SplatfactoModel):
         if refiner is None and not self._refiner_missing:
             source = self.config.refiner
             refiner = load_refiner_for(
-                source if source == "embedded" else Path(source),
+                source if source in ("guided", "embedded") else Path(source),
                 codec=self.codec,
                 device=self.device,
                 dtype=torch.float32,
@@ -400,7 +402,7 @@ class SplatentModel(SplatfactoModel):
             CONSOLE.log(f"splatent: refiner not adapted (the training images are not frames of {scene_path})")
             return
         settings = self.config.adaptation
-        if self.config.refiner != "embedded":
+        if self.config.refiner not in ("guided", "embedded"):  # the shipped refiner: adaptation makes it guided itself
             settings = replace(settings, refiner=str(self.config.refiner))
         result = adapt_to_scene(
             scene=scene,

@@ -25,8 +25,9 @@ class TrainedSceneConfig:
     """Compute device; auto = cuda when available, else cpu."""
     refiner: str = "auto"
     """Refiner of the enhanced modes: auto (the run's scene-adapted refiner from `splatent-refiner adapt` when it has
-    one, else the shipped one), embedded (the shipped one, when it fits the codec), none (no enhancement), or a
-    folder written by `splatent-refiner train`."""
+    one, else guided), guided (the shipped refiner made RGB-guided: the enhanced view starts as the RGB splats and
+    adaptation adds to them), embedded (the shipped pure-latent refiner, the paper's setting), none (no enhancement),
+    or a folder written by `splatent-refiner train`. The shipped ones only when they fit the codec."""
     codec_path: Path | None = None
     """Local weights of the scene's codec when it is not embedded (e.g. an SD-Turbo folder); default: the run's
     codec from its usual place."""
@@ -46,7 +47,9 @@ class TrainedSceneConfig:
         """Loads the scene on ``device`` (default: :meth:`resolved_device`) with its refiner and live decoder, with
         the CUDA fast-inference path when ``cuda_graphs``."""
         device = self.resolved_device() if device is None else device
-        refiner: Path | str = self.refiner if self.refiner in ("auto", "embedded", "none") else Path(self.refiner)
+        refiner: Path | str = (
+            self.refiner if self.refiner in ("auto", "guided", "embedded", "none") else Path(self.refiner)
+        )
         scene = load_trained_scene(
             self.load_config,
             device=device,

@@ -418,8 +418,11 @@ def load_refiner_for(
     refiner: Path | str | None, *, codec: LatentCodec, device: torch.device, dtype: torch.dtype, run: Path | None = None
 ) -> Refiner | None:
     """``"none"``/None → None; ``"auto"`` → the run's scene-adapted refiner (``<run>/refiner_adapted``) when it has
-    one, else as ``"embedded"``; ``"embedded"`` → the shipped refiner, or None with a warning when there is none (or it
-    does not fit ``codec``); a path → that refiner (errors if it does not load or fit)."""
+    one, else as ``"guided"``; ``"guided"`` → the shipped refiner made RGB-guided and residual
+    (:func:`~splatent_viewer.refine.guided_from`: its enhanced view starts as the RGB splats exactly; what scene
+    adaptation starts from); ``"embedded"`` → the shipped pure-latent refiner (the paper's setting). Both give None with
+    a warning when there is no shipped refiner (or it does not fit ``codec``); a path → that refiner (errors if it does
+    not load or fit)."""
     if refiner is None or refiner == "none":
         return None
     from splatent_viewer.refine.checkpoint import load_refiner  # the refiner package pulls in diffusers
@@ -429,14 +432,19 @@ def load_refiner_for(
         if adapted is not None and adapted.is_dir():
             LOG.info("refiner: %s (adapted to this scene)", adapted)
             return load_refiner(adapted, device=device, dtype=dtype, codec=codec)
-        refiner = "embedded"
+        refiner = "guided"
 
-    if refiner == "embedded":
+    if refiner in ("embedded", "guided"):
         try:
-            return load_refiner("embedded", device=device, dtype=dtype, codec=codec)
+            shipped = load_refiner("embedded", device=device, dtype=dtype, codec=codec)
         except SplatentError as e:
             LOG.warning("no enhancement: %s", e)
             return None
+        if refiner == "embedded" or shipped.config.guided or shipped.config.backbone != "embedded":
+            return shipped
+        from splatent_viewer.refine import guided_from
+
+        return guided_from(shipped, residual=True)
     return load_refiner(Path(refiner), device=device, dtype=dtype, codec=codec)
 
 
@@ -459,7 +467,7 @@ def load_trained_scene(
     path: Path,
     *,
     device: torch.device | str = "cpu",
-    refiner: Path | Literal["auto", "embedded", "none"] | None = "auto",
+    refiner: Path | Literal["auto", "guided", "embedded", "none"] | None = "auto",
     codec_path: Path | None = None,
     refiner_dtype: torch.dtype | None = None,
     live_decoder: LiveDecoderConfig | None = None,
@@ -468,8 +476,9 @@ def load_trained_scene(
     (:data:`RUN_LOADERS_GROUP`; e.g. an ``ns-train splatent`` ``config.yml``).
 
     ``refiner="auto"`` uses the run's scene-adapted refiner (``refiner_adapted/`` in the run folder) when it has one,
-    else as ``"embedded"``: the shipped refiner when it exists and the codec matches (else no enhancement, with a
-    warning); a path must load or it is an error; ``"none"`` disables it.
+    else as ``"guided"``: the shipped refiner made RGB-guided (the RGB splats until adapted); ``"embedded"``: the
+    shipped pure-latent refiner; both only when it exists and the codec matches (else no enhancement, with a warning;
+    :func:`load_refiner_for`); a path must load or it is an error; ``"none"`` disables it.
     ``refiner_dtype`` defaults to float16 on CUDA, float32 on CPU. ``live_decoder`` (when it names one)
     decodes frames with another codec of the same latent space (:class:`PairedCodec`, as
     :meth:`TrainedScene.set_live_decoder` sets later).

@@ -333,6 +333,7 @@ def guided_from(refiner: Refiner, *, residual: bool = False) -> Refiner:
     for name in ("backbone.unet.conv_out.weight", "backbone.unet.conv_out.bias"):
         state[name] = torch.zeros_like(state[name])
     guided.load_state_dict(state)
+    guided.source = refiner.source  # the same weights: labelled as where they came from
     return guided
 
 

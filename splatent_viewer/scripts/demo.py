@@ -81,9 +81,11 @@ class DemoConfig:
     """Frame rate of the video."""
     seed: int = 0
     """Random seed."""
-    refiner: str = "embedded"
-    """Refiner for the enhanced render: embedded (the shipped one, when there is one), none, or a folder from
-    `splatent-refiner train`. With one, metrics, compare.png and the video include the enhanced render."""
+    refiner: str = "guided"
+    """Refiner for the enhanced render: guided (the shipped refiner made RGB-guided: the RGB splats plus what it
+    changes, the RGB splats exactly until --adapt), embedded (the shipped pure-latent refiner, the paper's setting),
+    none, or a folder from `splatent-refiner train`. With one, metrics, compare.png and the video include the enhanced
+    render."""
     render_workers: Optional[int] = None
     """Held-out views and video frames rendered at once, each on its share of the CPU threads (default: 2 on
     a CPU with 2+ threads, where it is ~1.4x faster than one frame on all threads; 1 on CUDA)."""
@@ -205,7 +207,9 @@ def main(config: DemoConfig) -> dict:
             )
         ]
         settings = (
-            config.adaptation if config.refiner == "embedded" else replace(config.adaptation, refiner=config.refiner)
+            config.adaptation
+            if config.refiner in ("embedded", "guided")
+            else replace(config.adaptation, refiner=config.refiner)
         )
         adapted = adapt_to_scene(
             scene=scene, train_views=train_indices, codec=codec, run=config.output_dir, config=settings, device=device

@@ -123,14 +123,26 @@ def test_refiner_for_another_latent_space_fails_at_setup(tmp_path: Path) -> None
 
 
 def test_ns_train_splatent_enhances_with_the_shipped_refiner_by_default() -> None:
+    """Default: the shipped refiner made RGB-guided and residual, so before any adaptation rgb_enhanced is the RGB
+    splats exactly; --pipeline.model.refiner embedded: the shipped pure-latent refiner, which changes the decoded
+    render."""
     from splatent_viewer.paths import assets_dir
 
-    assert SplatentModelConfig().refiner == "embedded"
-    model = _model()  # no refiner option: the shipped assets/refiner
+    assert SplatentModelConfig().refiner == "guided"
+    model = _model()  # no refiner option: the shipped assets/refiner, made guided
     model.eval()
     with torch.no_grad():
         out = model.get_outputs_for_camera(_camera())
     assert model.refiner is not None and model.refiner.config.codec == "taef2"
+    assert model.refiner.config.guided and model.refiner.config.residual
+    assert model.refiner.source == assets_dir() / "refiner"
     assert model.refiner.config.num_references == 3 and (assets_dir() / "refiner" / "refiner.json").is_file()
     assert out["rgb_enhanced"].shape == out["rgb"].shape == (32, 32, 3)
+    torch.testing.assert_close(out["rgb_enhanced"], out["rgb_gaussians"], atol=1e-5, rtol=0)
+
+    model = _model(refiner="embedded")
+    model.eval()
+    with torch.no_grad():
+        out = model.get_outputs_for_camera(_camera())
+    assert model.refiner is not None and not model.refiner.config.guided
     assert not torch.allclose(out["rgb_enhanced"], out["rgb"])  # trained: not the identity

@@ -17,7 +17,7 @@ def test_overrides_reach_splatent_and_not_splatfacto(tmp_path, load_benchmark):
     assert (model.loss.decoded_weight, model.loss.decoded_every, model.refiner) == (1.0, 1, "none")
     assert cfg.max_num_iterations == 10
     default = bench._config("splatent", tmp_path / "scene", "nerfstudio", 10, tmp_path, "cpu").pipeline.model
-    assert (default.loss.decoded_weight, default.refiner) == (0.0, "embedded")
+    assert (default.loss.decoded_weight, default.refiner) == (0.0, "guided")
     splatfacto = bench._config("splatfacto", tmp_path / "scene", "nerfstudio", 10, tmp_path, "cpu", overrides)
     assert not hasattr(splatfacto.pipeline.model, "loss")
     # stock splatfacto: nerfstudio's own Adam config (splatent's fuses on CUDA), same rates
