@@ -144,6 +144,9 @@ def render_frame(
     frame = Frame()
 
     guided = "enhanced" in outputs and scene.refiner is not None and scene.refiner.config.guided
+    # A residual guided refiner that still returns its guide (the generic start, before adaptation) shows the RGB
+    # splats exactly: no guide to encode, nothing to refine or decode.
+    as_rgb = guided and scene.refiner is not None and scene.refiner.config.residual and scene.refiner.returns_guide()
     if {"rgb", "depth", "alpha", "guide"} & set(outputs) or guided:
         timer.start()
         bg = None if scene.rgb_background is None else scene.rgb_background.to(dev, torch.float32)[None]
@@ -165,7 +168,7 @@ def render_frame(
         if "alpha" in outputs:
             frame.alpha = out.alpha[0, ..., 0]
         timer.stop("rgb")
-        if "guide" in outputs or guided:
+        if "guide" in outputs or (guided and not as_rgb):
             timer.start()
             frame.guide = scene.encode_guide(frame.rgb)[0].float()
             timer.stop("guide")
@@ -189,11 +192,16 @@ def render_frame(
             timer.start()
             frame.decoded = scene.decode(frame.latent[None])[0].float().clamp(0, 1).permute(1, 2, 0)
             timer.stop("decode")
+        refiner = scene.refiner
         if "enhanced" in outputs:
-            refiner = scene.refiner
             assert refiner is not None
             k = refiner.config.num_references if num_references is None else num_references
             frame.references = list(references) if references is not None else scene.references.nearest(c2w=query, k=k)
+        if "enhanced" in outputs and as_rgb:
+            assert frame.rgb is not None  # rendered above for guided refiners
+            frame.enhanced = frame.rgb.clone()
+        elif "enhanced" in outputs:
+            assert refiner is not None
             timer.start()
             refs = reference_latents(scene=scene, indices=frame.references, height=height // ds, width=width // ds)
             refined = scene.refine(

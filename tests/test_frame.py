@@ -125,3 +125,40 @@ def test_a_residual_guided_refiner_starts_as_the_rgb_splats(trained):
         assert "on the RGB splats" in ts.refiner_label
     finally:
         ts.refiner = None
+
+
+def test_a_residual_refiner_at_its_identity_start_skips_the_codec_work(trained, monkeypatch):
+    """While a residual guided refiner returns its guide (the generic start), the frame shows the RGB splats without
+    encoding, refining or decoding anything, and the full path gives the same image; once its weights change (as
+    adaptation or training changes them in place), frames refine again."""
+    from splatent_viewer.refine import EmbeddedUNetConfig, RefinerConfig
+
+    scene, ts = trained
+    tiny = EmbeddedUNetConfig(
+        block_out_channels=(16, 16), attention_from_level=1, attention_head_dim=8, norm_num_groups=8
+    )
+    c2w, K = scene.camera_to_worlds[0], scene.Ks[0]
+    config = RefinerConfig(latent_channels=32, num_references=2, embedded=tiny, guided=True, residual=True)
+    refiner = ts.refiner = config.setup()
+    try:
+        assert refiner.returns_guide()
+        outputs = ("enhanced", "rgb")
+        fast = render_frame(scene=ts, c2w=c2w, K=K, width=64, height=64, outputs=outputs, time_stages=True)
+        assert fast.enhanced is not None and fast.rgb is not None and fast.references
+        assert not {"guide", "refine", "decode_enhanced"} & set(fast.timings_ms)
+        torch.testing.assert_close(fast.enhanced, fast.rgb, rtol=0, atol=0)
+
+        with monkeypatch.context() as m:  # the full path, for comparison
+            m.setattr(type(refiner), "returns_guide", lambda self: False)
+            full = render_frame(scene=ts, c2w=c2w, K=K, width=64, height=64, outputs=outputs, time_stages=True)
+        assert {"guide", "refine", "decode_enhanced"} <= set(full.timings_ms)
+        torch.testing.assert_close(full.enhanced, fast.enhanced, rtol=0, atol=1e-4)
+
+        with torch.no_grad():  # an optimizer step changes the weights in place
+            next(p for n, p in refiner.named_parameters() if n.endswith("conv_out.weight")).add_(0.05)
+        assert not refiner.returns_guide()
+        changed = render_frame(scene=ts, c2w=c2w, K=K, width=64, height=64, outputs=outputs, time_stages=True)
+        assert "refine" in changed.timings_ms and (changed.enhanced - changed.rgb).abs().mean() > 1e-4
+        assert not RefinerConfig(latent_channels=32, num_references=2, embedded=tiny).setup().returns_guide()
+    finally:
+        ts.refiner = None

@@ -199,6 +199,24 @@ class Refiner(nn.Module):
         self.memory_format = torch.contiguous_format
         self.source: Path | None = None
         """The folder :func:`~splatent_viewer.refine.checkpoint.load_refiner` read it from (None: built in memory)."""
+        self._identity_key: tuple[int, ...] = ()
+        self._identity = False
+
+    def returns_guide(self) -> bool:
+        """Whether this refiner's output is its guide, unchanged: an RGB-guided embedded refiner whose output
+        convolution is all zeros (the identity start of :func:`guided_from`, before any fine-tuning). A frame then
+        skips it, and for a residual refiner the codec work too (its enhanced image is the RGB splats). Checked again
+        whenever those weights change (their version counters and storage), so it holds while a refiner trains."""
+        if not self.config.guided or self.config.backbone != "embedded":
+            return False
+        weights = [w for name, w in self.named_parameters() if name.startswith("backbone.unet.conv_out.")]
+        if not weights:
+            return False
+        key = tuple(w._version for w in weights) + tuple(w.data_ptr() for w in weights)
+        if key != self._identity_key:
+            self._identity = not any(bool(w.detach().any()) for w in weights)
+            self._identity_key = key
+        return self._identity
 
     @property
     def dtype(self) -> torch.dtype:
