@@ -11,7 +11,8 @@
 #   carry [".whl", ".gpu_lego"]; ROOT=.gpu_lego SCENES=lego bash benchmarks/enhancement_gpu.sh
 # Knobs: STEPS (7000), SCENES ("demo temple dino fern lego"), ROOT (.gpu_scenes), ADAPT_SECONDS (180), FRESH (0: no
 # --adapt-fresh rows), GENERIC (embedded, or a folder of leave-one-scene-out fold refiners carried along), LIMIT (540 s a
-# scene), FRAME (1: then time the live RGB-guided frame, benchmarks/viewer_frame.py --guided, FRAME_LIMIT 90 s).
+# scene), FRAME (1: then time the live RGB-guided frame, benchmarks/viewer_frame.py --guided, FRAME_LIMIT 90 s),
+# ADAPT_ARGS (more adaptation flags, e.g. "--adaptation.unit-steps 7000 --adaptation.folds 3": units as long as the run).
 # Everything comes back in $OUT/results.tgz beside gpu.txt.
 set -u
 PART=${PART:-protocol}
@@ -46,7 +47,7 @@ else
   for scene in $SCENES; do
     [ "$scene" = demo ] || [ -d "$ROOT/$scene" ] || continue
     timeout "$LIMIT" python3 benchmarks/enhancement.py --scenes "$scene" --root "$ROOT" --device cuda --steps "$STEPS" \
-      --generic "${GENERIC:-embedded}" --adaptation.max-seconds "${ADAPT_SECONDS:-180}" $FRESH_FLAG \
+      --generic "${GENERIC:-embedded}" --adaptation.max-seconds "${ADAPT_SECONDS:-180}" $FRESH_FLAG ${ADAPT_ARGS:-} \
       --output-dir "/tmp/enh_$scene" --output "$OUT/enhancement_$scene.md" > "$OUT/enhancement_$scene.log" 2>&1 &
   done
   wait
