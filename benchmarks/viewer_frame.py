@@ -3,6 +3,7 @@
     python benchmarks/viewer_frame.py                        # GPU: 512², 100 frames, synthetic 200k Gaussians
     python benchmarks/viewer_frame.py --load-config outputs/demo
     python benchmarks/viewer_frame.py --size 64 --frames 3 --gaussians 2000   # CPU smoke run
+    python benchmarks/viewer_frame.py --guided --no-sd-turbo --variants fast  # the RGB-guided residual frame
 
 Every frame goes through the viewer's own path (``SceneRenderer.render`` → ``render_frame(time_stages=True)``
 → compose) plus the JPEG encode the viewer sends, in two variants (``--variants``): ``eager`` (plain modules, viser's
