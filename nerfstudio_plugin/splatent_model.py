@@ -51,7 +51,7 @@ from splatent_viewer.refine import Refiner
 from splatent_viewer.refine.checkpoint import check_codec, read_refiner_config
 from splatent_viewer.refiner_training.adapt import AdaptationConfig, adapt_to_scene
 from splatent_viewer.splats import init_splats
-from splatent_viewer.trained import ReferenceBank, TrainedScene, load_refiner_for
+from splatent_viewer.trained import SHIPPED_REFINERS, ReferenceBank, TrainedScene, load_refiner_for
 from splatent_viewer.training.densify import SyncFreeDefaultStrategy
 from splatent_viewer.training.encode import LatentCache, background_latent, encode_images
 from splatent_viewer.training.losses import l1_ssim_loss, psnr_tensor
@@ -202,7 +202,7 @@ class SplatentModel(SplatfactoModel):
         object.__setattr__(self, "_refiner", None)  # loaded on the first eval render; never a submodule either
         object.__setattr__(self, "_bank", None)  # ReferenceBank view of the reference buffers
         self._refiner_missing = self.config.refiner == "none"
-        if self.config.refiner not in ("guided", "embedded", "none"):  # an explicit folder: fail now, not mid-render
+        if self.config.refiner not in (*SHIPPED_REFINERS, "none"):  # an explicit folder: fail now, not mid-render
             refiner_config, _ = read_refiner_config(Path(self.config.refiner))
             check_codec(refiner_config, codec, source=self.config.refiner)
         C = codec.latent_channels
@@ -288,13 +288,7 @@ class SplatentModel(SplatfactoModel):
         """The refiner (loaded on first use, on the model's device), or None when there is none."""
         refiner: Optional[Refiner] = self._refiner
         if refiner is None and not self._refiner_missing:
-            source = self.config.refiner
-            refiner = load_refiner_for(
-                source if source in ("guided", "embedded") else Path(source),
-                codec=self.codec,
-                device=self.device,
-                dtype=torch.float32,
-            )
+            refiner = load_refiner_for(self.config.refiner, codec=self.codec, device=self.device, dtype=torch.float32)
             if refiner is None:
                 self._refiner_missing = True
                 CONSOLE.log("splatent: no rgb_enhanced output (the shipped refiner does not fit this codec)")
@@ -402,7 +396,7 @@ class SplatentModel(SplatfactoModel):
             CONSOLE.log(f"splatent: refiner not adapted (the training images are not frames of {scene_path})")
             return
         settings = self.config.adaptation
-        if self.config.refiner not in ("guided", "embedded"):  # the shipped refiner: adaptation makes it guided itself
+        if self.config.refiner not in SHIPPED_REFINERS:  # the shipped refiner: adaptation makes it guided itself
             settings = replace(settings, refiner=str(self.config.refiner))
         result = adapt_to_scene(
             scene=scene,

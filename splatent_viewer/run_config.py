@@ -47,13 +47,10 @@ class TrainedSceneConfig:
         """Loads the scene on ``device`` (default: :meth:`resolved_device`) with its refiner and live decoder, with
         the CUDA fast-inference path when ``cuda_graphs``."""
         device = self.resolved_device() if device is None else device
-        refiner: Path | str = (
-            self.refiner if self.refiner in ("auto", "guided", "embedded", "none") else Path(self.refiner)
-        )
         scene = load_trained_scene(
             self.load_config,
             device=device,
-            refiner=refiner,  # type: ignore[arg-type]
+            refiner=self.refiner,  # a name or a folder: load_refiner_for tells them apart
             codec_path=self.codec_path,
             live_decoder=self.live_decoder,
         )

@@ -15,7 +15,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import torch
 from jaxtyping import Float, Int
@@ -414,6 +414,10 @@ def run_folder(path: Path) -> Path:
     return path if path.is_dir() else path.parent
 
 
+SHIPPED_REFINERS = ("guided", "embedded")
+"""The names :func:`load_refiner_for` reads as the shipped refiner (any other string but "auto"/"none" is a folder)."""
+
+
 def load_refiner_for(
     refiner: Path | str | None, *, codec: LatentCodec, device: torch.device, dtype: torch.dtype, run: Path | None = None
 ) -> Refiner | None:
@@ -422,7 +426,7 @@ def load_refiner_for(
     (:func:`~splatent_viewer.refine.guided_from`: its enhanced view starts as the RGB splats exactly; what scene
     adaptation starts from); ``"embedded"`` → the shipped pure-latent refiner (the paper's setting). Both give None with
     a warning when there is no shipped refiner (or it does not fit ``codec``); a path → that refiner (errors if it does
-    not load or fit)."""
+    not load or fit; a string that is not one of these names is read as a path)."""
     if refiner is None or refiner == "none":
         return None
     from splatent_viewer.refine.checkpoint import load_refiner  # the refiner package pulls in diffusers
@@ -434,7 +438,7 @@ def load_refiner_for(
             return load_refiner(adapted, device=device, dtype=dtype, codec=codec)
         refiner = "guided"
 
-    if refiner in ("embedded", "guided"):
+    if refiner in SHIPPED_REFINERS:
         try:
             shipped = load_refiner("embedded", device=device, dtype=dtype, codec=codec)
         except SplatentError as e:
@@ -467,7 +471,7 @@ def load_trained_scene(
     path: Path,
     *,
     device: torch.device | str = "cpu",
-    refiner: Path | Literal["auto", "guided", "embedded", "none"] | None = "auto",
+    refiner: Path | str | None = "auto",
     codec_path: Path | None = None,
     refiner_dtype: torch.dtype | None = None,
     live_decoder: LiveDecoderConfig | None = None,

@@ -43,7 +43,7 @@ from splatent_viewer.frame import render_frame
 from splatent_viewer.paths import assets_dir
 from splatent_viewer.progress import track
 from splatent_viewer.refiner_training.adapt import AdaptationConfig, adapt_to_scene
-from splatent_viewer.trained import load_refiner_for, trained_scene_from_splats
+from splatent_viewer.trained import SHIPPED_REFINERS, load_refiner_for, trained_scene_from_splats
 from splatent_viewer.training.encode import LatentCache
 from splatent_viewer.training.trainer import LatentSplatTrainerConfig, encode_views, train_latent_splats
 
@@ -208,7 +208,7 @@ def main(config: DemoConfig) -> dict:
         ]
         settings = (
             config.adaptation
-            if config.refiner in ("embedded", "guided")
+            if config.refiner in SHIPPED_REFINERS
             else replace(config.adaptation, refiner=config.refiner)
         )
         adapted = adapt_to_scene(
