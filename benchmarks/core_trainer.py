@@ -85,7 +85,7 @@ def main(args: Args) -> str:
             torch.cuda.synchronize()
         t0 = time.perf_counter()
         try:
-            result = train_latent_splats(scene=scene, codec=codec, config=cfg, device=device, progress=False)
+            result = train_latent_splats(scene=scene, codec=codec, config=cfg, device=device)
         finally:
             points_module.frustum_points = frustums
         if device.type == "cuda":

@@ -12,7 +12,7 @@
 #   SPLATENT_WHEELS=.whl_speed BREAKDOWN=0 ROOT=.gpu_lego SCENES=lego:blender bash benchmarks/speed_gpu.sh
 # Knobs: STEPS (7000), SCENES ("demo_scene:nerfstudio fern:nerfstudio"; demo_scene is read from assets/),
 # ROOT (.gpu_scenes), METHODS, SET (more splatent fields), VARIANT (one more splatent run per scene with SET + these
-# fields), RUN_LIMIT / TOTAL (seconds), PROFILE (50 profiled steps after each run), BREAKDOWN (1: GPU tests,
+# fields), VARIANTS (several: field sets separated by "|", runs tagged _v1, _v2 ...), RUN_LIMIT / TOTAL (seconds), PROFILE (50 profiled steps after each run), BREAKDOWN (1: GPU tests,
 # latent_pass_gpu.py on demo + fern, train_step_gpu.py at each of BREAKDOWN_COUNTS Gaussians, 0 = the scene's own
 # count). Everything comes back in $OUT/results.tgz beside gpu.txt.
 set -u
@@ -28,6 +28,7 @@ LATENT_ARGS=${LATENT_ARGS:-}  # more latent_pass_gpu.py arguments, e.g. --gaussi
 METHODS=${METHODS:-splatent splatfacto}
 SET=${SET:-}              # more splatent fields, FIELD=VALUE ...
 VARIANT=${VARIANT:-}      # one more splatent run per scene with SET + these fields (files tagged _variant)
+VARIANTS=${VARIANTS:-}    # more splatent runs per scene, field sets separated by "|" (files tagged _v1, _v2, ...)
 SKIP=${SKIP:-}            # scene:method pairs not to run, e.g. "demo_scene:splatfacto"
 RUN_LIMIT=${RUN_LIMIT:-170}  # seconds per run; a run that would end past TOTAL is skipped
 TOTAL=${TOTAL:-570}
@@ -54,8 +55,12 @@ fi
 for spec in $SCENES; do
   name=${spec%%:*}
   runs=$METHODS; [ -n "$VARIANT" ] && runs="$runs splatent_variant"
+  IFS='|' read -r -a variant_sets <<< "$VARIANTS"
+  for v in "${!variant_sets[@]}"; do runs="$runs splatent_v$((v + 1))"; done
   for run in $runs; do
-    method=${run%_variant}; fields="$SET"; [ "$run" = splatent_variant ] && fields="$SET $VARIANT"
+    method=${run%_variant}; method=${method%_v[0-9]*}; fields="$SET"
+    [ "$run" = splatent_variant ] && fields="$SET $VARIANT"
+    case $run in splatent_v[0-9]*) fields="$SET ${variant_sets[$(( ${run#splatent_v} - 1 ))]}" ;; esac
     case " $SKIP " in *" $name:$run "*) continue ;; esac
     if [ $(( $(date +%s) - t0 + RUN_LIMIT )) -gt "$TOTAL" ]; then echo "$name $run: skipped (time)" >> "$OUT/gpu.txt"; continue; fi
     # adaptation off: it is a phase after training (timed in issue 17's protocol), not part of the step compared here

@@ -544,6 +544,7 @@ class SplatentModel(SplatfactoModel):
             rgb_background=background,
             latent_background=self.background_latent,
             absgrad=self.config.use_absgrad,
+            latent=self.config.loss.latent_step(self.step),
         )
         self.info = render.info
         self.strategy.step_pre_backward(self.gauss_params, self.optimizers, self.strategy_state, self.step, self.info)
@@ -551,10 +552,11 @@ class SplatentModel(SplatfactoModel):
         self.last_size = tuple(render.rgb.shape[:2])
         outputs: Dict[str, Union[torch.Tensor, List]] = {
             "rgb": render.rgb,
-            "latent_render": render.latent,
             "accumulation": render.alpha,
             "background": background,
         }
+        if render.latent is not None:  # not on the steps between latent passes (--pipeline.model.loss.latent-every)
+            outputs["latent_render"] = render.latent
         if render.depth is not None:
             outputs["depth"] = torch.where(render.alpha > 0, render.depth, render.depth.detach().max())
         return outputs
@@ -651,16 +653,16 @@ class SplatentModel(SplatfactoModel):
         background = outputs["background"]
         gt = self.composite_with_background(self.get_gt_img(batch["image"]), background)
         mask = self._downscale_if_required(batch["mask"]).to(self.device) if "mask" in batch else None
-        if "latent_render" in outputs:
+        if "rgb_gaussians" not in outputs:  # a training step's outputs (the latent render on latent steps only)
             render = StepRender(
                 rgb=outputs["rgb"],
                 alpha=outputs["accumulation"],
                 depth=outputs.get("depth"),
-                latent=outputs["latent_render"],
+                latent=outputs.get("latent_render"),
                 info=self.info,
             )
             target = self.reference_bank.latent(int(batch["image_idx"]))
-            if render.latent.shape != target.shape:
+            if render.latent is not None and render.latent.shape != target.shape:
                 raise SplatentError(
                     f"Latent render {tuple(render.latent.shape)} and encoded target {tuple(target.shape)} of training "
                     f"image {int(batch['image_idx'])} differ; the image size does not match its camera."

@@ -140,7 +140,8 @@ def render_rgb_and_latents(
     depth: bool = True,
     backend: Literal["auto", "gsplat", "torch"] = "auto",
     absgrad: bool = False,
-) -> tuple[RasterOutput, RasterOutput]:
+    latents: bool = True,
+) -> tuple[RasterOutput, RasterOutput | None]:
     """The RGB splats at ``width`` x ``height`` (intrinsics ``Ks``) and the latents at ``latent_width`` x
     ``latent_height`` (``latent_downscale`` times coarser: ``scale_intrinsics(Ks, 1 / latent_downscale)``), from ONE
     projection: :func:`~splatent_viewer.render.screen.downscale_screen` derives the latent grid's Gaussians from the
@@ -150,6 +151,7 @@ def render_rgb_and_latents(
     The RGB pass composites its own copy of the projected centres, so ``rgb.info["means2d"].grad`` (what gsplat's
     ``DefaultStrategy`` densifies on; ``.absgrad`` with ``absgrad``, gsplat only) holds the RGB render's screen-space
     gradient only, as with two separate projections, while both renders' gradients reach the means.
+    ``latents=False`` renders the RGB pass alone (the same RGB output; the latent output is None).
     """
     screen = project_screen(
         **splat_geometry(params),
@@ -162,11 +164,16 @@ def render_rgb_and_latents(
     colors = sh_colors(
         params=params, viewmats=viewmats, sh_degree=sh_degree, masks=screen.radii > 0, backend=screen.backend
     )
-    latent_screen = downscale_screen(screen, downscale=latent_downscale, width=latent_width, height=latent_height)
+    latent_screen = (
+        downscale_screen(screen, downscale=latent_downscale, width=latent_width, height=latent_height)
+        if latents
+        else None
+    )
     # both grids' tiles before either compositing: gsplat's isect_tiles syncs on the host (would wait for the RGB pass)
     rgb_isect = intersect_screen(screen=screen, tile_size=16)
-    latent_isect = intersect_screen(screen=latent_screen, tile_size=LATENT_TILE_SIZE)
-    rgb_screen = replace(screen, means2d=screen.means2d.clone())  # the densification gradient's tap
+    latent_isect = None if latent_screen is None else intersect_screen(screen=latent_screen, tile_size=LATENT_TILE_SIZE)
+    # the densification gradient's tap (its own copy only when the latent pass shares the centres)
+    rgb_screen = replace(screen, means2d=screen.means2d.clone()) if latents else screen
     rgb = rasterize_screen(
         screen=rgb_screen,
         features=colors,
@@ -175,6 +182,8 @@ def render_rgb_and_latents(
         absgrad=absgrad,
         intersections=rgb_isect,
     )
+    if latent_screen is None:
+        return rgb, None
     groups, runs = latent_layout(latent_width, latent_height, params["latents"].shape[-1])
     latent = rasterize_screen(
         screen=latent_screen,

@@ -45,6 +45,13 @@ class LossConfig:
     """L1 between the decoded latent render and the image (backpropagates through the codec's decoder; slow on CPU)."""
     decoded_every: int = 10
     """Apply the decoded-image loss every this many steps."""
+    latent_every: int = 1
+    """Render the latent pass and apply the latent loss every this many steps (1: every step); the steps between
+    render and train the RGB splats alone (the latent pass is ~40 % of a step's GPU work, benchmarks/RESULTS.md)."""
+
+    def latent_step(self, step: int) -> bool:
+        """Whether training step ``step`` renders the latent pass (and so can apply the latent and decoded losses)."""
+        return step % max(self.latent_every, 1) == 0
 
 
 @dataclass
@@ -111,8 +118,9 @@ class StepRender:
     """Accumulated opacity of the RGB pass."""
     depth: Float[Tensor, "H W 1"] | None
     """Expected depth of the RGB pass (when asked for)."""
-    latent: Float[Tensor, "C h w"]
-    """Latent render (composited on the latent background), h = H_full / downscale."""
+    latent: Float[Tensor, "C h w"] | None
+    """Latent render (composited on the latent background), h = H_full / downscale; None on a step without the
+    latent pass."""
     info: dict[str, Any]
     """Rasterizer info for gsplat's densification: the RGB pass's (the latent pass's without one)."""
 
@@ -132,6 +140,7 @@ def render_step(
     rgb_background: Float[Tensor, "3"] | None = None,
     latent_background: Float[Tensor, " C"] | None = None,
     absgrad: bool = False,
+    latent: bool = True,
 ) -> StepRender:
     """Renders one training camera: RGB at ``width/rgb_downscale`` x ``height/rgb_downscale`` and latents at
     ``width/latent_downscale`` x ``height/latent_downscale``, from one projection
@@ -141,7 +150,10 @@ def render_step(
     ``viewmat`` is OpenCV world-to-camera (gsplat's). Gradients flow to ``params``; the returned ``info`` is what
     ``DefaultStrategy.step_pre_backward`` / ``step_post_backward`` take: its ``means2d`` gradient comes from the
     RGB render alone (``absgrad``: gsplat's ``.absgrad`` too, for ``DefaultStrategy(absgrad=True)``).
+    ``latent=False`` skips the latent pass (``StepRender.latent`` is None; needs the RGB pass).
     """
+    if not rgb and not latent:
+        raise ValueError("render_step needs the RGB pass, the latent pass or both")
     lat_bg = None if latent_background is None else latent_background.to(params["latents"])[None]
     lat_w, lat_h = width // latent_downscale, height // latent_downscale
     if not rgb:
@@ -171,12 +183,13 @@ def render_step(
         latent_backgrounds=lat_bg,
         depth=depth,
         absgrad=absgrad,
+        latents=latent,
     )
     return StepRender(
         rgb=out.features[0].clamp(0.0, 1.0),
         alpha=out.alpha[0],
         depth=None if out.depth is None else out.depth[0],
-        latent=lat.features[0].permute(2, 0, 1),
+        latent=None if lat is None else lat.features[0].permute(2, 0, 1),
         info=out.info,
     )
 
@@ -193,21 +206,27 @@ def step_losses(
     full_image: Float[Tensor, "H0 W0 3"] | None = None,
     mask: Float[Tensor, "H W 1"] | None = None,
 ) -> dict[str, Tensor]:
-    """The weighted losses of one step: ``latent_loss``, ``rgb_loss`` (when ``loss.rgb_weight > 0`` and there is an
-    RGB pass) and ``decoded_loss`` (every ``loss.decoded_every`` steps when ``loss.decoded_weight > 0``; ``decode``
-    maps ``[1, C, h, w]`` latents to ``[1, 3, H0, W0]`` images and ``full_image`` is the image at full resolution).
+    """The weighted losses of one step: ``latent_loss`` (when there is a latent pass), ``rgb_loss`` (when
+    ``loss.rgb_weight > 0`` and there is an RGB pass) and ``decoded_loss`` (every ``loss.decoded_every`` steps when
+    ``loss.decoded_weight > 0`` and there is a latent pass; ``decode`` maps ``[1, C, h, w]`` latents to
+    ``[1, 3, H0, W0]`` images and ``full_image`` is the image at full resolution).
 
     ``image`` is the ground truth at the RGB pass's size; ``mask`` (1 = use) zeroes the RGB render and image outside
     it, as splatfacto does, and drops latent cells that are not wholly inside it.
     """
-    if tuple(render.latent.shape) != tuple(target_latent.shape):
-        raise ValueError(f"latent render {tuple(render.latent.shape)} and target {tuple(target_latent.shape)} differ")
-    latent_err = (render.latent - target_latent).abs()
-    if mask is not None:
-        ds = image.shape[0] // render.latent.shape[1] if image is not None else 1
-        cells = -F.max_pool2d(-mask.float().permute(2, 0, 1)[None], ds)[0] if ds > 1 else mask.float().permute(2, 0, 1)
-        latent_err = latent_err * cells[:, : latent_err.shape[1], : latent_err.shape[2]]
-    losses = {"latent_loss": loss.latent_weight * latent_err.mean()}
+    losses: dict[str, Tensor] = {}
+    if render.latent is not None:
+        if tuple(render.latent.shape) != tuple(target_latent.shape):
+            raise ValueError(
+                f"latent render {tuple(render.latent.shape)} and target {tuple(target_latent.shape)} differ"
+            )
+        latent_err = (render.latent - target_latent).abs()
+        if mask is not None:
+            ds = image.shape[0] // render.latent.shape[1] if image is not None else 1
+            m = mask.float().permute(2, 0, 1)
+            cells = -F.max_pool2d(-m[None], ds)[0] if ds > 1 else m
+            latent_err = latent_err * cells[:, : latent_err.shape[1], : latent_err.shape[2]]
+        losses["latent_loss"] = loss.latent_weight * latent_err.mean()
     if loss.rgb_weight > 0 and render.rgb is not None and image is not None:
         pred, gt = render.rgb, image
         if mask is not None:
@@ -217,6 +236,7 @@ def step_losses(
         )
     if (
         loss.decoded_weight > 0
+        and render.latent is not None
         and decode is not None
         and full_image is not None
         and step % max(loss.decoded_every, 1) == 0

@@ -195,6 +195,25 @@ def test_training_losses_latent_and_decoded() -> None:
     assert model.gauss_params["latents"].grad is not None and model.gauss_params["latents"].grad.abs().sum() > 0
 
 
+def test_latent_every_skips_the_latent_pass_between_latent_steps() -> None:
+    # --pipeline.model.loss.latent-every 2: odd steps render and train the RGB splats alone
+    model = _training_model(loss=LossConfig(latent_every=2, decoded_weight=0.5, decoded_every=1))
+    g = torch.Generator().manual_seed(5)
+    batch = {"image": torch.randint(0, 255, (32, 32, 3), dtype=torch.uint8, generator=g), "image_idx": 2}
+    optimizers = Optimizers(splatent_config.optimizers, model.get_param_groups())
+    for step, latent in ((0, True), (1, False), (2, True)):
+        model.step_cb(optimizers, step)
+        outputs = model.get_outputs(_camera())
+        losses = model.get_loss_dict(outputs, batch)
+        assert ("latent_render" in outputs) is latent
+        assert set(losses) == ({"rgb_loss", "latent_loss", "decoded_loss"} if latent else {"rgb_loss"})
+        torch.stack(list(losses.values())).sum().backward()
+        grad = model.gauss_params["latents"].grad
+        assert (grad is not None and bool(grad.abs().sum() > 0)) is latent
+        assert model.info["means2d"].grad is not None  # densification's gradient on every step
+        optimizers.zero_grad_all()
+
+
 def test_a_training_step_is_the_core_step() -> None:
     """The same Gaussians, camera and image give the same outputs and losses through ns-train's model as through
     the core trainer's step functions (camera conventions, intrinsics, backgrounds, resolution schedule)."""

@@ -243,3 +243,33 @@ def test_short_training_splits_and_prunes_the_same_gaussians(tiny_scene_dir):
         off = diff > 1e-6 + 1e-5 * params_r[key].abs()
         # all but the few values near a cut-off flip agree to 1e-5; those stay within 1e-4
         assert float(off.double().mean()) < 1e-3 and float(diff.max()) < 1e-4, (key, float(diff.max()))
+
+
+def test_a_step_without_the_latent_pass_renders_and_densifies_as_the_rgb_pass_of_a_full_step(tiny_scene_dir):
+    # LossConfig.latent_every > 1: the steps between latent passes render the RGB pass alone; its image and the
+    # screen gradient densification reads are the full step's (which taps the RGB pass's own copy of the centres)
+    raw, (viewmats, Ks), sizes, images, targets, ds = _tiny_setup(tiny_scene_dir, torch.float64)
+    (width, height), i = sizes[0], 0
+    out = {}
+    camera: dict[str, Any] = dict(viewmat=viewmats[:1], K=Ks[:1], width=width, height=height, latent_downscale=ds)
+    for latent in (True, False):
+        params = torch.nn.ParameterDict({k: torch.nn.Parameter(v.double()) for k, v in raw.items()})
+        render = render_step(params=params, **camera, sh_degree=1, depth=False, latent=latent)
+        render.info["means2d"].retain_grad()
+        losses = step_losses(
+            render=render, image=images[i], target_latent=targets[i], loss=LossConfig(), ssim_lambda=0.2, step=0
+        )
+        losses["rgb_loss"].backward()  # the RGB loss alone in both: the same gradients wherever it reaches
+        out[latent] = (render, losses, {k: p.grad for k, p in params.items()})
+    (full, l_full, g_full), (rgb_only, l_rgb, g_rgb) = out[True], out[False]
+    assert full.latent is not None and rgb_only.latent is None
+    assert set(l_full) == {"latent_loss", "rgb_loss"} and set(l_rgb) == {"rgb_loss"}
+    assert full.rgb is not None and rgb_only.rgb is not None
+    torch.testing.assert_close(rgb_only.rgb, full.rgb, rtol=0, atol=0)
+    torch.testing.assert_close(l_rgb["rgb_loss"], l_full["rgb_loss"], rtol=0, atol=0)
+    torch.testing.assert_close(rgb_only.info["means2d"].grad, full.info["means2d"].grad, rtol=1e-12, atol=1e-18)
+    for key in ("means", "scales", "quats", "opacities", "features_dc"):
+        torch.testing.assert_close(g_rgb[key], g_full[key], rtol=1e-12, atol=1e-18)
+    assert g_rgb["latents"] is None
+    with pytest.raises(ValueError, match="RGB pass, the latent pass or both"):
+        render_step(params=params, **camera, sh_degree=0, rgb=False, latent=False)
