@@ -204,8 +204,14 @@ export TORCH_EXTENSIONS_DIR=${TORCH_EXTENSIONS_DIR:-/tmp/torch_extensions}
 # The prebuilt JIT objects are only reused if ninja sees them as newer than their inputs: pip just wrote gsplat's
 # sources (mtime now), so date the sources back; the objects keep the mtimes ninja recorded (touching them instead
 # invalidates ninja's deps log and rebuilds everything, ~3.5 min).
+# .gpu_cache_xz/gsplat_ext.txz: the same build as an xz tar (1.75 MB instead of 5.2: carried where the 64 MiB are tight,
+# e.g. beside lego and the full wheel set); python's tarfile unpacks it (keeps the mtimes, needs no xz binary).
 if [ -f .gpu_cache/gsplat_ext.tgz ]; then
   mkdir -p $TORCH_EXTENSIONS_DIR && tar xzf .gpu_cache/gsplat_ext.tgz -C $TORCH_EXTENSIONS_DIR
+  find $SPLATENT_SITE/gsplat -type f -exec touch -d '2001-01-01' {} +
+elif [ -f .gpu_cache_xz/gsplat_ext.txz ]; then
+  mkdir -p $TORCH_EXTENSIONS_DIR
+  python3 -c "import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2], filter='tar')" .gpu_cache_xz/gsplat_ext.txz $TORCH_EXTENSIONS_DIR
   find $SPLATENT_SITE/gsplat -type f -exec touch -d '2001-01-01' {} +
 fi
 
@@ -220,7 +226,8 @@ gpu_job_start() {
   python3 -c "import torch, gsplat; from gsplat.cuda._backend import _C; print('gsplat CUDA backend ready', _C is not None)" \
     > "$out/jit.log" 2>&1
   echo "gsplat CUDA extension: $(( $(date +%s) - t0 )) s" >> "$out/gpu.txt"
-  [ -f .gpu_cache/gsplat_ext.tgz ] || (cd "$TORCH_EXTENSIONS_DIR" && tar czf "$out/gsplat_ext.tgz" .) || true
+  [ -f .gpu_cache/gsplat_ext.tgz ] || [ -f .gpu_cache_xz/gsplat_ext.txz ] \
+    || (cd "$TORCH_EXTENSIONS_DIR" && tar czf "$out/gsplat_ext.tgz" .) || true
 }
 # gpu_job_pack OUT: what every GPU job script does last: at most 8 files come back from a device call, so everything in
 # OUT but gpu.txt goes into OUT/results.tgz (unpack with tar xzf).

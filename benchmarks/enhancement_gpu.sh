@@ -7,8 +7,10 @@
 # Device calls (carry [".whl", ".gpu_scenes", ".gpu_cache"]; each <= 10 min on an H100):
 #   PART=splatfacto bash benchmarks/enhancement_gpu.sh     # splatfacto at the same steps on every scene -> $OUT/splatfacto.json
 #   PART=protocol SCENES="fern dino" bash benchmarks/enhancement_gpu.sh  # the protocol (splatfacto.json in .gpu_cache/ first)
-# Lego (100 views, .gpu_lego as in speed_gpu.sh: 16 MB) fits only without .gpu_cache (gsplat then JIT-builds, ~3 min):
-#   carry [".whl", ".gpu_lego"]; ROOT=.gpu_lego SCENES=lego bash benchmarks/enhancement_gpu.sh
+# Lego (100 views, .gpu_lego as in speed_gpu.sh: 16 MB) fits beside .whl only with the gsplat build as an xz tar
+# (.gpu_cache_xz/gsplat_ext.txz, 1.75 MB: `tar xzf .gpu_cache/gsplat_ext.tgz -C D && XZ_OPT=-9e tar cJf
+# .gpu_cache_xz/gsplat_ext.txz -C D .`; 66.3 of the 67.1 MB on 2026-12-06; without it gsplat JIT-builds, ~3 min):
+#   carry [".whl", ".gpu_lego", ".gpu_cache_xz"]; ROOT=.gpu_lego SCENES=lego bash benchmarks/enhancement_gpu.sh
 # Knobs: STEPS (7000), SCENES ("demo temple dino fern lego"), ROOT (.gpu_scenes), ADAPT_SECONDS (180), FRESH (0: no
 # --adapt-fresh rows), GENERIC (embedded, or a folder of leave-one-scene-out fold refiners carried along), LIMIT (540 s a
 # scene), FRAME (1: then time the live RGB-guided frame, benchmarks/viewer_frame.py --guided, FRAME_LIMIT 90 s),
