@@ -206,18 +206,16 @@ def test_latent_every_trains_the_latents_on_every_nth_step_only(tiny_scene_dir):
     codec = load_codec("taef2")
     assert [LossConfig(latent_every=3).latent_step(s) for s in range(7)] == [1, 0, 0, 1, 0, 0, 1]
     assert all(LossConfig().latent_step(s) for s in range(5))
-    runs = {}
-    for every in (1, 4):
-        config = LatentSplatTrainerConfig(steps=8, loss=LossConfig(latent_every=every), densify=False)
-        runs[every] = train_latent_splats(scene=scene, codec=codec, config=config, progress=False)
-    _, init = scene.load_points()
-    moved = {e: (r.params["latents"] - runs[1].params["latents"]).abs().sum() for e, r in runs.items()}
-    assert moved[4] > 0  # fewer latent updates: the latents end elsewhere ...
-    # ... and the RGB-only steps still train everything the RGB loss reaches
-    assert not torch.equal(runs[4].params["features_dc"], runs[1].params["features_dc"])
-    assert all(torch.isfinite(v).all() for v in runs[4].params.values())
-    # 8 steps, latent pass on steps 0 and 4: the latents' Adam took two steps, so they moved less than with 8
     start = train_latent_splats(
         scene=scene, codec=codec, config=LatentSplatTrainerConfig(steps=0, densify=False), progress=False
-    ).params["latents"]
-    assert (runs[4].params["latents"] - start).abs().mean() < (runs[1].params["latents"] - start).abs().mean()
+    ).params
+    moved = {}
+    for every in (1, 4):
+        config = LatentSplatTrainerConfig(steps=8, loss=LossConfig(latent_every=every), densify=False)
+        params = train_latent_splats(scene=scene, codec=codec, config=config, progress=False).params
+        assert all(torch.isfinite(v).all() for v in params.values())
+        moved[every] = {k: float((params[k] - start[k]).abs().mean()) for k in ("latents", "features_dc")}
+    # 8 steps with the latent pass on steps 0 and 4: the latents' Adam took 2 steps instead of 8 ...
+    assert 0 < moved[4]["latents"] < 0.5 * moved[1]["latents"], moved
+    # ... while the RGB splats trained on all 8 (Adam's steps are ~lr each: about as far)
+    assert moved[4]["features_dc"] > 0.5 * moved[1]["features_dc"], moved
