@@ -145,7 +145,7 @@ def render_frame(
 
     guided = "enhanced" in outputs and scene.refiner is not None and scene.refiner.config.guided
     # A residual guided refiner that still returns its guide (the generic start, before adaptation) shows the RGB
-    # splats exactly: no guide to encode, nothing to refine or decode.
+    # splats exactly: no guide to encode, no latent pass, nothing to refine or decode.
     as_rgb = guided and scene.refiner is not None and scene.refiner.config.residual and scene.refiner.returns_guide()
     if {"rgb", "depth", "alpha", "guide"} & set(outputs) or guided:
         timer.start()
@@ -173,7 +173,7 @@ def render_frame(
             frame.guide = scene.encode_guide(frame.rgb)[0].float()
             timer.stop("guide")
 
-    if {"decoded", "enhanced", "latent"} & set(outputs):
+    if {"decoded", "latent"} & set(outputs) or ("enhanced" in outputs and not as_rgb):
         timer.start()
         bg = None if scene.latent_background is None else scene.latent_background.to(dev, torch.float32)[None]
         out = render_splats(
@@ -192,16 +192,17 @@ def render_frame(
             timer.start()
             frame.decoded = scene.decode(frame.latent[None])[0].float().clamp(0, 1).permute(1, 2, 0)
             timer.stop("decode")
+
+    if "enhanced" in outputs:
         refiner = scene.refiner
-        if "enhanced" in outputs:
-            assert refiner is not None
-            k = refiner.config.num_references if num_references is None else num_references
-            frame.references = list(references) if references is not None else scene.references.nearest(c2w=query, k=k)
-        if "enhanced" in outputs and as_rgb:
+        assert refiner is not None
+        k = refiner.config.num_references if num_references is None else num_references
+        frame.references = list(references) if references is not None else scene.references.nearest(c2w=query, k=k)
+        if as_rgb:
             assert frame.rgb is not None  # rendered above for guided refiners
             frame.enhanced = frame.rgb.clone()
-        elif "enhanced" in outputs:
-            assert refiner is not None
+        else:
+            assert frame.latent is not None  # rendered above for every other refiner
             timer.start()
             refs = reference_latents(scene=scene, indices=frame.references, height=height // ds, width=width // ds)
             refined = scene.refine(

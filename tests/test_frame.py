@@ -145,13 +145,13 @@ def test_a_residual_refiner_at_its_identity_start_skips_the_codec_work(trained, 
         outputs = ("enhanced", "rgb")
         fast = render_frame(scene=ts, c2w=c2w, K=K, width=64, height=64, outputs=outputs, time_stages=True)
         assert fast.enhanced is not None and fast.rgb is not None and fast.references
-        assert not {"guide", "refine", "decode_enhanced"} & set(fast.timings_ms)
+        assert not {"raster", "guide", "refine", "decode_enhanced"} & set(fast.timings_ms)  # no latent pass either
         torch.testing.assert_close(fast.enhanced, fast.rgb, rtol=0, atol=0)
 
         with monkeypatch.context() as m:  # the full path, for comparison
             m.setattr(type(refiner), "returns_guide", lambda self: False)
             full = render_frame(scene=ts, c2w=c2w, K=K, width=64, height=64, outputs=outputs, time_stages=True)
-        assert {"guide", "refine", "decode_enhanced"} <= set(full.timings_ms)
+        assert {"raster", "guide", "refine", "decode_enhanced"} <= set(full.timings_ms)
         torch.testing.assert_close(full.enhanced, fast.enhanced, rtol=0, atol=1e-4)
 
         with torch.no_grad():  # an optimizer step changes the weights in place
