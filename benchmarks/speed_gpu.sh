@@ -14,7 +14,8 @@
 # ROOT (.gpu_scenes), METHODS, SET (more splatent fields), VARIANT (one more splatent run per scene with SET + these
 # fields), VARIANTS (several: field sets separated by "|", runs tagged _v1, _v2 ...), RUN_LIMIT / TOTAL (seconds),
 # PROFILE (50 profiled steps after each run), BREAKDOWN (1: GPU tests, latent_pass_gpu.py on demo + fern,
-# train_step_gpu.py at each of BREAKDOWN_COUNTS Gaussians, 0 = the scene's own count). Everything comes back in $OUT/results.tgz beside gpu.txt.
+# train_step_gpu.py at each of BREAKDOWN_COUNTS Gaussians, 0 = the scene's own count). Everything comes back in
+# $OUT/results.tgz beside gpu.txt.
 set -u
 OUT=${OUT:-/tmp/speed_out}
 STEPS=${STEPS:-7000}
