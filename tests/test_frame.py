@@ -77,15 +77,22 @@ def test_reference_latents_are_bank_latents_resized(trained):
     assert reference_latents(scene=ts, indices=[], height=8, width=8).shape == (0, 32, 8, 8)
 
 
+def _tiny_unet():
+    """A small embedded-UNet body for refiners built in these tests (imported late: the refiner pulls in diffusers)."""
+    from splatent_viewer.refine import EmbeddedUNetConfig
+
+    return EmbeddedUNetConfig(
+        block_out_channels=(16, 16), attention_from_level=1, attention_head_dim=8, norm_num_groups=8
+    )
+
+
 def test_a_guided_refiner_refines_the_encoded_rgb_render(trained):
     """With an RGB-guided refiner the frame renders the RGB splats first, encodes them (the guide) and refines that:
     an untrained guided refiner's enhanced frame is the decoded guide, not the decoded latent render."""
-    from splatent_viewer.refine import EmbeddedUNetConfig, RefinerConfig
+    from splatent_viewer.refine import RefinerConfig
 
     scene, ts = trained
-    tiny = EmbeddedUNetConfig(
-        block_out_channels=(16, 16), attention_from_level=1, attention_head_dim=8, norm_num_groups=8
-    )
+    tiny = _tiny_unet()
     ts.refiner = RefinerConfig(latent_channels=32, num_references=2, embedded=tiny, guided=True).setup()
     try:
         c2w, K = scene.camera_to_worlds[0], scene.Ks[0]
@@ -105,12 +112,10 @@ def test_a_guided_refiner_refines_the_encoded_rgb_render(trained):
 def test_a_residual_guided_refiner_starts_as_the_rgb_splats(trained):
     """A residual refiner's enhanced frame is the RGB splats plus the decoded change it makes to the guide: at its
     identity start, the RGB splats themselves (not their codec round trip, which the plain guided start shows)."""
-    from splatent_viewer.refine import EmbeddedUNetConfig, RefinerConfig
+    from splatent_viewer.refine import RefinerConfig
 
     scene, ts = trained
-    tiny = EmbeddedUNetConfig(
-        block_out_channels=(16, 16), attention_from_level=1, attention_head_dim=8, norm_num_groups=8
-    )
+    tiny = _tiny_unet()
     c2w, K = scene.camera_to_worlds[0], scene.Ks[0]
     enhanced = {}
     try:
@@ -131,12 +136,10 @@ def test_a_residual_refiner_at_its_identity_start_skips_the_codec_work(trained, 
     """While a residual guided refiner returns its guide (the generic start), the frame shows the RGB splats without
     encoding, refining or decoding anything, and the full path gives the same image; once its weights change (as
     adaptation or training changes them in place), frames refine again."""
-    from splatent_viewer.refine import EmbeddedUNetConfig, RefinerConfig
+    from splatent_viewer.refine import RefinerConfig
 
     scene, ts = trained
-    tiny = EmbeddedUNetConfig(
-        block_out_channels=(16, 16), attention_from_level=1, attention_head_dim=8, norm_num_groups=8
-    )
+    tiny = _tiny_unet()
     c2w, K = scene.camera_to_worlds[0], scene.Ks[0]
     config = RefinerConfig(latent_channels=32, num_references=2, embedded=tiny, guided=True, residual=True)
     refiner = ts.refiner = config.setup()
