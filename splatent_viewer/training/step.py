@@ -28,6 +28,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from splatent_viewer.cameras import scale_intrinsics
+from splatent_viewer.errors import SplatentError
 from splatent_viewer.splats import SplatParams, render_rgb_and_latents, render_splats
 from splatent_viewer.training.losses import l1_ssim_loss
 
@@ -49,9 +50,18 @@ class LossConfig:
     """Render the latent pass and apply the latent loss every this many steps (1: every step); the steps between
     render and train the RGB splats alone (the latent pass is ~40 % of a step's GPU work, benchmarks/RESULTS.md)."""
 
+    def __post_init__(self) -> None:
+        for name in ("latent_every", "decoded_every"):
+            if getattr(self, name) < 1:
+                flag = name.replace("_", "-")
+                raise SplatentError(
+                    f"loss.{flag} must be >= 1 (1: every step), got {getattr(self, name)}: pass "
+                    f"--trainer.loss.{flag} (core tools) or --pipeline.model.loss.{flag} (ns-train) with a positive count."
+                )
+
     def latent_step(self, step: int) -> bool:
         """Whether training step ``step`` renders the latent pass (and so can apply the latent and decoded losses)."""
-        return step % max(self.latent_every, 1) == 0
+        return step % self.latent_every == 0
 
 
 @dataclass
@@ -239,7 +249,7 @@ def step_losses(
         and render.latent is not None
         and decode is not None
         and full_image is not None
-        and step % max(loss.decoded_every, 1) == 0
+        and step % loss.decoded_every == 0
     ):
         decoded = decode(render.latent[None]).float()[0].permute(1, 2, 0)
         losses["decoded_loss"] = (

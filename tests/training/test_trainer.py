@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
 import torch
 from gsplat.strategy import DefaultStrategy
 
 from splatent_viewer.codecs import load_codec
 from splatent_viewer.data.scene import load_scene
+from splatent_viewer.errors import SplatentError
 from splatent_viewer.splats import SPLAT_KEYS
 from splatent_viewer.training.step import LossConfig
 from splatent_viewer.training.trainer import LatentSplatTrainerConfig, encode_views, train_latent_splats
@@ -219,3 +221,10 @@ def test_latent_every_trains_the_latents_on_every_nth_step_only(tiny_scene_dir):
     assert 0 < moved[4]["latents"] < 0.5 * moved[1]["latents"], moved
     # ... while the RGB splats trained on all 8 (Adam's steps are ~lr each: about as far)
     assert moved[4]["features_dc"] > 0.5 * moved[1]["features_dc"], moved
+
+
+@pytest.mark.parametrize("field", ["latent_every", "decoded_every"])
+def test_loss_counts_below_one_are_refused_with_the_flag_to_fix(field):
+    with pytest.raises(SplatentError, match=f"--trainer.loss.{field.replace('_', '-')}.*--pipeline.model.loss"):
+        LossConfig(**{field: 0})
+    assert getattr(LossConfig(**{field: 3}), field) == 3
