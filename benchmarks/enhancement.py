@@ -271,7 +271,8 @@ def run_scene(args: Args, name: str, *, device: torch.device) -> dict:
         )
         row["adapt_seconds"][label] = adapted.seconds
         v = adapted.validation
-        row["notes"][label] = f"{adapted.samples} training-view samples, {adapted.steps} steps" + (
+        each = "" if adapted.step_seconds is None else f" ({adapted.step_seconds:.3f} s each)"
+        row["notes"][label] = f"{adapted.samples} training-view samples, {adapted.steps} steps{each}" + (
             ""
             if v is None
             else f", validation on {v['unit']} ({v['views']} views): "

@@ -144,6 +144,8 @@ class AdaptResult:
     """Fine-tuning steps done."""
     seconds: dict[str, float]
     """Wall seconds of the units and of the fine-tuning."""
+    step_seconds: float | None = None
+    """Mean wall seconds of a fine-tuning step (None without fine-tuning)."""
     validation: dict | None = None
     """What the validation measured (``unit``, ``views``, ``start_psnr``, ``adapted_psnr`` (None where a refiner
     diverged), ``kept``: adapted or start); None without one."""
@@ -345,6 +347,7 @@ def adapt_to_scene(
             "samples": len(writer.index["samples"]),
             "steps": steps_done,
             "seconds": seconds,
+            "step_seconds": None if result is None else result.step_seconds,
             "start": config.refiner,
             "guided": config.guided,
             "residual": config.guided and config.residual,
@@ -363,6 +366,7 @@ def adapt_to_scene(
         steps=steps_done,
         seconds=seconds,
         validation=validation,
+        step_seconds=None if result is None else result.step_seconds,
     )
 
 

@@ -170,6 +170,8 @@ class TrainResult:
     """Losses per step (this run and, after --resume, the earlier ones)."""
     steps_done: int = 0
     """The step training ended at (below the configured steps when --max-seconds stopped it)."""
+    step_seconds: float | None = None
+    """Mean wall seconds of this run's steps after its first (which pays the warm-up); None below two steps."""
 
 
 def latest_checkpoint(output: Path) -> Path | None:
@@ -467,17 +469,19 @@ def train_refiner(config: RefinerTrainConfig, *, progress: bool = True) -> Train
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
+            elapsed = time.perf_counter() - started
             row = {
                 "step": step,
                 "k": k,
                 "lr": step_lr,
                 **{name: float(v.detach()) for name, v in terms.items()},
                 "grad_norm": float(grad_norm) if grad_norm is not None else math.nan,
+                "seconds": elapsed,  # since this run's loop began (a resume starts again at 0)
             }  # None: DeepSpeed only
             log.append(row)
             bar.update(task, completed=step, loss=row["total"])
             if config.max_seconds is not None:
-                time_used = _time_used(accelerator, started, config.max_seconds)
+                time_used = _time_used(accelerator, elapsed, config.max_seconds)
             if step < config.steps and time_used >= 1.0:
                 if accelerator.is_main_process:
                     CONSOLE.print(
@@ -506,7 +510,9 @@ def train_refiner(config: RefinerTrainConfig, *, progress: bool = True) -> Train
         save_refiner(final, output / REFINER_DIR)
         write_json_atomic(output / LOG_FILE, {**header, "steps_done": step, "steps": log}, indent=1)
         CONSOLE.print(f"wrote {output / REFINER_DIR} (step {step}) and {output / LOG_FILE}")
-    return TrainResult(refiner_dir=output / REFINER_DIR, log=log, steps_done=step)
+    timed = [row["seconds"] for row in log[len(log) - (step - start) :]]  # this run's rows
+    step_seconds = (timed[-1] - timed[0]) / (len(timed) - 1) if len(timed) >= 2 else None
+    return TrainResult(refiner_dir=output / REFINER_DIR, log=log, steps_done=step, step_seconds=step_seconds)
 
 
 def lr_factor(*, step: int, config: RefinerTrainConfig, time_used: float = 0.0) -> float:
@@ -520,10 +526,10 @@ def lr_factor(*, step: int, config: RefinerTrainConfig, time_used: float = 0.0) 
     return config.min_lr_ratio + (1.0 - config.min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def _time_used(accelerator, started: float, max_seconds: float) -> float:
-    """Fraction of ``max_seconds`` passed since ``started`` (>= 1: time is up); under DDP the largest over the
+def _time_used(accelerator, elapsed: float, max_seconds: float) -> float:
+    """Fraction of ``max_seconds`` that ``elapsed`` seconds are (>= 1: time is up); under DDP the largest over the
     processes, so every process sets the same learning rate and stops at the same step."""
-    used = (time.perf_counter() - started) / max_seconds if max_seconds > 0 else float("inf")
+    used = elapsed / max_seconds if max_seconds > 0 else float("inf")
     if accelerator.num_processes == 1:
         return used
     value = torch.tensor([min(used, 2.0)], device=accelerator.device)

@@ -146,6 +146,8 @@ def test_a_time_capped_run_ends_at_the_low_learning_rate(refiner_dataset_dir, tm
     result = train_refiner(config, progress=False)
     lrs = [row["lr"] for row in result.log]
     assert result.steps_done == 4 and lrs[0] == pytest.approx(1e-3)
+    # One clock read per step: the rows carry it, and the mean step after the first is one (fake) second.
+    assert [row["seconds"] for row in result.log] == [1.0, 2.0, 3.0, 4.0] and result.step_seconds == 1.0
     assert lrs == sorted(lrs, reverse=True) and lrs[-1] == pytest.approx(1e-3 * 0.5 * (1 + math.cos(math.pi * 0.75)))
 
 
