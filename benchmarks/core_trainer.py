@@ -36,7 +36,7 @@ from splatent_viewer.training.trainer import LatentSplatTrainerConfig, train_lat
 @dataclass
 class Args:
     scenes: tuple[Path, ...] = (Path("assets/demo_scene"),)
-    """Scene folders (nerfstudio or blender format; sizes must be multiples of 8)."""
+    """Scene folders (nerfstudio, blender or COLMAP format; fitted to multiples of 8 by the loader, as every tool does)."""
     steps: int = 7000
     """Training steps per scene."""
     device: str = "cuda" if torch.cuda.is_available() else "cpu"
