@@ -273,3 +273,26 @@ def test_a_step_without_the_latent_pass_renders_and_densifies_as_the_rgb_pass_of
     assert g_rgb["latents"] is None
     with pytest.raises(ValueError, match="RGB pass, the latent pass or both"):
         render_step(params=params, **camera, sh_degree=0, rgb=False, latent=False)
+
+
+def test_the_latent_loss_is_weighted_by_latent_every_on_the_steps_that_have_it(tiny_scene_dir):
+    # half the latent passes at twice the weight: the latent loss's average weight per step is unchanged
+    raw, (viewmats, Ks), sizes, images, targets, ds = _tiny_setup(tiny_scene_dir, torch.float64)
+    (width, height) = sizes[0]
+    params = {k: v.double() for k, v in raw.items()}
+    camera: dict[str, Any] = dict(viewmat=viewmats[:1], K=Ks[:1], width=width, height=height, latent_downscale=ds)
+    render = render_step(params=params, **camera, sh_degree=1, depth=False)
+    losses = {
+        every: step_losses(
+            render=render,
+            image=images[0],
+            target_latent=targets[0],
+            loss=LossConfig(latent_weight=1.5, latent_every=every),
+            ssim_lambda=0.2,
+            step=0,
+        )
+        for every in (1, 3)
+    }
+    assert float(losses[1]["latent_loss"]) > 0
+    torch.testing.assert_close(losses[3]["latent_loss"], 3 * losses[1]["latent_loss"], rtol=1e-12, atol=0)
+    torch.testing.assert_close(losses[3]["rgb_loss"], losses[1]["rgb_loss"], rtol=0, atol=0)
