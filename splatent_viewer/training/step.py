@@ -63,8 +63,15 @@ class LossConfig:
                 )
 
     def latent_step(self, step: int) -> bool:
-        """Whether training step ``step`` renders the latent pass (and so can apply the latent and decoded losses)."""
-        return step % self.latent_every == 0
+        """Whether training step ``step`` renders the latent pass (and so can apply the latent and decoded losses):
+        every ``latent_every``-th step, or every step when there is no RGB loss to train between them."""
+        return self.rgb_weight <= 0 or step % self.latent_every == 0
+
+    @property
+    def latent_scale(self) -> float:
+        """What the latent loss is weighted with on a latent step: ``latent_weight``, ×``latent_every`` when only
+        every ``latent_every``-th step has it (so its average weight per step is ``latent_weight``)."""
+        return self.latent_weight * (self.latent_every if self.rgb_weight > 0 else 1)
 
 
 @dataclass
@@ -239,8 +246,7 @@ def step_losses(
             m = mask.float().permute(2, 0, 1)
             cells = -F.max_pool2d(-m[None], ds)[0] if ds > 1 else m
             latent_err = latent_err * cells[:, : latent_err.shape[1], : latent_err.shape[2]]
-        # weighted x latent_every on the steps that have it: the latent loss keeps its average weight per step
-        losses["latent_loss"] = loss.latent_weight * loss.latent_every * latent_err.mean()
+        losses["latent_loss"] = loss.latent_scale * latent_err.mean()
     if loss.rgb_weight > 0 and render.rgb is not None and image is not None:
         pred, gt = render.rgb, image
         if mask is not None:

@@ -272,7 +272,7 @@ def train_latent_splats(
                 sh_degree=sh_degree,
                 rgb_downscale=d,
                 rgb=config.loss.rgb_weight > 0,
-                latent=config.loss.rgb_weight <= 0 or config.loss.latent_step(step),
+                latent=config.loss.latent_step(step),
                 rgb_background=rgb_bg,
                 latent_background=latent_bg,
             )

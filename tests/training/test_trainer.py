@@ -208,6 +208,10 @@ def test_latent_every_trains_the_latents_on_every_nth_step_only(tiny_scene_dir):
     codec = load_codec("taef2")
     assert [LossConfig(latent_every=3).latent_step(s) for s in range(7)] == [1, 0, 0, 1, 0, 0, 1]
     assert all(LossConfig().latent_step(s) for s in range(5))
+    # without an RGB loss there is nothing to train between latent passes: every step has one, at the plain weight
+    latents_only = LossConfig(latent_every=3, rgb_weight=0.0, latent_weight=1.5)
+    assert all(latents_only.latent_step(s) for s in range(5)) and latents_only.latent_scale == 1.5
+    assert LossConfig(latent_every=3, latent_weight=1.5).latent_scale == 4.5
     start = train_latent_splats(
         scene=scene, codec=codec, config=LatentSplatTrainerConfig(steps=0, densify=False), progress=False
     ).params
