@@ -51,7 +51,7 @@ class LossConfig:
     render and train the RGB splats alone (the latent pass is ~40 % of a step's GPU work, benchmarks/RESULTS.md).
     The latent loss is weighted ×latent_every on its steps, so its average weight per step, and with it the balance
     the shared geometry strikes between the two losses, stays that of ``latent_weight`` (unweighted, every 2nd step
-    cost the decoded render 0.2–0.4 dB; weighted, it matched or beat every step on the CPU demo and fern)."""
+    cost the decoded render 0.2–0.4 dB; weighted, it matched or beat every step on the CPU demo, fern and dino)."""
 
     def __post_init__(self) -> None:
         for name in ("latent_every", "decoded_every"):
