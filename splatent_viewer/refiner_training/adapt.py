@@ -341,13 +341,14 @@ def adapt_to_scene(
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)
     seconds = {"units": round(units_seconds, 1), "fine_tune": round(time.perf_counter() - started - units_seconds, 1)}
+    step_seconds = None if result is None else result.step_seconds
     write_json_atomic(
         record,
         {
             "samples": len(writer.index["samples"]),
             "steps": steps_done,
             "seconds": seconds,
-            "step_seconds": None if result is None else result.step_seconds,
+            "step_seconds": step_seconds,
             "start": config.refiner,
             "guided": config.guided,
             "residual": config.guided and config.residual,
@@ -366,7 +367,7 @@ def adapt_to_scene(
         steps=steps_done,
         seconds=seconds,
         validation=validation,
-        step_seconds=None if result is None else result.step_seconds,
+        step_seconds=step_seconds,
     )
 
 
