@@ -206,9 +206,12 @@ export TORCH_EXTENSIONS_DIR=${TORCH_EXTENSIONS_DIR:-/tmp/torch_extensions}
 # invalidates ninja's deps log and rebuilds everything, ~3.5 min).
 # .gpu_cache_xz/gsplat_ext.txz: the same build as an xz tar (1.75 MB instead of 5.2: carried where the 64 MiB are tight,
 # e.g. beside lego and the full wheel set); python's tarfile unpacks it (keeps the mtimes, needs no xz binary).
-if [ -f .gpu_cache/gsplat_ext.tgz ] || [ -f .gpu_cache_xz/gsplat_ext.txz ]; then
+# A machine kept warm since an earlier call still holds that call's build in $TORCH_EXTENSIONS_DIR: reused the same way.
+if [ -f .gpu_cache/gsplat_ext.tgz ] || [ -f .gpu_cache_xz/gsplat_ext.txz ] || [ -n "$(ls -A $TORCH_EXTENSIONS_DIR 2>/dev/null)" ]; then
   mkdir -p $TORCH_EXTENSIONS_DIR
-  if [ -f .gpu_cache/gsplat_ext.tgz ]; then
+  if [ -n "$(ls -A $TORCH_EXTENSIONS_DIR 2>/dev/null)" ]; then
+    echo "[device_setup] reusing the gsplat build this machine made in an earlier call ($TORCH_EXTENSIONS_DIR)"
+  elif [ -f .gpu_cache/gsplat_ext.tgz ]; then
     tar xzf .gpu_cache/gsplat_ext.tgz -C $TORCH_EXTENSIONS_DIR
   else
     python3 -c "import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2], filter='tar')" .gpu_cache_xz/gsplat_ext.txz $TORCH_EXTENSIONS_DIR
