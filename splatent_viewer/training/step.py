@@ -18,6 +18,7 @@ densification is gsplat's ``DefaultStrategy`` (``step_pre_backward`` / ``step_po
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
@@ -45,7 +46,9 @@ class LossConfig:
     decoded_weight: float = 0.0
     """L1 between the decoded latent render and the image (backpropagates through the codec's decoder; slow on CPU)."""
     decoded_every: int = 10
-    """Apply the decoded-image loss every this many steps."""
+    """Apply the decoded-image loss every this many steps (on latent steps only: with ``latent_every`` > 1 it fires
+    every lcm(decoded_every, latent_every) steps, weighted up so that its average weight per step stays
+    ``decoded_weight / decoded_every``)."""
     latent_every: int = 1
     """Render the latent pass and apply the latent loss every this many steps (1: every step); the steps between
     render and train the RGB splats alone (the latent pass is ~40 % of a step's GPU work, benchmarks/RESULTS.md).
@@ -66,6 +69,18 @@ class LossConfig:
         """Whether training step ``step`` renders the latent pass (and so can apply the latent and decoded losses):
         every ``latent_every``-th step, or every step when there is no RGB loss to train between them."""
         return self.rgb_weight <= 0 or step % self.latent_every == 0
+
+    def decoded_step(self, step: int) -> bool:
+        """Whether training step ``step`` applies the decoded-image loss (``decoded_weight`` > 0, a latent step, and a
+        multiple of ``decoded_every``)."""
+        return self.decoded_weight > 0 and self.latent_step(step) and step % self.decoded_every == 0
+
+    @property
+    def decoded_scale(self) -> float:
+        """What the decoded-image loss is weighted with on the steps that have it: ``decoded_weight``, × the factor by
+        which the latent steps thin its schedule (lcm(decoded_every, latent_every) / decoded_every)."""
+        every = self.latent_every if self.rgb_weight > 0 else 1
+        return self.decoded_weight * math.lcm(self.decoded_every, every) / self.decoded_every
 
     @property
     def latent_scale(self) -> float:
@@ -227,8 +242,8 @@ def step_losses(
     mask: Float[Tensor, "H W 1"] | None = None,
 ) -> dict[str, Tensor]:
     """The weighted losses of one step: ``latent_loss`` (when there is a latent pass), ``rgb_loss`` (when
-    ``loss.rgb_weight > 0`` and there is an RGB pass) and ``decoded_loss`` (every ``loss.decoded_every`` steps when
-    ``loss.decoded_weight > 0`` and there is a latent pass; ``decode`` maps ``[1, C, h, w]`` latents to
+    ``loss.rgb_weight > 0`` and there is an RGB pass) and ``decoded_loss`` (on ``loss.decoded_step(step)`` when there
+    is a latent pass; ``decode`` maps ``[1, C, h, w]`` latents to
     ``[1, 3, H0, W0]`` images and ``full_image`` is the image at full resolution).
 
     ``image`` is the ground truth at the RGB pass's size; ``mask`` (1 = use) zeroes the RGB render and image outside
@@ -254,16 +269,10 @@ def step_losses(
         losses["rgb_loss"] = loss.rgb_weight * l1_ssim_loss(
             pred.permute(2, 0, 1)[None], gt.permute(2, 0, 1)[None], ssim_lambda=ssim_lambda
         )
-    if (
-        loss.decoded_weight > 0
-        and render.latent is not None
-        and decode is not None
-        and full_image is not None
-        and step % loss.decoded_every == 0
-    ):
+    if loss.decoded_step(step) and render.latent is not None and decode is not None and full_image is not None:
         decoded = decode(render.latent[None]).float()[0].permute(1, 2, 0)
         losses["decoded_loss"] = (
-            loss.decoded_weight * (decoded - full_image[: decoded.shape[0], : decoded.shape[1]]).abs().mean()
+            loss.decoded_scale * (decoded - full_image[: decoded.shape[0], : decoded.shape[1]]).abs().mean()
         )
     return losses
 

@@ -9,6 +9,7 @@ comparisons use the reference with those Gaussians left out of its latent pass.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -296,3 +297,18 @@ def test_the_latent_loss_is_weighted_by_latent_every_on_the_steps_that_have_it(t
     assert float(losses[1]["latent_loss"]) > 0
     torch.testing.assert_close(losses[3]["latent_loss"], 3 * losses[1]["latent_loss"], rtol=1e-12, atol=0)
     torch.testing.assert_close(losses[3]["rgb_loss"], losses[1]["rgb_loss"], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(("latent_every", "decoded_every"), [(1, 10), (2, 1), (2, 5), (3, 4), (4, 2)])
+def test_the_decoded_loss_keeps_its_average_weight_when_latent_steps_thin_it(latent_every, decoded_every):
+    loss = LossConfig(decoded_weight=0.5, decoded_every=decoded_every, latent_every=latent_every)
+    steps = [s for s in range(120) if loss.decoded_step(s)]
+    assert all(loss.latent_step(s) and s % decoded_every == 0 for s in steps)
+    assert steps[1] - steps[0] == math.lcm(latent_every, decoded_every)
+    # on average over the steps, the weight of decoded_every-th steps at decoded_weight
+    assert loss.decoded_scale * len(steps) / 120 == pytest.approx(0.5 / decoded_every)
+    assert not LossConfig(decoded_weight=0.0).decoded_step(0)
+    # without an RGB loss every step is a latent step: the plain schedule and weight
+    plain = LossConfig(decoded_weight=0.5, decoded_every=decoded_every, latent_every=latent_every, rgb_weight=0.0)
+    assert [s for s in range(12) if plain.decoded_step(s)] == list(range(0, 12, decoded_every))
+    assert plain.decoded_scale == 0.5
