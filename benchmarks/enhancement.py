@@ -272,6 +272,7 @@ def run_scene(args: Args, name: str, *, device: torch.device) -> dict:
         row["adapt_seconds"][label] = adapted.seconds
         v = adapted.validation
         each = "" if adapted.step_seconds is None else f" ({adapted.step_seconds:.3f} s each)"
+        each += f", validation {adapted.seconds['validation']:.0f} s" if adapted.seconds.get("validation") else ""
         row["notes"][label] = f"{adapted.samples} training-view samples, {adapted.steps} steps{each}" + (
             ""
             if v is None

@@ -143,7 +143,8 @@ class AdaptResult:
     steps: int
     """Fine-tuning steps done."""
     seconds: dict[str, float]
-    """Wall seconds of the units and of the fine-tuning."""
+    """Wall seconds of the units (``units``) and of everything after them (``fine_tune``: the training, the validation
+    and writing the refiner), of which the validation took ``validation``."""
     step_seconds: float | None = None
     """Mean wall seconds of a fine-tuning step (None without fine-tuning)."""
     validation: dict | None = None
@@ -308,16 +309,18 @@ def adapt_to_scene(
         checkpoint_every=max(config.steps // 4, 1),
         exclude_units=() if held is None else (held,),
     )
-    validation, adapted = None, None
+    validation, adapted, validation_seconds = None, None, 0.0
     result = None if unchecked else train_refiner(train_config, progress=progress)
     steps_done = 0 if result is None else result.steps_done
     start = start_refiner(train_config) if unchecked or held is not None else None
     if start is not None and held is not None and result is not None:
         adapted = load_refiner(result.refiner_dir, device=device, dtype=torch.float32)
+        validation_started = time.perf_counter()
         validation = validate_adaptation(
             dataset=output / "dataset", unit=held, start=start, adapted=adapted, codec=codec,
             interpolations=config.interpolations, psnr_tolerance=config.psnr_tolerance,
         )  # fmt: skip
+        validation_seconds = time.perf_counter() - validation_started
         scores = ", ".join(
             f"α={c['alpha']:g} " + ("diverged" if c["psnr"] is None else f"{c['psnr']:.2f} dB / {c['ssim']:.3f}")
             for c in validation["candidates"]
@@ -340,7 +343,11 @@ def adapt_to_scene(
     record.unlink(missing_ok=True)  # never beside weights it does not describe
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)
-    seconds = {"units": round(units_seconds, 1), "fine_tune": round(time.perf_counter() - started - units_seconds, 1)}
+    seconds = {
+        "units": round(units_seconds, 1),
+        "fine_tune": round(time.perf_counter() - started - units_seconds, 1),  # the validation's included
+        "validation": round(validation_seconds, 1),
+    }
     step_seconds = None if result is None else result.step_seconds
     write_json_atomic(
         record,

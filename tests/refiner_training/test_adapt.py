@@ -86,6 +86,8 @@ def test_adaptation_sees_only_training_views_and_writes_the_refiner_into_the_run
     assert log["config"]["exclude_units"] == ["fold-1"]
     record = json.loads((run / ADAPTATION_RECORD).read_text())
     assert record["kept"] == result.validation["kept"] and record["validation"] == result.validation
+    # the validation's seconds are a part of the fine-tuning phase's
+    assert 0 < record["seconds"]["validation"] <= record["seconds"]["fine_tune"] and record["seconds"] == result.seconds
 
 
 def test_validation_keeps_the_start_when_fine_tuning_hurts(tiny_trained_scene_dir: Path, tmp_path: Path) -> None:
