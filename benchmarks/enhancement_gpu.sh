@@ -3,17 +3,21 @@
 #
 # Here, once: benchmarks/gpu_wheels.sh; the scenes in a carried, git-ignored folder (.gpu_scenes: fern + dino, or temple +
 # dino, ...; the demo scene is read from assets/). The carry holds 64 MiB with the working tree (~27 MB) and .whl (~21 MB):
-# two small real scenes per call (run 2026-12-06: fern + dino, ~6 min on an H100).
+# two small real scenes per call (2026-12-07 on an H100: lego alone 225 s, demo + temple sharing the card 359 s).
 # Device calls (carry [".whl", ".gpu_scenes", ".gpu_cache"]; each <= 10 min on an H100):
 #   PART=splatfacto bash benchmarks/enhancement_gpu.sh     # splatfacto at the same steps on every scene -> $OUT/splatfacto.json
 #   PART=protocol SCENES="fern dino" bash benchmarks/enhancement_gpu.sh  # the protocol (splatfacto.json in .gpu_cache/ first)
+# The protocol runs the scenes one after the other, each with the GPU to itself as a user's run has it (PARALLEL=1: all
+# at once, as until 2026-12-07: two processes sharing the card made a fine-tuning step ~8x slower, 0.40 s against
+# 0.044-0.052 s alone, so the 180 s budget cut the fine-tuning short; benchmarks/RESULTS.md).
 # Lego (100 views, .gpu_lego as in speed_gpu.sh: 16 MB) fits beside .whl only with the gsplat build as an xz tar
 # (.gpu_cache_xz/gsplat_ext.txz, 1.75 MB: `tar xzf .gpu_cache/gsplat_ext.tgz -C D && XZ_OPT=-9e tar cJf
 # .gpu_cache_xz/gsplat_ext.txz -C D .`; 66.3 of the 67.1 MB on 2026-12-06; without it gsplat JIT-builds, ~3 min):
 #   carry [".whl", ".gpu_lego", ".gpu_cache_xz"]; ROOT=.gpu_lego SCENES=lego bash benchmarks/enhancement_gpu.sh
 # Knobs: STEPS (7000), SCENES ("demo temple dino fern lego"), ROOT (.gpu_scenes), ADAPT_SECONDS (180), FRESH (0: no
 # --adapt-fresh rows), GENERIC (embedded, or a folder of leave-one-scene-out fold refiners carried along), LIMIT (540 s a
-# scene) or BUDGET (the whole script's seconds: LIMIT is what the setup leaves of it), FRAME (1: then time the live
+# scene) or BUDGET (the whole script's seconds: each scene gets what the setup and the scenes before it left), PARALLEL
+# (0: one scene after the other; 1: all at once), FRAME (1: then time the live
 # RGB-guided frame, benchmarks/viewer_frame.py --guided, FRAME_LIMIT 90 s),
 # ADAPT_ARGS (more adaptation flags, e.g. "--adaptation.unit-steps 7000 --adaptation.folds 3": units as long as the run).
 # Everything comes back in $OUT/results.tgz beside gpu.txt.
@@ -28,8 +32,9 @@ t_call=$(date +%s)
 source benchmarks/device_setup.sh
 gpu_job_start "$OUT"
 t0=$(date +%s)
-# BUDGET (seconds for the whole script): each scene's LIMIT is what the setup (install, gsplat build: ~3 min on a fresh
-# machine without a carried build) left of it, less 30 s for the merge and packing.
+# BUDGET (seconds for the whole script): LIMIT is what the setup (install, gsplat build: ~3 min on a fresh machine
+# without a carried build) left of it, less 30 s for the merge and packing; the protocol's scenes, one after the other,
+# each get what the ones before them left.
 if [ -n "${BUDGET:-}" ]; then LIMIT=$(( BUDGET - (t0 - t_call) - 30 )); fi
 LIMIT=${LIMIT:-540}
 echo "scene limit: $LIMIT s" >> "$OUT/gpu.txt"
@@ -54,9 +59,14 @@ else
   SF=""; [ -f .gpu_cache/splatfacto.json ] && SF="--splatfacto .gpu_cache/splatfacto.json"
   for scene in $SCENES; do
     [ "$scene" = demo ] || [ -d "$ROOT/$scene" ] || continue
-    timeout "$LIMIT" python3 benchmarks/enhancement.py --scenes "$scene" --root "$ROOT" --device cuda --steps "$STEPS" \
+    limit=$LIMIT  # one after the other: each scene gets what is left of BUDGET
+    [ "${PARALLEL:-0}" = 1 ] || [ -z "${BUDGET:-}" ] || limit=$(( BUDGET - ($(date +%s) - t_call) - 30 ))
+    # a fresh output folder per call: a machine kept warm would otherwise resume an earlier call's adaptation units
+    timeout "$limit" python3 benchmarks/enhancement.py --scenes "$scene" --root "$ROOT" --device cuda --steps "$STEPS" \
       --generic "${GENERIC:-embedded}" --adaptation.max-seconds "${ADAPT_SECONDS:-180}" $FRESH_FLAG ${ADAPT_ARGS:-} \
-      --output-dir "/tmp/enh_$scene" --output "$OUT/enhancement_$scene.md" > "$OUT/enhancement_$scene.log" 2>&1 &
+      --output-dir "/tmp/enh_${scene}_$t_call" --output "$OUT/enhancement_$scene.md" > "$OUT/enhancement_$scene.log" 2>&1 &
+    [ "${PARALLEL:-0}" = 1 ] || wait
+    echo "$scene (limit $limit s): $(( $(date +%s) - t0 )) s" >> "$OUT/gpu.txt"
   done
   wait
   python3 benchmarks/enhancement.py --merge "$OUT"/enhancement_*.json $SF --device cuda --output "$OUT/enhancement.md" \
