@@ -57,7 +57,12 @@ from splatent_viewer.frame import render_frame
 from splatent_viewer.paths import assets_dir
 from splatent_viewer.refine import Refiner, load_refiner
 from splatent_viewer.refine.refiner import guided_from
-from splatent_viewer.refiner_training.adapt import AdaptationConfig, adapt_to_scene
+from splatent_viewer.refiner_training.adapt import (
+    AdaptationConfig,
+    adapt_to_scene,
+    describe_candidate,
+    describe_candidates,
+)
 from splatent_viewer.trained import TrainedScene, trained_scene_from_splats
 from splatent_viewer.training.encode import LatentCache
 from splatent_viewer.training.losses import psnr, ssim
@@ -277,11 +282,8 @@ def run_scene(args: Args, name: str, *, device: torch.device) -> dict:
             ""
             if v is None
             else f", validation on {v['unit']} ({v['views']} views): "
-            + ", ".join(
-                f"α={c['alpha']:g} " + ("diverged" if c["psnr"] is None else f"{c['psnr']:.2f} dB / {c['ssim']:.3f}")
-                for c in v["candidates"]
-            )
-            + f" (α=0 start, 1 fine-tuned): kept α={v['alpha']:g} ({v['kept']})"
+            + describe_candidates(v)
+            + f" (α=0 start, 1 fine-tuned): kept {describe_candidate(v)} ({v['kept']})"
         )
         variants[label] = load_refiner(adapted.refiner, device=device, dtype=dtype, codec=codec)
 

@@ -251,6 +251,9 @@ class TrainedScene:
                 alpha = (info.get("validation") or {}).get("alpha")
                 share = f"{alpha:g}" if isinstance(alpha, (int, float)) else "part"
                 which = f"adapted to this scene ({share} of the way from the start to the fine-tuned weights)"
+            elif kept == "stopped early":
+                step = (info.get("validation") or {}).get("step")
+                which = f"adapted to this scene (stopped early, at step {step} of {info.get('steps')})"
         elif source.resolve() == (assets_dir() / "refiner").resolve():
             which = "generic (shipped)"
         else:

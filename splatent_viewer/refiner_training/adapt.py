@@ -20,6 +20,7 @@ import copy
 import math
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -39,7 +40,14 @@ from splatent_viewer.refine.refiner import Refiner
 from splatent_viewer.refiner_training.build_dataset import CONSOLE, unit_samples
 from splatent_viewer.refiner_training.dataset import DatasetWriter, RefinerDataset
 from splatent_viewer.refiner_training.evaluate import ALL, evaluate_refiner
-from splatent_viewer.refiner_training.train import RefinerTrainConfig, new_refiner, train_refiner
+from splatent_viewer.refiner_training.train import (
+    REFINER_DIR,
+    RefinerTrainConfig,
+    checkpoints,
+    new_refiner,
+    prune_checkpoints,
+    train_refiner,
+)
 from splatent_viewer.trained import (
     ADAPTATION_RECORD,
     ADAPTED_REFINER_DIR,
@@ -99,6 +107,10 @@ class AdaptationConfig:
     for each α (WiSE-FT, Wortsman et al. 2022). Measured on the CPU demo's held-out unit (benchmarks/RESULTS.md): 25
     and 50 fine-tuning steps lose 0.27 / 0.45 dB for +0.014 / +0.012 SSIM; α = 0.25 keeps the PSNR (−0.00 / −0.01
     dB) with +0.006 / +0.008 SSIM."""
+    snapshots: int = 4
+    """Points of the fine-tuning the validation scores as they are (α = 1): its end and, evenly spaced before it, the
+    rest (4: after ¼, ½, ¾ and all of ``steps``; 1: the end only), so a fine-tuning that overshoots is stopped where
+    the held-out unit says (early stopping); the end is also scored at each of ``interpolations``."""
     psnr_tolerance: float = 0.02
     """Validation candidates within this many dB of the best PSNR count as equal on PSNR, and the higher SSIM among
     them wins (0: PSNR alone decides)."""
@@ -149,7 +161,8 @@ class AdaptResult:
     """Mean wall seconds of a fine-tuning step (None without fine-tuning)."""
     validation: dict | None = None
     """What the validation measured (``unit``, ``views``, ``start_psnr``, ``adapted_psnr`` (None where a refiner
-    diverged), ``kept``: adapted or start); None without one."""
+    diverged), ``kept``: start, adapted, interpolated (``alpha``) or stopped early (``step``), ``candidates``); None
+    without one."""
 
 
 def leave_some_out_folds(train_views: list[int], folds: int) -> list[list[int]]:
@@ -306,7 +319,8 @@ def adapt_to_scene(
         resume=resume,
         seed=config.seed,
         device="cuda" if device.type == "cuda" else "cpu",
-        checkpoint_every=max(config.steps // 4, 1),
+        checkpoint_every=max(config.steps // max(config.snapshots, 1), 1),
+        keep_checkpoints=max(config.snapshots, 2),
         exclude_units=() if held is None else (held,),
     )
     validation, adapted, validation_seconds = None, None, 0.0
@@ -315,19 +329,24 @@ def adapt_to_scene(
     start = start_refiner(train_config) if unchecked or held is not None else None
     if start is not None and held is not None and result is not None:
         adapted = load_refiner(result.refiner_dir, device=device, dtype=torch.float32)
+        earlier = [
+            (step, load_refiner(folder / REFINER_DIR, device=device, dtype=torch.float32))
+            for step, folder in checkpoints(train_config.output)[-max(config.snapshots, 1) :]
+            if 0 < step < steps_done
+        ]
         validation_started = time.perf_counter()
         validation = validate_adaptation(
             dataset=output / "dataset", unit=held, start=start, adapted=adapted, codec=codec,
             interpolations=config.interpolations, psnr_tolerance=config.psnr_tolerance,
+            steps=steps_done, earlier=earlier,
         )  # fmt: skip
         validation_seconds = time.perf_counter() - validation_started
-        scores = ", ".join(
-            f"α={c['alpha']:g} " + ("diverged" if c["psnr"] is None else f"{c['psnr']:.2f} dB / {c['ssim']:.3f}")
-            for c in validation["candidates"]
-        )
+        if validation["step"] not in (0, steps_done):  # stopped early: that point's weights are the adapted ones
+            adapted = dict(earlier)[validation["step"]]
+        prune_checkpoints(train_config.output, keep=1)  # a resume needs the latest one only
         CONSOLE.print(
             f"validation on {validation['views']} held-out training views ({held}), start α=0 … fine-tuned α=1: "
-            f"{scores}: keeping α={validation['alpha']:g} ({validation['kept']})"
+            f"{describe_candidates(validation)}: keeping {describe_candidate(validation)} ({validation['kept']})"
         )
     target = run / ADAPTED_REFINER_DIR
     staging = run / f".{ADAPTED_REFINER_DIR}.partial"
@@ -336,6 +355,8 @@ def adapt_to_scene(
         save_refiner(start, staging)
     elif start is not None and adapted is not None and validation is not None and validation["kept"] == "interpolated":
         save_refiner(interpolate_refiners(start, adapted, validation["alpha"]), staging)
+    elif adapted is not None and validation is not None and validation["kept"] == "stopped early":
+        save_refiner(adapted, staging)
     else:
         assert result is not None
         shutil.copytree(result.refiner_dir, staging)
@@ -397,13 +418,27 @@ def interpolate_refiners(start: Refiner, tuned: Refiner, alpha: float) -> Refine
 
 
 def choose_candidate(candidates: list[dict[str, Any]], *, psnr_tolerance: float) -> dict[str, Any]:
-    """The validation's pick among ``{"alpha", "psnr", "ssim"}`` candidates (None scores: diverged, never picked):
-    the best PSNR, or the best SSIM among those within ``psnr_tolerance`` dB of it; ties go to the smaller alpha (the
-    start is ``alpha`` 0). At least one candidate must have scores."""
+    """The validation's pick among ``{"alpha", "psnr", "ssim"}`` candidates (and ``"step"``, the point of the
+    fine-tuning; None scores: diverged, never picked): the best PSNR, or the best SSIM among those within
+    ``psnr_tolerance`` dB of it; ties go to the smaller alpha, then the earlier step (the start is ``alpha`` 0). At
+    least one candidate must have scores."""
     scored = [c for c in candidates if c["psnr"] is not None and c["ssim"] is not None]
     best = max(c["psnr"] for c in scored)
     near = [c for c in scored if c["psnr"] >= best - psnr_tolerance]
-    return max(near, key=lambda c: (c["ssim"], -c["alpha"]))
+    return max(near, key=lambda c: (c["ssim"], -c["alpha"], -c.get("step", 0)))
+
+
+def describe_candidate(candidate: dict[str, Any]) -> str:
+    """``α=0.25``, or ``step 200`` for an earlier point of the fine-tuning scored as is."""
+    return f"step {candidate['step']}" if candidate.get("early") else f"α={candidate['alpha']:g}"
+
+
+def describe_candidates(validation: dict[str, Any]) -> str:
+    """The validation's candidates with their scores, for a log line or a table's note."""
+    return ", ".join(
+        describe_candidate(c) + " " + ("diverged" if c["psnr"] is None else f"{c['psnr']:.2f} dB / {c['ssim']:.3f}")
+        for c in validation["candidates"]
+    )
 
 
 @torch.no_grad()
@@ -416,17 +451,22 @@ def validate_adaptation(
     codec: LatentCodec,
     interpolations: tuple[float, ...] = (),
     psnr_tolerance: float = 0.0,
+    steps: int = 0,
+    earlier: Sequence[tuple[int, Refiner]] = (),
 ) -> dict[str, Any]:
-    """Scores the start (alpha 0), the fine-tuned refiner (alpha 1) and each interpolation between them
-    (:func:`interpolate_refiners`) on the samples of ``unit`` (renders of training views its Gaussians did not see,
-    never part of the fine-tuning; mean enhanced PSNR / SSIM, each with its own number of references), and picks
-    one (:func:`choose_candidate`): ``kept`` is "start", "adapted" or "interpolated" (``alpha`` says which)."""
+    """Scores the start (alpha 0), the fine-tuned refiner (alpha 1, after ``steps`` steps), each interpolation between
+    them (:func:`interpolate_refiners`) and the ``earlier`` points of the fine-tuning ``(step, refiner)`` as they are,
+    on the samples of ``unit`` (renders of training views its Gaussians did not see, never part of the fine-tuning;
+    mean enhanced PSNR / SSIM, each with its own number of references), and picks one (:func:`choose_candidate`):
+    ``kept`` is "start", "adapted", "interpolated" (``alpha`` says which) or "stopped early" (``step`` says where)."""
     held = RefinerDataset(dataset, units=[unit])
-    models = [(0.0, start), (1.0, adapted)] + [
-        (float(a), interpolate_refiners(start, adapted, float(a))) for a in interpolations if 0.0 < a < 1.0
+    models = [(0.0, 0, start), (1.0, steps, adapted)]
+    models += [
+        (float(a), steps, interpolate_refiners(start, adapted, float(a))) for a in interpolations if 0.0 < a < 1.0
     ]
+    models += [(1.0, step, refiner) for step, refiner in earlier if step != steps]
     candidates = []
-    for alpha, refiner in models:
+    for alpha, step, refiner in models:
         refiner = refiner.to(codec.device)
         k = refiner.config.num_references
         rows, _ = evaluate_refiner(dataset=held, refiner=refiner, codec=codec, ks=[k], progress=False)
@@ -434,11 +474,13 @@ def validate_adaptation(
         finite = math.isfinite(row["enhanced_psnr"]) and math.isfinite(row["enhanced_ssim"])  # diverged: None
         candidates.append({
             "alpha": alpha,
+            "step": step,
+            "early": 0 < step < steps,
             "psnr": float(row["enhanced_psnr"]) if finite else None,
             "ssim": float(row["enhanced_ssim"]) if finite else None,
         })  # fmt: skip
     chosen = choose_candidate(candidates, psnr_tolerance=psnr_tolerance)
-    kept = {0.0: "start", 1.0: "adapted"}.get(chosen["alpha"], "interpolated")
+    kept = "stopped early" if chosen["early"] else {0.0: "start", 1.0: "adapted"}.get(chosen["alpha"], "interpolated")
     return {
         "unit": unit,
         "views": len(held),
@@ -448,6 +490,8 @@ def validate_adaptation(
         "psnr_tolerance": psnr_tolerance,
         "kept": kept,
         "alpha": chosen["alpha"],
+        "step": chosen["step"],
+        "early": chosen["early"],
     }
 
 
@@ -458,6 +502,8 @@ __all__ = [
     "adapt_refiner",
     "adapt_to_scene",
     "choose_candidate",
+    "describe_candidate",
+    "describe_candidates",
     "interpolate_refiners",
     "leave_some_out_folds",
     "start_refiner",

@@ -174,10 +174,23 @@ class TrainResult:
     """Mean wall seconds of this run's steps after its first (which pays the warm-up); None below two steps."""
 
 
+def checkpoints(output: Path) -> list[tuple[int, Path]]:
+    """The complete checkpoint folders in ``output`` with their steps, lowest step first."""
+    done = [p for p in (Path(output) / CHECKPOINT_DIR).glob("step-*") if (p / "state.json").is_file()]
+    return sorted((int(p.name.split("-")[1]), p) for p in done)
+
+
 def latest_checkpoint(output: Path) -> Path | None:
     """The highest-step complete checkpoint folder in ``output``, or None."""
-    done = [p for p in (Path(output) / CHECKPOINT_DIR).glob("step-*") if (p / "state.json").is_file()]
-    return max(done, key=lambda p: int(p.name.split("-")[1]), default=None)
+    done = checkpoints(output)
+    return done[-1][1] if done else None
+
+
+def prune_checkpoints(output: Path, *, keep: int) -> None:
+    """Deletes all but the ``keep`` highest-step checkpoints in ``output``."""
+    done = checkpoints(output)
+    for _, old in done[: max(0, len(done) - keep)]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _optimizer_to_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, Tensor], dict[str, str]]:
@@ -215,11 +228,7 @@ def save_checkpoint(*, output: Path, step: int, refiner: Refiner, optimizer: tor
         os.replace(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    done = sorted(
-        (p for p in root.glob("step-*") if (p / "state.json").is_file()), key=lambda p: int(p.name.split("-")[1])
-    )
-    for old in done[: max(0, len(done) - keep)]:
-        shutil.rmtree(old, ignore_errors=True)
+    prune_checkpoints(output, keep=keep)
     return final
 
 

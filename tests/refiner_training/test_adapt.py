@@ -225,6 +225,8 @@ def test_choose_candidate_takes_the_best_psnr_then_ssim_within_the_tolerance() -
     assert choose_candidate(candidates, psnr_tolerance=0.1) is half
     assert choose_candidate([start, {**quarter, "ssim": 0.476}], psnr_tolerance=0.02) is start  # tie: the start
     assert choose_candidate([diverged, tuned], psnr_tolerance=0.02) is tuned
+    early = {**tuned, "step": 100, "early": True}
+    assert choose_candidate([{**tuned, "step": 400}, early], psnr_tolerance=0.0) is early  # tie: the earlier step
 
 
 def test_interpolate_refiners_lerps_every_weight() -> None:
@@ -255,3 +257,46 @@ def test_an_interpolated_adaptation_is_named_in_the_stats_label(tiny_trained_sce
     (run / ADAPTATION_RECORD).write_text(json.dumps(record))
     label = load_trained_scene(run, refiner="auto").refiner_label
     assert label.startswith("adapted to this scene (0.25 of the way from the start to the fine-tuned weights)")
+
+
+def test_the_validation_can_stop_the_fine_tuning_early(
+    tiny_trained_scene_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each snapshot of the fine-tuning is a validation candidate; the one picked is what the run gets, and the
+    checkpoints are pruned to the latest afterwards (a resume needs no more)."""
+    from splatent_viewer.refiner_training import adapt
+    from splatent_viewer.refiner_training.train import checkpoints
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_trained_scene_dir, run)
+    seen: dict[int, dict[str, torch.Tensor]] = {}
+    real_validate, real_choose = adapt.validate_adaptation, adapt.choose_candidate
+
+    def spying_validate(**kwargs):
+        seen.update({step: {k: v.clone() for k, v in r.state_dict().items()} for step, r in kwargs["earlier"]})
+        return real_validate(**kwargs)
+
+    def choose_step_two(candidates, *, psnr_tolerance):
+        real_choose(candidates, psnr_tolerance=psnr_tolerance)  # scores are real; the pick is forced to step 2
+        return next(c for c in candidates if c["step"] == 2)
+
+    monkeypatch.setattr(adapt, "validate_adaptation", spying_validate)
+    monkeypatch.setattr(adapt, "choose_candidate", choose_step_two)
+    settings = AdaptationConfig(folds=2, unit_steps=15, steps=4, batch_size=2, snapshots=4)
+    result = adapt_refiner(AdaptConfig(load_config=run, adaptation=settings, device="cpu"), progress=False)
+    monkeypatch.undo()
+
+    assert result.validation is not None and result.steps == 4
+    assert [(c["alpha"], c["step"], c["early"]) for c in result.validation["candidates"]] == [
+        (0.0, 0, False), (1.0, 4, False), (0.25, 4, False), (0.5, 4, False),
+        (1.0, 1, True), (1.0, 2, True), (1.0, 3, True),
+    ]  # fmt: skip
+    assert all(c["psnr"] is not None for c in result.validation["candidates"])
+    assert result.validation["kept"] == "stopped early" and result.validation["step"] == 2
+    assert sorted(seen) == [1, 2, 3]
+    written = load_refiner(run / ADAPTED_REFINER_DIR, device="cpu", dtype=torch.float32).state_dict()
+    assert all(torch.equal(written[k], v) for k, v in seen[2].items())
+    assert not all(torch.equal(written[k], v) for k, v in seen[3].items())
+    assert [step for step, _ in checkpoints(run / "adaptation" / "train")] == [4]
+    label = load_trained_scene(run, refiner="auto").refiner_label
+    assert label.startswith("adapted to this scene (stopped early, at step 2 of 4)")
