@@ -96,10 +96,10 @@ class AdaptationConfig:
     time would overrun it (the first one always is), so the fine-tuning keeps the rest. (Without it, a CPU run spent
     471 of its 420 s on units and fine-tuned for one step.)"""
     validate: bool = True
-    """Hold the last unit built out of the fine-tuning and score the starting refiner, the fine-tuned one and their
-    interpolations (``interpolations``) on its renders (enhanced PSNR / SSIM against the images, the refiner's own
-    number of references): the run gets the candidate with the best PSNR, the best SSIM among those within
-    ``psnr_tolerance`` of it (recorded in ``refiner_adapted.json``). Needs 2 units: with one (too little time for
+    """Hold the last unit built out of the fine-tuning and score the starting refiner, the fine-tuned one, their
+    interpolations (``interpolations``) and the fine-tuning's earlier points (``snapshots``) on its renders (enhanced
+    PSNR / SSIM against the images, the refiner's own number of references): the run gets the candidate with the best
+    PSNR, the best SSIM among those within ``psnr_tolerance`` of it (recorded in ``refiner_adapted.json``). Needs 2 units: with one (too little time for
     more) the run keeps the start without fine-tuning — unchecked, 204 steps on one 6-view unit lost 0.13 dB on the
     CPU fern row (benchmarks/RESULTS.md)."""
     interpolations: tuple[float, ...] = (0.25, 0.5)
@@ -451,7 +451,7 @@ def validate_adaptation(
     codec: LatentCodec,
     interpolations: tuple[float, ...] = (),
     psnr_tolerance: float = 0.0,
-    steps: int = 0,
+    steps: int,
     earlier: Sequence[tuple[int, Refiner]] = (),
 ) -> dict[str, Any]:
     """Scores the start (alpha 0), the fine-tuned refiner (alpha 1, after ``steps`` steps), each interpolation between
