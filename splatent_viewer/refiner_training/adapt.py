@@ -108,9 +108,10 @@ class AdaptationConfig:
     and 50 fine-tuning steps lose 0.27 / 0.45 dB for +0.014 / +0.012 SSIM; α = 0.25 keeps the PSNR (−0.00 / −0.01
     dB) with +0.006 / +0.008 SSIM."""
     snapshots: int = 4
-    """Points of the fine-tuning the validation scores as they are (α = 1): its end and, evenly spaced before it, the
-    rest (4: after ¼, ½, ¾ and all of ``steps``; 1: the end only), so a fine-tuning that overshoots is stopped where
-    the held-out unit says (early stopping); the end is also scored at each of ``interpolations``."""
+    """Points of the fine-tuning the validation scores as they are (α = 1): its end and the points after each
+    1/snapshots of ``steps`` and of the time budget (4: after ¼, ½, ¾ of either, whichever the fine-tuning reaches; 1:
+    the end only), so a fine-tuning that overshoots is stopped where the held-out unit says (early stopping); the end
+    is also scored at each of ``interpolations``."""
     psnr_tolerance: float = 0.02
     """Validation candidates within this many dB of the best PSNR count as equal on PSNR, and the higher SSIM among
     them wins (0: PSNR alone decides)."""
@@ -320,7 +321,8 @@ def adapt_to_scene(
         seed=config.seed,
         device="cuda" if device.type == "cuda" else "cpu",
         checkpoint_every=max(config.steps // max(config.snapshots, 1), 1),
-        keep_checkpoints=max(config.snapshots, 2),
+        time_checkpoints=config.snapshots if budget is not None else 0,
+        keep_checkpoints=max(2 * config.snapshots, 2),
         exclude_units=() if held is None else (held,),
     )
     validation, adapted, validation_seconds = None, None, 0.0
@@ -331,7 +333,7 @@ def adapt_to_scene(
         adapted = load_refiner(result.refiner_dir, device=device, dtype=torch.float32)
         earlier = [
             (step, load_refiner(folder / REFINER_DIR, device=device, dtype=torch.float32))
-            for step, folder in checkpoints(train_config.output)[-max(config.snapshots, 1) :]
+            for step, folder in checkpoints(train_config.output)
             if 0 < step < steps_done
         ]
         validation_started = time.perf_counter()

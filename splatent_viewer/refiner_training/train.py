@@ -128,6 +128,9 @@ class RefinerTrainConfig:
     """Write a resumable checkpoint every this many steps."""
     keep_checkpoints: int = 2
     """Checkpoints kept (older ones are deleted)."""
+    time_checkpoints: int = 0
+    """With --max-seconds, also write a checkpoint each time another 1/this of the time budget has passed (0: none), so
+    a run that the budget ends still leaves evenly spaced points behind (scene adaptation's early stopping)."""
     resume: bool = False
     """Continue from the latest checkpoint in --output."""
     seed: int = 0
@@ -445,6 +448,7 @@ def train_refiner(config: RefinerTrainConfig, *, progress: bool = True) -> Train
     step = start
     started = time.perf_counter()
     time_used = 0.0  # fraction of --max-seconds spent (0 without it); the same on every process
+    time_marks = 0  # how many 1/time_checkpoints of --max-seconds had passed at the last step
     with Progress(*columns, disable=not (progress and accelerator.is_main_process), console=CONSOLE) as bar:
         task = bar.add_task("training refiner", total=config.steps, completed=start, loss=math.nan)
         for batch in loader:
@@ -497,7 +501,8 @@ def train_refiner(config: RefinerTrainConfig, *, progress: bool = True) -> Train
                         f"[yellow]--max-seconds {config.max_seconds:g}: stopping at step {step} of {config.steps}"
                     )
                 break
-            if step % config.checkpoint_every == 0 and step < config.steps:
+            time_marks, marks_before = int(time_used * config.time_checkpoints), time_marks
+            if (step % config.checkpoint_every == 0 or time_marks > marks_before) and step < config.steps:
                 accelerator.wait_for_everyone()
                 if accelerator.is_main_process:
                     # Log first: a resume keeps the rows up to its checkpoint's step, so a crash in between loses none.

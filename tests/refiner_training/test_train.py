@@ -163,3 +163,18 @@ def test_training_prints_plain_progress_lines_when_not_on_a_terminal(refiner_dat
     train_refiner(_config(refiner_dataset_dir, tmp_path / "r", steps=20), progress=True)
     lines = [line for line in out.getvalue().splitlines() if line.startswith("training refiner ")]
     assert len(lines) >= 3 and lines[-1].startswith("training refiner 20/20 (100%)"), out.getvalue()
+
+
+def test_time_checkpoints_leave_points_behind_when_the_budget_ends_the_run(refiner_dataset_dir, tmp_path, monkeypatch):
+    # a clock that advances one second a reading: the budget of 8 s ends the run after 8 steps
+    clock = iter(range(10_000))
+    monkeypatch.setattr(train.time, "perf_counter", lambda: float(next(clock)))
+    config = _config(
+        refiner_dataset_dir, tmp_path / "t", steps=100, max_seconds=8.0, time_checkpoints=4, keep_checkpoints=10
+    )
+    result = train_refiner(config, progress=False)
+    assert result.steps_done == 8
+    # after each quarter of the budget (steps 2, 4, 6) and the end; none from checkpoint_every (100)
+    assert [step for step, _ in train.checkpoints(tmp_path / "t")] == [2, 4, 6, 8]
+    untimed = train_refiner(_config(refiner_dataset_dir, tmp_path / "u", steps=8, keep_checkpoints=10), progress=False)
+    assert untimed.steps_done == 8 and [step for step, _ in train.checkpoints(tmp_path / "u")] == [8]
