@@ -17,8 +17,8 @@
 # Knobs: STEPS (7000), SCENES ("demo temple dino fern lego"), ROOT (.gpu_scenes), ADAPT_SECONDS (180), FRESH (0: no
 # --adapt-fresh rows), GENERIC (embedded, or a folder of leave-one-scene-out fold refiners carried along), LIMIT (540 s a
 # scene) or BUDGET (the whole script's seconds: each scene gets what the setup and the scenes before it left), PARALLEL
-# (0: one scene after the other; 1: all at once), FRAME (1: then time the live
-# RGB-guided frame, benchmarks/viewer_frame.py --guided, FRAME_LIMIT 90 s),
+# (0: one scene after the other; 1: all at once), FRAME (1: then time the live RGB-guided frame,
+# benchmarks/viewer_frame.py --guided, FRAME_LIMIT 90 s),
 # ADAPT_ARGS (more adaptation flags, e.g. "--adaptation.unit-steps 7000 --adaptation.folds 3": units as long as the run).
 # Everything comes back in $OUT/results.tgz beside gpu.txt.
 set -u
@@ -35,7 +35,8 @@ t0=$(date +%s)
 # BUDGET (seconds for the whole script): LIMIT is what the setup (install, gsplat build: ~3 min on a fresh machine
 # without a carried build) left of it, less 30 s for the merge and packing; the protocol's scenes, one after the other,
 # each get what the ones before them left.
-if [ -n "${BUDGET:-}" ]; then LIMIT=$(( BUDGET - (t0 - t_call) - 30 )); fi
+budget_left() { echo $(( BUDGET - ($(date +%s) - t_call) - 30 )); }
+if [ -n "${BUDGET:-}" ]; then LIMIT=$(budget_left); fi
 LIMIT=${LIMIT:-540}
 echo "scene limit: $LIMIT s" >> "$OUT/gpu.txt"
 if [ "$PART" = splatfacto ]; then
@@ -60,7 +61,7 @@ else
   for scene in $SCENES; do
     [ "$scene" = demo ] || [ -d "$ROOT/$scene" ] || continue
     limit=$LIMIT  # one after the other: each scene gets what is left of BUDGET
-    [ "${PARALLEL:-0}" = 1 ] || [ -z "${BUDGET:-}" ] || limit=$(( BUDGET - ($(date +%s) - t_call) - 30 ))
+    [ "${PARALLEL:-0}" = 1 ] || [ -z "${BUDGET:-}" ] || limit=$(budget_left)
     # a fresh output folder per call: a machine kept warm would otherwise resume an earlier call's adaptation units
     timeout "$limit" python3 benchmarks/enhancement.py --scenes "$scene" --root "$ROOT" --device cuda --steps "$STEPS" \
       --generic "${GENERIC:-embedded}" --adaptation.max-seconds "${ADAPT_SECONDS:-180}" $FRESH_FLAG ${ADAPT_ARGS:-} \

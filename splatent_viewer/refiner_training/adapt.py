@@ -99,9 +99,9 @@ class AdaptationConfig:
     """Hold the last unit built out of the fine-tuning and score the starting refiner, the fine-tuned one, their
     interpolations (``interpolations``) and the fine-tuning's earlier points (``snapshots``) on its renders (enhanced
     PSNR / SSIM against the images, the refiner's own number of references): the run gets the candidate with the best
-    PSNR, the best SSIM among those within ``psnr_tolerance`` of it (recorded in ``refiner_adapted.json``). Needs 2 units: with one (too little time for
-    more) the run keeps the start without fine-tuning — unchecked, 204 steps on one 6-view unit lost 0.13 dB on the
-    CPU fern row (benchmarks/RESULTS.md)."""
+    PSNR, the best SSIM among those within ``psnr_tolerance`` of it (recorded in ``refiner_adapted.json``). Needs 2
+    units: with one (too little time for more) the run keeps the start without fine-tuning — unchecked, 204 steps on
+    one 6-view unit lost 0.13 dB on the CPU fern row (benchmarks/RESULTS.md)."""
     interpolations: tuple[float, ...] = (0.25, 0.5)
     """Validation candidates between the start (0) and the fine-tuned weights (1): ``start + α·(fine-tuned − start)``
     for each α (WiSE-FT, Wortsman et al. 2022). Measured on the CPU demo's held-out unit (benchmarks/RESULTS.md): 25
@@ -343,7 +343,7 @@ def adapt_to_scene(
             steps=steps_done, earlier=earlier,
         )  # fmt: skip
         validation_seconds = time.perf_counter() - validation_started
-        if validation["step"] not in (0, steps_done):  # stopped early: that point's weights are the adapted ones
+        if validation["early"]:  # stopped early: that point's weights are the adapted ones
             adapted = dict(earlier)[validation["step"]]
         prune_checkpoints(train_config.output, keep=1)  # a resume needs the latest one only
         CONSOLE.print(

@@ -67,10 +67,16 @@ class LossConfig:
                     f"--trainer.loss.{flag} (core tools) or --pipeline.model.loss.{flag} (ns-train) with a positive count."
                 )
 
+    @property
+    def latent_period(self) -> int:
+        """Steps from one latent pass to the next: ``latent_every``, or 1 when there is no RGB loss to train between
+        them."""
+        return self.latent_every if self.rgb_weight > 0 else 1
+
     def latent_step(self, step: int) -> bool:
         """Whether training step ``step`` renders the latent pass (and so can apply the latent and decoded losses):
-        every ``latent_every``-th step, or every step when there is no RGB loss to train between them."""
-        return self.rgb_weight <= 0 or step % self.latent_every == 0
+        every ``latent_period``-th step."""
+        return step % self.latent_period == 0
 
     def decoded_step(self, step: int) -> bool:
         """Whether training step ``step`` applies the decoded-image loss (``decoded_weight`` > 0, a latent step, and a
@@ -81,14 +87,13 @@ class LossConfig:
     def decoded_scale(self) -> float:
         """What the decoded-image loss is weighted with on the steps that have it: ``decoded_weight``, × the factor by
         which the latent steps thin its schedule (lcm(decoded_every, latent_every) / decoded_every)."""
-        every = self.latent_every if self.rgb_weight > 0 else 1
-        return self.decoded_weight * math.lcm(self.decoded_every, every) / self.decoded_every
+        return self.decoded_weight * math.lcm(self.decoded_every, self.latent_period) / self.decoded_every
 
     @property
     def latent_scale(self) -> float:
         """What the latent loss is weighted with on a latent step: ``latent_weight``, ×``latent_every`` when only
         every ``latent_every``-th step has it (so its average weight per step is ``latent_weight``)."""
-        return self.latent_weight * (self.latent_every if self.rgb_weight > 0 else 1)
+        return self.latent_weight * self.latent_period
 
 
 @dataclass
