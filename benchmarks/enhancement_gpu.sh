@@ -15,7 +15,9 @@
 # .gpu_cache_xz/gsplat_ext.txz -C D .`; 66.3 of the 67.1 MB on 2026-12-06; without it gsplat JIT-builds, ~3 min):
 #   carry [".whl", ".gpu_lego", ".gpu_cache_xz"]; ROOT=.gpu_lego SCENES=lego bash benchmarks/enhancement_gpu.sh
 # Knobs: STEPS (7000), SCENES ("demo temple dino fern lego"), ROOT (.gpu_scenes), ADAPT_SECONDS (180), FRESH (0: no
-# --adapt-fresh rows), GENERIC (embedded, or a folder of leave-one-scene-out fold refiners carried along), LIMIT (540 s a
+# --adapt-fresh rows), GENERIC (embedded, or a folder of leave-one-scene-out fold refiners carried along), GENERIC_GUIDED
+# (the generic guided refiner, given like GENERIC, e.g. benchmarks/guided_refiner_gpu.sh's fold refiners; the
+# adaptation starts from it; default: GENERIC made guided, the identity on the guide), LIMIT (540 s a
 # scene) or BUDGET (the whole script's seconds: each scene gets what the setup and the scenes before it left), PARALLEL
 # (0: one scene after the other; 1: all at once), FRAME (1: then time the live RGB-guided frame,
 # benchmarks/viewer_frame.py --guided, FRAME_LIMIT 90 s),
@@ -64,7 +66,7 @@ else
     [ "${PARALLEL:-0}" = 1 ] || [ -z "${BUDGET:-}" ] || limit=$(budget_left)
     # a fresh output folder per call: a machine kept warm would otherwise resume an earlier call's adaptation units
     timeout "$limit" python3 benchmarks/enhancement.py --scenes "$scene" --root "$ROOT" --device cuda --steps "$STEPS" \
-      --generic "${GENERIC:-embedded}" --adaptation.max-seconds "${ADAPT_SECONDS:-180}" $FRESH_FLAG ${ADAPT_ARGS:-} \
+      --generic "${GENERIC:-embedded}" ${GENERIC_GUIDED:+--generic-guided "$GENERIC_GUIDED"} --adaptation.max-seconds "${ADAPT_SECONDS:-180}" $FRESH_FLAG ${ADAPT_ARGS:-} \
       --output-dir "/tmp/enh_${scene}_$t_call" --output "$OUT/enhancement_$scene.md" > "$OUT/enhancement_$scene.log" 2>&1 &
     [ "${PARALLEL:-0}" = 1 ] || wait
     echo "$scene (limit $limit s): $(( $(date +%s) - t0 )) s" >> "$OUT/gpu.txt"

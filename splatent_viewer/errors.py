@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -31,7 +33,8 @@ def exit_on_error(main: Callable[[T], R], arg: T, *, interrupted: str | Callable
     - Ctrl+C (``KeyboardInterrupt``) becomes one ``interrupted; <what was kept>`` line and exit code 130
       (128 + SIGINT), with no traceback. What was kept is ``interrupted`` (a string, or a function of ``arg``);
       without it ``arg.interrupted_message()`` when ``arg`` has that method (a config that knows what it leaves
-      behind, e.g. a resumable checkpoint), else :data:`KEPT_ON_INTERRUPT`.
+      behind, e.g. a resumable checkpoint), else :data:`KEPT_ON_INTERRUPT`. Further Ctrl+C are ignored from then
+      on (a second press, or one the terminal delivers late, must not turn the clean exit into a traceback).
     """
     try:
         return main(arg)
@@ -39,6 +42,8 @@ def exit_on_error(main: Callable[[T], R], arg: T, *, interrupted: str | Callable
         _print_line("[bold red]error:[/]", str(e))
         raise SystemExit(1) from None
     except KeyboardInterrupt:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         if interrupted is None:
             method = getattr(arg, "interrupted_message", None)
             kept = str(method()) if callable(method) else KEPT_ON_INTERRUPT
