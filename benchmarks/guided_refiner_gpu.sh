@@ -13,9 +13,10 @@
 # after this many seconds of the recipe: 170), STEPS (final refiner, 3000), LOSO_STEPS (1500), BATCH (16),
 # REFINER_ARGS ("guided residual init=embedded lr=1e-4 lr-schedule=cosine"), WORK (/tmp/guided_refiner_work: a rerun
 # on a machine kept warm resumes its dataset).
-# Comes back: $OUT/refiner.safetensors + refiner.json (the final refiner, fp32: assets/refiner/ when shipped),
-# $OUT/folds_a.tgz / folds_b.tgz (the fold refiners in fp16, WORK/loso/<scene>/refiner: the protocol's leave-one-scene-out
-# generic guided refiners, benchmarks/enhancement_gpu.sh GENERIC_GUIDED), $OUT/results.tgz (loso.md/json, logs), gpu.txt.
+# Comes back: $OUT/refiner.safetensors + refiner.json (the final refiner: assets/refiner/ when shipped),
+# $OUT/fold_<scene>.tar for the scenes in FOLDS_BACK ("temple dino fern"; the fold refiners WORK/loso/<scene>/refiner:
+# the protocol's leave-one-scene-out generic guided refiners, benchmarks/enhancement_gpu.sh GENERIC_GUIDED; unpack all
+# into one folder), $OUT/results.tgz (loso.md/json, logs), gpu.txt.
 # The fold refiners also stay in WORK/loso on the machine for a next call while it is warm.
 set -u
 OUT=${OUT:-/tmp/guided_refiner_out}
@@ -42,26 +43,10 @@ echo "recipe exit $?: $(( $(date +%s) - t_call )) s" >> "$OUT/gpu.txt"
 if [ -f "$OUT/recipe/refiner/refiner.safetensors" ]; then
   cp "$OUT/recipe/refiner/refiner.safetensors" "$OUT/recipe/refiner/refiner.json" "$OUT/"
 fi
-# the fold refiners in fp16 (half the bytes: two per file under the 16 MB a returned file may have)
-python3 - "$WORK/loso" /tmp/folds16 <<'PY' >> "$OUT/gpu.txt" 2>&1
-import shutil, sys
-from pathlib import Path
-
-from safetensors.torch import load_file, save_file
-
-src, dst = Path(sys.argv[1]), Path(sys.argv[2])
-shutil.rmtree(dst, ignore_errors=True)
-for ref in sorted(src.glob("*/refiner/refiner.safetensors")):
-    out = dst / ref.parent.parent.name / "refiner"
-    out.mkdir(parents=True)
-    save_file({k: v.half() if v.is_floating_point() else v for k, v in load_file(ref).items()}, out / ref.name)
-    shutil.copy(ref.parent / "refiner.json", out / "refiner.json")
-    print("fold refiner (fp16):", out)
-PY
-folds=$(ls /tmp/folds16 2>/dev/null)
-set -- $folds
-[ $# -eq 0 ] || tar czf "$OUT/folds_a.tgz" -C /tmp/folds16 ${1:-} ${2:-}
-[ $# -le 2 ] || tar czf "$OUT/folds_b.tgz" -C /tmp/folds16 ${3:-} ${4:-}
+# the fold refiners (14 MB each, as the shipped refiner) one per file: at most 8 files and 64 MB come back
+for scene in ${FOLDS_BACK:-temple dino fern}; do
+  [ -f "$WORK/loso/$scene/refiner/refiner.safetensors" ] && tar cf "$OUT/fold_$scene.tar" -C "$WORK/loso" "$scene/refiner"
+done
 cat "$OUT/gpu.txt"; tail -n 25 "$OUT/recipe.log" | cut -c1-300
 (cd "$OUT" && tar czf /tmp/gpu_results.tgz recipe.log recipe/loso.md recipe/loso.json recipe/logs 2>/dev/null; \
   rm -rf recipe recipe.log jit.log; mv /tmp/gpu_results.tgz results.tgz)
