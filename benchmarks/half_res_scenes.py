@@ -5,8 +5,9 @@ recipe's did (``.gpu_small/scenes``, benchmarks/guided_refiner_gpu.sh).
     python benchmarks/half_res_scenes.py --scenes .gpu_scenes/fern .gpu_lego/lego --output .gpu_small/scenes
 
 Nerfstudio scenes (transforms.json): fl_x, fl_y, cx, cy, w, h scaled wherever they are given (top level or per frame).
-Blender scenes (transforms_<split>.json): images resized, camera_angle_x kept. Only the images the transforms name are
-copied. An existing output scene is replaced (written beside it, then renamed).
+Blender scenes (transforms_<split>.json): images resized, camera_angle_x kept. Only the images (and masks) the transforms
+name are copied, and the point cloud of ply_file_path as it is; depth images are refused. An existing output scene is
+replaced (written beside it, then renamed).
 """
 
 from __future__ import annotations
@@ -39,11 +40,11 @@ def _image_path(folder: Path, file_path: str) -> Path:
     return path if path.suffix else path.with_suffix(".png")  # blender lists "./train/r_0" without the extension
 
 
-def _resize(src: Path, dst: Path, factor: int) -> None:
+def _resize(src: Path, dst: Path, factor: int, *, mask: bool = False) -> None:
     with Image.open(src) as im:
         size = (max(1, round(im.width / factor)), max(1, round(im.height / factor)))
         dst.parent.mkdir(parents=True, exist_ok=True)
-        im.resize(size, Image.Resampling.BOX).save(dst)
+        im.resize(size, Image.Resampling.NEAREST if mask else Image.Resampling.BOX).save(dst)
 
 
 def _scale(entry: dict, factor: int) -> dict:
@@ -66,12 +67,19 @@ def copy_scene(scene: Path, output: Path, factor: int) -> Path:
     for path in transforms:
         meta = json.loads(path.read_text())
         meta = _scale(meta, factor)
+        if "ply_file_path" in meta:
+            (tmp / meta["ply_file_path"]).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(scene / meta["ply_file_path"], tmp / meta["ply_file_path"])
         frames = []
         for frame in meta.get("frames", []):
-            src = _image_path(scene, frame["file_path"])
-            if not src.is_file():
-                raise SplatentError(f"{path} names {src}, which does not exist.")
-            _resize(src, _image_path(tmp, frame["file_path"]), factor)
+            if "depth_file_path" in frame:
+                raise SplatentError(f"{path} names depth images, which this copy does not resize; drop them first.")
+            for key in ("file_path", "mask_path"):
+                if key in frame:
+                    src = _image_path(scene, frame[key])
+                    if not src.is_file():
+                        raise SplatentError(f"{path} names {src}, which does not exist.")
+                    _resize(src, _image_path(tmp, frame[key]), factor, mask=key == "mask_path")
             frames.append(_scale(frame, factor))
         meta["frames"] = frames
         (tmp / path.name).write_text(json.dumps(meta, indent=1))
