@@ -207,7 +207,7 @@ export TORCH_EXTENSIONS_DIR=${TORCH_EXTENSIONS_DIR:-/tmp/torch_extensions}
 # .gpu_cache_xz/gsplat_ext.txz: the same build as an xz tar (1.75 MB instead of 5.2: carried where the 64 MiB are tight,
 # e.g. beside lego and the full wheel set); python's tarfile unpacks it (keeps the mtimes, needs no xz binary).
 # A machine kept warm since an earlier call still holds that call's build in $TORCH_EXTENSIONS_DIR: reused the same way.
-warm_build=$(ls -A $TORCH_EXTENSIONS_DIR 2>/dev/null)
+warm_build=$(ls -A "$TORCH_EXTENSIONS_DIR" 2>/dev/null || true)  # || true: no such folder on a fresh machine (set -e)
 if [ -f .gpu_cache/gsplat_ext.tgz ] || [ -f .gpu_cache_xz/gsplat_ext.txz ] || [ -n "$warm_build" ]; then
   mkdir -p $TORCH_EXTENSIONS_DIR
   if [ -n "$warm_build" ]; then

@@ -88,6 +88,9 @@ class AdaptationConfig:
     """Learning rate of the fine-tuning (a quarter of training from scratch)."""
     batch_size: int = 4
     """Samples per fine-tuning step."""
+    latent_weight: float = 1.0
+    """Weight of the latent loss (refined latent vs the encoded image) beside the image losses on the enhanced view
+    (``splatent-refiner train --latent-weight``)."""
     max_seconds: Optional[float] = None
     """Time budget for the whole adaptation (units and fine-tuning); the fine-tuning stops (saving as usual) when it is
     spent."""
@@ -315,6 +318,7 @@ def adapt_to_scene(
         steps=config.steps,
         lr=config.lr,
         batch_size=config.batch_size,
+        latent_weight=config.latent_weight,
         warmup_steps=min(50, config.steps // 10),
         max_seconds=budget,
         resume=resume,

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -376,8 +377,17 @@ _WORKER: dict[str, Any] = {}
 """Per worker process: its device and codec (loaded by the first unit)."""
 
 
+def _exit_with_parent(parent: int, period: float = 1.0) -> None:
+    """Ends this worker once its main process is gone (killed: ``kill``, out of memory), which cannot stop it: an
+    orphaned worker would otherwise build its unit to the end on a CPU or GPU nobody waits for."""
+    while os.getppid() == parent:
+        time.sleep(period)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _init_worker(threads: int, device: str, counter: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the main process's to handle (one line, no tracebacks)
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True, name="exit-with-parent").start()
     torch.set_num_threads(threads)
     try:
         torch.set_num_interop_threads(threads)
@@ -389,6 +399,8 @@ def _init_worker(threads: int, device: str, counter: Any) -> None:
             number = counter.value
             counter.value += 1
         dev = torch.device("cuda", number % torch.cuda.device_count())
+    if dev.type == "cuda" and dev.index is None:  # set_device needs an index (one GPU: the current one)
+        dev = torch.device("cuda", torch.cuda.current_device())
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
     _WORKER["device"] = dev

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -308,3 +312,65 @@ def test_reorder_units_moves_shards_and_samples_together(refiner_dataset_dir, tm
         assert torch.equal(after[i]["target"], items[after[i]["scene"], after[i]["view"]])
     with pytest.raises(ValueError, match="every unit key once"):
         writer.reorder_units(["c@1", "a@1"])
+
+
+@pytest.mark.parametrize(("gpus", "started", "expected"), [(1, 0, 0), (1, 3, 0), (2, 0, 0), (2, 3, 1)])
+def test_a_cuda_worker_sets_an_indexed_device(monkeypatch, gpus, started, expected):
+    """`--device cuda` on one GPU set_device'd the index-less "cuda", which torch refuses (every worker died at
+    start on an H100, 2026-12-07); several GPUs go round-robin by start order."""
+    import multiprocessing
+
+    from splatent_viewer.refiner_training import build_dataset
+
+    chosen = []
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda dev: chosen.append(dev))
+    monkeypatch.setattr(build_dataset.signal, "signal", lambda *a: None)  # keep this process's Ctrl+C
+    monkeypatch.setattr(build_dataset.threading, "Thread", lambda **kw: type("T", (), {"start": lambda self: None})())
+    threads = torch.get_num_threads()
+    try:
+        build_dataset._init_worker(threads, "cuda", multiprocessing.Value("i", started))
+    finally:
+        torch.set_num_threads(threads)
+    assert chosen == [torch.device("cuda", expected)] and chosen[0].index is not None
+    assert build_dataset._WORKER.pop("device") == torch.device("cuda", expected)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="reads process states from /proc (Linux)")
+def test_a_worker_ends_when_its_main_process_is_killed(tmp_path):
+    """`kill -9` of make-dataset must not leave its workers building on (they ignore Ctrl+C, which the main process
+    handles, so nothing else would stop them)."""
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import multiprocessing, os, sys, time\n"
+        "from concurrent.futures import ProcessPoolExecutor\n"
+        "from splatent_viewer.refiner_training.build_dataset import _init_worker\n"
+        "if __name__ == '__main__':\n"
+        "    ctx = multiprocessing.get_context('spawn')\n"
+        "    pool = ProcessPoolExecutor(1, mp_context=ctx, initializer=_init_worker, initargs=(1, 'cpu', ctx.Value('i', 0)))\n"
+        "    print(pool.submit(os.getpid).result(), flush=True)\n"
+        "    pool.submit(time.sleep, 120)\n"
+        "    time.sleep(120)\n"
+    )
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        worker = int(parent.stdout.readline())
+        parent.kill()
+        parent.wait(timeout=30)
+        deadline = time.monotonic() + 20
+        while _alive(worker) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _alive(worker), "the worker outlived its killed main process"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie that nobody reaps counts as ended)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
