@@ -58,8 +58,10 @@
 #   DATASET_DIR=W/dataset DEVICE=cuda PROCEDURAL=24 STEPS=8000 LOSO_STEPS=4000 BATCH=16 BUDGET_S=538 RESERVE_S=80 THREADS=6
 #     STAGE=train → 4 folds of 4000 steps (243-274 s each with their evaluation) and the final refiner at 7915 of 8000
 #     steps (458 s cap), 479 s, round-robin on the 4 GPUs (alongside a second recipe run: 10 processes).
-# On ONE GPU expect roughly 4x the dataset time (not measured): start MPS (without it, 12 workers on one H200 built none of 24
-# procedural units in 510 s) and lower PROCEDURAL, or build in several STAGE=dataset runs (they resume).
+# On ONE GPU (benchmarks/guided_refiner_gpu.sh, one H100, 2026-12-07: MPS started, WORKERS=4 PROCEDURAL=6 DATASET_MAX_S=170
+# STEPS=3000 LOSO_STEPS=1500, the shared scenes at half resolution): 20 units / 409 samples in 189 s (24-34 s a unit,
+# four at once), then the final refiner (2262 steps in its cap) and 4 folds of 1500 steps concurrently in 267 s: 478 s
+# in all. Without MPS, 12 workers on one H200 built none of 24 procedural units in 510 s.
 # If steps get cut, lower PROCEDURAL (dataset time is ~linear in it) rather than STEPS.
 # Not better on the leave-one-scene-out table (benchmarks/RESULTS.md, 2026-11-21/22): folds of 8000 steps, the shared
 # scenes at SHARED_FRACTIONS="1.0 0.75 0.5 0.25", UNIT_ARGS="loss.decoded-weight=1.0 loss.decoded-every=1" (dataset 358 s; ±
