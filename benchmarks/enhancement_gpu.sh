@@ -66,7 +66,8 @@ else
     [ "${PARALLEL:-0}" = 1 ] || [ -z "${BUDGET:-}" ] || limit=$(budget_left)
     # a fresh output folder per call: a machine kept warm would otherwise resume an earlier call's adaptation units
     timeout "$limit" python3 benchmarks/enhancement.py --scenes "$scene" --root "$ROOT" --device cuda --steps "$STEPS" \
-      --generic "${GENERIC:-embedded}" ${GENERIC_GUIDED:+--generic-guided "$GENERIC_GUIDED"} --adaptation.max-seconds "${ADAPT_SECONDS:-180}" $FRESH_FLAG ${ADAPT_ARGS:-} \
+      --generic "${GENERIC:-embedded}" ${GENERIC_GUIDED:+--generic-guided "$GENERIC_GUIDED"} \
+      --adaptation.max-seconds "${ADAPT_SECONDS:-180}" $FRESH_FLAG ${ADAPT_ARGS:-} \
       --output-dir "/tmp/enh_${scene}_$t_call" --output "$OUT/enhancement_$scene.md" > "$OUT/enhancement_$scene.log" 2>&1 &
     [ "${PARALLEL:-0}" = 1 ] || wait
     echo "$scene (limit $limit s): $(( $(date +%s) - t0 )) s" >> "$OUT/gpu.txt"
