@@ -11,7 +11,9 @@
 # Device call (carry [".whl", ".gpu_small", ".gpu_cache_xz"]): bash benchmarks/guided_refiner_gpu.sh
 # Knobs: BUDGET (570 s for the whole script), PROCEDURAL (6), UNIT_STEPS (2000), WORKERS (4), DATASET_S (start no unit
 # after this many seconds of the recipe: 170), STEPS (final refiner, 3000), LOSO_STEPS (1500), BATCH (16),
-# REFINER_ARGS ("guided residual init=embedded lr=1e-4 lr-schedule=cosine"), WORK (/tmp/guided_refiner_work: a rerun
+# REFINER_ARGS ("guided residual init=embedded lr=1e-4 lr-schedule=cosine latent-weight=0": the image losses alone, as
+# adaptation's residual default; the 2026-12-07 row trained with the latent loss, weight 1, and lost 1.4-2.2 dB on fern
+# and lego, benchmarks/RESULTS.md), WORK (/tmp/guided_refiner_work: a rerun
 # on a machine kept warm resumes its dataset).
 # Comes back: $OUT/refiner.safetensors + refiner.json (the final refiner: assets/refiner/ when shipped),
 # $OUT/fold_<scene>.tar for the scenes in FOLDS_BACK ("temple dino fern"; the fold refiners WORK/loso/<scene>/refiner:
@@ -37,7 +39,7 @@ SCENES_DIR=.gpu_small/scenes SCENES="temple dino fern lego" SHARED_FRACTIONS="1.
   PROCEDURAL=${PROCEDURAL:-6} PROCEDURAL_FRACTIONS="0.5 0.25" UNIT_STEPS=${UNIT_STEPS:-2000} WORKERS=${WORKERS:-4} \
   DATASET_MAX_S=${DATASET_S:-170} STEPS=${STEPS:-3000} LOSO_STEPS=${LOSO_STEPS:-1500} BATCH=${BATCH:-16} DEVICE=cuda \
   BUDGET_S=$left RESERVE_S=${RESERVE_S:-70} WORK_DIR="$WORK" PYTHON=python3 \
-  REFINER_ARGS=${REFINER_ARGS:-guided residual init=embedded lr=1e-4 lr-schedule=cosine} \
+  REFINER_ARGS=${REFINER_ARGS:-guided residual init=embedded lr=1e-4 lr-schedule=cosine latent-weight=0} \
   bash scripts/train_embedded_refiner.sh "$OUT/recipe" > "$OUT/recipe.log" 2>&1
 echo "recipe exit $?: $(( $(date +%s) - t_call )) s" >> "$OUT/gpu.txt"
 if [ -f "$OUT/recipe/refiner/refiner.safetensors" ]; then
