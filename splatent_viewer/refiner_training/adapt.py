@@ -395,6 +395,7 @@ def adapt_to_scene(
             "start": config.refiner,
             "guided": config.guided,
             "residual": config.guided and config.residual,
+            "latent_weight": config.fine_tuning_latent_weight(),
             "kept": "start" if result is None else "adapted" if validation is None else validation["kept"],
             "validation": validation,
         },

@@ -163,7 +163,7 @@ def test_a_residual_adaptation_starts_as_the_rgb_splats(tiny_trained_scene_dir: 
     assert record["residual"] is True
     # a residual refiner fine-tunes on the enhanced view's losses alone (no latent target) unless told otherwise
     train_log = json.loads((run / "adaptation" / "train" / "train_log.json").read_text())
-    assert train_log["config"]["latent_weight"] == 0.0
+    assert train_log["config"]["latent_weight"] == record["latent_weight"] == 0.0
     assert AdaptationConfig(residual=False).fine_tuning_latent_weight() == 1.0
     assert AdaptationConfig(residual=True, latent_weight=0.5).fine_tuning_latent_weight() == 0.5
     adapted = load_trained_scene(run, refiner="auto").refiner
