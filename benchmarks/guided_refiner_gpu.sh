@@ -15,10 +15,11 @@
 # adaptation's residual default; the 2026-12-07 row trained with the latent loss, weight 1, and lost 1.4-2.2 dB on fern
 # and lego, benchmarks/RESULTS.md), WORK (/tmp/guided_refiner_work: a rerun
 # on a machine kept warm resumes its dataset).
-# Comes back: $OUT/refiner.safetensors + refiner.json (the final refiner: assets/refiner/ when shipped),
-# $OUT/fold_<scene>.tar for the scenes in FOLDS_BACK ("temple dino fern"; the fold refiners WORK/loso/<scene>/refiner:
-# the protocol's leave-one-scene-out generic guided refiners, benchmarks/enhancement_gpu.sh GENERIC_GUIDED; unpack all
-# into one folder), $OUT/results.tgz (loso.md/json, logs), gpu.txt.
+# Comes back, the refiners in float16 as assets/refiner ships (14.5 MB each): $OUT/refiner.safetensors + refiner.json
+# (the final refiner: assets/refiner/ when shipped), $OUT/fold_<scene>.tar for the scenes in FOLDS_BACK ("temple dino
+# fern"; the fold refiners WORK/loso/<scene>/refiner: the protocol's leave-one-scene-out generic guided refiners,
+# benchmarks/enhancement_gpu.sh GENERIC_GUIDED; unpack all into one folder), $OUT/results.tgz (loso.md/json, logs),
+# gpu.txt.
 # The fold refiners also stay in WORK/loso on the machine for a next call while it is warm.
 set -u
 OUT=${OUT:-/tmp/guided_refiner_out}
@@ -42,12 +43,26 @@ SCENES_DIR=.gpu_small/scenes SCENES="temple dino fern lego" SHARED_FRACTIONS="1.
   REFINER_ARGS=${REFINER_ARGS:-guided residual init=embedded lr=1e-4 lr-schedule=cosine latent-weight=0} \
   bash scripts/train_embedded_refiner.sh "$OUT/recipe" > "$OUT/recipe.log" 2>&1
 echo "recipe exit $?: $(( $(date +%s) - t_call )) s" >> "$OUT/gpu.txt"
-if [ -f "$OUT/recipe/refiner/refiner.safetensors" ]; then
-  cp "$OUT/recipe/refiner/refiner.safetensors" "$OUT/recipe/refiner/refiner.json" "$OUT/"
-fi
-# the fold refiners (14 MB each, as the shipped refiner) one per file: at most 8 files and 64 MB come back
+# The refiners in float16, as assets/refiner ships (trained in float32 they are 29 MB, over the 16 MB a returned file
+# may have): the final one as two files, each fold refiner as one tar.
+python3 - "$OUT/recipe/refiner" "$WORK/loso" /tmp/guided_back ${FOLDS_BACK:-temple dino fern} <<'PY' >> "$OUT/gpu.txt" 2>&1
+import shutil, sys
+from pathlib import Path
+
+import torch
+
+from splatent_viewer.refine.checkpoint import load_refiner, save_refiner
+
+final, loso, back, folds = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4:]
+shutil.rmtree(back, ignore_errors=True)
+for source, name in [(final, "final"), *((loso / scene / "refiner", scene) for scene in folds)]:
+    if (source / "refiner.json").is_file():
+        save_refiner(load_refiner(source, dtype=torch.float16), back / name / "refiner")
+        print("float16 copy:", back / name / "refiner")
+PY
+[ -d /tmp/guided_back/final ] && cp /tmp/guided_back/final/refiner/* "$OUT/"
 for scene in ${FOLDS_BACK:-temple dino fern}; do
-  [ -f "$WORK/loso/$scene/refiner/refiner.safetensors" ] && tar cf "$OUT/fold_$scene.tar" -C "$WORK/loso" "$scene/refiner"
+  [ -d "/tmp/guided_back/$scene" ] && tar cf "$OUT/fold_$scene.tar" -C /tmp/guided_back "$scene/refiner"
 done
 cat "$OUT/gpu.txt"; tail -n 25 "$OUT/recipe.log" | cut -c1-300
 (cd "$OUT" && tar czf /tmp/gpu_results.tgz recipe.log recipe/loso.md recipe/loso.json recipe/logs 2>/dev/null; \
