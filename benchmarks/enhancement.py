@@ -273,6 +273,7 @@ def run_scene(args: Args, name: str, *, device: torch.device) -> dict:
             run=run / label.replace(" ", "_"),
             config=settings,
             device=device,
+            trained=trained,
         )
         row["adapt_seconds"][label] = adapted.seconds
         v = adapted.validation

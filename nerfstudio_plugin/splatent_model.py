@@ -405,6 +405,7 @@ class SplatentModel(SplatfactoModel):
             run=Path(trainer.base_dir),
             config=settings,
             device=self.device,
+            trained=self.trained_scene(with_refiner=False),  # the validation's do-no-harm check renders these
         )
         self.config.refiner = result.refiner  # the trainer's config object: saved below into config.yml
         object.__setattr__(self, "_refiner", None)

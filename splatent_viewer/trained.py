@@ -245,6 +245,8 @@ class TrainedScene:
             kept = info.get("kept")
             if kept == "start" and not info.get("validation"):
                 which = "start weights (too little time for a validation unit: not fine-tuned)"
+            elif kept == "start" and (info["validation"].get("unguarded") or {}).get("alpha", 0) != 0:
+                which = "start weights (the adapted ones lowered this run's own renders of its training views)"
             elif kept == "start":
                 which = "start weights (adaptation did not beat them on held-out training views)"
             elif kept == "interpolated":

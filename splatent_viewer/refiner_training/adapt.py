@@ -37,7 +37,7 @@ from splatent_viewer.errors import SplatentError
 from splatent_viewer.progress import track
 from splatent_viewer.refine.checkpoint import load_refiner, save_refiner
 from splatent_viewer.refine.refiner import Refiner
-from splatent_viewer.refiner_training.build_dataset import CONSOLE, unit_samples
+from splatent_viewer.refiner_training.build_dataset import CONSOLE, heldout_samples, unit_samples
 from splatent_viewer.refiner_training.dataset import DatasetWriter, RefinerDataset
 from splatent_viewer.refiner_training.evaluate import ALL, evaluate_refiner
 from splatent_viewer.refiner_training.train import (
@@ -121,6 +121,18 @@ class AdaptationConfig:
     psnr_tolerance: float = 0.02
     """Validation candidates within this many dB of the best PSNR count as equal on PSNR, and the higher SSIM among
     them wins (0: PSNR alone decides)."""
+    guard_views: int = 8
+    """Do no harm: the validation also scores every candidate on the run's own Gaussians, rendering this many of its
+    training views (evenly spaced; references among its other training views), and keeps only candidates that do not
+    make them worse than the start by more than ``guard_tolerance`` (the start is never rejected). A unit's Gaussians
+    see fewer views for fewer steps than the run's, so their renders are weaker (on one H100: dino's validation unit
+    21.5 dB, the run's held-out view 25.9 dB) and a refiner that corrects them well can overcorrect the run's. On the
+    CPU demo (run 1200 steps, units 300) the unit ranked the fine-tuned end first and it lost 0.22 dB on the held-out
+    views; the run's own renders ranked the candidates as the held-out views did and kept α=0.25 (+0.02 dB / +0.004
+    SSIM over the RGB splats; benchmarks/RESULTS.md). 0: off. Needs the run's Gaussians (``adapt_to_scene(trained=)``)."""
+    guard_tolerance: float = 0.0
+    """How many dB below the start a candidate may score on the run's own renders (``guard_views``) and still be
+    kept."""
     seed: int = 0
     """Random seed of the units and the fine-tuning."""
 
@@ -223,6 +235,7 @@ def adapt_refiner(config: AdaptConfig, *, progress: bool = True) -> AdaptResult:
         output=config.output,
         resume=config.resume,
         progress=progress,
+        trained=trained,
     )
 
 
@@ -237,10 +250,14 @@ def adapt_to_scene(
     output: Path | None = None,
     resume: bool = False,
     progress: bool = True,
+    trained: TrainedScene | None = None,
 ) -> AdaptResult:
     """Builds the leave-some-out units of ``train_views`` (indices into ``scene``, loaded with the codec's
     ``size_multiple``), fine-tunes the refiner on them and writes it to ``run/refiner_adapted`` (whole, renamed into
-    place); work files go to ``output`` (default ``run/adaptation``). The other views of ``scene`` are never read."""
+    place); work files go to ``output`` (default ``run/adaptation``). The other views of ``scene`` are never read.
+
+    ``trained``: the run's own Gaussians (its reference bank in ``train_views`` order); with them the validation also
+    checks every candidate on the run's renders of its training views (:attr:`AdaptationConfig.guard_views`)."""
     started = time.perf_counter()
     output = output or run / "adaptation"
     eval_views = set(range(len(scene))) - set(train_views)
@@ -317,6 +334,12 @@ def adapt_to_scene(
             "[yellow]one unit only: nothing to check a fine-tuning against, so the run keeps the starting refiner "
             "(more --max-seconds builds more units; --no-validate fine-tunes unchecked)"
         )
+    guard = None
+    if trained is not None and held is not None and config.guard_views > 0:
+        guard = run_check_dataset(
+            trained=trained, scene=scene, train_views=train_views, views=config.guard_views, output=output / "run_check"
+        )
+        units_seconds = time.perf_counter() - started
     budget = None if config.max_seconds is None else max(config.max_seconds - units_seconds, 1.0)
     train_config = RefinerTrainConfig(
         dataset=output / "dataset",
@@ -353,7 +376,7 @@ def adapt_to_scene(
         validation = validate_adaptation(
             dataset=output / "dataset", unit=held, start=start, adapted=adapted, codec=codec,
             interpolations=config.interpolations, psnr_tolerance=config.psnr_tolerance,
-            steps=steps_done, earlier=earlier,
+            steps=steps_done, earlier=earlier, guard=guard, guard_tolerance=config.guard_tolerance,
         )  # fmt: skip
         validation_seconds = time.perf_counter() - validation_started
         if validation["early"]:  # stopped early: that point's weights are the adapted ones
@@ -415,6 +438,33 @@ def adapt_to_scene(
     )
 
 
+def evenly_spaced_views(views: Sequence[int], count: int) -> list[int]:
+    """``count`` of ``views`` (all of them when there are fewer), evenly spaced from the first to the last."""
+    n = min(count, len(views))
+    if n <= 1:
+        return list(views[:n])
+    return [int(views[round(i * (len(views) - 1) / (n - 1))]) for i in range(n)]
+
+
+def run_check_dataset(*, trained: TrainedScene, scene: Scene, train_views: list[int], views: int, output: Path) -> Path:
+    """The run's own renders of ``views`` of its training views (evenly spaced), each with references among the
+    other training views (never itself), as a one-unit refiner dataset at ``output`` (rebuilt each time: the run's
+    Gaussians may have changed since): what :func:`validate_adaptation`'s ``guard`` scores candidates on."""
+    chosen = evenly_spaced_views(train_views, views)
+    samples = heldout_samples(
+        trained=trained, scene=scene, views=chosen, train_indices=train_views, desc="rendering the run's views",
+        progress=False,
+    )  # fmt: skip
+    assert all(s.view not in s.ref_views for s in samples)  # a view is never its own reference
+    shutil.rmtree(output, ignore_errors=True)
+    writer = DatasetWriter(
+        output, codec=trained.codec.name, latent_channels=trained.codec.latent_channels,
+        downscale=trained.codec.downscale,
+    )  # fmt: skip
+    writer.add_unit(key="run", scene=scene.root.name, info={"rendered_views": chosen}, samples=samples)
+    return output
+
+
 def start_refiner(config: RefinerTrainConfig) -> Refiner:
     """The refiner a fine-tuning with ``config`` starts from (as :func:`train_refiner` builds it: same seed)."""
     torch.manual_seed(config.seed)
@@ -444,17 +494,40 @@ def choose_candidate(candidates: list[dict[str, Any]], *, psnr_tolerance: float)
     return max(near, key=lambda c: (c["ssim"], -c["alpha"], -c.get("step", 0)))
 
 
+def choose_guarded(
+    candidates: list[dict[str, Any]], *, psnr_tolerance: float, guard_tolerance: float
+) -> dict[str, Any]:
+    """:func:`choose_candidate` among the candidates the guard lets through, marking each with ``guard_ok``: the
+    first candidate (the start) always, another when its ``guard_psnr`` (the run's own renders) is at least the
+    start's minus ``guard_tolerance`` dB; every candidate when the start has no guard score (no guard)."""
+    floor = candidates[0].get("guard_psnr")
+    for c in candidates:
+        c["guard_ok"] = (
+            floor is None
+            or c is candidates[0]
+            or (c.get("guard_psnr") is not None and c["guard_psnr"] >= floor - guard_tolerance)
+        )
+    return choose_candidate([c for c in candidates if c["guard_ok"]], psnr_tolerance=psnr_tolerance)
+
+
 def describe_candidate(candidate: dict[str, Any]) -> str:
     """``α=0.25``, or ``step 200`` for an earlier point of the fine-tuning scored as is."""
     return f"step {candidate['step']}" if candidate.get("early") else f"α={candidate['alpha']:g}"
 
 
 def describe_candidates(validation: dict[str, Any]) -> str:
-    """The validation's candidates with their scores, for a log line or a table's note."""
-    return ", ".join(
-        describe_candidate(c) + " " + ("diverged" if c["psnr"] is None else f"{c['psnr']:.2f} dB / {c['ssim']:.3f}")
-        for c in validation["candidates"]
-    )
+    """The validation's candidates with their scores, for a log line or a table's note (with a guard: each one's
+    PSNR on the run's own renders, and which ones it rejected)."""
+
+    def scores(c: dict[str, Any]) -> str:
+        if c["psnr"] is None:
+            return "diverged"
+        text = f"{c['psnr']:.2f} dB / {c['ssim']:.3f}"
+        if c.get("guard_psnr") is not None:
+            text += f" (run {c['guard_psnr']:.2f} dB" + ("" if c["guard_ok"] else ", rejected") + ")"
+        return text
+
+    return ", ".join(describe_candidate(c) + " " + scores(c) for c in validation["candidates"])
 
 
 @torch.no_grad()
@@ -469,13 +542,28 @@ def validate_adaptation(
     psnr_tolerance: float = 0.0,
     steps: int,
     earlier: Sequence[tuple[int, Refiner]] = (),
+    guard: Path | None = None,
+    guard_tolerance: float = 0.0,
 ) -> dict[str, Any]:
     """Scores the start (alpha 0), the fine-tuned refiner (alpha 1, after ``steps`` steps), each interpolation between
     them (:func:`interpolate_refiners`) and the ``earlier`` points of the fine-tuning ``(step, refiner)`` as they are,
     on the samples of ``unit`` (renders of training views its Gaussians did not see, never part of the fine-tuning;
     mean enhanced PSNR / SSIM, each with its own number of references), and picks one (:func:`choose_candidate`):
-    ``kept`` is "start", "adapted", "interpolated" (``alpha`` says which) or "stopped early" (``step`` says where)."""
+    ``kept`` is "start", "adapted", "interpolated" (``alpha`` says which) or "stopped early" (``step`` says where).
+
+    ``guard``: a dataset of the run's own renders (:func:`run_check_dataset`); each candidate is scored there too
+    (``guard_psnr``) and only those within ``guard_tolerance`` dB of the start's (``guard_ok``) can be picked;
+    ``unguarded`` is what the pick would have been without it."""
+
+    def scored(refiner: Refiner, data: RefinerDataset) -> tuple[float | None, float | None]:
+        k = refiner.config.num_references
+        rows, _ = evaluate_refiner(dataset=data, refiner=refiner, codec=codec, ks=[k], progress=False)
+        row = next(r for r in rows if r["scene"] == ALL and r["k"] == k)
+        finite = math.isfinite(row["enhanced_psnr"]) and math.isfinite(row["enhanced_ssim"])  # diverged: None
+        return (float(row["enhanced_psnr"]), float(row["enhanced_ssim"])) if finite else (None, None)
+
     held = RefinerDataset(dataset, units=[unit])
+    run_renders = None if guard is None else RefinerDataset(guard)
     models = [(0.0, 0, start), (1.0, steps, adapted)]
     models += [
         (float(a), steps, interpolate_refiners(start, adapted, float(a))) for a in interpolations if 0.0 < a < 1.0
@@ -484,18 +572,15 @@ def validate_adaptation(
     candidates = []
     for alpha, step, refiner in models:
         refiner = refiner.to(codec.device)
-        k = refiner.config.num_references
-        rows, _ = evaluate_refiner(dataset=held, refiner=refiner, codec=codec, ks=[k], progress=False)
-        row = next(r for r in rows if r["scene"] == ALL and r["k"] == k)
-        finite = math.isfinite(row["enhanced_psnr"]) and math.isfinite(row["enhanced_ssim"])  # diverged: None
-        candidates.append({
-            "alpha": alpha,
-            "step": step,
-            "early": 0 < step < steps,
-            "psnr": float(row["enhanced_psnr"]) if finite else None,
-            "ssim": float(row["enhanced_ssim"]) if finite else None,
-        })  # fmt: skip
-    chosen = choose_candidate(candidates, psnr_tolerance=psnr_tolerance)
+        psnr_, ssim_ = scored(refiner, held)
+        candidate = {"alpha": alpha, "step": step, "early": 0 < step < steps, "psnr": psnr_, "ssim": ssim_}
+        if run_renders is not None:
+            candidate["guard_psnr"], candidate["guard_ssim"] = (
+                scored(refiner, run_renders) if psnr_ is not None else (None, None)
+            )
+        candidates.append(candidate)
+    unguarded = choose_candidate(candidates, psnr_tolerance=psnr_tolerance)
+    chosen = choose_guarded(candidates, psnr_tolerance=psnr_tolerance, guard_tolerance=guard_tolerance)
     kept = "stopped early" if chosen["early"] else {0.0: "start", 1.0: "adapted"}.get(chosen["alpha"], "interpolated")
     return {
         "unit": unit,
@@ -504,6 +589,8 @@ def validate_adaptation(
         "adapted_psnr": candidates[1]["psnr"],
         "candidates": candidates,
         "psnr_tolerance": psnr_tolerance,
+        "guard": None if run_renders is None else {"views": len(run_renders), "tolerance": guard_tolerance},
+        "unguarded": {"alpha": unguarded["alpha"], "step": unguarded["step"]},
         "kept": kept,
         "alpha": chosen["alpha"],
         "step": chosen["step"],
@@ -518,10 +605,13 @@ __all__ = [
     "adapt_refiner",
     "adapt_to_scene",
     "choose_candidate",
+    "choose_guarded",
     "describe_candidate",
     "describe_candidates",
+    "evenly_spaced_views",
     "interpolate_refiners",
     "leave_some_out_folds",
+    "run_check_dataset",
     "start_refiner",
     "validate_adaptation",
 ]

@@ -212,7 +212,13 @@ def main(config: DemoConfig) -> dict:
             else replace(config.adaptation, refiner=config.refiner)
         )
         adapted = adapt_to_scene(
-            scene=scene, train_views=train_indices, codec=codec, run=config.output_dir, config=settings, device=device
+            scene=scene,
+            train_views=train_indices,
+            codec=codec,
+            run=config.output_dir,
+            config=settings,
+            device=device,
+            trained=trained,
         )
         trained.refiner = load_refiner_for(
             adapted.refiner, codec=codec, device=device, dtype=torch.float16 if device.type == "cuda" else torch.float32

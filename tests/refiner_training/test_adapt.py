@@ -86,6 +86,12 @@ def test_adaptation_sees_only_training_views_and_writes_the_refiner_into_the_run
     assert log["config"]["exclude_units"] == ["fold-1"]
     record = json.loads((run / ADAPTATION_RECORD).read_text())
     assert record["kept"] == result.validation["kept"] and record["validation"] == result.validation
+    # The do-no-harm guard: the run's own renders of training views, each referencing other training views only.
+    run_check = read_index(run / "adaptation" / "run_check")
+    assert run_check["samples"] and {s["view"] for s in run_check["samples"]} <= set(train)
+    assert all(set(s["ref_views"]) <= set(train) - {s["view"]} for s in run_check["samples"])
+    assert result.validation["guard"] == {"views": len(run_check["samples"]), "tolerance": 0.0}
+    assert all(c["guard_psnr"] is not None for c in result.validation["candidates"] if c["psnr"] is not None)
     # the validation's seconds are a part of the fine-tuning phase's
     assert 0 < record["seconds"]["validation"] <= record["seconds"]["fine_tune"] and record["seconds"] == result.seconds
 
@@ -234,6 +240,32 @@ def test_choose_candidate_takes_the_best_psnr_then_ssim_within_the_tolerance() -
     assert choose_candidate([{**tuned, "step": 400}, early], psnr_tolerance=0.0) is early  # tie: the earlier step
 
 
+def test_the_guard_rejects_candidates_that_lower_the_runs_own_renders() -> None:
+    from splatent_viewer.refiner_training.adapt import choose_guarded
+
+    start = {"alpha": 0.0, "step": 0, "psnr": 21.45, "ssim": 0.772, "guard_psnr": 30.00}
+    tuned = {"alpha": 1.0, "step": 300, "psnr": 23.61, "ssim": 0.795, "guard_psnr": 29.20}  # best on the unit
+    half = {"alpha": 0.5, "step": 300, "psnr": 23.10, "ssim": 0.787, "guard_psnr": 29.97}
+    assert choose_guarded([start, tuned, half], psnr_tolerance=0.02, guard_tolerance=0.05) is half
+    assert [c["guard_ok"] for c in (start, tuned, half)] == [True, False, True]
+    assert choose_guarded([start, tuned], psnr_tolerance=0.02, guard_tolerance=0.05) is start
+    assert choose_guarded([start, tuned], psnr_tolerance=0.02, guard_tolerance=1.0) is tuned
+    diverged = {"alpha": 1.0, "step": 300, "psnr": None, "ssim": None, "guard_psnr": None}
+    assert choose_guarded([start, diverged], psnr_tolerance=0.02, guard_tolerance=0.05) is start
+    assert diverged["guard_ok"] is False
+    unguarded = [{**start, "guard_psnr": None}, {**tuned, "guard_psnr": None}]  # no guard: the unit alone decides
+    assert choose_guarded(unguarded, psnr_tolerance=0.02, guard_tolerance=0.05) is unguarded[1]
+
+
+def test_evenly_spaced_views_spans_the_views() -> None:
+    from splatent_viewer.refiner_training.adapt import evenly_spaced_views
+
+    views = [0, 2, 3, 5, 7, 8, 9, 11, 12]
+    assert evenly_spaced_views(views, 3) == [0, 7, 12]
+    assert evenly_spaced_views(views, 20) == views
+    assert evenly_spaced_views(views, 1) == [0] and evenly_spaced_views(views, 0) == []
+
+
 def test_interpolate_refiners_lerps_every_weight() -> None:
     from splatent_viewer.refiner_training.adapt import interpolate_refiners
 
@@ -262,6 +294,11 @@ def test_an_interpolated_adaptation_is_named_in_the_stats_label(tiny_trained_sce
     (run / ADAPTATION_RECORD).write_text(json.dumps(record))
     label = load_trained_scene(run, refiner="auto").refiner_label
     assert label.startswith("adapted to this scene (0.25 of the way from the start to the fine-tuned weights)")
+    # the start kept because the guard rejected what the held-out unit preferred: the label says so
+    validation = {**record["validation"], "kept": "start", "alpha": 0.0, "unguarded": {"alpha": 1.0, "step": 1}}
+    (run / ADAPTATION_RECORD).write_text(json.dumps({**record, "kept": "start", "validation": validation}))
+    label = load_trained_scene(run, refiner="auto").refiner_label
+    assert label.startswith("start weights (the adapted ones lowered this run's own renders of its training views)")
 
 
 def test_the_validation_can_stop_the_fine_tuning_early(
@@ -275,18 +312,18 @@ def test_the_validation_can_stop_the_fine_tuning_early(
     run = tmp_path / "run"
     shutil.copytree(tiny_trained_scene_dir, run)
     seen: dict[int, dict[str, torch.Tensor]] = {}
-    real_validate, real_choose = adapt.validate_adaptation, adapt.choose_candidate
+    real_validate, real_choose = adapt.validate_adaptation, adapt.choose_guarded
 
     def spying_validate(**kwargs):
         seen.update({step: {k: v.clone() for k, v in r.state_dict().items()} for step, r in kwargs["earlier"]})
         return real_validate(**kwargs)
 
-    def choose_step_two(candidates, *, psnr_tolerance):
-        real_choose(candidates, psnr_tolerance=psnr_tolerance)  # scores are real; the pick is forced to step 2
-        return next(c for c in candidates if c["step"] == 2)
+    def choose_step_two(candidates, *, psnr_tolerance, guard_tolerance):
+        real_choose(candidates, psnr_tolerance=psnr_tolerance, guard_tolerance=guard_tolerance)  # real scores
+        return next(c for c in candidates if c["step"] == 2)  # the pick is forced to step 2
 
     monkeypatch.setattr(adapt, "validate_adaptation", spying_validate)
-    monkeypatch.setattr(adapt, "choose_candidate", choose_step_two)
+    monkeypatch.setattr(adapt, "choose_guarded", choose_step_two)
     settings = AdaptationConfig(folds=2, unit_steps=15, steps=4, batch_size=2, snapshots=4)
     result = adapt_refiner(AdaptConfig(load_config=run, adaptation=settings, device="cpu"), progress=False)
     monkeypatch.undo()

@@ -72,6 +72,12 @@ def test_protocol_scores_every_refiner_and_marks_a_scene_the_shipped_refiner_saw
     assert json.loads(args.output.with_suffix(".json").read_text())[0]["scene"] == "dino"
     assert not list(args.output.parent.glob(".*partial"))
 
+    # benchmarks/score_candidates.py: the adaptation's candidates on the same held-out views; α=0 is the start, the
+    # RGB splats themselves (residual identity), so it scores what the protocol's RGB column does
+    candidates = load_benchmark("score_candidates")
+    scores = candidates.main(candidates.Args(run=tmp_path / "runs" / "dino", alphas=(0.0, 1.0), max_eval_views=1))
+    assert set(scores) == {0.0, 1.0} and scores[0.0]["psnr"] == pytest.approx(row["rgb"]["psnr"], abs=1e-3)
+
 
 def test_merge_writes_one_table_from_per_scene_runs(tmp_path: Path, load_benchmark) -> None:
     bench = load_benchmark("enhancement")

@@ -1,0 +1,59 @@
+"""Scores an adaptation's validation candidates on the run's held-out views: what the validation could not see.
+
+``benchmarks/enhancement.py`` scores only the refiner the adaptation kept. This scores the start (the shipped refiner
+made guided and residual), WiSE-FT interpolations toward the fine-tuned end point and the end point itself (the
+adaptation's ``train/refiner``; earlier snapshots are pruned once it finishes) on the same held-out views, so a
+validation rule (the held-out unit alone, or with the run's own renders as a guard) can be checked against the truth.
+
+    python benchmarks/score_candidates.py --run /tmp/guard/run/demo --adaptation adapted_guided --alphas 0 0.25 0.5 1
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import tyro
+from enhancement import eval_indices, score_enhanced  # this folder's protocol script: the same views, the same scores
+
+from splatent_viewer.data.scene import load_scene
+from splatent_viewer.refine.checkpoint import load_refiner
+from splatent_viewer.refine.refiner import guided_from
+from splatent_viewer.refiner_training.adapt import interpolate_refiners
+from splatent_viewer.trained import load_trained_scene
+
+
+@dataclass
+class Args:
+    run: Path
+    """The benchmark's run folder of one scene (``enhancement.py --output-dir``/SCENE)."""
+    adaptation: str = "adapted_guided"
+    """The adaptation's folder inside it (its ``adaptation/train/refiner`` is the fine-tuned end point)."""
+    alphas: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0)
+    """Candidates: start + α·(fine-tuned − start)."""
+    max_eval_views: int = 20
+    """As enhancement.py: the test split where the scene has one, else val, at most this many, evenly spaced."""
+
+
+@torch.no_grad()
+def main(args: Args) -> dict[float, dict[str, float]]:
+    """Prints and returns each candidate's mean held-out PSNR / SSIM, by alpha."""
+    trained = load_trained_scene(args.run, device="cpu", refiner="none")
+    assert trained.scene_path is not None
+    scene = load_scene(trained.scene_path, size_multiple=trained.codec.downscale)
+    views = eval_indices(scene, args.max_eval_views)
+    start = guided_from(load_refiner("embedded", device="cpu", dtype=torch.float32), residual=True)
+    tuned = load_refiner(args.run / args.adaptation / "adaptation" / "train" / "refiner", device="cpu")
+    print(f"{args.run}: {len(views)} held-out views")
+    results = {}
+    for alpha in args.alphas:
+        trained.refiner = interpolate_refiners(start, tuned, alpha).float()
+        scores = score_enhanced(scene=scene, trained=trained, indices=views, workers=min(2, torch.get_num_threads()))
+        print(f"alpha {alpha:g}: {scores['psnr']:.2f} dB / {scores['ssim']:.3f}")
+        results[alpha] = scores
+    return results
+
+
+if __name__ == "__main__":
+    main(tyro.cli(Args))
