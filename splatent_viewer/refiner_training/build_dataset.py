@@ -176,7 +176,9 @@ def heldout_samples(
         )
         assert frame.latent is not None and frame.rgb is not None and frame.guide is not None
         h, w = frame.latent.shape[-2:]
-        ref_idx = trained.references.nearest(c2w=c2w, k=K_MAX)
+        # one spare: a rendered training view (the adaptation's guard) never references itself, even where the
+        # mapping into the run's world moved its pose past the bank's exact-pose test
+        ref_idx = [i for i in trained.references.nearest(c2w=c2w, k=K_MAX + 1) if train_indices[i] != v][:K_MAX]
         refs = reference_latents(scene=trained, indices=ref_idx, height=h, width=w)
         target = encode_images(images=[image], codec=codec, device=dev)[0][0]
         image_u8 = (image * 255.0 + 0.5).to(torch.uint8)

@@ -266,6 +266,11 @@ def test_ns_train_adapts_the_refiner_as_its_last_phase_and_every_tool_uses_it(tr
     assert scene.refiner is not None and scene.refiner.config.guided
     index = read_index(run2 / "adaptation" / "dataset")
     assert {s["view"] for s in index["samples"]} == set(scene.train_indices)  # training views only
+    # the validation's do-no-harm guard rendered the run's own Gaussians at some of its training views
+    record = json.loads((run2 / "refiner_adapted.json").read_text())
+    check = read_index(run2 / "adaptation" / "run_check")
+    assert check["samples"] and {s["view"] for s in check["samples"]} <= set(scene.train_indices)
+    assert record["validation"]["guard"]["views"] == len(check["samples"])
     out = trained["root"] / "eval2.json"
     proc = subprocess.run(
         [str(BIN / "ns-eval"), "--load-config", str(trained["config2"]), "--output-path", str(out)],

@@ -162,6 +162,28 @@ def _find_window(full: torch.Tensor, crop: torch.Tensor) -> tuple[int, int, bool
     return hits[0]
 
 
+def test_a_rendered_training_view_never_references_itself(tiny_trained_scene_dir):
+    """The adaptation's guard renders the run's own training views: each references other training views only, also
+    where its pose, mapped into the run's world, misses the bank's exact-pose test (moved 1 mm here)."""
+    from dataclasses import replace
+
+    from splatent_viewer.refiner_training.build_dataset import heldout_samples
+    from splatent_viewer.trained import load_trained_scene
+
+    trained = load_trained_scene(tiny_trained_scene_dir, device="cpu", refiner="none")
+    assert trained.scene_path is not None and trained.train_indices is not None
+    scene = load_scene(trained.scene_path, size_multiple=8)
+    train = [int(i) for i in trained.train_indices]
+    c2w = scene.camera_to_worlds.clone()
+    c2w[train[1], :3, 3] += 1e-3
+    for views in (scene, replace(scene, camera_to_worlds=c2w)):
+        samples = heldout_samples(
+            trained=trained, scene=views, views=train[:2], train_indices=train, desc="", progress=False
+        )
+        for sample in samples:
+            assert sample.view not in sample.ref_views and len(sample.ref_views) == min(K_MAX, len(train) - 1)
+
+
 def test_reader_crops_and_flips_every_field_with_one_window(refiner_dataset_dir):
     full = RefinerDataset(refiner_dataset_dir)
     cropped = RefinerDataset(refiner_dataset_dir, crop=3, flip=True)
