@@ -6,6 +6,7 @@ adaptation's ``train/refiner``; earlier snapshots are pruned once it finishes) o
 validation rule (the held-out unit alone, or with the run's own renders as a guard) can be checked against the truth.
 
     python benchmarks/score_candidates.py --run /tmp/guard/run/demo --adaptation adapted_guided --alphas 0 0.25 0.5 1
+    python benchmarks/score_candidates.py --run /tmp/guard/run/dino --downscale 2
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ class Args:
     """The adaptation's folder inside it (its ``adaptation/train/refiner`` is the fine-tuned end point)."""
     alphas: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0)
     """Candidates: start + α·(fine-tuned − start)."""
+    downscale: int = 1
+    """Image downscale the run was trained and scored at (enhancement.py's --downscale; the demo scene: 1)."""
     max_eval_views: int = 20
     """As enhancement.py: the test split where the scene has one, else val, at most this many, evenly spaced."""
 
@@ -41,7 +44,7 @@ def main(args: Args) -> dict[float, dict[str, float]]:
     """Prints and returns each candidate's mean held-out PSNR / SSIM, by alpha."""
     trained = load_trained_scene(args.run, device="cpu", refiner="none")
     assert trained.scene_path is not None
-    scene = load_scene(trained.scene_path, size_multiple=trained.codec.downscale)
+    scene = load_scene(trained.scene_path, downscale=args.downscale, size_multiple=trained.codec.downscale)
     views = eval_indices(scene, args.max_eval_views)
     start = guided_from(load_refiner("embedded", device="cpu", dtype=torch.float32), residual=True)
     tuned = load_refiner(args.run / args.adaptation / "adaptation" / "train" / "refiner", device="cpu")
