@@ -180,8 +180,8 @@ class AdaptResult:
     steps: int
     """Fine-tuning steps done."""
     seconds: dict[str, float]
-    """Wall seconds of the units (``units``) and of everything after them (``fine_tune``: the training, the validation
-    and writing the refiner), of which the validation took ``validation``."""
+    """Wall seconds of the units and the guard's renders (``units``) and of everything after them (``fine_tune``: the
+    training, the validation and writing the refiner), of which the validation took ``validation``."""
     step_seconds: float | None = None
     """Mean wall seconds of a fine-tuning step (None without fine-tuning)."""
     validation: dict | None = None
