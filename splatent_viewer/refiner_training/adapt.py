@@ -37,7 +37,7 @@ from splatent_viewer.errors import SplatentError
 from splatent_viewer.progress import track
 from splatent_viewer.refine.checkpoint import load_refiner, save_refiner
 from splatent_viewer.refine.refiner import Refiner
-from splatent_viewer.refiner_training.build_dataset import CONSOLE, heldout_samples, unit_samples
+from splatent_viewer.refiner_training.build_dataset import CONSOLE, evenly_spaced_views, heldout_samples, unit_samples
 from splatent_viewer.refiner_training.dataset import DatasetWriter, RefinerDataset
 from splatent_viewer.refiner_training.evaluate import ALL, evaluate_refiner
 from splatent_viewer.refiner_training.train import (
@@ -438,14 +438,6 @@ def adapt_to_scene(
     )
 
 
-def evenly_spaced_views(views: Sequence[int], count: int) -> list[int]:
-    """``count`` of ``views`` (all of them when there are fewer), evenly spaced from the first to the last."""
-    n = min(count, len(views))
-    if n <= 1:
-        return list(views[:n])
-    return [int(views[round(i * (len(views) - 1) / (n - 1))]) for i in range(n)]
-
-
 def run_check_dataset(*, trained: TrainedScene, scene: Scene, train_views: list[int], views: int, output: Path) -> Path:
     """The run's own renders of ``views`` of its training views (evenly spaced), each with references among the
     other training views (never itself), as a one-unit refiner dataset at ``output`` (rebuilt each time: the run's
@@ -608,7 +600,6 @@ __all__ = [
     "choose_guarded",
     "describe_candidate",
     "describe_candidates",
-    "evenly_spaced_views",
     "interpolate_refiners",
     "leave_some_out_folds",
     "run_check_dataset",

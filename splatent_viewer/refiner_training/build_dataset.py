@@ -124,9 +124,17 @@ def evenly_spaced(indices: list[int], fraction: float) -> list[int]:
     """``round(fraction · n)`` (at least 1) of ``indices``, evenly spaced from the first to the last."""
     if not 0.0 < fraction <= 1.0:
         raise SplatentError(f"Training fraction {fraction} must be in (0, 1].")
-    count = max(1, min(len(indices), round(fraction * len(indices))))
+    return evenly_spaced_views(indices, max(1, round(fraction * len(indices))))
+
+
+def evenly_spaced_views(indices: list[int], count: int) -> list[int]:
+    """``count`` of ``indices`` (all of them when there are fewer, none for 0), evenly spaced from the first to the
+    last."""
+    count = min(count, len(indices))
     if count == len(indices):
         return list(indices)
+    if count <= 0:
+        return []
     return [indices[int(i)] for i in np.linspace(0, len(indices) - 1, count).round().astype(int)]
 
 

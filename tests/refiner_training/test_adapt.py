@@ -258,7 +258,7 @@ def test_the_guard_rejects_candidates_that_lower_the_runs_own_renders() -> None:
 
 
 def test_evenly_spaced_views_spans_the_views() -> None:
-    from splatent_viewer.refiner_training.adapt import evenly_spaced_views
+    from splatent_viewer.refiner_training.build_dataset import evenly_spaced_views
 
     views = [0, 2, 3, 5, 7, 8, 9, 11, 12]
     assert evenly_spaced_views(views, 3) == [0, 7, 12]
