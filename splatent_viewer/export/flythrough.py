@@ -4,7 +4,9 @@ The core of ``splatent-render`` and of the viewer's "Export flythrough" panel: e
 through :func:`splatent_viewer.frame.render_frame`; references for the enhanced stream come from
 :class:`splatent_viewer.references.StickyReferences` (hysteresis) unless switched off. At the end
 the temporal flicker of each stream (mean absolute difference of consecutive frames, images in
-[0, 1]) is measured and written with the other numbers to ``<output stem>.stats.json``.
+[0, 1]) and its warped flicker (the same after warping the previous frame into the current one along the Gaussians'
+depth, :mod:`splatent_viewer.export.consistency`: the camera's motion taken out) are measured and written with the
+other numbers to ``<output stem>.stats.json``.
 
 Outputs appear atomically: the video is renamed from a temporary file, the PNG folder from a
 temporary folder, so an interrupted export (an exception from ``progress_callback``, Ctrl-C)
@@ -33,6 +35,7 @@ from splatent_viewer.atomic import write_json_atomic
 from splatent_viewer.codecs import describe_codec
 from splatent_viewer.errors import SplatentError
 from splatent_viewer.export.camera_paths import CameraPath, round_to_multiple
+from splatent_viewer.export.consistency import Reprojection, reprojection, warped_difference
 from splatent_viewer.export.video import cleanup_quietly, write_mp4
 from splatent_viewer.frame import render_frame
 from splatent_viewer.references import StickyReferences
@@ -65,7 +68,8 @@ class ExportConfig:
     absolute_margin: float = 0.0
     """Hysteresis: ... and cheaper by at least this much (scene scales / radians)."""
     measure_flicker: bool = True
-    """Also render the decoded stream in the enhanced mode, to compare its flicker with the enhanced one."""
+    """Measure each stream's flicker and warped flicker: also renders the decoded stream in the enhanced mode (to
+    compare the two) and the Gaussians' depth and alpha (for the warp)."""
     quality: int = 8
     """H.264 quality (imageio-ffmpeg scale 0-10)."""
     write_stats: bool = True
@@ -99,7 +103,15 @@ class ExportResult:
     fps_achieved: float
     """Frames rendered (and written) per second of wall time."""
     flicker: dict[str, float] = field(default_factory=dict)
-    """Per stream (decoded, enhanced, rgb): mean |frame_t - frame_{t-1}| over pixels and channels, images in [0, 1]."""
+    """Per stream (decoded, enhanced, rgb): mean |frame_t - frame_{t-1}| over pixels and channels, images in [0, 1].
+    Counts the camera's motion too: a sharper stream scores higher on the same path."""
+    warped_flicker: dict[str, float] = field(default_factory=dict)
+    """Per stream: mean |frame_t - warp(frame_{t-1})| over the pixels both frames see, the previous frame warped into
+    the current one along the Gaussians' depth (:mod:`splatent_viewer.export.consistency`): the change on the same
+    surface point (popping, view-inconsistent detail), the camera's motion taken out. The same pixels for every
+    stream."""
+    warped_coverage: float | None = None
+    """Mean fraction of a frame's pixels the warped flicker scores (None when not measured)."""
     reference_switches: int | None = None
     """Frame transitions where the refiner's reference list (set or order) changed, with the selection used (enhanced modes)."""
     nearest_reference_switches: int | None = None
@@ -129,20 +141,48 @@ def stats_path_for(output: Path) -> Path:
 
 
 class _Flicker:
-    """Running mean of |frame_t - frame_{t-1}| for one stream."""
+    """Running means of |frame_t - frame_{t-1}| and of its warped form for one stream."""
 
     def __init__(self) -> None:
         self.prev: Tensor | None = None
         self.total, self.count = 0.0, 0
+        self.warped_total, self.warped_count = 0.0, 0
 
-    def add(self, image: Float[Tensor, "H W 3"]) -> None:
+    def add(self, image: Float[Tensor, "H W 3"], reproj: Reprojection | None = None) -> None:
         if self.prev is not None:
             self.total += float((image - self.prev).abs().mean())
             self.count += 1
+            warped = None if reproj is None else warped_difference(image, self.prev, reproj)
+            if warped is not None:
+                self.warped_total += warped
+                self.warped_count += 1
         self.prev = image
 
     def value(self) -> float:
         return self.total / self.count if self.count else 0.0
+
+    def warped_value(self) -> float | None:
+        return self.warped_total / self.warped_count if self.warped_count else None
+
+
+class _Geometry:
+    """The previous frame's depth, alpha and camera: each new frame's :class:`Reprojection` into it."""
+
+    def __init__(self) -> None:
+        self.prev: tuple[Tensor, Tensor, Tensor, Tensor] | None = None
+        self.coverage: list[float] = []
+
+    def next(self, *, depth: Tensor, alpha: Tensor, c2w: Tensor, K: Tensor) -> Reprojection | None:
+        reproj = None
+        if self.prev is not None:
+            prev_depth, prev_alpha, prev_c2w, prev_K = self.prev
+            reproj = reprojection(
+                depth=depth, alpha=alpha, c2w=c2w, K=K,
+                prev_depth=prev_depth, prev_alpha=prev_alpha, prev_c2w=prev_c2w, prev_K=prev_K,
+            )  # fmt: skip
+            self.coverage.append(reproj.coverage)
+        self.prev = (depth, alpha, c2w, K)
+        return reproj
 
 
 def _outputs_for(mode: Mode, *, measure_flicker: bool) -> tuple[str, ...]:
@@ -241,7 +281,8 @@ def export_flythrough(
     if note:
         notes.append(note)
     fps = float(config.fps or cameras.fps or DEFAULT_FPS)
-    outputs = _outputs_for(config.mode, measure_flicker=config.measure_flicker)
+    streams = _outputs_for(config.mode, measure_flicker=config.measure_flicker)
+    outputs = streams + (("depth", "alpha") if config.measure_flicker else ())
 
     k: int | None = None
     sticky: StickyReferences | None = None
@@ -257,7 +298,8 @@ def export_flythrough(
                 relative_margin=config.relative_margin,
                 absolute_margin=config.absolute_margin,
             )
-    flicker = {name: _Flicker() for name in outputs}
+    flicker = {name: _Flicker() for name in streams}
+    geometry = _Geometry()
     switches = {"used": 0, "nearest": 0}
     stage_totals: dict[str, float] = {}
     total = len(cameras)
@@ -285,8 +327,12 @@ def export_flythrough(
                 for key, now, prev in (("used", frame.references, prev_used), ("nearest", nearest, prev_nearest)):
                     switches[key] += int(prev is not None and list(prev) != list(now))  # set or tile order
                 prev_used, prev_nearest = list(frame.references), list(nearest)
-            for name in outputs:
-                flicker[name].add(getattr(frame, name))
+            reproj = None
+            if config.measure_flicker:
+                assert frame.depth is not None and frame.alpha is not None  # asked for
+                reproj = geometry.next(depth=frame.depth, alpha=frame.alpha, c2w=c2w, K=K)
+            for name in streams:
+                flicker[name].add(getattr(frame, name), reproj)
             for stage, ms in frame.timings_ms.items():
                 stage_totals[stage] = stage_totals.get(stage, 0.0) + ms
             if config.mode == "side-by-side":
@@ -316,6 +362,8 @@ def export_flythrough(
         wall_seconds=wall,
         fps_achieved=count / wall if wall > 0 else float("inf"),
         flicker={name: f.value() for name, f in flicker.items()},
+        warped_flicker={name: v for name, f in flicker.items() if (v := f.warped_value()) is not None},
+        warped_coverage=sum(geometry.coverage) / len(geometry.coverage) if geometry.coverage else None,
         reference_switches=switches["used"] if enhanced else None,
         nearest_reference_switches=switches["nearest"] if enhanced else None,
         num_references=k,

@@ -11,6 +11,7 @@ import torch
 
 from splatent_viewer.errors import SplatentError
 from splatent_viewer.export.camera_paths import CameraPath, intrinsics_for_fov, orbit_path, vertical_fov
+from splatent_viewer.export.consistency import reprojection, warped_difference
 from splatent_viewer.export.flythrough import ExportConfig, export_flythrough, stats_path_for
 from splatent_viewer.frame import render_frame
 from splatent_viewer.trained import load_trained_scene
@@ -75,6 +76,52 @@ def test_png_frames_match_direct_renders_and_flicker_is_measured_on_them(scene, 
         x = frames[:, :, half].astype(np.float64) / 255
         assert result.flicker[stream] == pytest.approx(np.abs(np.diff(x, axis=0)).mean(), abs=2e-3)
     assert stats_path_for(out) == tmp_path / "frames.stats.json" and stats_path_for(out).is_file()
+
+
+def test_warped_flicker_is_the_frames_change_along_the_gaussians_depth(scene, tmp_path):
+    """Recomputed here from the written frames and the renderer's own depth, on the same pixels for every stream.
+    The RGB splats stick to the Gaussians, so the warp takes the camera's motion out of their flicker; the tiny
+    scene's decoded view (8x8 latents) does not follow its surfaces, which is what the warped flicker exposes."""
+    orbit = _orbit(scene, frames=36)  # 10 degrees a frame: neighbours see mostly the same surface
+    cams = CameraPath(c2ws=orbit.c2ws[:4], Ks=orbit.Ks[:4], width=64, height=64)
+    result = export_flythrough(
+        scene=scene, cameras=cams, config=ExportConfig(output=tmp_path / "f", mode="side-by-side", write_stats=False)
+    )
+    frames = torch.from_numpy(_png_frames(tmp_path / "f")).double() / 255
+    geo = [
+        render_frame(scene=scene, c2w=cams.c2ws[i], K=cams.Ks[i], width=64, height=64, outputs=("depth", "alpha"))
+        for i in range(4)
+    ]
+    reprojs = [
+        reprojection(
+            depth=geo[i].depth,
+            alpha=geo[i].alpha,
+            c2w=cams.c2ws[i],
+            K=cams.Ks[i],
+            prev_depth=geo[i - 1].depth,
+            prev_alpha=geo[i - 1].alpha,
+            prev_c2w=cams.c2ws[i - 1],
+            prev_K=cams.Ks[i - 1],
+        )  # fmt: skip
+        for i in (1, 2, 3)
+    ]
+    assert result.warped_coverage == pytest.approx(sum(r.coverage for r in reprojs) / 3)
+    assert 0.5 < result.warped_coverage <= 1.0
+    assert set(result.warped_flicker) == {"decoded", "enhanced"}
+    for stream, half in (("decoded", slice(0, 64)), ("enhanced", slice(64, 128))):
+        x = frames[:, :, half]
+        values = [warped_difference(x[i], x[i - 1], reprojs[i - 1]) for i in (1, 2, 3)]
+        assert result.warped_flicker[stream] == pytest.approx(sum(values) / 3, abs=2e-3)
+    rgb = export_flythrough(
+        scene=scene, cameras=cams, config=ExportConfig(output=tmp_path / "r", mode="rgb", write_stats=False)
+    )
+    assert 0 < rgb.warped_flicker["rgb"] < rgb.flicker["rgb"] / 2
+    off = export_flythrough(
+        scene=scene,
+        cameras=cams,
+        config=ExportConfig(output=tmp_path / "g", mode="rgb", measure_flicker=False, write_stats=False),
+    )
+    assert off.warped_flicker == {} and off.warped_coverage is None
 
 
 def test_sticky_references_are_passed_to_the_renderer(scene, tmp_path):
