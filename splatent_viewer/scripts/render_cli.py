@@ -249,6 +249,12 @@ def _summary(result: ExportResult) -> Table:
     table.add_row("render time", f"{result.wall_seconds:.1f} s ({result.fps_achieved:.2f} frames/s)")
     for stream, value in result.flicker.items():
         table.add_row(f"flicker {stream}", f"{value:.4f} (mean |Δ| of consecutive frames, [0, 1])")
+    for stream, value in result.warped_flicker.items():
+        table.add_row(
+            f"warped flicker {stream}",
+            f"{value:.4f} (the same after warping along the Gaussians' depth: the motion taken out; "
+            f"{result.warped_coverage or 0:.0%} of the pixels scored)",
+        )
     if result.reference_switches is not None:
         table.add_row(
             "reference switches", f"{result.reference_switches} (plain nearest: {result.nearest_reference_switches})"

@@ -151,6 +151,8 @@ class ExportPanel:
             flicker = ""
             if result.flicker:
                 flicker = " · flicker " + ", ".join(f"{k} {v:.4f}" for k, v in result.flicker.items())
+            if result.warped_flicker:
+                flicker += " · warped " + ", ".join(f"{k} {v:.4f}" for k, v in result.warped_flicker.items())
             self.status.content = f"Wrote `{result.output}` ({result.frames} frames{flicker})"
             LOG.info("exported %s", result.output)
         except ExportCancelled as e:
