@@ -342,3 +342,24 @@ def test_the_validation_can_stop_the_fine_tuning_early(
     assert [step for step, _ in checkpoints(run / "adaptation" / "train")] == [4]
     label = load_trained_scene(run, refiner="auto").refiner_label
     assert label.startswith("adapted to this scene (stopped early, at step 2 of 4)")
+
+
+def test_anchor_views_add_the_runs_own_renders_of_other_training_views_to_the_fine_tuning(
+    tiny_trained_scene_dir: Path, tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(tiny_trained_scene_dir, run)
+    train = list(load_trained_scene(run, refiner="none").train_indices)
+    settings = AdaptationConfig(folds=2, unit_steps=15, steps=2, batch_size=2, guard_views=3, anchor_views=4)
+    result = adapt_refiner(AdaptConfig(load_config=run, adaptation=settings, device="cpu"), progress=False)
+    index = read_index(run / "adaptation" / "dataset")
+    anchors = [s for s in index["samples"] if s["unit"] == "run-anchor"]
+    guarded = {s["view"] for s in read_index(run / "adaptation" / "run_check")["samples"]}
+    assert len(anchors) == 4 and len(guarded) == 3
+    assert {s["view"] for s in anchors} <= set(train) - guarded  # training views the guard does not score
+    assert all(set(s["ref_views"]) <= set(train) - {s["view"]} for s in anchors)
+    # the validation holds out a unit's renders, never the anchors; the fine-tuning trains on the anchors
+    assert result.validation is not None and result.validation["unit"] == "fold-1"
+    log = json.loads((run / "adaptation" / "train" / "train_log.json").read_text())
+    assert log["config"]["exclude_units"] == ["fold-1"]
+    assert result.samples == len(train) + 4
