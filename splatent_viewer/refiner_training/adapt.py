@@ -140,7 +140,8 @@ class AdaptationConfig:
     """Also fine-tune on the run's own renders of this many of its other training views (evenly spaced among those the
     guard does not score; references among the rest, never the view itself; needs the run's Gaussians): samples where
     the renders are already good, so the refiner learns how little to change there, not only the corrections the
-    units' weaker renders need. 0: off (the units alone). Measured on the CPU demo (run 1200 steps, units 300, 60
+    units' weaker renders need. Rendered once per adaptation folder (a resumed adaptation keeps them). 0: off (the
+    units alone; anchors an earlier call left in the folder are not trained on). Measured on the CPU demo (run 1200 steps, units 300, 60
     fine-tuning steps, 16 anchors; benchmarks/RESULTS.md): the fine-tuned end lost 0.03 dB on the held-out views
     instead of 0.22 (SSIM +0.009 over the RGB splats), a safer fine-tuning but no PSNR gain over the RGB splats; not
     yet measured on the GPU, so off by default."""
@@ -365,6 +366,10 @@ def adapt_to_scene(
         )
         units_seconds = time.perf_counter() - started
     budget = None if config.max_seconds is None else max(config.max_seconds - units_seconds, 1.0)
+    # the validation's unit, and anchors an earlier call of this folder built when this one asks for none
+    excluded = (() if held is None else (held,)) + (
+        (ANCHOR_UNIT,) if config.anchor_views <= 0 and writer.has_unit(ANCHOR_UNIT) else ()
+    )
     train_config = RefinerTrainConfig(
         dataset=output / "dataset",
         output=output / "train",
@@ -383,7 +388,7 @@ def adapt_to_scene(
         checkpoint_every=max(config.steps // max(config.snapshots, 1), 1),
         time_checkpoints=config.snapshots if budget is not None else 0,
         keep_checkpoints=max(2 * config.snapshots, 2),
-        exclude_units=() if held is None else (held,),
+        exclude_units=excluded,
     )
     validation, adapted, validation_seconds = None, None, 0.0
     result = None if unchecked else train_refiner(train_config, progress=progress)

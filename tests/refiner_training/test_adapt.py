@@ -363,3 +363,8 @@ def test_anchor_views_add_the_runs_own_renders_of_other_training_views_to_the_fi
     log = json.loads((run / "adaptation" / "train" / "train_log.json").read_text())
     assert log["config"]["exclude_units"] == ["fold-1"]
     assert result.samples == len(train) + 4
+    # the same folder adapted again without anchors: the anchors left there are not trained on
+    again = replace(settings, anchor_views=0, steps=1)
+    adapt_refiner(AdaptConfig(load_config=run, adaptation=again, device="cpu"), progress=False)
+    log = json.loads((run / "adaptation" / "train" / "train_log.json").read_text())
+    assert log["config"]["exclude_units"] == ["fold-1", "run-anchor"]
