@@ -7,6 +7,7 @@ validation rule (the held-out unit alone, or with the run's own renders as a gua
 
     python benchmarks/score_candidates.py --run /tmp/guard/run/demo --adaptation adapted_guided --alphas 0 0.25 0.5 1
     python benchmarks/score_candidates.py --run /tmp/guard/run/dino --downscale 2
+    python benchmarks/score_candidates.py --run /tmp/exp/lego_snap/lego --downscale 4 --alphas 1 --correction-blur 1
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from enhancement import eval_indices, score_enhanced  # this folder's protocol s
 
 from splatent_viewer.data.scene import load_scene
 from splatent_viewer.refine.checkpoint import load_refiner
-from splatent_viewer.refine.refiner import guided_from
+from splatent_viewer.refine.refiner import guided_from, with_correction_blur
 from splatent_viewer.refiner_training.adapt import interpolate_refiners
 from splatent_viewer.trained import load_trained_scene
 
@@ -35,6 +36,9 @@ class Args:
     """Candidates: start + α·(fine-tuned − start)."""
     downscale: int = 1
     """Image downscale the run was trained and scored at (enhancement.py's --downscale; the demo scene: 1)."""
+    correction_blur: float = 0.0
+    """σ in pixels of the blur of each candidate's correction (``RefinerConfig.correction_blur``; the adaptation's
+    default since the twelfth session is 1; the runs before it kept 0)."""
     max_eval_views: int = 20
     """As enhancement.py: the test split where the scene has one, else val, at most this many, evenly spaced."""
 
@@ -51,7 +55,7 @@ def main(args: Args) -> dict[float, dict[str, float]]:
     print(f"{args.run}: {len(views)} held-out views")
     results = {}
     for alpha in args.alphas:
-        trained.refiner = interpolate_refiners(start, tuned, alpha).float()
+        trained.refiner = with_correction_blur(interpolate_refiners(start, tuned, alpha).float(), args.correction_blur)
         scores = score_enhanced(scene=scene, trained=trained, indices=views, workers=min(2, torch.get_num_threads()))
         print(f"alpha {alpha:g}: {scores['psnr']:.2f} dB / {scores['ssim']:.3f}")
         results[alpha] = scores

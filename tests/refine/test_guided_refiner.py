@@ -3,12 +3,15 @@ the latent render rides along as extra input channels; an untrained guided refin
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
 from splatent_viewer.errors import SplatentError
 from splatent_viewer.refine import EmbeddedUNetConfig, Refiner, RefinerConfig, guided_from
 from splatent_viewer.refine.checkpoint import load_refiner, save_refiner
+from splatent_viewer.refine.refiner import blur_image, with_correction_blur
 
 TINY_UNET = EmbeddedUNetConfig(
     block_out_channels=(16, 16), attention_from_level=1, attention_head_dim=8, norm_num_groups=8
@@ -136,6 +139,35 @@ def test_the_enhanced_image_of_a_residual_refiner_is_the_rgb_splats_plus_its_dec
         image = residual.image(refined=changed, decode=counting_decode, guide=guide, rgb=rgb)
     assert calls == [2]
     torch.testing.assert_close(image, expected)
+
+
+def test_blur_image_is_a_normalised_gaussian_that_keeps_flat_images() -> None:
+    impulse = torch.zeros(1, 3, 15, 15)
+    impulse[..., 7, 7] = 1.0
+    blurred = blur_image(impulse, 1.0)
+    assert blurred.sum().item() == pytest.approx(3.0, abs=1e-5)  # mass kept away from the edges
+    assert blurred[0, 0, 7, 7] > blurred[0, 0, 7, 8] > blurred[0, 0, 7, 9] > 0  # a bell, symmetric
+    assert blurred[0, 0, 7, 8] == pytest.approx(blurred[0, 0, 8, 7].item()) == pytest.approx(blurred[0, 0, 6, 7].item())
+    # σ = 1: the 1D kernel's centre weight is 1 / Σ_{|x|≤3} exp(−x²/2), squared in 2D
+    centre = 1.0 / sum(math.exp(-(x * x) / 2) for x in range(-3, 4))
+    assert blurred[0, 0, 7, 7].item() == pytest.approx(centre**2, rel=1e-5)
+    flat = torch.full((1, 3, 6, 9), 0.4)
+    torch.testing.assert_close(blur_image(flat, 2.0), flat)  # replicated edges: no dark border
+    assert blur_image(impulse, 0.0) is impulse
+
+
+def test_a_residual_refiners_correction_blur_blurs_its_change_not_the_rgb_splats(tmp_path) -> None:
+    residual = guided_from(_perturb_out(_refiner(guided=False)), residual=True)
+    target, refs, guide = torch.randn(1, 6, 4, 4), torch.randn(1, 3, 6, 4, 4), torch.randn(1, 6, 4, 4)
+    rgb = torch.rand(1, 3, 8, 8)
+    changed = residual(target=target, references=refs, guide=guide).detach() + torch.randn(1, 6, 4, 4)
+    sharp = residual.image(refined=changed, decode=_decode, guide=guide, rgb=rgb)
+    blurred = with_correction_blur(residual, 1.5).image(refined=changed, decode=_decode, guide=guide, rgb=rgb)
+    torch.testing.assert_close(blurred, rgb + blur_image(sharp - rgb, 1.5))
+    assert (blurred - sharp).abs().max() > 1e-3
+    # the setting travels with the refiner; a pure-latent or plain guided refiner has no correction to blur
+    assert load_refiner(save_refiner(residual, tmp_path / "r")).config.correction_blur == 1.5
+    assert with_correction_blur(guided_from(_refiner(guided=False)), 1.0).config.correction_blur == 0.0
 
 
 def test_a_residual_refiner_saves_and_loads(tmp_path) -> None:

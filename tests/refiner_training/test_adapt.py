@@ -75,6 +75,7 @@ def test_adaptation_sees_only_training_views_and_writes_the_refiner_into_the_run
 
     adapted = load_trained_scene(run, refiner="auto")  # the default of the viewer and splatent-render
     assert result.refiner == run / ADAPTED_REFINER_DIR and adapted.refiner is not None and adapted.refiner.config.guided
+    assert adapted.refiner.config.residual and adapted.refiner.config.correction_blur == settings.correction_blur == 1.0
     assert before.refiner.config.guided and "generic (shipped)" in before.refiner_label  # the shipped one, made guided
     assert load_trained_scene(run, refiner="embedded").refiner.config.guided is False
     assert not list(run.glob(f".{ADAPTED_REFINER_DIR}*"))  # no staging folder left
