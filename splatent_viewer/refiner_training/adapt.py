@@ -458,6 +458,7 @@ def adapt_to_scene(
             "guided": config.guided,
             "residual": train_config.residual,
             "latent_weight": train_config.latent_weight,
+            "correction_blur": kept.config.correction_blur,
             "kept": "start" if result is None else "adapted" if validation is None else validation["kept"],
             "validation": validation,
         },

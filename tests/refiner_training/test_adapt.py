@@ -87,6 +87,7 @@ def test_adaptation_sees_only_training_views_and_writes_the_refiner_into_the_run
     assert log["config"]["exclude_units"] == ["fold-1"]
     record = json.loads((run / ADAPTATION_RECORD).read_text())
     assert record["kept"] == result.validation["kept"] and record["validation"] == result.validation
+    assert record["correction_blur"] == 1.0
     # The do-no-harm guard: the run's own renders of training views, each referencing other training views only.
     run_check = read_index(run / "adaptation" / "run_check")
     assert run_check["samples"] and {s["view"] for s in run_check["samples"]} <= set(train)
