@@ -99,7 +99,7 @@ class RefinerConfig:
     """Residual refiners: standard deviation, in image pixels, of a Gaussian blur applied to the correction
     ``decode(refined) - decode(guide)`` before it is added to the RGB splats (0: none). The correction is made on the
     codec's 1/8 latent grid and its finest detail swims from frame to frame as the decoded view's does; on the CPU runs
-    (benchmarks/RESULTS.md) σ = 1 px raised the adapted view by +0.34 dB on lego, +0.08 on the demo, ±0 on dino and
+    (benchmarks/RESULTS.md) σ = 1 px raised the adapted view by +0.33 dB on lego, +0.08 on the demo, ±0 on dino and
     cut its warped flicker by 17–20 %. Set by the adaptation (:attr:`AdaptationConfig.correction_blur`)."""
 
     @property
