@@ -18,7 +18,7 @@ import tyro
 
 from splatent_viewer.data.scene import load_scene
 from splatent_viewer.export.camera_paths import orbit_path
-from splatent_viewer.export.consistency import reprojection, warped_difference
+from splatent_viewer.export.consistency import FlickerMeter, ReprojectionTracker
 from splatent_viewer.frame import render_frame
 from splatent_viewer.trained import load_trained_scene
 
@@ -46,35 +46,21 @@ def main(args: Args) -> dict[str, dict[str, float]]:
     train = scene.split_indices["train"]
     c2ws = orbit_path(train_c2ws=scene.camera_to_worlds[train].double(), num_frames=args.frames).float()
     K, width, height = scene.Ks[train[0]].float(), int(scene.widths[train[0]]), int(scene.heights[train[0]])
-    sums: dict[str, list[float]] = {}
-    prev = None
+    meters = {name: FlickerMeter() for name in ("rgb", "decoded", "roundtrip")}
+    geometry = ReprojectionTracker()
     for i in range(min(args.first, args.frames)):
         f = render_frame(
             scene=trained, c2w=c2ws[i], K=K, width=width, height=height, outputs=("rgb", "decoded", "depth", "alpha")
         )
         assert f.rgb is not None and f.decoded is not None and f.depth is not None and f.alpha is not None
         roundtrip = trained.decode(trained.codec.encode(f.rgb.permute(2, 0, 1)[None]))[0].float().clamp(0, 1)
-        streams = {"rgb": f.rgb, "decoded": f.decoded, "roundtrip": roundtrip.permute(1, 2, 0)}
-        if prev is not None:
-            p_streams, p = prev
-            r = reprojection(
-                depth=f.depth, alpha=f.alpha, c2w=c2ws[i], K=K,
-                prev_depth=p.depth, prev_alpha=p.alpha, prev_c2w=c2ws[i - 1], prev_K=K,
-            )  # fmt: skip
-            for name, image in streams.items():
-                warped = warped_difference(image, p_streams[name], r)
-                plain = float((image - p_streams[name]).abs().mean())
-                acc = sums.setdefault(name, [0.0, 0.0, 0.0])
-                acc[0] += plain
-                if warped is not None:
-                    acc[1] += warped
-                    acc[2] += 1
-        prev = (streams, f)
-    pairs = max(min(args.first, args.frames) - 1, 1)
-    out = {
-        name: {"plain": plain / pairs, "warped": warped / count if count else float("nan")}
-        for name, (plain, warped, count) in sums.items()
-    }
+        reproj = geometry.next(depth=f.depth, alpha=f.alpha, c2w=c2ws[i], K=K)
+        for name, image in (("rgb", f.rgb), ("decoded", f.decoded), ("roundtrip", roundtrip.permute(1, 2, 0))):
+            meters[name].add(image, reproj)
+    out = {}
+    for name, meter in meters.items():
+        warped = meter.warped_value()
+        out[name] = {"plain": meter.value(), "warped": float("nan") if warped is None else warped}
     for name, v in out.items():
         print(f"{name}: plain {v['plain']:.4f}, warped {v['warped']:.4f}")
     return out

@@ -112,4 +112,50 @@ def warped_difference(
     return float(diff[mask].mean())
 
 
-__all__ = ["Reprojection", "reprojection", "warp", "warped_difference"]
+class FlickerMeter:
+    """Running means of one stream's |frame_t - frame_{t-1}| (:meth:`value`) and of its warped form over the pixels a
+    :class:`ReprojectionTracker` gives (:meth:`warped_value`)."""
+
+    def __init__(self) -> None:
+        self.prev: Tensor | None = None
+        self.total, self.count = 0.0, 0
+        self.warped_total, self.warped_count = 0.0, 0
+
+    def add(self, image: Float[Tensor, "H W 3"], reproj: Reprojection | None = None) -> None:
+        if self.prev is not None:
+            self.total += float((image - self.prev).abs().mean())
+            self.count += 1
+            warped = None if reproj is None else warped_difference(image, self.prev, reproj)
+            if warped is not None:
+                self.warped_total += warped
+                self.warped_count += 1
+        self.prev = image
+
+    def value(self) -> float:
+        return self.total / self.count if self.count else 0.0
+
+    def warped_value(self) -> float | None:
+        return self.warped_total / self.warped_count if self.warped_count else None
+
+
+class ReprojectionTracker:
+    """The previous frame's depth, alpha and camera: each new frame's :class:`Reprojection` into it."""
+
+    def __init__(self) -> None:
+        self.prev: tuple[Tensor, Tensor, Tensor, Tensor] | None = None
+        self.coverage: list[float] = []
+
+    def next(self, *, depth: Tensor, alpha: Tensor, c2w: Tensor, K: Tensor) -> Reprojection | None:
+        reproj = None
+        if self.prev is not None:
+            prev_depth, prev_alpha, prev_c2w, prev_K = self.prev
+            reproj = reprojection(
+                depth=depth, alpha=alpha, c2w=c2w, K=K,
+                prev_depth=prev_depth, prev_alpha=prev_alpha, prev_c2w=prev_c2w, prev_K=prev_K,
+            )  # fmt: skip
+            self.coverage.append(reproj.coverage)
+        self.prev = (depth, alpha, c2w, K)
+        return reproj
+
+
+__all__ = ["FlickerMeter", "Reprojection", "ReprojectionTracker", "reprojection", "warp", "warped_difference"]

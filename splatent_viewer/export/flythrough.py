@@ -35,7 +35,7 @@ from splatent_viewer.atomic import write_json_atomic
 from splatent_viewer.codecs import describe_codec
 from splatent_viewer.errors import SplatentError
 from splatent_viewer.export.camera_paths import CameraPath, round_to_multiple
-from splatent_viewer.export.consistency import Reprojection, reprojection, warped_difference
+from splatent_viewer.export.consistency import FlickerMeter, ReprojectionTracker
 from splatent_viewer.export.video import cleanup_quietly, write_mp4
 from splatent_viewer.frame import render_frame
 from splatent_viewer.references import StickyReferences
@@ -138,51 +138,6 @@ def stats_path_for(output: Path) -> Path:
     """``renders/orbit.mp4`` → ``renders/orbit.stats.json``; a frame folder ``renders/orbit`` → ``renders/orbit.stats.json``."""
     output = Path(output)
     return output.with_name(f"{output.stem if output.suffix.lower() == '.mp4' else output.name}.stats.json")
-
-
-class _Flicker:
-    """Running means of |frame_t - frame_{t-1}| and of its warped form for one stream."""
-
-    def __init__(self) -> None:
-        self.prev: Tensor | None = None
-        self.total, self.count = 0.0, 0
-        self.warped_total, self.warped_count = 0.0, 0
-
-    def add(self, image: Float[Tensor, "H W 3"], reproj: Reprojection | None = None) -> None:
-        if self.prev is not None:
-            self.total += float((image - self.prev).abs().mean())
-            self.count += 1
-            warped = None if reproj is None else warped_difference(image, self.prev, reproj)
-            if warped is not None:
-                self.warped_total += warped
-                self.warped_count += 1
-        self.prev = image
-
-    def value(self) -> float:
-        return self.total / self.count if self.count else 0.0
-
-    def warped_value(self) -> float | None:
-        return self.warped_total / self.warped_count if self.warped_count else None
-
-
-class _Geometry:
-    """The previous frame's depth, alpha and camera: each new frame's :class:`Reprojection` into it."""
-
-    def __init__(self) -> None:
-        self.prev: tuple[Tensor, Tensor, Tensor, Tensor] | None = None
-        self.coverage: list[float] = []
-
-    def next(self, *, depth: Tensor, alpha: Tensor, c2w: Tensor, K: Tensor) -> Reprojection | None:
-        reproj = None
-        if self.prev is not None:
-            prev_depth, prev_alpha, prev_c2w, prev_K = self.prev
-            reproj = reprojection(
-                depth=depth, alpha=alpha, c2w=c2w, K=K,
-                prev_depth=prev_depth, prev_alpha=prev_alpha, prev_c2w=prev_c2w, prev_K=prev_K,
-            )  # fmt: skip
-            self.coverage.append(reproj.coverage)
-        self.prev = (depth, alpha, c2w, K)
-        return reproj
 
 
 def _outputs_for(mode: Mode, *, measure_flicker: bool) -> tuple[str, ...]:
@@ -298,8 +253,8 @@ def export_flythrough(
                 relative_margin=config.relative_margin,
                 absolute_margin=config.absolute_margin,
             )
-    flicker = {name: _Flicker() for name in streams}
-    geometry = _Geometry()
+    flicker = {name: FlickerMeter() for name in streams}
+    geometry = ReprojectionTracker()
     switches = {"used": 0, "nearest": 0}
     stage_totals: dict[str, float] = {}
     total = len(cameras)
