@@ -21,7 +21,9 @@
 # scene) or BUDGET (the whole script's seconds: each scene gets what the setup and the scenes before it left), PARALLEL
 # (0: one scene after the other; 1: all at once), FRAME (1: then time the live RGB-guided frame,
 # benchmarks/viewer_frame.py --guided, FRAME_LIMIT 90 s),
-# ADAPT_ARGS (more adaptation flags, e.g. "--adaptation.unit-steps 7000 --adaptation.folds 3": units as long as the run).
+# ADAPT_ARGS (more adaptation flags, e.g. "--adaptation.unit-steps 7000 --adaptation.folds 3": units as long as the run),
+# SCORE (1: after each scene, benchmarks/score_candidates.py scores every validation candidate on its held-out views,
+# blurred by SCORE_BLUR px (1) -> $OUT/candidates_SCENE.json: what the guard's pick is checked against).
 # Everything comes back in $OUT/results.tgz beside gpu.txt.
 set -u
 PART=${PART:-protocol}
@@ -71,6 +73,13 @@ else
       --output-dir "/tmp/enh_${scene}_$t_call" --output "$OUT/enhancement_$scene.md" > "$OUT/enhancement_$scene.log" 2>&1 &
     [ "${PARALLEL:-0}" = 1 ] || wait
     echo "$scene (limit $limit s): $(( $(date +%s) - t0 )) s" >> "$OUT/gpu.txt"
+    if [ "${SCORE:-0}" = 1 ] && [ "${PARALLEL:-0}" != 1 ]; then  # every validation candidate on the held-out views
+      run="/tmp/enh_${scene}_$t_call/$scene"; b=${BUDGET:+$(budget_left)}
+      [ -d "$run/adapted_guided/adaptation/train/refiner" ] && timeout "${b:-120}" python3 benchmarks/score_candidates.py \
+        --run "$run" --device cuda --correction-blur "${SCORE_BLUR:-1}" --alphas 0 0.25 0.5 1 \
+        --output "$OUT/candidates_$scene.json" > "$OUT/candidates_$scene.log" 2>&1
+      echo "$scene candidates: $(( $(date +%s) - t0 )) s" >> "$OUT/gpu.txt"
+    fi
   done
   wait
   python3 benchmarks/enhancement.py --merge "$OUT"/enhancement_*.json $SF --device cuda --output "$OUT/enhancement.md" \

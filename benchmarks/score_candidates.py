@@ -12,6 +12,7 @@ validation rule (the held-out unit alone, or with the run's own renders as a gua
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,24 +42,31 @@ class Args:
     default since the twelfth session is 1; the runs before it kept 0)."""
     max_eval_views: int = 20
     """As enhancement.py: the test split where the scene has one, else val, at most this many, evenly spaced."""
+    output: Path | None = None
+    """Also write the scores here as JSON (``{alpha: {psnr, ssim}}``)."""
+    device: str = "cpu"
+    """Torch device of the renders and the refiners (``cuda`` in benchmarks/enhancement_gpu.sh's ``SCORE=1``)."""
 
 
 @torch.no_grad()
 def main(args: Args) -> dict[float, dict[str, float]]:
     """Prints and returns each candidate's mean held-out PSNR / SSIM, by alpha."""
-    trained = load_trained_scene(args.run, device="cpu", refiner="none")
+    trained = load_trained_scene(args.run, device=args.device, refiner="none")
     assert trained.scene_path is not None
     scene = load_scene(trained.scene_path, downscale=args.downscale, size_multiple=trained.codec.downscale)
     views = eval_indices(scene, args.max_eval_views)
-    start = guided_from(load_refiner("embedded", device="cpu", dtype=torch.float32), residual=True)
-    tuned = load_refiner(args.run / args.adaptation / "adaptation" / "train" / "refiner", device="cpu")
+    start = guided_from(load_refiner("embedded", device=args.device, dtype=torch.float32), residual=True)
+    tuned = load_refiner(args.run / args.adaptation / "adaptation" / "train" / "refiner", device=args.device)
     print(f"{args.run}: {len(views)} held-out views")
+    workers = min(2, torch.get_num_threads()) if torch.device(args.device).type == "cpu" else 1
     results = {}
     for alpha in args.alphas:
         trained.refiner = with_correction_blur(interpolate_refiners(start, tuned, alpha).float(), args.correction_blur)
-        scores = score_enhanced(scene=scene, trained=trained, indices=views, workers=min(2, torch.get_num_threads()))
+        scores = score_enhanced(scene=scene, trained=trained, indices=views, workers=workers)
         print(f"alpha {alpha:g}: {scores['psnr']:.2f} dB / {scores['ssim']:.3f}")
         results[alpha] = scores
+    if args.output is not None:
+        args.output.write_text(json.dumps({f"{a:g}": s for a, s in results.items()}, indent=1))
     return results
 
 
