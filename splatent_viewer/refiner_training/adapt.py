@@ -353,14 +353,13 @@ def adapt_to_scene(
             "[yellow]one unit only: nothing to check a fine-tuning against, so the run keeps the starting refiner "
             "(more --max-seconds builds more units; --no-validate fine-tunes unchecked)"
         )
-    guard = None
+    guard, guarded = None, []
     if trained is not None and held is not None and config.guard_views > 0:
-        guard = run_check_dataset(
+        guard, guarded = run_check_dataset(
             trained=trained, scene=scene, train_views=train_views, views=config.guard_views, output=output / "run_check"
         )
         units_seconds = time.perf_counter() - started
     if trained is not None and config.anchor_views > 0 and not unchecked and not writer.has_unit(ANCHOR_UNIT):
-        guarded = set(evenly_spaced_views(train_views, config.guard_views)) if guard is not None else set()
         others = [v for v in train_views if v not in guarded]
         chosen = evenly_spaced_views(others, config.anchor_views)
         samples = heldout_samples(
@@ -478,10 +477,13 @@ def adapt_to_scene(
     )
 
 
-def run_check_dataset(*, trained: TrainedScene, scene: Scene, train_views: list[int], views: int, output: Path) -> Path:
+def run_check_dataset(
+    *, trained: TrainedScene, scene: Scene, train_views: list[int], views: int, output: Path
+) -> tuple[Path, list[int]]:
     """The run's own renders of ``views`` of its training views (evenly spaced), each with references among the
     other training views (never itself), as a one-unit refiner dataset at ``output`` (rebuilt each time: the run's
-    Gaussians may have changed since): what :func:`validate_adaptation`'s ``guard`` scores candidates on."""
+    Gaussians may have changed since): what :func:`validate_adaptation`'s ``guard`` scores candidates on. Returns
+    the dataset's folder and the rendered views (the anchors, :attr:`AdaptationConfig.anchor_views`, avoid them)."""
     chosen = evenly_spaced_views(train_views, views)
     samples = heldout_samples(
         trained=trained, scene=scene, views=chosen, train_indices=train_views, desc="rendering the run's views",
@@ -494,7 +496,7 @@ def run_check_dataset(*, trained: TrainedScene, scene: Scene, train_views: list[
         downscale=trained.codec.downscale,
     )  # fmt: skip
     writer.add_unit(key="run", scene=scene.root.name, info={"rendered_views": chosen}, samples=samples)
-    return output
+    return output, chosen
 
 
 def start_refiner(config: RefinerTrainConfig) -> Refiner:
