@@ -13,6 +13,8 @@ validation rule (the held-out unit alone, or with the run's own renders as a gua
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +25,9 @@ from enhancement import eval_indices, score_enhanced  # this folder's protocol s
 from splatent_viewer.data.scene import load_scene
 from splatent_viewer.refine.checkpoint import load_refiner
 from splatent_viewer.refine.refiner import guided_from, with_correction_blur
-from splatent_viewer.refiner_training.adapt import interpolate_refiners
+from splatent_viewer.refiner_training.adapt import interpolate_refiners, run_check_dataset
+from splatent_viewer.refiner_training.dataset import RefinerDataset
+from splatent_viewer.refiner_training.evaluate import ALL, evaluate_refiner
 from splatent_viewer.trained import load_trained_scene
 
 
@@ -46,6 +50,9 @@ class Args:
     """Also write the scores here as JSON (``{alpha: {psnr, ssim}}``)."""
     device: str = "cpu"
     """Torch device of the renders and the refiners (``cuda`` in benchmarks/enhancement_gpu.sh's ``SCORE=1``)."""
+    guard_views: int = 0
+    """Also score each candidate as the adaptation's guard does (``AdaptationConfig.guard_views``): on the run's own
+    renders of this many of its training views, for runs adapted before the guard existed (0: not)."""
 
 
 @torch.no_grad()
@@ -59,12 +66,29 @@ def main(args: Args) -> dict[float, dict[str, float]]:
     tuned = load_refiner(args.run / args.adaptation / "adaptation" / "train" / "refiner", device=args.device)
     print(f"{args.run}: {len(views)} held-out views")
     workers = min(2, torch.get_num_threads()) if torch.device(args.device).type == "cpu" else 1
+    guard = None
+    if args.guard_views > 0:
+        train = scene.split_indices["train"].tolist()
+        folder, _ = run_check_dataset(
+            trained=trained, scene=scene, train_views=train, views=args.guard_views, output=Path(tempfile.mkdtemp())
+        )
+        guard = RefinerDataset(folder)
     results = {}
     for alpha in args.alphas:
         trained.refiner = with_correction_blur(interpolate_refiners(start, tuned, alpha).float(), args.correction_blur)
         scores = score_enhanced(scene=scene, trained=trained, indices=views, workers=workers)
-        print(f"alpha {alpha:g}: {scores['psnr']:.2f} dB / {scores['ssim']:.3f}")
+        line = f"alpha {alpha:g}: {scores['psnr']:.2f} dB / {scores['ssim']:.3f}"
+        if guard is not None:
+            k = trained.refiner.config.num_references
+            rows, _ = evaluate_refiner(
+                dataset=guard, refiner=trained.refiner, codec=trained.codec, ks=[k], progress=False
+            )
+            scores["guard_psnr"] = float(next(r for r in rows if r["scene"] == ALL and r["k"] == k)["enhanced_psnr"])
+            line += f" (the run's own renders {scores['guard_psnr']:.2f} dB)"
+        print(line)
         results[alpha] = scores
+    if guard is not None:
+        shutil.rmtree(guard.root, ignore_errors=True)
     if args.output is not None:
         args.output.write_text(json.dumps({f"{a:g}": s for a, s in results.items()}, indent=1))
     return results

@@ -75,8 +75,16 @@ def test_protocol_scores_every_refiner_and_marks_a_scene_the_shipped_refiner_saw
     # benchmarks/score_candidates.py: the adaptation's candidates on the same held-out views; α=0 is the start, the
     # RGB splats themselves (residual identity), so it scores what the protocol's RGB column does
     candidates = load_benchmark("score_candidates")
-    scores = candidates.main(candidates.Args(run=tmp_path / "runs" / "dino", alphas=(0.0, 1.0), max_eval_views=1))
+    scores = candidates.main(
+        candidates.Args(
+            run=tmp_path / "runs" / "dino", alphas=(0.0, 1.0), max_eval_views=1, guard_views=2,
+            output=tmp_path / "candidates.json",
+        )
+    )  # fmt: skip
     assert set(scores) == {0.0, 1.0} and scores[0.0]["psnr"] == pytest.approx(row["rgb"]["psnr"], abs=1e-3)
+    # as the guard scores them: the run's own renders of 2 training views, a finite PSNR for each candidate
+    assert all(0 < s["guard_psnr"] < 100 for s in scores.values())
+    assert set(json.loads((tmp_path / "candidates.json").read_text())) == {"0", "1"}
 
 
 def test_merge_writes_one_table_from_per_scene_runs(tmp_path: Path, load_benchmark) -> None:
