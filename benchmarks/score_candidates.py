@@ -13,7 +13,6 @@ validation rule (the held-out unit alone, or with the run's own renders as a gua
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,29 +65,31 @@ def main(args: Args) -> dict[float, dict[str, float]]:
     tuned = load_refiner(args.run / args.adaptation / "adaptation" / "train" / "refiner", device=args.device)
     print(f"{args.run}: {len(views)} held-out views")
     workers = min(2, torch.get_num_threads()) if torch.device(args.device).type == "cpu" else 1
-    guard = None
-    if args.guard_views > 0:
-        train = scene.split_indices["train"].tolist()
-        folder, _ = run_check_dataset(
-            trained=trained, scene=scene, train_views=train, views=args.guard_views, output=Path(tempfile.mkdtemp())
-        )
-        guard = RefinerDataset(folder)
-    results = {}
-    for alpha in args.alphas:
-        trained.refiner = with_correction_blur(interpolate_refiners(start, tuned, alpha).float(), args.correction_blur)
-        scores = score_enhanced(scene=scene, trained=trained, indices=views, workers=workers)
-        line = f"alpha {alpha:g}: {scores['psnr']:.2f} dB / {scores['ssim']:.3f}"
-        if guard is not None:
-            k = trained.refiner.config.num_references
-            rows, _ = evaluate_refiner(
-                dataset=guard, refiner=trained.refiner, codec=trained.codec, ks=[k], progress=False
+    with tempfile.TemporaryDirectory() as work:
+        guard = None
+        if args.guard_views > 0:
+            train = scene.split_indices["train"].tolist()
+            folder, _ = run_check_dataset(
+                trained=trained, scene=scene, train_views=train, views=args.guard_views, output=Path(work) / "guard"
             )
-            scores["guard_psnr"] = float(next(r for r in rows if r["scene"] == ALL and r["k"] == k)["enhanced_psnr"])
-            line += f" (the run's own renders {scores['guard_psnr']:.2f} dB)"
-        print(line)
-        results[alpha] = scores
-    if guard is not None:
-        shutil.rmtree(guard.root, ignore_errors=True)
+            guard = RefinerDataset(folder)
+        results = {}
+        for alpha in args.alphas:
+            trained.refiner = with_correction_blur(
+                interpolate_refiners(start, tuned, alpha).float(), args.correction_blur
+            )
+            scores = score_enhanced(scene=scene, trained=trained, indices=views, workers=workers)
+            line = f"alpha {alpha:g}: {scores['psnr']:.2f} dB / {scores['ssim']:.3f}"
+            if guard is not None:
+                k = trained.refiner.config.num_references
+                rows, _ = evaluate_refiner(
+                    dataset=guard, refiner=trained.refiner, codec=trained.codec, ks=[k], progress=False
+                )
+                row = next(r for r in rows if r["scene"] == ALL and r["k"] == k)
+                scores["guard_psnr"] = float(row["enhanced_psnr"])
+                line += f" (the run's own renders {scores['guard_psnr']:.2f} dB)"
+            print(line)
+            results[alpha] = scores
     if args.output is not None:
         args.output.write_text(json.dumps({f"{a:g}": s for a, s in results.items()}, indent=1))
     return results
