@@ -24,9 +24,8 @@ from enhancement import eval_indices, score_enhanced  # this folder's protocol s
 from splatent_viewer.data.scene import load_scene
 from splatent_viewer.refine.checkpoint import load_refiner
 from splatent_viewer.refine.refiner import guided_from, with_correction_blur
-from splatent_viewer.refiner_training.adapt import interpolate_refiners, run_check_dataset
+from splatent_viewer.refiner_training.adapt import interpolate_refiners, run_check_dataset, score_refiner
 from splatent_viewer.refiner_training.dataset import RefinerDataset
-from splatent_viewer.refiner_training.evaluate import ALL, evaluate_refiner
 from splatent_viewer.trained import load_trained_scene
 
 
@@ -80,13 +79,9 @@ def main(args: Args) -> dict[float, dict[str, float]]:
             )
             scores = score_enhanced(scene=scene, trained=trained, indices=views, workers=workers)
             line = f"alpha {alpha:g}: {scores['psnr']:.2f} dB / {scores['ssim']:.3f}"
-            if guard is not None:
-                k = trained.refiner.config.num_references
-                rows, _ = evaluate_refiner(
-                    dataset=guard, refiner=trained.refiner, codec=trained.codec, ks=[k], progress=False
-                )
-                row = next(r for r in rows if r["scene"] == ALL and r["k"] == k)
-                scores["guard_psnr"] = float(row["enhanced_psnr"])
+            if guard is not None:  # as the adaptation's validation scores its candidates there
+                guard_psnr, _ = score_refiner(trained.refiner, guard, codec=trained.codec)
+                scores["guard_psnr"] = float("nan") if guard_psnr is None else guard_psnr
                 line += f" (the run's own renders {scores['guard_psnr']:.2f} dB)"
             print(line)
             results[alpha] = scores

@@ -517,6 +517,19 @@ def interpolate_refiners(start: Refiner, tuned: Refiner, alpha: float) -> Refine
     return mixed.to(tuned.device)
 
 
+def score_refiner(
+    refiner: Refiner, dataset: RefinerDataset, *, codec: LatentCodec
+) -> tuple[float | None, float | None]:
+    """Mean enhanced PSNR / SSIM of ``refiner`` over every sample of ``dataset``, with the refiner's own number of
+    references (what the validation scores a candidate by, on a unit or on the guard's renders); None, None when
+    it diverged."""
+    k = refiner.config.num_references
+    rows, _ = evaluate_refiner(dataset=dataset, refiner=refiner, codec=codec, ks=[k], progress=False)
+    row = next(r for r in rows if r["scene"] == ALL and r["k"] == k)
+    finite = math.isfinite(row["enhanced_psnr"]) and math.isfinite(row["enhanced_ssim"])  # diverged: None
+    return (float(row["enhanced_psnr"]), float(row["enhanced_ssim"])) if finite else (None, None)
+
+
 def choose_candidate(candidates: list[dict[str, Any]], *, psnr_tolerance: float) -> dict[str, Any]:
     """The validation's pick among ``{"alpha", "psnr", "ssim"}`` candidates (and ``"step"``, the point of the
     fine-tuning; None scores: diverged, never picked): the best PSNR, or the best SSIM among those within
@@ -589,13 +602,6 @@ def validate_adaptation(
     (``guard_psnr``) and only those within ``guard_tolerance`` dB of the start's (``guard_ok``) can be picked;
     ``unguarded`` is what the pick would have been without it."""
 
-    def scored(refiner: Refiner, data: RefinerDataset) -> tuple[float | None, float | None]:
-        k = refiner.config.num_references
-        rows, _ = evaluate_refiner(dataset=data, refiner=refiner, codec=codec, ks=[k], progress=False)
-        row = next(r for r in rows if r["scene"] == ALL and r["k"] == k)
-        finite = math.isfinite(row["enhanced_psnr"]) and math.isfinite(row["enhanced_ssim"])  # diverged: None
-        return (float(row["enhanced_psnr"]), float(row["enhanced_ssim"])) if finite else (None, None)
-
     held = RefinerDataset(dataset, units=[unit])
     run_renders = None if guard is None else RefinerDataset(guard)
     models = [(0.0, 0, start), (1.0, steps, adapted)]
@@ -606,11 +612,11 @@ def validate_adaptation(
     candidates = []
     for alpha, step, refiner in models:
         refiner = refiner.to(codec.device)
-        psnr_, ssim_ = scored(refiner, held)
+        psnr_, ssim_ = score_refiner(refiner, held, codec=codec)
         candidate = {"alpha": alpha, "step": step, "early": 0 < step < steps, "psnr": psnr_, "ssim": ssim_}
         if run_renders is not None:
             candidate["guard_psnr"], candidate["guard_ssim"] = (
-                scored(refiner, run_renders) if psnr_ is not None else (None, None)
+                score_refiner(refiner, run_renders, codec=codec) if psnr_ is not None else (None, None)
             )
         candidates.append(candidate)
     unguarded = choose_candidate(candidates, psnr_tolerance=psnr_tolerance)
@@ -645,6 +651,7 @@ __all__ = [
     "interpolate_refiners",
     "leave_some_out_folds",
     "run_check_dataset",
+    "score_refiner",
     "start_refiner",
     "validate_adaptation",
 ]
