@@ -23,7 +23,9 @@
 # benchmarks/viewer_frame.py --guided, FRAME_LIMIT 90 s),
 # ADAPT_ARGS (more adaptation flags, e.g. "--adaptation.unit-steps 7000 --adaptation.folds 3": units as long as the run),
 # SCORE (1: after each scene, benchmarks/score_candidates.py scores every validation candidate on its held-out views,
-# blurred by SCORE_BLUR px (1) -> $OUT/candidates_SCENE.json: what the guard's pick is checked against).
+# blurred by SCORE_BLUR px (1) -> $OUT/candidates_SCENE.json: what the guard's pick is checked against), CROSSFIT (1: then
+# benchmarks/cross_fit.py: the fine-tuning once per unit left out, pooled, the soup on the held-out views), VALSTEPS (1:
+# then benchmarks/validation_steps.py: the validation's unit rebuilt at the run's STEPS, the candidates scored there).
 # Everything comes back in $OUT/results.tgz beside gpu.txt.
 set -u
 PART=${PART:-protocol}
@@ -79,6 +81,20 @@ else
         --run "$run" --device cuda --correction-blur "${SCORE_BLUR:-1}" --alphas 0 0.25 0.5 1 \
         --output "$OUT/candidates_$scene.json" > "$OUT/candidates_$scene.log" 2>&1
       echo "$scene candidates: $(( $(date +%s) - t0 )) s" >> "$OUT/gpu.txt"
+    fi
+    if [ "${VALSTEPS:-0}" = 1 ] && [ "${PARALLEL:-0}" != 1 ]; then  # the validation's unit rebuilt as long as the run
+      run="/tmp/enh_${scene}_$t_call/$scene"; b=${BUDGET:+$(budget_left)}
+      [ -d "$run/adapted_guided/adaptation/train/refiner" ] && timeout "${b:-300}" python3 benchmarks/validation_steps.py \
+        --run "$run" --device cuda --steps "$STEPS" --correction-blur "${SCORE_BLUR:-1}" \
+        --output "$OUT/validation_steps_$scene.json" > "$OUT/validation_steps_$scene.log" 2>&1
+      echo "$scene validation unit at $STEPS steps: $(( $(date +%s) - t0 )) s" >> "$OUT/gpu.txt"
+    fi
+    if [ "${CROSSFIT:-0}" = 1 ] && [ "${PARALLEL:-0}" != 1 ]; then  # the fine-tuning once per unit left out, pooled
+      run="/tmp/enh_${scene}_$t_call/$scene"; b=${BUDGET:+$(budget_left)}
+      [ -d "$run/adapted_guided/adaptation/dataset" ] && timeout "${b:-300}" python3 benchmarks/cross_fit.py \
+        --run "$run" --device cuda --correction-blur "${SCORE_BLUR:-1}" --output "$OUT/cross_fit_$scene.json" \
+        > "$OUT/cross_fit_$scene.log" 2>&1
+      echo "$scene cross-fit: $(( $(date +%s) - t0 )) s" >> "$OUT/gpu.txt"
     fi
   done
   wait

@@ -398,6 +398,8 @@ class SplatentModel(SplatfactoModel):
         settings = self.config.adaptation
         if self.config.refiner not in SHIPPED_REFINERS:  # the shipped refiner: adaptation makes it guided itself
             settings = replace(settings, refiner=str(self.config.refiner))
+        trained = self.trained_scene(with_refiner=False)  # the validation's do-no-harm check renders these
+        trained.train_steps = trainer._start_step + trainer.config.max_num_iterations  # its unit trains as long
         result = adapt_to_scene(
             scene=scene,
             train_views=train_views,
@@ -405,7 +407,7 @@ class SplatentModel(SplatfactoModel):
             run=Path(trainer.base_dir),
             config=settings,
             device=self.device,
-            trained=self.trained_scene(with_refiner=False),  # the validation's do-no-harm check renders these
+            trained=trained,
         )
         self.config.refiner = result.refiner  # the trainer's config object: saved below into config.yml
         object.__setattr__(self, "_refiner", None)

@@ -56,7 +56,7 @@ def load_nerfstudio_run(config_path: Path, *, device: torch.device | str = "cpu"
             f"{config_path} is a `{method}` run; only `ns-train splatent` runs carry latents. "
             f"Train one with `ns-train splatent --data SCENE`."
         )
-    _, pipeline, ckpt, _ = eval_setup(config_path, test_mode="inference")
+    _, pipeline, ckpt, step = eval_setup(config_path, test_mode="inference")
     model = pipeline.model
     assert isinstance(model, SplatentModel)
     datamanager = pipeline.datamanager
@@ -70,4 +70,5 @@ def load_nerfstudio_run(config_path: Path, *, device: torch.device | str = "cpu"
     scene.source = config_path
     scene.scene_path = Path(datamanager.config.data or datamanager.config.dataparser.data)
     scene.train_indices = _train_indices(scene.scene_path, datamanager.train_dataset.image_filenames)
+    scene.train_steps = step + 1  # the checkpoint's step counts from 0
     return scene

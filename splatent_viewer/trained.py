@@ -213,6 +213,9 @@ class TrainedScene:
     """Indices (into the scene's frames) of the training views, when known; the bank's order."""
     rgb_background: Float[Tensor, "3"] | None = None
     """Background colour of the RGB splats (None = black)."""
+    train_steps: int | None = None
+    """Training steps the Gaussians were fitted for, when known (scene adaptation trains its validation unit as
+    long)."""
     _decode_graph: CudaGraphRunner | None = field(default=None, init=False, repr=False)
     _refine_graph: CudaGraphRunner | None = field(default=None, init=False, repr=False)
     _encode_graph: CudaGraphRunner | None = field(default=None, init=False, repr=False)
@@ -347,7 +350,8 @@ def trained_scene_from_splats(
     """A :class:`TrainedScene` for freshly trained splats. The reference bank holds the training views'
     latents: ``train_latents`` when the caller has them (the trainer's targets, :attr:`TrainResult.train_latents`,
     in ``train_indices`` order), else the views are encoded here. With ``output_dir``, the run is also written there
-    (:func:`save_trained_run`, ``extra`` in its record) and is the scene's ``source``. ``rgb_background`` and
+    (:func:`save_trained_run`, ``extra`` in its record; its ``steps`` are the scene's ``train_steps``) and is the
+    scene's ``source``. ``rgb_background`` and
     ``latent_background``: what the trainer composited on (:attr:`TrainResult.rgb_background`; None: black/zeros)."""
     if train_latents is None:
         bank = ReferenceBank.from_scene(scene=scene, indices=train_indices, codec=codec, device=device)
@@ -384,6 +388,7 @@ def trained_scene_from_splats(
         device=torch.device(device),
         train_indices=list(train_indices),
         rgb_background=None if rgb_background is None else rgb_background.to(device),
+        train_steps=(extra or {}).get("steps"),
     )
 
 
@@ -554,5 +559,6 @@ def load_trained_scene(
         scene_path=Path(scene_path) if scene_path else None,
         train_indices=splats.extra.get("train_indices"),
         rgb_background=backgrounds["rgb_background"],
+        train_steps=splats.extra.get("steps"),
     )
     return scene

@@ -83,6 +83,14 @@ class AdaptationConfig:
     folds and renders its own."""
     unit_steps: Optional[int] = None
     """Core-trainer steps per unit (default: 2000 on CUDA, 300 on the CPU)."""
+    validation_steps: Optional[int] = None
+    """Core-trainer steps of the validation's unit (the fold held out of the fine-tuning; built first). Default: as
+    many as the run's own (``TrainedScene.train_steps``), at most 4 × the units' steps; ``unit_steps`` when the run's
+    are not known. A unit trained as long as the run renders the views it did not see about as well as the run
+    renders its held-out views, so it ranks the candidates as they do: on the CPU demo (run 1200 steps, units 300)
+    the same fold rebuilt at 1200 steps scored start / α=0.25 / 0.5 / 1 at 19.60 / 19.62 / 19.60 / 19.44 dB against
+    the held-out views' 19.60 / 19.62 / 19.60 / 19.46, where the 300-step fold ranked α=0.5 and α=1 first (18.76 /
+    18.75 against the start's 18.68; benchmarks/RESULTS.md)."""
     trainer: LatentSplatTrainerConfig = field(default_factory=LatentSplatTrainerConfig)
     """Core-trainer settings of the units (``unit_steps`` overrides ``trainer.steps``)."""
     steps: int = 400
@@ -100,10 +108,12 @@ class AdaptationConfig:
     max_seconds: Optional[float] = None
     """Time budget for the whole adaptation (units and fine-tuning); the fine-tuning stops (saving as usual) when it is
     spent."""
-    units_share: float = 0.5
-    """With --max-seconds, the share of it that building units may take: a unit is not started when the units' mean
-    time would overrun it (the first one always is), so the fine-tuning keeps the rest. (Without it, a CPU run spent
-    471 of its 420 s on units and fine-tuned for one step.)"""
+    units_share: float = 0.7
+    """With --max-seconds, the share of it that building units may take: a fine-tuning unit is not started when its
+    expected time (the fine-tuning units' mean so far; for the first, the validation unit's scaled by the steps)
+    would overrun it (the validation's unit always is), so the fine-tuning keeps the rest. (Without it, a CPU run
+    spent 471 of its 420 s on units and fine-tuned for one step.) 0.7 since the validation unit trains as long as the
+    run (on one H100 a 2000-step unit took ~25 s, the run's 7000 steps ~80 s, the 400 fine-tuning steps ~30 s)."""
     validate: bool = True
     """Hold the last unit built out of the fine-tuning and score the starting refiner, the fine-tuned one, their
     interpolations (``interpolations``) and the fine-tuning's earlier points (``snapshots``) on its renders (enhanced
@@ -304,16 +314,25 @@ def adapt_to_scene(
         f"[bold]adapting[/] the refiner to the {len(train_views)} training views of {scene.root} "
         f"({config.folds} leave-some-out units; its {len(eval_views)} other views stay out)"
     )
-    unit_seconds: list[float] = []
-    for f in track(range(len(folds)), description="adaptation units", console=CONSOLE, disable=not progress):
+    # The validation's unit (the last fold) first, as long as the run; then the fine-tuning's units.
+    held_fold = len(folds) - 1 if config.validate else None
+    run_steps = None if trained is None else trained.train_steps
+    validation_steps = config.validation_steps or (
+        min(run_steps, 4 * trainer.steps) if run_steps else trainer.steps
+    )  # fmt: skip
+    order = list(range(len(folds))) if held_fold is None else [held_fold, *range(held_fold)]
+    expected: float | None = None  # seconds a fine-tuning unit is expected to take
+    fine_tuning_seconds: list[float] = []
+    for f in track(order, description="adaptation units", console=CONSOLE, disable=not progress):
         key = f"fold-{f}"
         if writer.has_unit(key):
             continue
         elapsed = time.perf_counter() - started
         if (
             config.max_seconds is not None
-            and unit_seconds
-            and (elapsed + sum(unit_seconds) / len(unit_seconds) > config.units_share * config.max_seconds)
+            and f != held_fold
+            and expected is not None
+            and elapsed + expected > config.units_share * config.max_seconds
         ):
             CONSOLE.print(
                 f"time budget: units may take {config.units_share:.0%} of {config.max_seconds:g} s; "
@@ -324,12 +343,13 @@ def adapt_to_scene(
         rendered = folds[f]
         fitted = [v for v in train_views if v not in set(rendered)]
         assert not (set(fitted) | set(rendered)) & eval_views  # only the training views, ever
+        steps = validation_steps if f == held_fold else trainer.steps
         samples = unit_samples(
             scene=scene,
             train_views=fitted,
             heldout_views=rendered,
             codec=codec,
-            trainer=replace(trainer, seed=config.seed + f),
+            trainer=replace(trainer, steps=steps, seed=config.seed + f),
             device=device,
             cache=cache,
             name=key,
@@ -338,15 +358,20 @@ def adapt_to_scene(
         writer.add_unit(
             key=key,
             scene=scene.root.name,
-            info={"source": str(run), "fold": f, "train_views": fitted, "rendered_views": rendered},
+            info={"source": str(run), "fold": f, "train_views": fitted, "rendered_views": rendered, "steps": steps},
             samples=samples,
         )
-        unit_seconds.append(time.perf_counter() - unit_started)
+        seconds = time.perf_counter() - unit_started
+        if f == held_fold:
+            expected = seconds * trainer.steps / max(steps, 1)
+        else:
+            fine_tuning_seconds.append(seconds)
+            expected = sum(fine_tuning_seconds) / len(fine_tuning_seconds)
     units_seconds = time.perf_counter() - started
     if not writer.index["samples"]:
         raise SplatentError("No adaptation unit was built within the time budget; give it more time (--max-seconds).")
     units = [u["key"] for u in writer.index["units"] if u["key"] != ANCHOR_UNIT]
-    held = units[-1] if config.validate and len(units) >= 2 else None
+    held = f"fold-{held_fold}" if held_fold is not None and len(units) >= 2 and f"fold-{held_fold}" in units else None
     unchecked = config.validate and held is None  # one unit: nothing to check a fine-tuning against
     if unchecked:
         CONSOLE.print(
@@ -416,11 +441,13 @@ def adapt_to_scene(
             steps=steps_done, earlier=earlier, guard=guard, guard_tolerance=config.guard_tolerance,
         )  # fmt: skip
         validation_seconds = time.perf_counter() - validation_started
+        validation["unit_steps"] = next(u.get("steps") for u in writer.index["units"] if u["key"] == held)
         if validation["early"]:  # stopped early: that point's weights are the adapted ones
             adapted = dict(earlier)[validation["step"]]
         prune_checkpoints(train_config.output, keep=1)  # a resume needs the latest one only
         CONSOLE.print(
-            f"validation on {validation['views']} held-out training views ({held}), start α=0 … fine-tuned α=1: "
+            f"validation on {validation['views']} held-out training views ({held}, "
+            f"{validation['unit_steps'] or '?'}-step Gaussians), start α=0 … fine-tuned α=1: "
             f"{describe_candidates(validation)}: keeping {describe_candidate(validation)} ({validation['kept']})"
         )
     target = run / ADAPTED_REFINER_DIR

@@ -271,6 +271,8 @@ def test_ns_train_adapts_the_refiner_as_its_last_phase_and_every_tool_uses_it(tr
     check = read_index(run2 / "adaptation" / "run_check")
     assert check["samples"] and {s["view"] for s in check["samples"]} <= set(scene.train_indices)
     assert record["validation"]["guard"]["views"] == len(check["samples"])
+    # its validation unit trained as long as the run (30 steps, within 4 × the units' 10); the loader knows the steps
+    assert record["validation"]["unit_steps"] == 30 and scene.train_steps == 30
     out = trained["root"] / "eval2.json"
     proc = subprocess.run(
         [str(BIN / "ns-eval"), "--load-config", str(trained["config2"]), "--output-path", str(out)],

@@ -82,6 +82,9 @@ def test_adaptation_sees_only_training_views_and_writes_the_refiner_into_the_run
 
     # The last unit was held out of the fine-tuning and scored both refiners; the record says which one the run has.
     assert result.validation is not None and result.validation["unit"] == "fold-1"
+    # it was built first, its Gaussians trained as long as the run's (150 steps; at most 4 × the units' 15)
+    assert [(u["key"], u["steps"]) for u in index["units"]] == [("fold-1", 60), ("fold-0", 15)]
+    assert result.validation["unit_steps"] == 60
     assert result.validation["views"] == len([s for s in index["samples"] if s["unit"] == "fold-1"])
     log = json.loads((run / "adaptation" / "train" / "train_log.json").read_text())
     assert log["config"]["exclude_units"] == ["fold-1"]
@@ -202,8 +205,9 @@ def test_units_leave_the_fine_tuning_its_share_of_the_time_budget(
     monkeypatch.setattr(adapt, "time", SimpleNamespace(perf_counter=lambda: clock.now))
     monkeypatch.setattr(adapt, "unit_samples", slow_unit)
     settings = AdaptationConfig(
-        folds=3, unit_steps=3, steps=2, batch_size=2, max_seconds=300.0, units_share=0.5, validate=False
-    )
+        folds=3, unit_steps=3, validation_steps=3, steps=2, batch_size=2, max_seconds=300.0, units_share=0.5,
+        validate=False,
+    )  # fmt: skip
     result = adapt_refiner(AdaptConfig(load_config=run, adaptation=settings, device="cpu"), progress=False)
     # unit 1 ends at 100 s; unit 2 would end at ~200 s > 50 % of 300 s: not started, the fine-tuning keeps ~200 s
     assert [u["key"] for u in read_index(run / "adaptation" / "dataset")["units"]] == ["fold-0"]

@@ -86,6 +86,16 @@ def test_protocol_scores_every_refiner_and_marks_a_scene_the_shipped_refiner_saw
     assert all(0 < s["guard_psnr"] < 100 for s in scores.values())
     assert set(json.loads((tmp_path / "candidates.json").read_text())) == {"0", "1"}
 
+    # benchmarks/cross_fit.py: the fine-tuning again with each unit left out, pooled over the units, the soup of the
+    # fold refiners on the held-out views; α=0 is the start there too (the RGB splats)
+    cross_fit = load_benchmark("cross_fit")
+    report = cross_fit.main(cross_fit.Args(run=tmp_path / "runs" / "dino", alphas=(0.0, 1.0), max_eval_views=1))
+    assert set(report["units"]) == {"fold-0", "fold-1"} and all(u["steps"] == 1 for u in report["units"].values())
+    assert report["held_out"]["0"]["psnr"] == pytest.approx(row["rgb"]["psnr"], abs=1e-3)
+    views = sum(u["views"] for u in report["units"].values())
+    pooled = sum(u["views"] * u["scores"]["1"]["psnr"] for u in report["units"].values()) / views
+    assert report["pooled"]["1"]["psnr"] == pytest.approx(pooled)
+
 
 def test_merge_writes_one_table_from_per_scene_runs(tmp_path: Path, load_benchmark) -> None:
     bench = load_benchmark("enhancement")
