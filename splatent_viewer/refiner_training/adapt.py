@@ -115,9 +115,10 @@ class AdaptationConfig:
     spent 471 of its 420 s on units and fine-tuned for one step.) 0.7 since the validation unit trains as long as the
     run (on one H100 a 2000-step unit took ~25 s, the run's 7000 steps ~80 s, the 400 fine-tuning steps ~30 s)."""
     validate: bool = True
-    """Hold the last unit built out of the fine-tuning and score the starting refiner, the fine-tuned one, their
-    interpolations (``interpolations``) and the fine-tuning's earlier points (``snapshots``) on its renders (enhanced
-    PSNR / SSIM against the images, the refiner's own number of references): the run gets the candidate with the best
+    """Hold the last fold's unit (built first, its Gaussians trained ``validation_steps``) out of the fine-tuning and
+    score the starting refiner, the fine-tuned one, their interpolations (``interpolations``) and the fine-tuning's
+    earlier points (``snapshots``) on its renders (enhanced PSNR / SSIM against the images, the refiner's own number
+    of references): the run gets the candidate with the best
     PSNR, the best SSIM among those within ``psnr_tolerance`` of it (recorded in ``refiner_adapted.json``). Needs 2
     units: with one (too little time for more) the run keeps the start without fine-tuning — unchecked, 204 steps on
     one 6-view unit lost 0.13 dB on the CPU fern row (benchmarks/RESULTS.md)."""
