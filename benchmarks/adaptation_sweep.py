@@ -4,7 +4,7 @@
         --output benchmarks/results/adaptation_sweep_cpu.md
 
 ``--dataset`` is an adaptation's unit dataset (``splatent-refiner adapt`` / ``benchmarks/enhancement.py`` write one:
-leave-some-out units of the run's training views only). Its last unit is held out, as ``adapt``'s validation holds it
+leave-some-out units of the run's training views only). Its last fold is held out, as ``adapt``'s validation holds it
 out; each variant fine-tunes the starting refiner (the embedded refiner made RGB-guided: the identity on the guide)
 on the other units, exactly as ``adapt`` does (:func:`~splatent_viewer.refiner_training.train.train_refiner`, same
 warm-up, constant learning rate, batch and reference sampling), and is scored on the held-out unit: enhanced PSNR / SSIM of renders of training views
@@ -29,7 +29,7 @@ from splatent_viewer.codecs import load_codec
 from splatent_viewer.refine import Refiner
 from splatent_viewer.refine.checkpoint import load_refiner, save_refiner
 from splatent_viewer.refine.refiner import guided_from
-from splatent_viewer.refiner_training.adapt import interpolate_refiners
+from splatent_viewer.refiner_training.adapt import held_out_unit, interpolate_refiners
 from splatent_viewer.refiner_training.dataset import RefinerDataset, read_index
 from splatent_viewer.refiner_training.evaluate import ALL, evaluate_refiner
 from splatent_viewer.refiner_training.train import RefinerTrainConfig, train_refiner
@@ -38,7 +38,7 @@ from splatent_viewer.refiner_training.train import RefinerTrainConfig, train_ref
 @dataclass
 class Args:
     dataset: Path
-    """An adaptation's unit dataset (its last unit is held out)."""
+    """An adaptation's unit dataset (its last fold is held out)."""
     variants: tuple[str, ...] = ("0:0:3", "0:0:5", "5e-5:25:3", "5e-5:50:3", "1e-5:50:3", "5e-5:50:5")
     """``lr:steps:k[:alpha...]`` (steps 0: the starting refiner, scored as is, alpha 0; each ``alpha`` also scores
     the weights ``start + alpha·(fine-tuned − start)``, WiSE-FT's interpolation, as ``adapt``'s validation does)."""
@@ -63,7 +63,7 @@ def with_references(refiner: Refiner, k: int) -> Refiner:
 def main(args: Args) -> list[dict]:
     device = torch.device(args.device)
     codec = load_codec("taef2", device=device, dtype=torch.float32)
-    held = [u["key"] for u in read_index(args.dataset)["units"]][-1]
+    held = held_out_unit(read_index(args.dataset))  # as adapt's validation holds it out
     held_out = RefinerDataset(args.dataset, units=[held])
     start = guided_from(load_refiner("embedded", device="cpu", dtype=torch.float32), residual=args.residual)
     rows: list[dict] = []

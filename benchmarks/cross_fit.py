@@ -1,6 +1,6 @@
 """Cross-fitted validation of a scene adaptation, post hoc: every unit held out once, scored against the truth.
 
-``splatent-refiner adapt`` holds its last unit out of the fine-tuning and picks among the start, WiSE-FT points and
+``splatent-refiner adapt`` holds its last fold's unit out of the fine-tuning and picks among the start, WiSE-FT points and
 the fine-tuned end by that unit's 3–4 renders. On the GPU that pick has disagreed with the run's held-out views
 (benchmarks/RESULTS.md: temple's unit ranked the start first while the fine-tuned end scored +3.5 dB on the held-out
 view). This script asks whether more evidence would pick better: it repeats the adaptation's fine-tuning once per

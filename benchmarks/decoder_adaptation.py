@@ -25,6 +25,7 @@ import tyro
 from splatent_viewer.codecs import load_codec
 from splatent_viewer.data.scene import load_scene
 from splatent_viewer.frame import render_frame
+from splatent_viewer.refiner_training.adapt import held_out_unit
 from splatent_viewer.refiner_training.dataset import RefinerDataset, read_index
 from splatent_viewer.trained import load_trained_scene
 from splatent_viewer.training.losses import l1_ssim_loss, psnr, ssim
@@ -65,8 +66,7 @@ def main(args: Args) -> dict:
     torch.manual_seed(args.seed)
     device = torch.device(args.device)
     codec = load_codec("taef2", device=device, dtype=torch.float32)
-    units = [u["key"] for u in read_index(args.dataset)["units"]]
-    held = units[-1]
+    held = held_out_unit(read_index(args.dataset))  # as adapt's validation holds it out
     train = RefinerDataset(args.dataset, exclude_units=[held])
     val = RefinerDataset(args.dataset, units=[held])
 

@@ -1,6 +1,6 @@
 """Does a validation unit trained as long as the run rank an adaptation's candidates as the held-out views do?
 
-``splatent-refiner adapt`` holds its last unit out of the fine-tuning and picks among the start, WiSE-FT points and
+``splatent-refiner adapt`` holds its last fold's unit out of the fine-tuning and picks among the start, WiSE-FT points and
 the fine-tuned end by that unit's renders. A unit's Gaussians see ¾ of the training views for fewer steps than the
 run's (2000 against 7000 on the GPU, 300 against 1200 on the CPU demo), so its renders are weaker than the run's
 and the correction that helps them can overshoot on the run's (benchmarks/RESULTS.md: dino, the CPU demo). This
@@ -27,7 +27,12 @@ from enhancement import eval_indices, score_enhanced  # this folder's protocol s
 from splatent_viewer.data.scene import load_scene
 from splatent_viewer.refine.checkpoint import load_refiner
 from splatent_viewer.refine.refiner import guided_from, with_correction_blur
-from splatent_viewer.refiner_training.adapt import AdaptationConfig, interpolate_refiners, score_refiner
+from splatent_viewer.refiner_training.adapt import (
+    AdaptationConfig,
+    held_out_unit,
+    interpolate_refiners,
+    score_refiner,
+)
 from splatent_viewer.refiner_training.build_dataset import unit_samples
 from splatent_viewer.refiner_training.dataset import DatasetWriter, RefinerDataset, read_index
 from splatent_viewer.trained import load_trained_scene
@@ -42,7 +47,7 @@ class Args:
     adaptation: str = "adapted_guided"
     """The adaptation's folder inside the run."""
     unit: Optional[str] = None
-    """The unit to rebuild (default: the one the adaptation's validation held out, its last)."""
+    """The unit to rebuild (default: the one the adaptation's validation held out, the last fold)."""
     alphas: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0)
     """Candidates: start + α·(fine-tuned − start)."""
     correction_blur: float = 1.0
@@ -65,7 +70,7 @@ def main(args: Args) -> dict:
     scene = load_scene(trained.scene_path, downscale=args.downscale, size_multiple=trained.codec.downscale)
     index = read_index(adaptation / "dataset")
     folds = [u for u in index["units"] if u["key"].startswith("fold-")]
-    unit = next(u for u in folds if u["key"] == (args.unit or folds[-1]["key"]))
+    unit = next(u for u in folds if u["key"] == (args.unit or held_out_unit(index)))
     fitted, rendered, fold = unit["train_views"], unit["rendered_views"], unit["fold"]
     start = guided_from(load_refiner("embedded", device=device, dtype=torch.float32), residual=True)
     tuned = load_refiner(adaptation / "train" / "refiner", device=device, dtype=torch.float32)

@@ -527,6 +527,15 @@ def run_check_dataset(
     return output, chosen
 
 
+def held_out_unit(index: dict[str, Any]) -> str:
+    """The unit :func:`adapt_to_scene`'s validation holds out of the adaptation dataset whose ``index`` this is
+    (:func:`~splatent_viewer.refiner_training.dataset.read_index`): the last fold (built first, trained longer)."""
+    folds = [u for u in index["units"] if u["key"] != ANCHOR_UNIT and u.get("fold") is not None]
+    if not folds:
+        raise SplatentError("This dataset has no adaptation units (fold-N); pass an adaptation's dataset folder.")
+    return max(folds, key=lambda u: u["fold"])["key"]
+
+
 def start_refiner(config: RefinerTrainConfig) -> Refiner:
     """The refiner a fine-tuning with ``config`` starts from (as :func:`train_refiner` builds it: same seed)."""
     torch.manual_seed(config.seed)
@@ -676,6 +685,7 @@ __all__ = [
     "choose_guarded",
     "describe_candidate",
     "describe_candidates",
+    "held_out_unit",
     "interpolate_refiners",
     "leave_some_out_folds",
     "run_check_dataset",

@@ -16,7 +16,13 @@ from splatent_viewer.errors import SplatentError
 from splatent_viewer.refine.checkpoint import load_refiner
 from splatent_viewer.refine.refiner import guided_from
 from splatent_viewer.refiner_training import build_dataset
-from splatent_viewer.refiner_training.adapt import AdaptationConfig, AdaptConfig, adapt_refiner, leave_some_out_folds
+from splatent_viewer.refiner_training.adapt import (
+    AdaptationConfig,
+    AdaptConfig,
+    adapt_refiner,
+    held_out_unit,
+    leave_some_out_folds,
+)
 from splatent_viewer.refiner_training.dataset import read_index
 from splatent_viewer.trained import ADAPTATION_RECORD, ADAPTED_REFINER_DIR, load_trained_scene
 
@@ -80,11 +86,11 @@ def test_adaptation_sees_only_training_views_and_writes_the_refiner_into_the_run
     assert load_trained_scene(run, refiner="embedded").refiner.config.guided is False
     assert not list(run.glob(f".{ADAPTED_REFINER_DIR}*"))  # no staging folder left
 
-    # The last unit was held out of the fine-tuning and scored both refiners; the record says which one the run has.
+    # The last fold's unit was held out of the fine-tuning and scored both refiners; the record says which one the run has.
     assert result.validation is not None and result.validation["unit"] == "fold-1"
     # it was built first, its Gaussians trained as long as the run's (150 steps; at most 4 × the units' 15)
     assert [(u["key"], u["steps"]) for u in index["units"]] == [("fold-1", 60), ("fold-0", 15)]
-    assert result.validation["unit_steps"] == 60
+    assert result.validation["unit_steps"] == 60 and held_out_unit(index) == "fold-1"  # what benchmarks hold out
     assert result.validation["views"] == len([s for s in index["samples"] if s["unit"] == "fold-1"])
     log = json.loads((run / "adaptation" / "train" / "train_log.json").read_text())
     assert log["config"]["exclude_units"] == ["fold-1"]

@@ -96,6 +96,21 @@ def test_protocol_scores_every_refiner_and_marks_a_scene_the_shipped_refiner_saw
     pooled = sum(u["views"] * u["scores"]["1"]["psnr"] for u in report["units"].values()) / views
     assert report["pooled"]["1"]["psnr"] == pytest.approx(pooled)
 
+    # benchmarks/validation_steps.py: the validation's unit rebuilt at the steps it was built with (the run's 5, as
+    # long as the run) scores the candidates exactly as the adaptation's validation did
+    rebuild = load_benchmark("validation_steps")
+    rebuilt = rebuild.main(
+        rebuild.Args(run=tmp_path / "runs" / "dino", steps=(5,), alphas=(0.0, 1.0), max_eval_views=1)
+    )
+    record = json.loads((tmp_path / "runs" / "dino" / "adapted_guided" / "refiner_adapted.json").read_text())
+    validation = record["validation"]
+    assert rebuilt["unit"] == validation["unit"] and validation["unit_steps"] == 5
+    for candidate in (c for c in validation["candidates"] if c["step"] in (0, 1) and not c["early"]):
+        key = f"{candidate['alpha']:g}"
+        if key in rebuilt["units"]["5"]["scores"]:
+            assert rebuilt["units"]["5"]["scores"][key]["psnr"] == pytest.approx(candidate["psnr"], abs=1e-3)
+    assert rebuilt["held_out"]["0"]["psnr"] == pytest.approx(row["rgb"]["psnr"], abs=1e-3)
+
 
 def test_merge_writes_one_table_from_per_scene_runs(tmp_path: Path, load_benchmark) -> None:
     bench = load_benchmark("enhancement")
