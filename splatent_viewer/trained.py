@@ -351,8 +351,8 @@ def trained_scene_from_splats(
     latents: ``train_latents`` when the caller has them (the trainer's targets, :attr:`TrainResult.train_latents`,
     in ``train_indices`` order), else the views are encoded here. With ``output_dir``, the run is also written there
     (:func:`save_trained_run`, ``extra`` in its record; its ``steps`` are the scene's ``train_steps``) and is the
-    scene's ``source``. ``rgb_background`` and
-    ``latent_background``: what the trainer composited on (:attr:`TrainResult.rgb_background`; None: black/zeros)."""
+    scene's ``source``. ``rgb_background`` and ``latent_background``: what the trainer composited on
+    (:attr:`TrainResult.rgb_background`; None: black/zeros)."""
     if train_latents is None:
         bank = ReferenceBank.from_scene(scene=scene, indices=train_indices, codec=codec, device=device)
     else:
