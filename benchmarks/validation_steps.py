@@ -9,6 +9,7 @@ adaptation's core-trainer settings) at each of ``--steps`` and scores the candid
 start)`` on its renders, beside their scores on the run's held-out views (which only this scoring reads).
 
     python benchmarks/validation_steps.py --run /tmp/guard/run/demo --steps 300 1200
+    python benchmarks/validation_steps.py --run /tmp/vs/run/dino --downscale 2 --steps 1200 --render 2   # fits 13 of 15
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from splatent_viewer.refiner_training.adapt import (
     interpolate_refiners,
     score_refiner,
 )
-from splatent_viewer.refiner_training.build_dataset import unit_samples
+from splatent_viewer.refiner_training.build_dataset import evenly_spaced_views, unit_samples
 from splatent_viewer.refiner_training.dataset import DatasetWriter, RefinerDataset, read_index
 from splatent_viewer.trained import load_trained_scene
 
@@ -48,6 +49,10 @@ class Args:
     """The adaptation's folder inside the run."""
     unit: Optional[str] = None
     """The unit to rebuild (default: the one the adaptation's validation held out, the last fold)."""
+    render: Optional[int] = None
+    """Render only this many of the unit's views (evenly spaced) and fit every other training view, so the unit's
+    Gaussians see nearly as many views as the run's (default: the unit's own split). Only the unit's views may be
+    left out: the fine-tuning never saw them as targets."""
     alphas: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0)
     """Candidates: start + α·(fine-tuned − start)."""
     correction_blur: float = 1.0
@@ -72,6 +77,9 @@ def main(args: Args) -> dict:
     folds = [u for u in index["units"] if u["key"].startswith("fold-")]
     unit = next(u for u in folds if u["key"] == (args.unit or held_out_unit(index)))
     fitted, rendered, fold = unit["train_views"], unit["rendered_views"], unit["fold"]
+    if args.render is not None:
+        rendered = evenly_spaced_views(rendered, args.render)
+        fitted = sorted(set(unit["train_views"]) | set(unit["rendered_views"]) - set(rendered))
     start = guided_from(load_refiner("embedded", device=device, dtype=torch.float32), residual=True)
     tuned = load_refiner(adaptation / "train" / "refiner", device=device, dtype=torch.float32)
     candidates = {

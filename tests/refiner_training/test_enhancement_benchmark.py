@@ -110,6 +110,11 @@ def test_protocol_scores_every_refiner_and_marks_a_scene_the_shipped_refiner_saw
         if key in rebuilt["units"]["5"]["scores"]:
             assert rebuilt["units"]["5"]["scores"][key]["psnr"] == pytest.approx(candidate["psnr"], abs=1e-3)
     assert rebuilt["held_out"]["0"]["psnr"] == pytest.approx(row["rgb"]["psnr"], abs=1e-3)
+    # --render 1: one of the unit's views rendered, every other training view fitted
+    one = rebuild.main(
+        rebuild.Args(run=tmp_path / "runs" / "dino", steps=(2,), render=1, alphas=(0.0,), max_eval_views=1)
+    )
+    assert one["rendered"] == 1 and one["fitted"] == rebuilt["fitted"] + rebuilt["rendered"] - 1
 
 
 def test_merge_writes_one_table_from_per_scene_runs(tmp_path: Path, load_benchmark) -> None:
