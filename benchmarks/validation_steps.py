@@ -79,7 +79,7 @@ def main(args: Args) -> dict:
     fitted, rendered, fold = unit["train_views"], unit["rendered_views"], unit["fold"]
     if args.render is not None:
         rendered = evenly_spaced_views(rendered, args.render)
-        fitted = sorted(set(unit["train_views"]) | set(unit["rendered_views"]) - set(rendered))
+        fitted = sorted((set(unit["train_views"]) | set(unit["rendered_views"])) - set(rendered))
     start = guided_from(load_refiner("embedded", device=device, dtype=torch.float32), residual=True)
     tuned = load_refiner(adaptation / "train" / "refiner", device=device, dtype=torch.float32)
     candidates = {
