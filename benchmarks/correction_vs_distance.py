@@ -22,10 +22,10 @@ from pathlib import Path
 import torch
 import tyro
 from enhancement import eval_indices  # this folder's protocol script: the same held-out views
+from score_candidates import adaptation_refiners  # this folder's: the adaptation's fine-tuned end
 
 from splatent_viewer.data.scene import load_scene
 from splatent_viewer.frame import render_frame
-from splatent_viewer.refine.checkpoint import load_refiner
 from splatent_viewer.refine.refiner import with_correction_blur
 from splatent_viewer.trained import load_trained_scene
 from splatent_viewer.training.losses import psnr
@@ -71,7 +71,7 @@ def main(args: Args) -> list[dict]:
     assert trained.scene_path is not None
     scene = load_scene(trained.scene_path, downscale=args.downscale, size_multiple=trained.codec.downscale)
     train = scene.split_indices["train"].tolist()
-    tuned = load_refiner(args.run / args.adaptation / "adaptation" / "train" / "refiner", device=args.device)
+    _, tuned = adaptation_refiners(args.run, args.adaptation, device=args.device)
     trained.refiner = with_correction_blur(tuned.float(), args.correction_blur)
     rows = []
     for i in eval_indices(scene, args.max_eval_views):

@@ -98,11 +98,11 @@ def main(args: Args) -> dict:
     print(f"{args.run}: {len(units)} units ({', '.join(units)})")
     folds, per_unit = [], {}
     with tempfile.TemporaryDirectory() as work:
-        for unit in units:
-            config = fold_config(adaptation, unit=unit, output=Path(work) / unit, args=args)
+        configs = {unit: fold_config(adaptation, unit=unit, output=Path(work) / unit, args=args) for unit in units}
+        start = start_refiner(configs[units[0]]).to(args.device)  # every fold's (the same weights and seed)
+        for unit, config in configs.items():
             started = time.perf_counter()
             result = train_refiner(config, progress=False)
-            start = start_refiner(config).to(args.device)
             tuned = load_refiner(result.refiner_dir, device=args.device, dtype=torch.float32)
             held = RefinerDataset(adaptation / "dataset", units=[unit])
             rows = {}
@@ -136,9 +136,6 @@ def main(args: Args) -> dict:
     # the truth: the soup's candidates on the run's held-out views
     scene = load_scene(trained.scene_path, downscale=args.downscale, size_multiple=trained.codec.downscale)
     views = eval_indices(scene, args.max_eval_views)
-    start = start_refiner(fold_config(adaptation, unit=units[-1], output=adaptation / "unused", args=args)).to(
-        args.device
-    )
     mixed = soup(folds)
     workers = min(2, torch.get_num_threads()) if torch.device(args.device).type == "cpu" else 1
     truth = {}

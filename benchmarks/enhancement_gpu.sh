@@ -64,6 +64,17 @@ PY
 else
   FRESH_FLAG=--no-adapt-fresh; [ "${FRESH:-0}" = 1 ] && FRESH_FLAG=--adapt-fresh
   SF=""; [ -f .gpu_cache/splatfacto.json ] && SF="--splatfacto .gpu_cache/splatfacto.json"
+  # post_hoc NAME LIMIT SCRIPT ARGS...: benchmarks/SCRIPT on $scene's run once its adaptation has a fine-tuned end
+  # (held-out views scored, correction blurred by SCORE_BLUR px) -> $OUT/NAME_$scene.json and .log; LIMIT seconds
+  # without BUDGET, else what the budget has left
+  post_hoc() {
+    local name=$1 limit=$2 script=$3; shift 3
+    local run="/tmp/enh_${scene}_$t_call/$scene" b=${BUDGET:+$(budget_left)}
+    [ -d "$run/adapted_guided/adaptation/train/refiner" ] && timeout "${b:-$limit}" python3 "benchmarks/$script" \
+      --run "$run" --device cuda --correction-blur "${SCORE_BLUR:-1}" "$@" --output "$OUT/${name}_$scene.json" \
+      > "$OUT/${name}_$scene.log" 2>&1
+    echo "$scene $name: $(( $(date +%s) - t0 )) s" >> "$OUT/gpu.txt"
+  }
   for scene in $SCENES; do
     [ "$scene" = demo ] || [ -d "$ROOT/$scene" ] || continue
     limit=$LIMIT  # one after the other: each scene gets what is left of BUDGET
@@ -75,26 +86,10 @@ else
       --output-dir "/tmp/enh_${scene}_$t_call" --output "$OUT/enhancement_$scene.md" > "$OUT/enhancement_$scene.log" 2>&1 &
     [ "${PARALLEL:-0}" = 1 ] || wait
     echo "$scene (limit $limit s): $(( $(date +%s) - t0 )) s" >> "$OUT/gpu.txt"
-    if [ "${SCORE:-0}" = 1 ] && [ "${PARALLEL:-0}" != 1 ]; then  # every validation candidate on the held-out views
-      run="/tmp/enh_${scene}_$t_call/$scene"; b=${BUDGET:+$(budget_left)}
-      [ -d "$run/adapted_guided/adaptation/train/refiner" ] && timeout "${b:-120}" python3 benchmarks/score_candidates.py \
-        --run "$run" --device cuda --correction-blur "${SCORE_BLUR:-1}" --alphas 0 0.25 0.5 1 \
-        --output "$OUT/candidates_$scene.json" > "$OUT/candidates_$scene.log" 2>&1
-      echo "$scene candidates: $(( $(date +%s) - t0 )) s" >> "$OUT/gpu.txt"
-    fi
-    if [ "${VALSTEPS:-0}" = 1 ] && [ "${PARALLEL:-0}" != 1 ]; then  # the validation's unit rebuilt as long as the run
-      run="/tmp/enh_${scene}_$t_call/$scene"; b=${BUDGET:+$(budget_left)}
-      [ -d "$run/adapted_guided/adaptation/train/refiner" ] && timeout "${b:-300}" python3 benchmarks/validation_steps.py \
-        --run "$run" --device cuda --steps "$STEPS" --correction-blur "${SCORE_BLUR:-1}" \
-        --output "$OUT/validation_steps_$scene.json" > "$OUT/validation_steps_$scene.log" 2>&1
-      echo "$scene validation unit at $STEPS steps: $(( $(date +%s) - t0 )) s" >> "$OUT/gpu.txt"
-    fi
-    if [ "${CROSSFIT:-0}" = 1 ] && [ "${PARALLEL:-0}" != 1 ]; then  # the fine-tuning once per unit left out, pooled
-      run="/tmp/enh_${scene}_$t_call/$scene"; b=${BUDGET:+$(budget_left)}
-      [ -d "$run/adapted_guided/adaptation/dataset" ] && timeout "${b:-300}" python3 benchmarks/cross_fit.py \
-        --run "$run" --device cuda --correction-blur "${SCORE_BLUR:-1}" --output "$OUT/cross_fit_$scene.json" \
-        > "$OUT/cross_fit_$scene.log" 2>&1
-      echo "$scene cross-fit: $(( $(date +%s) - t0 )) s" >> "$OUT/gpu.txt"
+    if [ "${PARALLEL:-0}" != 1 ]; then  # post-hoc checks of the scene's adaptation, each on the budget's rest
+      [ "${SCORE:-0}" = 1 ] && post_hoc candidates 120 score_candidates.py --alphas 0 0.25 0.5 1  # every candidate
+      [ "${VALSTEPS:-0}" = 1 ] && post_hoc validation_steps 300 validation_steps.py --steps "$STEPS"  # unit as long as the run
+      [ "${CROSSFIT:-0}" = 1 ] && post_hoc cross_fit 300 cross_fit.py  # the fine-tuning once per unit left out
     fi
   done
   wait

@@ -23,7 +23,7 @@ from enhancement import eval_indices, score_enhanced  # this folder's protocol s
 
 from splatent_viewer.data.scene import load_scene
 from splatent_viewer.refine.checkpoint import load_refiner
-from splatent_viewer.refine.refiner import guided_from, with_correction_blur
+from splatent_viewer.refine.refiner import Refiner, guided_from, with_correction_blur
 from splatent_viewer.refiner_training.adapt import interpolate_refiners, run_check_dataset, score_refiner
 from splatent_viewer.refiner_training.dataset import RefinerDataset
 from splatent_viewer.trained import load_trained_scene
@@ -53,6 +53,14 @@ class Args:
     renders of this many of its training views, for runs adapted before the guard existed (0: not)."""
 
 
+def adaptation_refiners(run: Path, adaptation: str, *, device: str) -> tuple[Refiner, Refiner]:
+    """The start of the benchmark run's adaptation in ``run/adaptation`` (the shipped refiner made guided and residual,
+    as ``enhancement.py`` adapts from it) and its fine-tuned end point (``adaptation/train/refiner``), float32."""
+    start = guided_from(load_refiner("embedded", device=device, dtype=torch.float32), residual=True)
+    end = load_refiner(run / adaptation / "adaptation" / "train" / "refiner", device=device, dtype=torch.float32)
+    return start, end
+
+
 @torch.no_grad()
 def main(args: Args) -> dict[float, dict[str, float]]:
     """Prints and returns each candidate's mean held-out PSNR / SSIM, by alpha."""
@@ -60,8 +68,7 @@ def main(args: Args) -> dict[float, dict[str, float]]:
     assert trained.scene_path is not None
     scene = load_scene(trained.scene_path, downscale=args.downscale, size_multiple=trained.codec.downscale)
     views = eval_indices(scene, args.max_eval_views)
-    start = guided_from(load_refiner("embedded", device=args.device, dtype=torch.float32), residual=True)
-    tuned = load_refiner(args.run / args.adaptation / "adaptation" / "train" / "refiner", device=args.device)
+    start, tuned = adaptation_refiners(args.run, args.adaptation, device=args.device)
     print(f"{args.run}: {len(views)} held-out views")
     workers = min(2, torch.get_num_threads()) if torch.device(args.device).type == "cpu" else 1
     with tempfile.TemporaryDirectory() as work:

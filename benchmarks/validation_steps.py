@@ -24,15 +24,16 @@ from typing import Optional
 import torch
 import tyro
 from enhancement import eval_indices, score_enhanced  # this folder's protocol script: the same views, the same scores
+from score_candidates import adaptation_refiners  # this folder's: the adaptation's start and fine-tuned end
 
 from splatent_viewer.data.scene import load_scene
-from splatent_viewer.refine.checkpoint import load_refiner
-from splatent_viewer.refine.refiner import guided_from, with_correction_blur
+from splatent_viewer.refine.refiner import with_correction_blur
 from splatent_viewer.refiner_training.adapt import (
     AdaptationConfig,
     held_out_unit,
     interpolate_refiners,
     score_refiner,
+    unit_trainer,
 )
 from splatent_viewer.refiner_training.build_dataset import evenly_spaced_views, unit_samples
 from splatent_viewer.refiner_training.dataset import DatasetWriter, RefinerDataset, read_index
@@ -80,8 +81,7 @@ def main(args: Args) -> dict:
     if args.render is not None:
         rendered = evenly_spaced_views(rendered, args.render)
         fitted = sorted((set(unit["train_views"]) | set(unit["rendered_views"])) - set(rendered))
-    start = guided_from(load_refiner("embedded", device=device, dtype=torch.float32), residual=True)
-    tuned = load_refiner(adaptation / "train" / "refiner", device=device, dtype=torch.float32)
+    start, tuned = adaptation_refiners(args.run, args.adaptation, device=args.device)
     candidates = {
         f"{a:g}": with_correction_blur(interpolate_refiners(start, tuned, a), args.correction_blur) for a in args.alphas
     }
@@ -90,9 +90,7 @@ def main(args: Args) -> dict:
     print(f"{args.run}: {unit['key']} (fits {len(fitted)} training views, renders {len(rendered)})")
     with tempfile.TemporaryDirectory() as work:
         for steps in args.steps:
-            trainer = replace(defaults.trainer, steps=steps, densify=defaults.trainer.densify and device.type != "cpu")
-            if device.type == "cpu":
-                trainer.rgb_downscale = max(trainer.rgb_downscale, 2)  # as adapt_to_scene's units
+            trainer = replace(unit_trainer(defaults, device=device), steps=steps)  # adapt_to_scene's units
             started = time.perf_counter()
             samples = unit_samples(
                 scene=scene, train_views=fitted, heldout_views=rendered, codec=trained.codec,

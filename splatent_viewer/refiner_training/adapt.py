@@ -247,6 +247,20 @@ def _scene_of(trained: TrainedScene, run: Path) -> tuple[Path, list[int]]:
     return Path(trained.scene_path), [int(i) for i in trained.train_indices]
 
 
+def unit_trainer(config: AdaptationConfig, *, device: torch.device) -> LatentSplatTrainerConfig:
+    """The core-trainer settings of the fine-tuning's units on ``device`` (``config.trainer`` with ``unit_steps``;
+    on the CPU without densification and with the RGB pass at half resolution at most)."""
+    on_cpu = device.type == "cpu"
+    trainer = replace(
+        config.trainer,
+        steps=config.unit_steps or (300 if on_cpu else 2000),
+        densify=config.trainer.densify and not on_cpu,
+    )
+    if on_cpu:
+        trainer.rgb_downscale = max(trainer.rgb_downscale, 2)
+    return trainer
+
+
 def adapt_refiner(config: AdaptConfig, *, progress: bool = True) -> AdaptResult:
     """Adapts the refiner of the run ``config.load_config`` to its scene (:func:`adapt_to_scene`) and writes it into
     the run as ``refiner_adapted/``."""
@@ -299,14 +313,7 @@ def adapt_to_scene(
             "--refiner fresh adapts a new refiner, which is only useful RGB-guided (it starts as the "
             "identity on the guide); drop --no-guided or start from embedded / a refiner folder."
         )
-    on_cpu = device.type == "cpu"
-    trainer = replace(
-        config.trainer,
-        steps=config.unit_steps or (300 if on_cpu else 2000),
-        densify=config.trainer.densify and not on_cpu,
-    )
-    if on_cpu:
-        trainer.rgb_downscale = max(trainer.rgb_downscale, 2)
+    trainer = unit_trainer(config, device=device)
     writer = DatasetWriter(
         output / "dataset", codec=codec.name, latent_channels=codec.latent_channels, downscale=codec.downscale
     )
@@ -372,7 +379,7 @@ def adapt_to_scene(
     if not writer.index["samples"]:
         raise SplatentError("No adaptation unit was built within the time budget; give it more time (--max-seconds).")
     units = [u["key"] for u in writer.index["units"] if u["key"] != ANCHOR_UNIT]
-    held = f"fold-{held_fold}" if held_fold is not None and len(units) >= 2 and f"fold-{held_fold}" in units else None
+    held = held_out_unit(writer.index) if held_fold is not None and len(units) >= 2 else None
     unchecked = config.validate and held is None  # one unit: nothing to check a fine-tuning against
     if unchecked:
         CONSOLE.print(
@@ -691,5 +698,6 @@ __all__ = [
     "run_check_dataset",
     "score_refiner",
     "start_refiner",
+    "unit_trainer",
     "validate_adaptation",
 ]
