@@ -21,8 +21,7 @@ from pathlib import Path
 
 import torch
 import tyro
-from enhancement import eval_indices  # this folder's protocol script: the same held-out views
-from score_candidates import adaptation_refiners  # this folder's: the adaptation's fine-tuned end
+from enhancement import adaptation_refiners, eval_indices  # this folder's protocol script: the same held-out views
 
 from splatent_viewer.data.scene import load_scene
 from splatent_viewer.frame import render_frame

@@ -147,6 +147,14 @@ def generic_refiner(spec: str, scene_name: str, *, device: torch.device, dtype: 
     )
 
 
+def adaptation_refiners(run: Path, adaptation: str, *, device: str) -> tuple[Refiner, Refiner]:
+    """The start of a run's adaptation in ``run/adaptation`` (the shipped refiner made guided and residual, as this
+    protocol adapts from it) and its fine-tuned end point (``adaptation/train/refiner``), float32."""
+    start = guided_from(load_refiner("embedded", device=device, dtype=torch.float32), residual=True)
+    end = load_refiner(run / adaptation / "adaptation" / "train" / "refiner", device=device, dtype=torch.float32)
+    return start, end
+
+
 def score_enhanced(*, scene: Scene, trained: TrainedScene, indices: list[int], workers: int) -> dict[str, float]:
     """Mean PSNR/SSIM of the enhanced render over ``indices``."""
 

@@ -19,11 +19,14 @@ from pathlib import Path
 
 import torch
 import tyro
-from enhancement import eval_indices, score_enhanced  # this folder's protocol script: the same views, the same scores
+from enhancement import (  # this folder's protocol script: the same views, the same scores
+    adaptation_refiners,
+    eval_indices,
+    score_enhanced,
+)
 
 from splatent_viewer.data.scene import load_scene
-from splatent_viewer.refine.checkpoint import load_refiner
-from splatent_viewer.refine.refiner import Refiner, guided_from, with_correction_blur
+from splatent_viewer.refine.refiner import with_correction_blur
 from splatent_viewer.refiner_training.adapt import interpolate_refiners, run_check_dataset, score_refiner
 from splatent_viewer.refiner_training.dataset import RefinerDataset
 from splatent_viewer.trained import load_trained_scene
@@ -51,14 +54,6 @@ class Args:
     guard_views: int = 0
     """Also score each candidate as the adaptation's guard does (``AdaptationConfig.guard_views``): on the run's own
     renders of this many of its training views, for runs adapted before the guard existed (0: not)."""
-
-
-def adaptation_refiners(run: Path, adaptation: str, *, device: str) -> tuple[Refiner, Refiner]:
-    """The start of the benchmark run's adaptation in ``run/adaptation`` (the shipped refiner made guided and residual,
-    as ``enhancement.py`` adapts from it) and its fine-tuned end point (``adaptation/train/refiner``), float32."""
-    start = guided_from(load_refiner("embedded", device=device, dtype=torch.float32), residual=True)
-    end = load_refiner(run / adaptation / "adaptation" / "train" / "refiner", device=device, dtype=torch.float32)
-    return start, end
 
 
 @torch.no_grad()

@@ -23,8 +23,7 @@ from typing import Optional
 
 import torch
 import tyro
-from enhancement import eval_indices, score_enhanced  # this folder's protocol script: the same views, the same scores
-from score_candidates import adaptation_refiners  # this folder's: the adaptation's start and fine-tuned end
+from enhancement import adaptation_refiners, eval_indices, score_enhanced  # this folder's protocol script
 
 from splatent_viewer.data.scene import load_scene
 from splatent_viewer.refine.refiner import with_correction_blur
